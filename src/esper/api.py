@@ -1,0 +1,120 @@
+"""The Python API the CLI is a thin layer over.
+
+``make_config`` turns user input into a validated ``PPOConfig`` (for a resume,
+starting from the checkpoint's own config); ``train`` runs it with the usual
+sinks attached.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from esper.config import ConfigError, PPOConfig, build_config, load_config_file
+from esper.envs import env_class
+from esper.run_dir import RunDir, describe_checkpoints
+from esper.telemetry.console import ConsoleSink
+from esper.telemetry.hub import TelemetryHub
+from esper.telemetry.jsonl import JsonlSink
+from esper.training.checkpoint import load_checkpoint
+from esper.training.interrupt import StopRequest, graceful_signals
+from esper.training.vectorized import TrainingResult, run_vectorized_ppo
+
+# Keys that describe this invocation rather than the run: never taken from a checkpoint.
+INVOCATION_KEYS = ("n_episodes", "start_episode", "run_dir", "overwrite", "device")
+
+
+@dataclass
+class TrainOutcome:
+    """A finished invocation: the trainer's result plus what to tell the user."""
+
+    result: TrainingResult
+    config: PPOConfig
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.result, name)
+
+    @property
+    def resume_command(self) -> str:
+        resume = max(RunDir(self.config.resolved_run_dir()).checkpoints(), default=0)
+        remaining = self.config.max_batches - resume
+        parts = ["esper", "ppo", "--task", self.config.task]
+        parts += ["--run-dir", str(self.config.resolved_run_dir())]
+        parts += ["--start-episode", str(resume), "--episodes", str(max(remaining, 1))]
+        return shlex.join(parts)
+
+
+def make_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> PPOConfig:
+    """Validated config; a resume starts from the checkpoint's saved config."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    fresh = build_config(config_file, overrides)  # validates flags and file early
+    env_class(fresh.task)  # unknown task: error before anything touches the disk
+    if fresh.start_episode == 0:
+        return fresh
+    run_dir = RunDir(fresh.resolved_run_dir())
+    path = run_dir.checkpoint_path(fresh.start_episode)
+    if not path.is_file():
+        raise ConfigError(
+            "--start-episode",
+            f"no checkpoint for batch {fresh.start_episode} in {run_dir.path} "
+            f"({describe_checkpoints(run_dir)})",
+        )
+    saved = dict(load_checkpoint(path)["config"])
+    for key in INVOCATION_KEYS:
+        saved.pop(key, None)
+    saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
+    file_values = load_config_file(config_file) if config_file else {}
+    return PPOConfig(**{**saved, **file_values, **overrides})
+
+
+def train(config: PPOConfig, *, console: bool = True, stop: StopRequest | None = None) -> TrainOutcome:
+    """Run ``config`` with the JSONL record (and console lines) attached."""
+    hub = TelemetryHub()
+    run_dir = RunDir(config.resolved_run_dir())
+    stop = stop or StopRequest()
+    with graceful_signals(stop):
+        # The run dir is checked (and cleared on --overwrite) by the trainer before
+        # it emits anything, so the JSONL sink subscribes lazily on the first event.
+        hub.subscribe(_LazyJsonl(run_dir))
+        if console:
+            hub.subscribe(ConsoleSink())
+        try:
+            result = run_vectorized_ppo(config, hub, stop)
+        finally:
+            hub.close()
+    return TrainOutcome(result, config)
+
+
+def train_from_cli(
+    config_file: Path | None, overrides: dict[str, Any], sanctum: bool | None
+) -> TrainOutcome:
+    config = make_config(config_file, overrides)
+    # The Sanctum dashboard is not built yet: both settings give console lines.
+    del sanctum
+    return train(config, console=True)
+
+
+class _LazyJsonl:
+    """Opens RUN_DIR/telemetry.jsonl at the first event, after the run dir checks."""
+
+    name = "jsonl"
+
+    def __init__(self, run_dir: RunDir) -> None:
+        self._run_dir = run_dir
+        self._sink: JsonlSink | None = None
+
+    def handle(self, event) -> None:
+        if self._sink is None:
+            self._sink = JsonlSink(self._run_dir.telemetry_path)
+        self._sink.handle(event)
+
+    def close(self) -> None:
+        if self._sink is not None:
+            self._sink.close()
+
+
+def _warn(message: str) -> None:
+    print(f"esper: warning: {message}", file=sys.stderr)

@@ -1,0 +1,209 @@
+"""The ``esper`` command line: a thin layer over ``esper.api``.
+
+Bad input never shows a traceback: it is one line naming the flag and the fix,
+and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
+from typer.core import TyperGroup
+
+from esper import api
+from esper.config import ConfigError
+from esper.envs import UnknownTaskError
+from esper.training.checkpoint import CheckpointError
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+
+
+class OneLineErrors(TyperGroup):
+    """Every user error becomes one line on stderr and a non-zero exit, no traceback.
+
+    Overriding ``main`` covers both the console script and Typer's CliRunner.
+    """
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.Exit as exc:
+            code = exc.exit_code
+        except typer.Abort:
+            code = _fail("aborted", 130)
+        except NoArgsIsHelpError as exc:
+            print(exc.format_message())
+            code = 0
+        except ClickException as exc:
+            code = _fail(f"error: {_one_line(exc.format_message())}", EXIT_BAD_INPUT)
+        except ConfigError as exc:
+            code = _fail(f"error: {exc.flag}: {exc.message}", EXIT_BAD_INPUT)
+        except UnknownTaskError as exc:
+            code = _fail(f"error: --task: {exc}", EXIT_BAD_INPUT)
+        except CheckpointError as exc:
+            code = _fail(f"error: --start-episode: {exc}", EXIT_BAD_INPUT)
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def _fail(line: str, code: int) -> int:
+    print(f"esper: {line}", file=sys.stderr, flush=True)
+    return code
+
+
+app = typer.Typer(
+    cls=OneLineErrors,
+    name="esper",
+    help=(
+        "PPO on batched tensor environments, with built-in telemetry.\n\n"
+        "A batch is one PPO round: every one of --envs environments steps --max-epochs "
+        "times, then one PPO update. --episodes N runs N batches; --start-episode K "
+        "resumes after batch K, so the run ends at batch max_batches = K + N."
+    ),
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """esper: PPO on batched tensor environments, with built-in telemetry."""
+
+
+@app.command()
+def ppo(
+    episodes: Annotated[
+        int | None,
+        typer.Option(
+            "--episodes",
+            help="Batches to run in this invocation (>= 1). Default 50.",
+            show_default=False,
+        ),
+    ] = None,
+    start_episode: Annotated[
+        int | None,
+        typer.Option(
+            "--start-episode",
+            help=(
+                "Resume offset: batches already completed (>= 0). K > 0 loads "
+                "RUN_DIR/checkpoints/batch_K.pt and the run ends at batch K + --episodes."
+            ),
+            show_default=False,
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="Built-in task to train on. Default cartpole.", show_default=False),
+    ] = None,
+    envs: Annotated[
+        int | None,
+        typer.Option("--envs", help="Environments stepped together (n_envs).", show_default=False),
+    ] = None,
+    max_epochs: Annotated[
+        int | None,
+        typer.Option(
+            "--max-epochs",
+            help="Environment steps per env in one batch (the rollout horizon).",
+            show_default=False,
+        ),
+    ] = None,
+    ppo_epochs: Annotated[
+        int | None,
+        typer.Option("--ppo-epochs", help="Passes of the PPO update over each batch.", show_default=False),
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.", show_default=False)] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="TOML file of PPOConfig keys (unknown keys are errors); flags override it.",
+            show_default=False,
+        ),
+    ] = None,
+    run_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--run-dir",
+            help="Where telemetry.jsonl and checkpoints/ go. Default runs/<task>, "
+            "which a resume finds again.",
+            show_default=False,
+        ),
+    ] = None,
+    checkpoint_every: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint-every",
+            help="Batches between checkpoints (the last batch always saves). Default 10.",
+            show_default=False,
+        ),
+    ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Allow a fresh run to replace the run dir's checkpoints and telemetry "
+            "(or a resume to replace later checkpoints).",
+        ),
+    ] = False,
+    sanctum: Annotated[
+        bool | None,
+        typer.Option(
+            "--sanctum/--no-sanctum",
+            help="Show the Sanctum dashboard when stdout is a terminal (default), "
+            "or print one plain line per batch.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Train PPO: --episodes batches, resumable with --start-episode."""
+    overrides = {
+        "n_episodes": episodes,
+        "start_episode": start_episode,
+        "task": task,
+        "n_envs": envs,
+        "max_epochs": max_epochs,
+        "ppo_epochs": ppo_epochs,
+        "device": device,
+        "seed": seed,
+        "run_dir": run_dir,
+        "checkpoint_every": checkpoint_every,
+        "overwrite": overwrite or None,
+    }
+    result = api.train_from_cli(config, overrides, sanctum=sanctum)
+    if result.status == "interrupted":
+        resume = result.resume_command
+        print(f"esper: interrupted; resume with: {resume}", file=sys.stderr)
+        raise typer.Exit(143 if result.exit_signal == "SIGTERM" else 130)
+    if result.status == "failed":
+        print(f"esper: training failed: {result.reason}", file=sys.stderr)
+        raise typer.Exit(EXIT_FAILED)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="esper")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,17 @@
+"""Batched tensor environments (ARCHITECTURE.md's environment contract)."""
+
+from esper.envs.base import BatchedEnv, EnvSpec
+from esper.envs.registry import TASKS, UnknownTaskError, env_class, make, task_names
+from esper.envs.spaces import BoxSpace, DiscreteSpace
+
+__all__ = [
+    "TASKS",
+    "BatchedEnv",
+    "BoxSpace",
+    "DiscreteSpace",
+    "EnvSpec",
+    "UnknownTaskError",
+    "env_class",
+    "make",
+    "task_names",
+]

@@ -1,0 +1,125 @@
+"""The batched-environment contract (ARCHITECTURE.md) and its shared mechanics.
+
+A task supplies three pure tensor functions: the initial-state distribution,
+the dynamics (state, action -> next state, reward, terminated) and the
+observation of a state. This base class adds what every task shares and must
+get right the same way: the time limit, auto-reset of finished copies,
+``info["final_obs"]`` for bootstrapping, seeding, and save/restore for resume.
+Every step is a handful of whole-batch tensor ops: no Python loop over copies,
+no host synchronisation.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from esper.envs.spaces import ActionSpace
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """What a task is: its name, gymnasium twin, shapes and time limit."""
+
+    name: str
+    gym_id: str
+    obs_dim: int
+    state_dim: int
+    action_space: ActionSpace
+    max_episode_steps: int
+
+
+StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
+
+
+class BatchedEnv(ABC):
+    """``num_envs`` copies of one task, stepped together on one device."""
+
+    spec: ClassVar[EnvSpec]
+    on_device: ClassVar[bool] = True  # steps as tensors on the training device
+
+    def __init__(self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(seed)
+        self.state = torch.zeros(num_envs, self.spec.state_dim, device=self.device)
+        self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+
+    # --- what a task defines -------------------------------------------------
+    @abstractmethod
+    def initial_state(self, n: int) -> torch.Tensor:
+        """``[n, state_dim]`` fresh states drawn with ``self.generator``."""
+
+    @abstractmethod
+    def dynamics(
+        self, state: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One step for every copy: ``(next_state, reward [n], terminated [n] bool)``."""
+
+    def observe(self, state: torch.Tensor) -> torch.Tensor:
+        """``[n, obs_dim]`` observation of a state; the state itself by default."""
+        return state.to(torch.float32)
+
+    # --- the shared contract ----------------------------------------------------
+    @property
+    def action_space(self) -> ActionSpace:
+        return self.spec.action_space
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Reset every copy; returns obs ``[num_envs, obs_dim]``."""
+        if seed is not None:
+            self.generator.manual_seed(seed)
+        self.state = self.initial_state(self.num_envs)
+        self.elapsed_steps.zero_()
+        return self.observe(self.state)
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Advance every copy; finished copies reset themselves.
+
+        ``info["final_obs"]`` holds, for every copy, the observation it reached
+        with this step, before any reset: for unfinished copies it equals
+        ``obs``; for truncated ones it is what the value bootstrap needs.
+        """
+        actions = actions.to(self.device, non_blocking=True)
+        next_state, reward, terminated = self.dynamics(self.state, actions)
+        self.elapsed_steps += 1
+        truncated = self.elapsed_steps >= self.spec.max_episode_steps
+        final_obs = self.observe(next_state)
+        done = terminated | truncated
+        fresh = self.initial_state(self.num_envs)
+        self.state = torch.where(done.unsqueeze(1), fresh, next_state)
+        self.elapsed_steps.masked_fill_(done, 0)
+        obs = torch.where(done.unsqueeze(1), self.observe(fresh), final_obs)
+        return obs, reward, terminated, truncated, {"final_obs": final_obs}
+
+    def observation(self) -> torch.Tensor:
+        """The current observation, without stepping (used after a resume)."""
+        return self.observe(self.state)
+
+    # --- checkpoints ------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "state": self.state.clone(),
+            "elapsed_steps": self.elapsed_steps.clone(),
+            "generator": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        self.state = saved["state"].to(self.device)
+        self.elapsed_steps = saved["elapsed_steps"].to(self.device)
+        self.generator.set_state(saved["generator"])
+
+    def uniform(self, n: int, width: int, low: float, high: float) -> torch.Tensor:
+        """``[n, width]`` uniform draws in ``[low, high)`` from this env's generator."""
+        u = torch.rand(n, width, generator=self.generator, device=self.device)
+        return low + (high - low) * u

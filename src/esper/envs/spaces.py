@@ -1,0 +1,54 @@
+"""Observation and action spaces of batched environments, in plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DiscreteSpace:
+    """Actions are integers in ``[0, n)``; a batch of them is a ``[num_envs]`` tensor."""
+
+    n: int
+
+    @property
+    def is_discrete(self) -> bool:
+        return True
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return ()
+
+    def describe(self) -> str:
+        return f"Discrete({self.n})"
+
+
+@dataclass(frozen=True)
+class BoxSpace:
+    """Real vectors within ``[low, high]`` per dimension: ``[num_envs, dim]`` tensors."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.low) != len(self.high) or not self.low:
+            raise ValueError("BoxSpace needs matching, non-empty low and high")
+
+    @property
+    def is_discrete(self) -> bool:
+        return False
+
+    @property
+    def dim(self) -> int:
+        return len(self.low)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (self.dim,)
+
+    def describe(self) -> str:
+        bounds = ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in zip(self.low, self.high, strict=True))
+        return f"Box({self.dim}: {bounds})"
+
+
+ActionSpace = DiscreteSpace | BoxSpace

@@ -1,0 +1,27 @@
+"""Typed telemetry events, the hub that fans them out, and the sinks."""
+
+from esper.telemetry.events import (
+    BatchCompletedPayload,
+    CheckpointSavedPayload,
+    PayloadError,
+    TelemetryEvent,
+    TelemetryEventType,
+    TrainingCompletedPayload,
+    TrainingFailedPayload,
+    TrainingInterruptedPayload,
+    TrainingStartedPayload,
+)
+from esper.telemetry.hub import TelemetryHub
+
+__all__ = [
+    "BatchCompletedPayload",
+    "CheckpointSavedPayload",
+    "PayloadError",
+    "TelemetryEvent",
+    "TelemetryEventType",
+    "TelemetryHub",
+    "TrainingCompletedPayload",
+    "TrainingFailedPayload",
+    "TrainingInterruptedPayload",
+    "TrainingStartedPayload",
+]

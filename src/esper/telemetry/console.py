@@ -1,0 +1,77 @@
+"""Plain per-batch lines for when no dashboard is shown (pipes, CI, --no-sanctum)."""
+
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from esper.telemetry.events import (
+    BatchCompletedPayload,
+    CheckpointSavedPayload,
+    TelemetryEvent,
+    TelemetryEventType,
+    TrainingFailedPayload,
+    TrainingInterruptedPayload,
+    TrainingStartedPayload,
+)
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+class ConsoleSink:
+    name = "console"
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._max_batches = 0
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream if self._stream is not None else sys.stdout
+
+    def handle(self, event: TelemetryEvent) -> None:
+        line = self.format(event)
+        if line is not None:
+            print(line, file=self.stream, flush=True)
+
+    def format(self, event: TelemetryEvent) -> str | None:
+        data = event.data
+        kind = event.event_type
+        if kind is TelemetryEventType.TRAINING_STARTED:
+            assert isinstance(data, TrainingStartedPayload)
+            self._max_batches = data.max_batches
+            return (
+                f"esper: {data.task} on {data.device}: {data.n_envs} envs x "
+                f"{data.max_epochs} steps per batch, batches {data.start_batch + 1}"
+                f"..{data.max_batches}, {data.policy_params:,} parameters, seed {data.seed}"
+            )
+        if kind is TelemetryEventType.BATCH_COMPLETED:
+            assert isinstance(data, BatchCompletedPayload)
+            ret = (
+                f"return {data.episode_return_mean:7.1f} "
+                f"[{data.episode_return_min:.0f}, {data.episode_return_max:.0f}] "
+                f"over {data.episodes_finished} eps"
+                if data.episode_return_mean is not None
+                else "return       - (no episode finished)"
+            )
+            return (
+                f"batch {event.batch}/{self._max_batches} | steps {data.env_steps:,} | "
+                f"{data.sps:,.0f} sps | {ret} | kl {_fmt(data.approx_kl, '.4f')} | "
+                f"clip {data.clip_fraction:.2f} | ev {data.explained_variance:.2f} | "
+                f"lr {data.learning_rate:.2e}"
+            )
+        if kind is TelemetryEventType.CHECKPOINT_SAVED:
+            assert isinstance(data, CheckpointSavedPayload)
+            return f"checkpoint: {data.path}"
+        if kind is TelemetryEventType.TRAINING_INTERRUPTED:
+            assert isinstance(data, TrainingInterruptedPayload)
+            return f"interrupted: {data.reason} (resume from batch {data.resume_batch})"
+        if kind is TelemetryEventType.TRAINING_FAILED:
+            assert isinstance(data, TrainingFailedPayload)
+            return f"failed: {data.reason}"
+        return event.message or None
+
+    def close(self) -> None:
+        pass

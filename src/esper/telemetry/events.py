@@ -1,0 +1,282 @@
+"""Typed telemetry: one enum of event names, one frozen payload per event.
+
+Payloads validate themselves on construction, so an invalid value is a bug
+that raises where it is emitted, not a wrong number on someone's screen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class TelemetryEventType(StrEnum):
+    TRAINING_STARTED = "TRAINING_STARTED"
+    BATCH_COMPLETED = "BATCH_COMPLETED"
+    CHECKPOINT_SAVED = "CHECKPOINT_SAVED"
+    TRAINING_COMPLETED = "TRAINING_COMPLETED"
+    TRAINING_INTERRUPTED = "TRAINING_INTERRUPTED"
+    TRAINING_FAILED = "TRAINING_FAILED"
+
+
+class PayloadError(ValueError):
+    """A payload field is out of its documented range: a bug in the emitter."""
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise PayloadError(message)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _optional_number(value: Any) -> bool:
+    return value is None or _is_number(value)
+
+
+@dataclass(frozen=True)
+class TrainingStartedPayload:
+    n_envs: int
+    max_epochs: int
+    max_batches: int
+    start_batch: int
+    task: str
+    device: str
+    seed: int
+    policy_params: int
+    config: dict[str, Any] = field(default_factory=dict)
+    env_steps: int = 0  # env steps already taken before this invocation (resume)
+
+    def __post_init__(self) -> None:
+        _check(_is_int(self.n_envs) and self.n_envs >= 1, "n_envs must be an int >= 1")
+        _check(_is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs must be >= 1")
+        _check(_is_int(self.max_batches) and self.max_batches >= 1, "max_batches must be >= 1")
+        _check(
+            _is_int(self.start_batch) and 0 <= self.start_batch < self.max_batches,
+            f"start_batch must be in [0, max_batches) (got {self.start_batch})",
+        )
+        _check(isinstance(self.task, str) and bool(self.task), "task must be a non-empty str")
+        _check(isinstance(self.device, str) and bool(self.device), "device must be a str")
+        _check(_is_int(self.seed), "seed must be an int")
+        _check(_is_int(self.policy_params) and self.policy_params >= 1, "policy_params >= 1")
+        _check(isinstance(self.config, dict), "config must be a dict")
+        _check(_is_int(self.env_steps) and self.env_steps >= 0, "env_steps must be >= 0")
+
+
+@dataclass(frozen=True)
+class BatchCompletedPayload:
+    env_steps: int  # total so far, counting steps before a resume
+    sps: float  # env steps per second of this batch
+    batch_seconds: float
+    episodes_finished: int  # in this batch
+    episode_return_mean: float | None  # None when no episode finished in the batch
+    episode_return_min: float | None
+    episode_return_max: float | None
+    episode_length_mean: float | None
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    approx_kl: float
+    clip_fraction: float
+    explained_variance: float
+    learning_rate: float
+    grad_norm: float
+    rollout_seconds: float = 0.0
+    update_seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check(_is_int(self.env_steps) and self.env_steps >= 0, "env_steps must be >= 0")
+        _check(_is_number(self.sps) and self.sps >= 0, "sps must be >= 0")
+        _check(_is_number(self.batch_seconds) and self.batch_seconds >= 0, "batch_seconds >= 0")
+        _check(
+            _is_int(self.episodes_finished) and self.episodes_finished >= 0,
+            "episodes_finished must be an int >= 0",
+        )
+        episode_fields = (
+            self.episode_return_mean,
+            self.episode_return_min,
+            self.episode_return_max,
+            self.episode_length_mean,
+        )
+        _check(all(_optional_number(v) for v in episode_fields), "episode stats: number or None")
+        if self.episodes_finished == 0:
+            _check(
+                all(v is None for v in episode_fields),
+                "episode stats must be None when no episode finished",
+            )
+        else:
+            _check(
+                all(v is not None for v in episode_fields),
+                "episode stats required when episodes finished",
+            )
+        for name in (
+            "policy_loss",
+            "value_loss",
+            "entropy",
+            "approx_kl",
+            "clip_fraction",
+            "explained_variance",
+            "learning_rate",
+            "grad_norm",
+            "rollout_seconds",
+            "update_seconds",
+        ):
+            # NaN is allowed through so a diverging run is visible, not hidden.
+            _check(_is_number(getattr(self, name)), f"{name} must be a number")
+        _check(self.learning_rate >= 0, "learning_rate must be >= 0")
+
+
+@dataclass(frozen=True)
+class CheckpointSavedPayload:
+    path: str
+    batch: int
+    env_steps: int
+    bytes: int
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.path, str) and bool(self.path), "path must be a str")
+        _check(_is_int(self.batch) and self.batch >= 0, "batch must be >= 0")
+        _check(_is_int(self.env_steps) and self.env_steps >= 0, "env_steps must be >= 0")
+        _check(_is_int(self.bytes) and self.bytes > 0, "bytes must be > 0")
+
+
+@dataclass(frozen=True)
+class TrainingCompletedPayload:
+    final_batch: int
+    env_steps: int
+    total_seconds: float
+    final_return_mean: float | None
+
+    def __post_init__(self) -> None:
+        _check(_is_int(self.final_batch) and self.final_batch >= 1, "final_batch must be >= 1")
+        _check(_is_int(self.env_steps) and self.env_steps >= 0, "env_steps must be >= 0")
+        _check(_is_number(self.total_seconds) and self.total_seconds >= 0, "total_seconds >= 0")
+        _check(_optional_number(self.final_return_mean), "final_return_mean: number or None")
+
+
+@dataclass(frozen=True)
+class TrainingInterruptedPayload:
+    resume_batch: int  # the batch a resume should start from (--start-episode)
+    reason: str
+
+    def __post_init__(self) -> None:
+        _check(_is_int(self.resume_batch) and self.resume_batch >= 0, "resume_batch >= 0")
+        _check(isinstance(self.reason, str) and bool(self.reason), "reason must be a str")
+
+
+@dataclass(frozen=True)
+class TrainingFailedPayload:
+    reason: str
+    error_type: str
+    last_good_batch: int | None = None  # newest intact checkpoint, if any
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.reason, str) and bool(self.reason), "reason must be a str")
+        _check(isinstance(self.error_type, str), "error_type must be a str")
+        _check(
+            self.last_good_batch is None or _is_int(self.last_good_batch),
+            "last_good_batch must be an int or None",
+        )
+
+
+Payload = (
+    TrainingStartedPayload
+    | BatchCompletedPayload
+    | CheckpointSavedPayload
+    | TrainingCompletedPayload
+    | TrainingInterruptedPayload
+    | TrainingFailedPayload
+)
+
+PAYLOAD_TYPES: dict[TelemetryEventType, type] = {
+    TelemetryEventType.TRAINING_STARTED: TrainingStartedPayload,
+    TelemetryEventType.BATCH_COMPLETED: BatchCompletedPayload,
+    TelemetryEventType.CHECKPOINT_SAVED: CheckpointSavedPayload,
+    TelemetryEventType.TRAINING_COMPLETED: TrainingCompletedPayload,
+    TelemetryEventType.TRAINING_INTERRUPTED: TrainingInterruptedPayload,
+    TelemetryEventType.TRAINING_FAILED: TrainingFailedPayload,
+}
+
+
+def _utc_now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def _json_safe(value: Any) -> Any:
+    """Non-finite floats become strings so every line stays strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _from_json_safe(value: Any) -> Any:
+    if value in ("nan", "inf", "-inf"):
+        return float(value)
+    return value
+
+
+@dataclass(frozen=True)
+class TelemetryEvent:
+    """One line of ``telemetry.jsonl``: the envelope around a typed payload."""
+
+    event_type: TelemetryEventType
+    group_id: str
+    data: Payload
+    message: str = ""
+    batch: int | None = None
+    timestamp: str = field(default_factory=_utc_now)
+
+    def __post_init__(self) -> None:
+        expected = PAYLOAD_TYPES[TelemetryEventType(self.event_type)]
+        _check(
+            isinstance(self.data, expected),
+            f"{self.event_type} needs a {expected.__name__}, got {type(self.data).__name__}",
+        )
+        _check(isinstance(self.group_id, str) and bool(self.group_id), "group_id must be a str")
+        _check(self.batch is None or _is_int(self.batch), "batch must be an int or None")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_type": str(self.event_type),
+            "timestamp": self.timestamp,
+            "group_id": self.group_id,
+            "batch": self.batch,
+            "message": self.message,
+            "data": _json_safe(dataclasses.asdict(self.data)),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> TelemetryEvent:
+        event_type = TelemetryEventType(raw["event_type"])
+        payload_type = PAYLOAD_TYPES[event_type]
+        data = {k: _from_json_safe(v) for k, v in raw["data"].items()}
+        return cls(
+            event_type=event_type,
+            group_id=raw["group_id"],
+            data=payload_type(**data),
+            message=raw.get("message", ""),
+            batch=raw.get("batch"),
+            timestamp=raw["timestamp"],
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> TelemetryEvent:
+        return cls.from_dict(json.loads(line))

@@ -1,0 +1,65 @@
+"""Checkpoint files: written atomically, loaded with ``weights_only=True``.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so
+loading it never runs pickled code. It is written to a temporary file in the
+same directory, flushed and fsynced, then renamed over the final name: a crash
+leaves either the old file or the new one, never half of one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT_FORMAT = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the file and a fix."""
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> int:
+    """Write ``payload`` atomically to ``path``; return the file's size in bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("wb") as fh:
+            torch.save({"format": CHECKPOINT_FORMAT, **payload}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return path.stat().st_size
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoint(path: Path, intact_hint: str = "") -> dict[str, Any]:
+    """Load a checkpoint safely; a damaged file gives a CheckpointError naming it."""
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"checkpoint {path} does not exist") from None
+    except Exception as exc:
+        hint = f"; {intact_hint}" if intact_hint else ""
+        raise CheckpointError(
+            f"checkpoint {path} is damaged or not an esper checkpoint "
+            f"({type(exc).__name__}){hint}"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"checkpoint {path} has an unknown format")
+    return payload

@@ -1,0 +1,43 @@
+"""Generalised advantage estimation with time-limit bootstrapping (PPO_DETAILS 5).
+
+``next_values[t]`` is the value of what followed step ``t``: the next state's
+value inside an episode, V(final obs) when the episode was cut by the time
+limit, and 0 when it truly terminated. The recursion is then plain GAE with
+the trace cut wherever an episode ended.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def bootstrap_values(
+    values: torch.Tensor,
+    last_value: torch.Tensor,
+    final_values: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+) -> torch.Tensor:
+    """``[T, N]`` value of the state after each step (see module docstring)."""
+    next_values = torch.cat((values[1:], last_value.unsqueeze(0)), dim=0)
+    next_values = torch.where(truncated, final_values, next_values)
+    return next_values.masked_fill(terminated, 0.0)
+
+
+def compute_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    episode_ended: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(advantages, returns)``, both ``[T, N]``; returns = advantages + values."""
+    deltas = rewards + gamma * next_values - values
+    trace = gamma * gae_lambda * (~episode_ended).to(values.dtype)
+    advantages = torch.empty_like(values)
+    running = torch.zeros_like(values[0])
+    for t in range(values.shape[0] - 1, -1, -1):
+        running = deltas[t] + trace[t] * running
+        advantages[t] = running
+    return advantages, advantages + values

@@ -1,0 +1,94 @@
+"""The actor-critic: separate tanh MLPs for policy and value (PPO_DETAILS 2, 13).
+
+Discrete tasks get a categorical policy over logits; continuous tasks a
+diagonal Gaussian with a state-independent learned log-std started at 0.
+Sampling avoids ``torch.distributions`` so the rollout path stays a few fused
+tensor ops with no argument validation (and no host synchronisation).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
+
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def _layer(n_in: int, n_out: int, gain: float) -> nn.Linear:
+    """Orthogonal weights with ``gain``, zero bias."""
+    layer = nn.Linear(n_in, n_out)
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, out_gain: float) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    width = n_in
+    for h in hidden:
+        layers += [_layer(width, h, math.sqrt(2)), nn.Tanh()]
+        width = h
+    layers.append(_layer(width, n_out, out_gain))
+    return nn.Sequential(*layers)
+
+
+class ActorCritic(nn.Module):
+    def __init__(self, obs_dim: int, action_space: ActionSpace, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.action_space = action_space
+        self.discrete = isinstance(action_space, DiscreteSpace)
+        n_out = action_space.n if isinstance(action_space, DiscreteSpace) else action_space.dim
+        self.actor = mlp(obs_dim, hidden, n_out, out_gain=0.01)
+        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0)
+        if isinstance(action_space, BoxSpace):
+            self.log_std = nn.Parameter(torch.zeros(action_space.dim))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[B]`` state values."""
+        return self.critic(obs).squeeze(-1)
+
+    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample actions: ``(action, log_prob [B], value [B])``."""
+        out = self.actor(obs)
+        if self.discrete:
+            log_probs = torch.log_softmax(out, dim=-1)
+            # Gumbel-max: argmax(logits + Gumbel noise) is a categorical sample.
+            uniform = torch.rand_like(log_probs).clamp_(1e-20, 1.0)
+            action = torch.argmax(log_probs - torch.log(-torch.log(uniform)), dim=-1)
+            log_prob = log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        else:
+            std = self.log_std.exp()
+            action = out + std * torch.randn_like(out)
+            log_prob = self._gaussian_log_prob(out, action)
+        return action, log_prob, self.value(obs)
+
+    def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        """The most likely action (argmax, or the Gaussian mean)."""
+        out = self.actor(obs)
+        return out.argmax(dim=-1) if self.discrete else out
+
+    def evaluate(
+        self, obs: torch.Tensor, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Score stored actions: ``(log_prob [B], entropy [B], value [B])``."""
+        out = self.actor(obs)
+        if self.discrete:
+            log_probs = torch.log_softmax(out, dim=-1)
+            log_prob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+            entropy = -(log_probs.exp() * log_probs).sum(-1)
+        else:
+            log_prob = self._gaussian_log_prob(out, action)
+            entropy = (0.5 + _LOG_SQRT_2PI + self.log_std).sum().expand(out.shape[0])
+        return log_prob, entropy, self.value(obs)
+
+    def _gaussian_log_prob(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        z = (action - mean) / self.log_std.exp()
+        return (-0.5 * z.square() - self.log_std - _LOG_SQRT_2PI).sum(-1)
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

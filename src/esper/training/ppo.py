@@ -1,0 +1,140 @@
+"""The clipped PPO update over one batch (PPO_DETAILS 6-12).
+
+Statistics stay on the device as tensors; the caller moves them to the host
+once per batch together with everything else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from esper.training.policy import ActorCritic
+
+
+@dataclass(frozen=True)
+class FlatBatch:
+    """A batch flattened to ``[batch_size, ...]`` for minibatching."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    @property
+    def size(self) -> int:
+        return self.obs.shape[0]
+
+
+@dataclass(frozen=True)
+class UpdateSettings:
+    ppo_epochs: int
+    minibatch_size: int
+    clip_coef: float
+    clip_value_loss: bool
+    ent_coef: float
+    vf_coef: float
+    max_grad_norm: float
+    normalize_advantages: bool
+    target_kl: float | None
+
+
+UPDATE_STATS = (
+    "policy_loss",
+    "value_loss",
+    "entropy",
+    "approx_kl",
+    "clip_fraction",
+    "grad_norm",
+)
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """1 - Var[returns - values] / Var[returns]; NaN when returns are constant."""
+    var_returns = returns.var()
+    return 1.0 - (returns - values).var() / var_returns
+
+
+def ppo_update(
+    policy: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    batch: FlatBatch,
+    settings: UpdateSettings,
+) -> torch.Tensor:
+    """Run the epochs of minibatch updates; return the mean of UPDATE_STATS ``[6]``."""
+    device = batch.obs.device
+    sums = torch.zeros(len(UPDATE_STATS), device=device)
+    steps = 0
+    params = [p for p in policy.parameters() if p.requires_grad]
+    for _ in range(settings.ppo_epochs):
+        order = torch.randperm(batch.size, device=device)
+        epoch_kl = torch.zeros((), device=device)
+        epoch_steps = 0
+        for start in range(0, batch.size, settings.minibatch_size):
+            idx = order[start : start + settings.minibatch_size]
+            stats = _minibatch_step(policy, optimizer, params, batch, idx, settings)
+            sums += stats
+            epoch_kl += stats[3]
+            steps += 1
+            epoch_steps += 1
+        # Optional early stop: one host read per epoch, never per step.
+        if settings.target_kl is not None and (epoch_kl / epoch_steps).item() > settings.target_kl:
+            break
+    return sums / steps
+
+
+def _minibatch_step(
+    policy: ActorCritic,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    batch: FlatBatch,
+    idx: torch.Tensor,
+    settings: UpdateSettings,
+) -> torch.Tensor:
+    new_log_prob, entropy, new_value = policy.evaluate(batch.obs[idx], batch.actions[idx])
+    log_ratio = new_log_prob - batch.log_probs[idx]
+    ratio = log_ratio.exp()
+
+    advantages = batch.advantages[idx]
+    if settings.normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+    policy_loss = torch.max(
+        -advantages * ratio,
+        -advantages * ratio.clamp(1 - settings.clip_coef, 1 + settings.clip_coef),
+    ).mean()
+
+    returns = batch.returns[idx]
+    if settings.clip_value_loss:
+        old_value = batch.values[idx]
+        clipped = old_value + (new_value - old_value).clamp(-settings.clip_coef, settings.clip_coef)
+        value_loss = 0.5 * torch.max((new_value - returns).square(), (clipped - returns).square())
+        value_loss = value_loss.mean()
+    else:
+        value_loss = 0.5 * (new_value - returns).square().mean()
+
+    entropy_mean = entropy.mean()
+    loss = policy_loss - settings.ent_coef * entropy_mean + settings.vf_coef * value_loss
+
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    grad_norm = nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+    optimizer.step()
+
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clip_fraction = ((ratio - 1).abs() > settings.clip_coef).float().mean()
+        return torch.stack(
+            (
+                policy_loss.detach(),
+                value_loss.detach(),
+                entropy_mean.detach(),
+                approx_kl,
+                clip_fraction,
+                grad_norm.detach(),
+            )
+        )

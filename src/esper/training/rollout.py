@@ -1,0 +1,95 @@
+"""The rollout: a preallocated buffer and the loop that fills it.
+
+The buffer is sized once from ``max_epochs x n_envs`` and written in place.
+The loop runs under ``torch.no_grad`` and never reads a tensor's value on the
+host, so on CUDA it only enqueues work.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from esper.envs.base import BatchedEnv
+from esper.training.episode_stats import EpisodeTracker
+from esper.training.normalizer import RunningMeanStd
+from esper.training.policy import ActorCritic
+
+
+@dataclass
+class RolloutBuffer:
+    obs: torch.Tensor  # [max_epochs, n_envs, obs_dim] (normalised, as the policy saw them)
+    actions: torch.Tensor  # [max_epochs, n_envs] or [max_epochs, n_envs, act_dim]
+    log_probs: torch.Tensor  # [max_epochs, n_envs]
+    values: torch.Tensor  # [max_epochs, n_envs]
+    rewards: torch.Tensor  # [max_epochs, n_envs]
+    terminated: torch.Tensor  # [max_epochs, n_envs] bool
+    truncated: torch.Tensor  # [max_epochs, n_envs] bool (time limit, not terminal)
+    final_obs: torch.Tensor  # [max_epochs, n_envs, obs_dim] obs each step ended on
+
+    @classmethod
+    def allocate(
+        cls, max_epochs: int, n_envs: int, obs_dim: int, action_shape: tuple[int, ...], device
+    ) -> RolloutBuffer:
+        def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+            return torch.zeros(*shape, dtype=dtype, device=device)
+
+        action_dtype = torch.int64 if action_shape == () else torch.float32
+        return cls(
+            obs=zeros(max_epochs, n_envs, obs_dim),
+            actions=zeros(max_epochs, n_envs, *action_shape, dtype=action_dtype),
+            log_probs=zeros(max_epochs, n_envs),
+            values=zeros(max_epochs, n_envs),
+            rewards=zeros(max_epochs, n_envs),
+            terminated=zeros(max_epochs, n_envs, dtype=torch.bool),
+            truncated=zeros(max_epochs, n_envs, dtype=torch.bool),
+            final_obs=zeros(max_epochs, n_envs, obs_dim),
+        )
+
+    @property
+    def horizon(self) -> int:
+        return self.obs.shape[0]
+
+
+def env_actions(policy: ActorCritic, actions: torch.Tensor) -> torch.Tensor:
+    """What the environment receives: Gaussian samples clipped to the bounds."""
+    space = policy.action_space
+    if policy.discrete:
+        return actions
+    low = torch.tensor(space.low, device=actions.device)
+    high = torch.tensor(space.high, device=actions.device)
+    return torch.clamp(actions, low, high)
+
+
+@torch.no_grad()
+def collect_rollout(
+    env: BatchedEnv,
+    policy: ActorCritic,
+    buffer: RolloutBuffer,
+    next_obs: torch.Tensor,
+    obs_normalizer: RunningMeanStd | None,
+    episodes: EpisodeTracker,
+) -> torch.Tensor:
+    """Fill ``buffer`` with one batch of transitions; return the raw obs that follows."""
+    for t in range(buffer.horizon):
+        if obs_normalizer is not None:
+            obs_normalizer.update(next_obs)
+            policy_obs = obs_normalizer.normalize(next_obs)
+        else:
+            policy_obs = next_obs
+        action, log_prob, value = policy.act(policy_obs)
+        next_obs, reward, terminated, truncated, info = env.step(env_actions(policy, action))
+        final_obs = info["final_obs"]
+        if obs_normalizer is not None:
+            final_obs = obs_normalizer.normalize(final_obs)
+        buffer.obs[t] = policy_obs
+        buffer.actions[t] = action
+        buffer.log_probs[t] = log_prob
+        buffer.values[t] = value
+        buffer.rewards[t] = reward
+        buffer.terminated[t] = terminated
+        buffer.truncated[t] = truncated
+        buffer.final_obs[t] = final_obs
+        episodes.record(reward, terminated | truncated)
+    return next_obs

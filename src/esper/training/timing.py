@@ -1,0 +1,39 @@
+"""Where a batch's time goes, measured without making the rollout wait.
+
+On CUDA the marks are CUDA events read after the batch's one host transfer;
+on the CPU they are wall-clock readings.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+
+class BatchClock:
+    MARKS = ("start", "rollout_done", "update_done")
+
+    def __init__(self, device: torch.device) -> None:
+        self._cuda = device.type == "cuda"
+        self._events: dict[str, torch.cuda.Event] = {}
+        self._times: dict[str, float] = {}
+
+    def mark(self, name: str) -> None:
+        self._times[name] = time.perf_counter()
+        if self._cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self._events[name] = event
+
+    def split(self) -> tuple[float, float]:
+        """``(rollout_seconds, update_seconds)``; call after the batch has synced."""
+        if self._cuda:
+            rollout = self._events["start"].elapsed_time(self._events["rollout_done"]) / 1e3
+            update = self._events["rollout_done"].elapsed_time(self._events["update_done"]) / 1e3
+            return rollout, update
+        t = self._times
+        return t["rollout_done"] - t["start"], t["update_done"] - t["rollout_done"]
+
+    def since_start(self) -> float:
+        return time.perf_counter() - self._times["start"]

@@ -1,0 +1,290 @@
+"""``run_vectorized_ppo``: the training loop, read top to bottom.
+
+Set up (or restore from a checkpoint), announce the run, then for each batch:
+rollout, advantages, update, one host transfer of statistics, telemetry,
+checkpoint. Every piece lives in its own module; this one only sequences them.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from esper.config import PPOConfig
+from esper.device import resolve_device
+from esper.run_dir import RunDir, prepare_run_dir
+from esper.telemetry.events import (
+    BatchCompletedPayload,
+    CheckpointSavedPayload,
+    TelemetryEvent,
+    TelemetryEventType,
+    TrainingCompletedPayload,
+    TrainingFailedPayload,
+    TrainingInterruptedPayload,
+    TrainingStartedPayload,
+)
+from esper.telemetry.hub import TelemetryHub
+from esper.training.gae import bootstrap_values, compute_gae
+from esper.training.interrupt import StopRequest
+from esper.training.ppo import UPDATE_STATS, explained_variance, ppo_update
+from esper.training.rollout import RolloutBuffer, collect_rollout
+from esper.training.state import TrainerState, build_state, flatten_batch, update_settings
+from esper.training.timing import BatchClock
+
+
+class NonFiniteError(RuntimeError):
+    """A loss, gradient or statistic went NaN/inf; nothing from this batch is saved."""
+
+
+@dataclass
+class TrainingResult:
+    status: Literal["completed", "interrupted", "failed"]
+    run_dir: Path
+    run_id: str
+    final_batch: int  # batches completed, counting those before a resume
+    env_steps: int
+    reason: str = ""
+    exit_signal: str | None = None
+    last_batch: dict[str, Any] = field(default_factory=dict)  # BATCH_COMPLETED fields
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
+    """Linear decay to 0 over the whole run (``max_batches``), resumed or not."""
+    if not config.anneal_lr:
+        return config.learning_rate
+    return config.learning_rate * (1.0 - batch_index / config.max_batches)
+
+
+def run_vectorized_ppo(
+    config: PPOConfig, hub: TelemetryHub, stop: StopRequest | None = None
+) -> TrainingResult:
+    """Train ``config.n_episodes`` batches, emitting telemetry to ``hub``."""
+    stop = stop or StopRequest()
+    device = resolve_device(config.device)
+    run_dir = prepare_run_dir(config)
+    state = build_state(config, device, run_dir)
+    run_id = state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
+    state.run_id = run_id
+    _emit(
+        hub,
+        run_id,
+        TelemetryEventType.TRAINING_STARTED,
+        TrainingStartedPayload(
+            n_envs=config.n_envs,
+            max_epochs=config.max_epochs,
+            max_batches=config.max_batches,
+            start_batch=config.start_episode,
+            task=config.task,
+            device=str(device),
+            seed=config.seed,
+            policy_params=state.policy_params,
+            config=config.to_dict(),
+            env_steps=state.env_steps,
+        ),
+        batch=config.start_episode,
+        message=(
+            f"PPO training {'resumed' if config.start_episode else 'started'}: {config.task} "
+            f"on {device}, {config.n_envs} envs x {config.max_epochs} steps, "
+            f"batches {config.start_episode + 1}..{config.max_batches}"
+        ),
+    )
+    result = TrainingResult("completed", run_dir.path, run_id, state.batch, state.env_steps)
+    buffer = RolloutBuffer.allocate(
+        config.max_epochs,
+        config.n_envs,
+        state.env.obs_dim,
+        state.env.action_space.shape,
+        device,
+    )
+    started = time.perf_counter()
+    try:
+        while state.batch < config.max_batches:
+            if stop.requested:
+                return _interrupt(hub, config, state, run_dir, result, stop)
+            stats = _train_one_batch(config, state, buffer)
+            result.last_batch = stats
+            result.history.append(stats)
+            _emit(
+                hub,
+                run_id,
+                TelemetryEventType.BATCH_COMPLETED,
+                BatchCompletedPayload(**stats),
+                batch=state.batch,
+            )
+            if state.batch % config.checkpoint_every == 0 or state.batch == config.max_batches:
+                _save(hub, state, run_dir)
+    except NonFiniteError as exc:
+        return _fail(hub, state, run_dir, result, str(exc), "NonFiniteError")
+    except KeyboardInterrupt:
+        _fail(hub, state, run_dir, result, "stopped at once by a second Ctrl-C", "KeyboardInterrupt")
+        raise
+    except Exception as exc:
+        _fail(hub, state, run_dir, result, f"{type(exc).__name__}: {exc}", type(exc).__name__)
+        raise
+    result.final_batch, result.env_steps = state.batch, state.env_steps
+    _emit(
+        hub,
+        run_id,
+        TelemetryEventType.TRAINING_COMPLETED,
+        TrainingCompletedPayload(
+            final_batch=state.batch,
+            env_steps=state.env_steps,
+            total_seconds=time.perf_counter() - started,
+            final_return_mean=result.last_batch.get("episode_return_mean"),
+        ),
+        batch=state.batch,
+        message=f"training completed at batch {state.batch}/{config.max_batches}",
+    )
+    return result
+
+
+def _train_one_batch(
+    config: PPOConfig, state: TrainerState, buffer: RolloutBuffer
+) -> dict[str, Any]:
+    """One batch: rollout, GAE, update, then the batch's single host transfer."""
+    clock = BatchClock(state.device)
+    clock.mark("start")
+    learning_rate = learning_rate_at(config, state.batch)
+    for group in state.optimizer.param_groups:
+        group["lr"] = learning_rate
+
+    state.episodes.start_batch()
+    state.next_obs = collect_rollout(
+        state.env, state.policy, buffer, state.next_obs, state.obs_normalizer, state.episodes
+    )
+    with torch.no_grad():
+        last_obs = state.policy_obs(state.next_obs)
+        last_value = state.policy.value(last_obs)  # [n_envs]
+        final_values = state.policy.value(buffer.final_obs)  # [max_epochs, n_envs]
+        next_values = bootstrap_values(
+            buffer.values, last_value, final_values, buffer.terminated, buffer.truncated
+        )
+        advantages, returns = compute_gae(
+            buffer.rewards,
+            buffer.values,
+            next_values,
+            buffer.terminated | buffer.truncated,
+            config.gamma,
+            config.gae_lambda,
+        )
+    clock.mark("rollout_done")
+    update_stats = ppo_update(
+        state.policy,
+        state.optimizer,
+        flatten_batch(buffer, advantages, returns),
+        update_settings(config),
+    )
+    ev = explained_variance(buffer.values.flatten(), returns.flatten())
+    clock.mark("update_done")
+
+    # The one device-to-host transfer of the batch.
+    host = torch.cat(
+        (state.episodes.totals, update_stats.to(torch.float64), ev.to(torch.float64).view(1))
+    ).tolist()
+    episode_totals, update_values, explained = host[:5], host[5:-1], host[-1]
+    update = dict(zip(UPDATE_STATS, update_values, strict=True))
+    bad = [name for name in ("policy_loss", "value_loss", "grad_norm") if not _finite(update[name])]
+    state.batch += 1
+    if bad:
+        raise NonFiniteError(f"non-finite {', '.join(bad)} in batch {state.batch}")
+    state.env_steps += config.batch_size
+    batch_seconds = clock.since_start()
+    rollout_seconds, update_seconds = clock.split()
+    return {
+        "env_steps": state.env_steps,
+        "sps": config.batch_size / batch_seconds,
+        "batch_seconds": batch_seconds,
+        **state.episodes.summarize(episode_totals),
+        **update,
+        "explained_variance": explained,
+        "learning_rate": learning_rate,
+        "rollout_seconds": rollout_seconds,
+        "update_seconds": update_seconds,
+    }
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")
+
+
+def _emit(
+    hub: TelemetryHub,
+    run_id: str,
+    event_type: TelemetryEventType,
+    payload: Any,
+    batch: int | None = None,
+    message: str = "",
+) -> None:
+    hub.emit(
+        TelemetryEvent(
+            event_type=event_type, group_id=run_id, data=payload, batch=batch, message=message
+        )
+    )
+
+
+def _save(hub: TelemetryHub, state: TrainerState, run_dir: RunDir) -> None:
+    path = run_dir.checkpoint_path(state.batch)
+    size = state.save(path)
+    _emit(
+        hub,
+        state.run_id,
+        TelemetryEventType.CHECKPOINT_SAVED,
+        CheckpointSavedPayload(
+            path=str(path), batch=state.batch, env_steps=state.env_steps, bytes=size
+        ),
+        batch=state.batch,
+        message=f"checkpoint saved: {path.name}",
+    )
+
+
+def _interrupt(
+    hub: TelemetryHub,
+    config: PPOConfig,
+    state: TrainerState,
+    run_dir: RunDir,
+    result: TrainingResult,
+    stop: StopRequest,
+) -> TrainingResult:
+    if state.batch > config.start_episode and state.batch not in run_dir.checkpoints():
+        _save(hub, state, run_dir)
+    resume = max(run_dir.checkpoints(), default=0)
+    reason = f"{stop.signal_name} received"
+    _emit(
+        hub,
+        state.run_id,
+        TelemetryEventType.TRAINING_INTERRUPTED,
+        TrainingInterruptedPayload(resume_batch=resume, reason=reason),
+        batch=state.batch,
+        message=f"training interrupted at batch {state.batch}; resume from batch {resume}",
+    )
+    result.status, result.reason, result.exit_signal = "interrupted", reason, stop.signal_name
+    result.final_batch, result.env_steps = state.batch, state.env_steps
+    return result
+
+
+def _fail(
+    hub: TelemetryHub,
+    state: TrainerState,
+    run_dir: RunDir,
+    result: TrainingResult,
+    reason: str,
+    error_type: str,
+) -> TrainingResult:
+    last_good = max(run_dir.checkpoints(), default=None)
+    _emit(
+        hub,
+        state.run_id,
+        TelemetryEventType.TRAINING_FAILED,
+        TrainingFailedPayload(reason=reason, error_type=error_type, last_good_batch=last_good),
+        batch=state.batch,
+        message=f"training failed: {reason}",
+    )
+    result.status, result.reason = "failed", reason
+    result.final_batch, result.env_steps = state.batch, state.env_steps
+    return result
