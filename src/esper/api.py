@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from esper.config import ConfigError, PPOConfig, build_config, load_config_file
 from esper.envs import env_class
 from esper.run_dir import RunDir, describe_checkpoints
+from esper.sanctum import SanctumAggregator, SanctumDashboard
 from esper.telemetry.console import ConsoleSink
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
@@ -47,7 +49,9 @@ class TrainOutcome:
         return shlex.join(parts)
 
 
-def make_config(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> PPOConfig:
+def make_config(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> PPOConfig:
     """Validated config; a resume starts from the checkpoint's saved config."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     fresh = build_config(config_file, overrides)  # validates flags and file early
@@ -70,8 +74,14 @@ def make_config(config_file: Path | None = None, overrides: dict[str, Any] | Non
     return PPOConfig(**{**saved, **file_values, **overrides})
 
 
-def train(config: PPOConfig, *, console: bool = True, stop: StopRequest | None = None) -> TrainOutcome:
-    """Run ``config`` with the JSONL record (and console lines) attached."""
+def train(
+    config: PPOConfig,
+    *,
+    console: bool = True,
+    sanctum: bool = False,
+    stop: StopRequest | None = None,
+) -> TrainOutcome:
+    """Run ``config`` with the JSONL record (and console lines, or the Sanctum dashboard)."""
     hub = TelemetryHub()
     run_dir = RunDir(config.resolved_run_dir())
     stop = stop or StopRequest()
@@ -81,8 +91,10 @@ def train(config: PPOConfig, *, console: bool = True, stop: StopRequest | None =
         hub.subscribe(_LazyJsonl(run_dir))
         if console:
             hub.subscribe(ConsoleSink())
+        dashboard = _dashboard(hub) if sanctum else nullcontext()
         try:
-            result = run_vectorized_ppo(config, hub, stop)
+            with dashboard:
+                result = run_vectorized_ppo(config, hub, stop)
         finally:
             hub.close()
     return TrainOutcome(result, config)
@@ -92,9 +104,15 @@ def train_from_cli(
     config_file: Path | None, overrides: dict[str, Any], sanctum: bool | None
 ) -> TrainOutcome:
     config = make_config(config_file, overrides)
-    # The Sanctum dashboard is not built yet: both settings give console lines.
-    del sanctum
-    return train(config, console=True)
+    show_dashboard = sanctum is not False and sys.stdout.isatty()
+    return train(config, console=not show_dashboard, sanctum=show_dashboard)
+
+
+def _dashboard(hub: TelemetryHub) -> AbstractContextManager[object]:
+    """The live dashboard, drawn from an aggregator the hub feeds."""
+    aggregator = SanctumAggregator()
+    hub.subscribe(aggregator)
+    return SanctumDashboard(aggregator)
 
 
 class _LazyJsonl:

@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from esper import api
 from esper.config import ConfigError
 from esper.envs import UnknownTaskError
+from esper.sanctum.attach import attach
 from esper.training.checkpoint import CheckpointError
 
 EXIT_BAD_INPUT = 2
@@ -102,7 +103,9 @@ def ppo(
     ] = None,
     task: Annotated[
         str | None,
-        typer.Option("--task", help="Built-in task to train on. Default cartpole.", show_default=False),
+        typer.Option(
+            "--task", help="Built-in task to train on. Default cartpole.", show_default=False
+        ),
     ] = None,
     envs: Annotated[
         int | None,
@@ -118,7 +121,9 @@ def ppo(
     ] = None,
     ppo_epochs: Annotated[
         int | None,
-        typer.Option("--ppo-epochs", help="Passes of the PPO update over each batch.", show_default=False),
+        typer.Option(
+            "--ppo-epochs", help="Passes of the PPO update over each batch.", show_default=False
+        ),
     ] = None,
     device: Annotated[
         str | None,
@@ -128,7 +133,9 @@ def ppo(
             show_default=False,
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", help="Random seed.", show_default=False)] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed.", show_default=False)
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -194,6 +201,25 @@ def ppo(
     if result.status == "failed":
         print(f"esper: training failed: {result.reason}", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def sanctum(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR",
+            help="A run's --run-dir (it holds telemetry.jsonl).",
+            show_default=False,
+        ),
+    ],
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Print one snapshot of the dashboard and exit."),
+    ] = False,
+) -> None:
+    """Show the Sanctum dashboard of a running or finished run (q or Ctrl-C quits)."""
+    raise typer.Exit(attach(run_dir, once=once))
 
 
 def main() -> None:

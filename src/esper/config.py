@@ -139,15 +139,10 @@ def _coerce(key: str, value: Any) -> Any:
         ok = isinstance(value, bool)
     elif annotation == "int":
         ok = isinstance(value, int) and not isinstance(value, bool)
-    elif annotation == "float":
+    elif annotation == "float" or annotation == "float | None":
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         value = float(value) if ok else value
-    elif annotation == "float | None":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif annotation == "str":
-        ok = isinstance(value, str)
-    elif annotation == "str | None":
+    elif annotation == "str" or annotation == "str | None":
         ok = isinstance(value, str)
     elif annotation == "tuple[int, ...]":
         ok = isinstance(value, list) and all(

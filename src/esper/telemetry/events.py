@@ -94,6 +94,8 @@ class BatchCompletedPayload:
     grad_norm: float
     rollout_seconds: float = 0.0
     update_seconds: float = 0.0
+    process_memory_mb: float | None = None  # resident memory of the trainer process
+    cuda_memory_mb: float | None = None  # allocated on the CUDA device; None off CUDA
 
     def __post_init__(self) -> None:
         _check(_is_int(self.env_steps) and self.env_steps >= 0, "env_steps must be >= 0")
@@ -135,6 +137,10 @@ class BatchCompletedPayload:
             # NaN is allowed through so a diverging run is visible, not hidden.
             _check(_is_number(getattr(self, name)), f"{name} must be a number")
         _check(self.learning_rate >= 0, "learning_rate must be >= 0")
+        _check(
+            _optional_number(self.process_memory_mb) and _optional_number(self.cuda_memory_mb),
+            "process_memory_mb and cuda_memory_mb: number or None",
+        )
 
 
 @dataclass(frozen=True)

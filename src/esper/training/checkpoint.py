@@ -57,8 +57,7 @@ def load_checkpoint(path: Path, intact_hint: str = "") -> dict[str, Any]:
     except Exception as exc:
         hint = f"; {intact_hint}" if intact_hint else ""
         raise CheckpointError(
-            f"checkpoint {path} is damaged or not an esper checkpoint "
-            f"({type(exc).__name__}){hint}"
+            f"checkpoint {path} is damaged or not an esper checkpoint ({type(exc).__name__}){hint}"
         ) from None
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} has an unknown format")

@@ -122,7 +122,7 @@ def _minibatch_step(
 
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(params, settings.max_grad_norm)
+    grad_norm = nn.utils.clip_grad_norm_(params, settings.max_grad_norm, foreach=True)
     optimizer.step()
 
     with torch.no_grad():

@@ -122,7 +122,9 @@ def run_vectorized_ppo(
     except NonFiniteError as exc:
         return _fail(hub, state, run_dir, result, str(exc), "NonFiniteError")
     except KeyboardInterrupt:
-        _fail(hub, state, run_dir, result, "stopped at once by a second Ctrl-C", "KeyboardInterrupt")
+        _fail(
+            hub, state, run_dir, result, "stopped at once by a second Ctrl-C", "KeyboardInterrupt"
+        )
         raise
     except Exception as exc:
         _fail(hub, state, run_dir, result, f"{type(exc).__name__}: {exc}", type(exc).__name__)

@@ -1,0 +1,5 @@
+"""``python -m esper`` runs the CLI."""
+
+from esper.cli import main
+
+main()

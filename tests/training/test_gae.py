@@ -1,0 +1,68 @@
+"""GAE against a plain-Python reference, with truncation bootstrapped from V(final obs)."""
+
+from __future__ import annotations
+
+import torch
+
+from esper.training.gae import bootstrap_values, compute_gae
+
+
+def reference_gae(rewards, values, last_value, final_values, terminated, truncated, gamma, lam):
+    """One environment, written the slow, obvious way."""
+    horizon = len(rewards)
+    advantages = [0.0] * horizon
+    running = 0.0
+    for t in reversed(range(horizon)):
+        if terminated[t]:
+            next_value = 0.0
+        elif truncated[t]:
+            next_value = final_values[t]
+        else:
+            next_value = values[t + 1] if t + 1 < horizon else last_value
+        delta = rewards[t] + gamma * next_value - values[t]
+        ended = terminated[t] or truncated[t]
+        running = delta + (0.0 if ended else gamma * lam * running)
+        advantages[t] = running
+    return advantages
+
+
+def test_matches_reference_on_random_episodes() -> None:
+    g = torch.Generator().manual_seed(0)
+    horizon, n_envs, gamma, lam = 37, 5, 0.99, 0.95
+    rewards = torch.randn(horizon, n_envs, generator=g)
+    values = torch.randn(horizon, n_envs, generator=g)
+    final_values = torch.randn(horizon, n_envs, generator=g)
+    last_value = torch.randn(n_envs, generator=g)
+    terminated = torch.rand(horizon, n_envs, generator=g) < 0.1
+    truncated = (torch.rand(horizon, n_envs, generator=g) < 0.1) & ~terminated
+    terminated[5, 0] = truncated[5, 0] = True  # both at once: termination wins
+
+    next_values = bootstrap_values(values, last_value, final_values, terminated, truncated)
+    advantages, returns = compute_gae(
+        rewards, values, next_values, terminated | truncated, gamma, lam
+    )
+    for env in range(n_envs):
+        expected = reference_gae(
+            rewards[:, env].tolist(),
+            values[:, env].tolist(),
+            last_value[env].item(),
+            final_values[:, env].tolist(),
+            terminated[:, env].tolist(),
+            truncated[:, env].tolist(),
+            gamma,
+            lam,
+        )
+        torch.testing.assert_close(advantages[:, env], torch.tensor(expected), atol=1e-5, rtol=0)
+    torch.testing.assert_close(returns, advantages + values)
+
+
+def test_truncation_bootstraps_but_termination_does_not() -> None:
+    rewards = torch.ones(1, 2)
+    values = torch.zeros(1, 2)
+    final_values = torch.full((1, 2), 10.0)
+    last_value = torch.zeros(2)
+    terminated = torch.tensor([[True, False]])
+    truncated = torch.tensor([[False, True]])
+    next_values = bootstrap_values(values, last_value, final_values, terminated, truncated)
+    advantages, _ = compute_gae(rewards, values, next_values, terminated | truncated, 0.9, 0.95)
+    assert advantages.tolist() == [[1.0, 1.0 + 0.9 * 10.0]]
