@@ -9,21 +9,25 @@ from __future__ import annotations
 
 import shlex
 import sys
+import traceback
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from esper.config import ConfigError, PPOConfig, build_config, load_config_file
-from esper.envs import env_class
+from esper.envs import UnknownTaskError, env_class
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.sanctum import SanctumAggregator, SanctumDashboard
 from esper.telemetry.console import ConsoleSink
-from esper.telemetry.hub import TelemetryHub
+from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
-from esper.training.checkpoint import load_checkpoint
+from esper.training.checkpoint import CheckpointError, load_for_resume
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.vectorized import TrainingResult, run_vectorized_ppo
+
+# Mistakes in what the user asked for: the CLI turns these into one line and exit 2.
+USER_ERRORS = (ConfigError, CheckpointError, UnknownTaskError)
 
 # Keys that describe this invocation rather than the run: never taken from a checkpoint.
 INVOCATION_KEYS = ("n_episodes", "start_episode", "run_dir", "overwrite", "device")
@@ -35,6 +39,7 @@ class TrainOutcome:
 
     result: TrainingResult
     config: PPOConfig
+    telemetry_failures: list[SubscriberFailure] = field(default_factory=list)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.result, name)
@@ -66,7 +71,7 @@ def make_config(
             f"no checkpoint for batch {fresh.start_episode} in {run_dir.path} "
             f"({describe_checkpoints(run_dir)})",
         )
-    saved = dict(load_checkpoint(path)["config"])
+    saved = dict(load_for_resume(run_dir.checkpoints(), fresh.start_episode)["config"])
     for key in INVOCATION_KEYS:
         saved.pop(key, None)
     saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
@@ -95,9 +100,23 @@ def train(
         try:
             with dashboard:
                 result = run_vectorized_ppo(config, hub, stop)
+        except USER_ERRORS:
+            raise
+        except Exception as exc:  # a bug or an environment failure: keep the traceback
+            result = _crashed(config, run_dir, exc)
         finally:
             hub.close()
-    return TrainOutcome(result, config)
+    return TrainOutcome(result, config, telemetry_failures=list(hub.failures.values()))
+
+
+def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception) -> TrainingResult:
+    """Save the traceback beside the run and describe the failure in one line."""
+    log = run_dir.path / "error.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write("".join(traceback.format_exception(exc)))
+    reason = f"{type(exc).__name__}: {exc} (traceback in {log})"
+    return TrainingResult("failed", run_dir.path, "", config.start_episode, 0, reason=reason)
 
 
 def train_from_cli(

@@ -22,6 +22,7 @@ from esper.training.checkpoint import CheckpointError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_TELEMETRY_INCOMPLETE = 3
 
 
 class OneLineErrors(TyperGroup):
@@ -161,6 +162,15 @@ def ppo(
             show_default=False,
         ),
     ] = None,
+    keep_checkpoints: Annotated[
+        int | None,
+        typer.Option(
+            "--keep-checkpoints",
+            help="Keep only the newest N checkpoints (the newest is never deleted). "
+            "Default: keep all.",
+            show_default=False,
+        ),
+    ] = None,
     overwrite: Annotated[
         bool,
         typer.Option(
@@ -191,6 +201,7 @@ def ppo(
         "seed": seed,
         "run_dir": run_dir,
         "checkpoint_every": checkpoint_every,
+        "keep_checkpoints": keep_checkpoints,
         "overwrite": overwrite or None,
     }
     result = api.train_from_cli(config, overrides, sanctum=sanctum)
@@ -201,6 +212,10 @@ def ppo(
     if result.status == "failed":
         print(f"esper: training failed: {result.reason}", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
+    if result.telemetry_failures:
+        names = ", ".join(f"{f.name} ({f.first_error})" for f in result.telemetry_failures)
+        print(f"esper: training completed but telemetry is incomplete: {names}", file=sys.stderr)
+        raise typer.Exit(EXIT_TELEMETRY_INCOMPLETE)
 
 
 @app.command()

@@ -57,6 +57,7 @@ class PPOConfig:
     # --- bookkeeping ---
     run_dir: str | None = None  # None: runs/<task>
     checkpoint_every: int = 10  # batches between checkpoints; the last batch always saves
+    keep_checkpoints: int | None = None  # keep only the newest N checkpoints (None: all)
     overwrite: bool = False
 
     def __post_init__(self) -> None:
@@ -73,6 +74,11 @@ class PPOConfig:
             self.checkpoint_every >= 1,
             "--checkpoint-every",
             f"must be >= 1 (got {self.checkpoint_every})",
+        )
+        _require(
+            self.keep_checkpoints is None or self.keep_checkpoints >= 1,
+            "--keep-checkpoints",
+            f"must be >= 1 (got {self.keep_checkpoints})",
         )
         _require(
             self.n_minibatches >= 1 and self.batch_size % self.n_minibatches == 0,

@@ -43,6 +43,15 @@ class RunDir:
                 found[int(match.group(1))] = entry
         return dict(sorted(found.items()))
 
+    def prune(self, keep: int | None) -> list[Path]:
+        """Delete all but the newest ``keep`` checkpoints; the newest always stays."""
+        if keep is None:
+            return []
+        doomed = list(self.checkpoints().values())[: -max(keep, 1)]
+        for path in doomed:
+            path.unlink(missing_ok=True)
+        return doomed
+
     def holds_a_run(self) -> bool:
         return bool(self.checkpoints()) or (
             self.telemetry_path.is_file() and self.telemetry_path.stat().st_size > 0

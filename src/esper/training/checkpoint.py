@@ -62,3 +62,29 @@ def load_checkpoint(path: Path, intact_hint: str = "") -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"checkpoint {path} has an unknown format")
     return payload
+
+
+def load_for_resume(checkpoints: dict[int, Path], batch: int) -> dict[str, Any]:
+    """Load ``batch``'s checkpoint; if it is damaged, name the newest intact one."""
+    path = checkpoints[batch]
+    try:
+        return load_checkpoint(path)
+    except CheckpointError:
+        intact = newest_intact({b: p for b, p in checkpoints.items() if b != batch})
+        hint = (
+            f"the newest intact checkpoint is batch {intact} (--start-episode {intact})"
+            if intact is not None
+            else "no intact checkpoint remains"
+        )
+        return load_checkpoint(path, intact_hint=hint)
+
+
+def newest_intact(checkpoints: dict[int, Path]) -> int | None:
+    """The highest batch whose checkpoint loads, or None."""
+    for batch in sorted(checkpoints, reverse=True):
+        try:
+            load_checkpoint(checkpoints[batch])
+        except CheckpointError:
+            continue
+        return batch
+    return None

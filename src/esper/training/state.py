@@ -18,7 +18,7 @@ from esper.config import ConfigError, PPOConfig
 from esper.envs import BatchedEnv, make
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
 from esper.run_dir import RunDir
-from esper.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from esper.training.checkpoint import CheckpointError, load_for_resume, save_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic, count_parameters
@@ -112,9 +112,7 @@ def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> Tra
 def _restore(state: TrainerState, run_dir: RunDir) -> None:
     config = state.config
     path = run_dir.checkpoint_path(config.start_episode)
-    older = [b for b in run_dir.checkpoints() if b < config.start_episode]
-    hint = f"the newest other checkpoint is batch {max(older)}" if older else ""
-    saved = load_checkpoint(path, intact_hint=hint)
+    saved = load_for_resume(run_dir.checkpoints(), config.start_episode)
     check_resume_compatible(saved, config, state.env, path)
     state.policy.load_state_dict(saved["policy"])
     state.optimizer.load_state_dict(saved["optimizer"])

@@ -233,6 +233,7 @@ def _emit(
 def _save(hub: TelemetryHub, state: TrainerState, run_dir: RunDir) -> None:
     path = run_dir.checkpoint_path(state.batch)
     size = state.save(path)
+    run_dir.prune(state.config.keep_checkpoints)
     _emit(
         hub,
         state.run_id,
