@@ -80,6 +80,26 @@ def make_config(
 
 
 def train(
+    task: str = "cartpole",
+    episodes: int = 50,
+    *,
+    config_file: Path | str | None = None,
+    console: bool = False,
+    **overrides: Any,
+) -> TrainOutcome:
+    """Train from Python: ``esper.train(task="cartpole", episodes=20, n_envs=128)``.
+
+    ``overrides`` are ``PPOConfig`` field names (``start_episode`` resumes, as on the
+    CLI). Returns the outcome: status, run dir and the last batch's statistics.
+    """
+    config = make_config(
+        Path(config_file) if config_file else None,
+        {"task": task, "n_episodes": episodes, **overrides},
+    )
+    return run_training(config, console=console)
+
+
+def run_training(
     config: PPOConfig,
     *,
     console: bool = True,
@@ -124,7 +144,7 @@ def train_from_cli(
 ) -> TrainOutcome:
     config = make_config(config_file, overrides)
     show_dashboard = sanctum is not False and sys.stdout.isatty()
-    return train(config, console=not show_dashboard, sanctum=show_dashboard)
+    return run_training(config, console=not show_dashboard, sanctum=show_dashboard)
 
 
 def _dashboard(hub: TelemetryHub) -> AbstractContextManager[object]:

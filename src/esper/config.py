@@ -204,6 +204,9 @@ def build_config(
 ) -> PPOConfig:
     """Layer defaults, task defaults, a config file and explicit overrides."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for key in overrides:
+        if key not in CONFIG_KEYS:
+            raise ConfigError(key, f"'{key}' is not a PPOConfig setting")
     file_values = load_config_file(config_file) if config_file else {}
     task = overrides.get("task", file_values.get("task", PPOConfig.task))
     values = {**task_default_values(task), **file_values, **overrides}

@@ -46,7 +46,7 @@ class EpisodeTracker:
     @staticmethod
     def summarize(totals: list[float]) -> dict[str, Any]:
         """Host-side fields of BATCH_COMPLETED from the transferred totals."""
-        count = int(totals[0])
+        count = int(totals[0])  # host-sync: none, a host float after the transfer
         if count == 0:
             return {
                 "episodes_finished": 0,

@@ -82,8 +82,10 @@ def ppo_update(
             steps += 1
             epoch_steps += 1
         # Optional early stop: one host read per epoch, never per step.
-        if settings.target_kl is not None and (epoch_kl / epoch_steps).item() > settings.target_kl:
-            break
+        if settings.target_kl is not None:
+            mean_kl = (epoch_kl / epoch_steps).item()  # host-sync: opt-in target_kl, per epoch
+            if mean_kl > settings.target_kl:
+                break
     return sums / steps
 
 

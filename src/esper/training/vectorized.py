@@ -186,9 +186,10 @@ def _train_one_batch(
     clock.mark("update_done")
 
     # The one device-to-host transfer of the batch.
-    host = torch.cat(
+    on_device = torch.cat(
         (state.episodes.totals, update_stats.to(torch.float64), ev.to(torch.float64).view(1))
-    ).tolist()
+    )
+    host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
     episode_totals, update_values, explained = host[:5], host[5:-1], host[-1]
     update = dict(zip(UPDATE_STATS, update_values, strict=True))
     bad = [name for name in ("policy_loss", "value_loss", "grad_norm") if not _finite(update[name])]

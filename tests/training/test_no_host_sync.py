@@ -1,0 +1,170 @@
+"""The rollout and update never read a tensor's value on the host.
+
+Two checks: a dynamic one that makes every host read raise while one batch is
+collected and learned from, and a static one over the hot-path modules, so a
+sync in a branch the dynamic run did not take is caught too. The one
+per-batch transfer in vectorized.py and the optional per-epoch KL early stop
+are marked ``# host-sync:`` with their reason.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+import esper
+from esper.config import PPOConfig
+from esper.envs import make
+from esper.training.episode_stats import EpisodeTracker
+from esper.training.gae import bootstrap_values, compute_gae
+from esper.training.normalizer import RunningMeanStd
+from esper.training.policy import ActorCritic
+from esper.training.ppo import ppo_update
+from esper.training.rollout import RolloutBuffer, collect_rollout
+from esper.training.state import flatten_batch, update_settings
+
+PACKAGE = Path(esper.__file__).parent
+HOT_PATHS = [
+    "training/rollout.py",
+    "training/ppo.py",
+    "training/gae.py",
+    "training/policy.py",
+    "training/episode_stats.py",
+    "training/normalizer.py",
+    "envs/base.py",
+    *sorted(
+        str(p.relative_to(PACKAGE))
+        for p in (PACKAGE / "envs").glob("*.py")
+        if p.name not in {"__init__.py", "gym_adapter.py", "registry.py", "spaces.py"}
+    ),
+]
+HOST_READS = {"item", "cpu", "tolist", "numpy"}
+SCALAR_CASTS = {"float", "int", "bool"}
+
+
+class HostSyncError(AssertionError):
+    pass
+
+
+@contextlib.contextmanager
+def host_reads_forbidden() -> Iterator[None]:
+    def forbid(name: str):
+        def raiser(self, *args, **kwargs):
+            raise HostSyncError(f"tensor.{name}() on the hot path")
+
+        return raiser
+
+    names = ["item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__"]
+    saved = {name: getattr(torch.Tensor, name) for name in names}
+    try:
+        for name in names:
+            setattr(torch.Tensor, name, forbid(name))
+        yield
+    finally:
+        for name, method in saved.items():
+            setattr(torch.Tensor, name, method)
+
+
+@pytest.mark.parametrize("normalize_obs", [False, True])
+def test_one_batch_runs_without_host_reads(normalize_obs: bool) -> None:
+    torch.manual_seed(0)
+    config = PPOConfig(n_envs=16, max_epochs=32, n_minibatches=4, device="cpu")
+    env = make("cartpole", config.n_envs, "cpu", seed=0)
+    policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=1e-3, eps=1e-5, fused=True)
+    normalizer = RunningMeanStd((env.obs_dim,)) if normalize_obs else None
+    episodes = EpisodeTracker(config.n_envs, torch.device("cpu"))
+    buffer = RolloutBuffer.allocate(config.max_epochs, config.n_envs, env.obs_dim, (), "cpu")
+    obs = env.reset(seed=0)
+    with host_reads_forbidden():
+        episodes.start_batch()
+        obs = collect_rollout(env, policy, buffer, obs, normalizer, episodes)
+        with torch.no_grad():
+            last_value = policy.value(normalizer.normalize(obs) if normalizer else obs)
+            next_values = bootstrap_values(
+                buffer.values,
+                last_value,
+                policy.value(buffer.final_obs),
+                buffer.terminated,
+                buffer.truncated,
+            )
+            advantages, returns = compute_gae(
+                buffer.rewards,
+                buffer.values,
+                next_values,
+                buffer.terminated | buffer.truncated,
+                0.99,
+                0.95,
+            )
+        ppo_update(
+            policy, optimizer, flatten_batch(buffer, advantages, returns), update_settings(config)
+        )
+    assert episodes.totals[0].item() > 0  # the batch really ran episodes to the end
+
+
+def test_host_reads_are_caught() -> None:
+    with host_reads_forbidden(), pytest.raises(HostSyncError):
+        if torch.ones(1) > 0:  # a tensor-valued `if`
+            pass
+
+
+def static_host_reads(source: str) -> list[str]:
+    """Lines that read a tensor on the host, unless marked ``# host-sync: why``."""
+    lines = source.splitlines()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        read = isinstance(func, ast.Attribute) and func.attr in HOST_READS
+        cast = (
+            isinstance(func, ast.Name)
+            and func.id in SCALAR_CASTS
+            and node.args
+            and not isinstance(node.args[0], ast.Constant)
+        )
+        if (read or cast) and "# host-sync:" not in lines[node.lineno - 1]:
+            found.append(f"{node.lineno}: {lines[node.lineno - 1].strip()}")
+    return found
+
+
+@pytest.mark.parametrize("module", HOT_PATHS)
+def test_hot_path_module_has_no_host_reads(module: str) -> None:
+    assert static_host_reads((PACKAGE / module).read_text()) == []
+
+
+def test_the_per_batch_transfer_is_the_only_one_in_the_loop() -> None:
+    source = (PACKAGE / "training/vectorized.py").read_text()
+    marked = [line for line in source.splitlines() if "# host-sync:" in line]
+    assert len(marked) == 1 and ".tolist()" in marked[0]
+    assert static_host_reads(source) == []
+
+
+def test_the_static_check_sees_a_sync() -> None:
+    assert static_host_reads("x = loss.item()\ny = float(t)\nz = float(1)\n") == [
+        "1: x = loss.item()",
+        "2: y = float(t)",
+    ]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_rollout_has_no_synchronisation() -> None:
+    config = PPOConfig(n_envs=64, max_epochs=16, n_minibatches=4, device="cuda")
+    device = torch.device("cuda")
+    env = make("cartpole", config.n_envs, device, seed=0)
+    policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes).to(device)
+    episodes = EpisodeTracker(config.n_envs, device)
+    buffer = RolloutBuffer.allocate(config.max_epochs, config.n_envs, env.obs_dim, (), device)
+    obs = env.reset(seed=0)
+    collect_rollout(env, policy, buffer, obs, None, episodes)  # warm-up
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        collect_rollout(env, policy, buffer, obs, None, episodes)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
