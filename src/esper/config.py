@@ -52,6 +52,7 @@ class PPOConfig:
     normalize_advantages: bool = True
     target_kl: float | None = None  # stop an update's epochs early past this approx KL
     normalize_obs: bool = False  # running mean/std of observations, clipped to +-10
+    normalize_reward: bool = False  # divide rewards by a running std of the discounted return
     hidden_sizes: tuple[int, ...] = (64, 64)
 
     # --- bookkeeping ---

@@ -24,6 +24,7 @@ def train(run_dir: Path, episodes: int, start: int = 0, **changes) -> list[dict]
         device="cpu",
         anneal_lr=False,
         normalize_obs=True,
+        normalize_reward=True,
         run_dir=str(run_dir),
         n_episodes=episodes,
         start_episode=start,
@@ -44,6 +45,7 @@ def test_two_plus_two_equals_four_bit_for_bit(tmp_path: Path) -> None:
     b = load_checkpoint(tmp_path / "split" / "checkpoints" / "batch_000004.pt")
     for name, tensor in a["policy"].items():
         assert torch.equal(tensor, b["policy"][name]), name
-    for name, tensor in a["obs_normalizer"].items():
-        assert torch.equal(tensor, b["obs_normalizer"][name]), name
+    for part in ("obs_normalizer", "reward_scaler"):
+        for name, tensor in a[part].items():
+            assert torch.equal(tensor, b[part][name]), (part, name)
     assert torch.equal(a["env"]["state"], b["env"]["state"])

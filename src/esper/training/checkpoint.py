@@ -64,15 +64,18 @@ def load_checkpoint(path: Path, intact_hint: str = "") -> dict[str, Any]:
     return payload
 
 
-def load_for_resume(checkpoints: dict[int, Path], batch: int) -> dict[str, Any]:
-    """Load ``batch``'s checkpoint; if it is damaged, name the newest intact one."""
+def load_for_resume(
+    checkpoints: dict[int, Path], batch: int, flag: str = "--start-episode"
+) -> dict[str, Any]:
+    """Load ``batch``'s checkpoint; if it is damaged, name the newest intact one
+    and the ``flag`` that picks it (``esper eval`` passes ``--checkpoint``)."""
     path = checkpoints[batch]
     try:
         return load_checkpoint(path)
     except CheckpointError:
         intact = newest_intact({b: p for b, p in checkpoints.items() if b != batch})
         hint = (
-            f"the newest intact checkpoint is batch {intact} (--start-episode {intact})"
+            f"the newest intact checkpoint is batch {intact} ({flag} {intact})"
             if intact is not None
             else "no intact checkpoint remains"
         )

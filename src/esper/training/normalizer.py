@@ -37,3 +37,26 @@ class RunningMeanStd(nn.Module):
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         std = torch.sqrt(self.var + self.eps).to(x.dtype)
         return ((x - self.mean.to(x.dtype)) / std).clamp(-self.clip, self.clip)
+
+
+class RewardScaler(nn.Module):
+    """Divide rewards by a running std of the discounted return (PPO_DETAILS c5).
+
+    No mean is subtracted, so the sign of a reward survives. Each copy keeps its
+    own discounted return, reset where its episode ended.
+    """
+
+    def __init__(self, num_envs: int, gamma: float, clip: float = 10.0) -> None:
+        super().__init__()
+        self.gamma = gamma
+        self.clip = clip
+        self.return_stats = RunningMeanStd(())
+        self.register_buffer("discounted_return", torch.zeros(num_envs, dtype=torch.float64))
+
+    @torch.no_grad()
+    def scale(self, reward: torch.Tensor, episode_ended: torch.Tensor) -> torch.Tensor:
+        self.discounted_return.mul_(self.gamma).add_(reward)
+        self.return_stats.update(self.discounted_return)
+        self.discounted_return.masked_fill_(episode_ended, 0.0)
+        std = torch.sqrt(self.return_stats.var + self.return_stats.eps).to(reward.dtype)
+        return (reward / std).clamp(-self.clip, self.clip)

@@ -13,7 +13,7 @@ import torch
 
 from esper.envs.base import BatchedEnv
 from esper.training.episode_stats import EpisodeTracker
-from esper.training.normalizer import RunningMeanStd
+from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.policy import ActorCritic
 
 
@@ -70,6 +70,7 @@ def collect_rollout(
     next_obs: torch.Tensor,
     obs_normalizer: RunningMeanStd | None,
     episodes: EpisodeTracker,
+    reward_scaler: RewardScaler | None = None,
 ) -> torch.Tensor:
     """Fill ``buffer`` with one batch of transitions; return the raw obs that follows."""
     for t in range(buffer.horizon):
@@ -87,9 +88,12 @@ def collect_rollout(
         buffer.actions[t] = action
         buffer.log_probs[t] = log_prob
         buffer.values[t] = value
+        episode_ended = terminated | truncated
+        episodes.record(reward, episode_ended)  # raw rewards: what users compare
+        if reward_scaler is not None:
+            reward = reward_scaler.scale(reward, episode_ended)
         buffer.rewards[t] = reward
         buffer.terminated[t] = terminated
         buffer.truncated[t] = truncated
         buffer.final_obs[t] = final_obs
-        episodes.record(reward, terminated | truncated)
     return next_obs

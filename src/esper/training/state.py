@@ -20,14 +20,14 @@ from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
 from esper.run_dir import RunDir
 from esper.training.checkpoint import CheckpointError, load_for_resume, save_checkpoint
 from esper.training.episode_stats import EpisodeTracker
-from esper.training.normalizer import RunningMeanStd
+from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.policy import ActorCritic, count_parameters
 from esper.training.ppo import FlatBatch, UpdateSettings
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
 from esper.training.rollout import RolloutBuffer
 
 # Settings that shape the saved tensors: a resume must keep them.
-RESUME_FIXED = ("task", "n_envs", "hidden_sizes", "normalize_obs")
+RESUME_FIXED = ("task", "n_envs", "hidden_sizes", "normalize_obs", "normalize_reward")
 
 
 @dataclass
@@ -38,6 +38,7 @@ class TrainerState:
     policy: ActorCritic
     optimizer: torch.optim.Optimizer
     obs_normalizer: RunningMeanStd | None
+    reward_scaler: RewardScaler | None
     episodes: EpisodeTracker
     next_obs: torch.Tensor  # [n_envs, obs_dim] raw observation the next batch starts from
     batch: int = 0
@@ -65,15 +66,18 @@ class TrainerState:
                 "action_space": describe_space(self.env.action_space),
                 "policy": self.policy.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
-                "obs_normalizer": (
-                    self.obs_normalizer.state_dict() if self.obs_normalizer is not None else None
-                ),
+                "obs_normalizer": _module_state(self.obs_normalizer),
+                "reward_scaler": _module_state(self.reward_scaler),
                 "env": self.env.state_dict(),
                 "next_obs": self.next_obs,
                 "episodes": self.episodes.state_dict(),
                 "rng": rng_state(),
             },
         )
+
+
+def _module_state(module: torch.nn.Module | None) -> dict[str, Any] | None:
+    return module.state_dict() if module is not None else None
 
 
 def describe_space(space: ActionSpace) -> dict[str, Any]:
@@ -94,6 +98,9 @@ def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> Tra
         policy.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=True
     )
     normalizer = RunningMeanStd((env.obs_dim,)).to(device) if config.normalize_obs else None
+    scaler = (
+        RewardScaler(config.n_envs, config.gamma).to(device) if config.normalize_reward else None
+    )
     state = TrainerState(
         config=config,
         device=device,
@@ -101,6 +108,7 @@ def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> Tra
         policy=policy,
         optimizer=optimizer,
         obs_normalizer=normalizer,
+        reward_scaler=scaler,
         episodes=EpisodeTracker(config.n_envs, device),
         next_obs=env.reset(seed=config.seed),
     )
@@ -118,9 +126,18 @@ def _restore(state: TrainerState, run_dir: RunDir) -> None:
     state.optimizer.load_state_dict(saved["optimizer"])
     if state.obs_normalizer is not None:
         state.obs_normalizer.load_state_dict(saved["obs_normalizer"])
-    state.env.load_state_dict(saved["env"])
-    state.episodes.load_state_dict(saved["episodes"])
-    state.next_obs = saved["next_obs"].to(state.device)
+    if state.reward_scaler is not None:
+        state.reward_scaler.load_state_dict(saved["reward_scaler"])
+    if state.env.on_device:
+        state.env.load_state_dict(saved["env"])
+        state.episodes.load_state_dict(saved["episodes"])
+        state.next_obs = saved["next_obs"].to(state.device)
+    else:
+        # gymnasium's environments cannot be saved: continue from fresh episodes,
+        # seeded by the batch so a resume is still reproducible.
+        state.next_obs = state.env.reset(seed=config.seed + saved["batch"])
+        if state.reward_scaler is not None:
+            state.reward_scaler.discounted_return.zero_()
     state.batch = saved["batch"]
     state.env_steps = saved["env_steps"]
     state.run_id = saved["run_id"]

@@ -92,6 +92,12 @@ def run_vectorized_ppo(
             f"PPO training {'resumed' if config.start_episode else 'started'}: {config.task} "
             f"on {device}, {config.n_envs} envs x {config.max_epochs} steps, "
             f"batches {config.start_episode + 1}..{config.max_batches}"
+            + (
+                "; gymnasium environments cannot be checkpointed, so this resume "
+                "starts from freshly reset environments"
+                if config.start_episode and not state.env.on_device
+                else ""
+            )
         ),
     )
     result = TrainingResult("completed", run_dir.path, run_id, state.batch, state.env_steps)
@@ -158,7 +164,13 @@ def _train_one_batch(
 
     state.episodes.start_batch()
     state.next_obs = collect_rollout(
-        state.env, state.policy, buffer, state.next_obs, state.obs_normalizer, state.episodes
+        state.env,
+        state.policy,
+        buffer,
+        state.next_obs,
+        state.obs_normalizer,
+        state.episodes,
+        state.reward_scaler,
     )
     with torch.no_grad():
         last_obs = state.policy_obs(state.next_obs)
