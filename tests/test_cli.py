@@ -55,7 +55,7 @@ def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
     def fake_train(config_file, overrides, sanctum):
         seen["config"] = api.make_config(config_file, overrides)
         seen["sanctum"] = sanctum
-        return SimpleNamespace(status="completed")
+        return SimpleNamespace(status="completed", telemetry_failures=[])
 
     monkeypatch.setattr(api, "train_from_cli", fake_train)
     path = tmp_path / "c.toml"

@@ -1,7 +1,15 @@
 """Batched tensor environments (ARCHITECTURE.md's environment contract)."""
 
 from esper.envs.base import BatchedEnv, EnvSpec
-from esper.envs.registry import TASKS, UnknownTaskError, env_class, make, task_names
+from esper.envs.registry import (
+    TASKS,
+    TaskRow,
+    UnknownTaskError,
+    describe_tasks,
+    env_class,
+    make,
+    task_names,
+)
 from esper.envs.spaces import BoxSpace, DiscreteSpace
 
 __all__ = [
@@ -10,7 +18,9 @@ __all__ = [
     "BoxSpace",
     "DiscreteSpace",
     "EnvSpec",
+    "TaskRow",
     "UnknownTaskError",
+    "describe_tasks",
     "env_class",
     "make",
     "task_names",

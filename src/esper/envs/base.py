@@ -29,7 +29,7 @@ class EnvSpec:
     obs_dim: int
     state_dim: int
     action_space: ActionSpace
-    max_episode_steps: int
+    max_episode_steps: int | None  # None only for gym: tasks gymnasium sets no limit on
 
 
 StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
@@ -41,14 +41,24 @@ class BatchedEnv(ABC):
     spec: ClassVar[EnvSpec]
     on_device: ClassVar[bool] = True  # steps as tensors on the training device
 
-    def __init__(self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0) -> None:
+    def __init__(
+        self,
+        num_envs: int,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        """``dtype`` is the state's: float64 is for checking the physics against
+        gymnasium (which computes in float64) where float32 rounding shows;
+        observations and rewards are float32 either way."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
         self.num_envs = num_envs
         self.device = torch.device(device)
+        self.dtype = dtype
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(seed)
-        self.state = torch.zeros(num_envs, self.spec.state_dim, device=self.device)
+        self.state = torch.zeros(num_envs, self.spec.state_dim, device=self.device, dtype=dtype)
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
 
     # --- what a task defines -------------------------------------------------
@@ -100,7 +110,7 @@ class BatchedEnv(ABC):
         self.state = torch.where(done.unsqueeze(1), fresh, next_state)
         self.elapsed_steps.masked_fill_(done, 0)
         obs = torch.where(done.unsqueeze(1), self.observe(fresh), final_obs)
-        return obs, reward, terminated, truncated, {"final_obs": final_obs}
+        return obs, reward.to(torch.float32), terminated, truncated, {"final_obs": final_obs}
 
     def observation(self) -> torch.Tensor:
         """The current observation, without stepping (used after a resume)."""
@@ -121,5 +131,5 @@ class BatchedEnv(ABC):
 
     def uniform(self, n: int, width: int, low: float, high: float) -> torch.Tensor:
         """``[n, width]`` uniform draws in ``[low, high)`` from this env's generator."""
-        u = torch.rand(n, width, generator=self.generator, device=self.device)
+        u = torch.rand(n, width, generator=self.generator, device=self.device, dtype=self.dtype)
         return low + (high - low) * u

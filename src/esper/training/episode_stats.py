@@ -1,8 +1,10 @@
-"""Episode returns and lengths, accumulated on the device across a batch.
+"""Episode returns and lengths, tracked on the device across a batch.
 
-Episodes span batches, so the per-copy running return survives from one batch
-to the next (and into checkpoints). Finished-episode totals are reset each
-batch and cross to the host once, with the rest of the batch's statistics.
+Episodes span batches, so each copy's running return and length survive from
+one batch to the next (and into checkpoints). Per step the tracker only writes
+the returns of the episodes that just ended into a ``[max_epochs, n_envs]``
+slab (NaN elsewhere); the batch's count, mean, min and max are reduced from it
+once, at the end, and cross to the host with the rest of the batch's numbers.
 """
 
 from __future__ import annotations
@@ -13,35 +15,42 @@ import torch
 
 
 class EpisodeTracker:
-    def __init__(self, num_envs: int, device: torch.device) -> None:
-        self.running_return = torch.zeros(num_envs, dtype=torch.float64, device=device)
-        self.running_length = torch.zeros(num_envs, dtype=torch.int64, device=device)
-        # count, return sum, return min, return max, length sum
-        self.totals = torch.zeros(5, dtype=torch.float64, device=device)
-        self.start_batch()
+    def __init__(self, num_envs: int, device: torch.device, horizon: int = 1) -> None:
+        self.running_return = torch.zeros(num_envs, device=device)
+        self.running_length = torch.zeros(num_envs, device=device)
+        self.ended_return = torch.full((horizon, num_envs), float("nan"), device=device)
+        self.ended_length = torch.zeros(horizon, num_envs, device=device)
+        self._nan = torch.tensor(float("nan"), device=device)
+        self._zero = torch.tensor(0.0, device=device)
 
-    def start_batch(self) -> None:
-        self.totals[0:2].zero_()
-        self.totals[2] = float("inf")
-        self.totals[3] = float("-inf")
-        self.totals[4] = 0.0
+    def resize(self, horizon: int) -> None:
+        """Match the rollout horizon (allocated once per run)."""
+        if self.ended_return.shape[0] != horizon:
+            n, device = self.running_return.shape[0], self.running_return.device
+            self.ended_return = torch.full((horizon, n), float("nan"), device=device)
+            self.ended_length = torch.zeros(horizon, n, device=device)
 
-    def record(self, reward: torch.Tensor, done: torch.Tensor) -> None:
-        """Fold one step of ``[N]`` raw rewards and episode ends into the totals."""
+    def record(self, t: int, reward: torch.Tensor, done: torch.Tensor) -> None:
+        """Step ``t`` of the batch: ``[N]`` raw rewards and episode ends."""
         self.running_return += reward
         self.running_length += 1
-        ended_return = self.running_return * done
-        self.totals[0] += done.sum()
-        self.totals[1] += ended_return.sum()
-        self.totals[2] = torch.minimum(
-            self.totals[2], self.running_return.masked_fill(~done, float("inf")).min()
-        )
-        self.totals[3] = torch.maximum(
-            self.totals[3], self.running_return.masked_fill(~done, float("-inf")).max()
-        )
-        self.totals[4] += (self.running_length * done).sum()
+        torch.where(done, self.running_return, self._nan, out=self.ended_return[t])
+        torch.where(done, self.running_length, self._zero, out=self.ended_length[t])
         self.running_return.masked_fill_(done, 0.0)
-        self.running_length.masked_fill_(done, 0)
+        self.running_length.masked_fill_(done, 0.0)
+
+    def totals(self) -> torch.Tensor:
+        """``[5]`` on the device: count, return sum, min, max, length sum."""
+        finished = ~torch.isnan(self.ended_return)
+        return torch.stack(
+            (
+                finished.sum().to(self.ended_return.dtype),
+                torch.nansum(self.ended_return),
+                self.ended_return.masked_fill(~finished, float("inf")).min(),
+                self.ended_return.masked_fill(~finished, float("-inf")).max(),
+                self.ended_length.sum(),
+            )
+        )
 
     @staticmethod
     def summarize(totals: list[float]) -> dict[str, Any]:

@@ -51,18 +51,38 @@ class ActorCritic(nn.Module):
         """``[B]`` state values."""
         return self.critic(obs).squeeze(-1)
 
-    def act(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample_noise(self, *batch_shape: int) -> torch.Tensor:
+        """Noise for ``act``, drawn for a whole rollout at once (fewer ops per step).
+
+        Gumbel noise over the logits for a categorical policy, standard normal
+        noise for a Gaussian one: ``[*batch_shape, n_out]``.
+        """
+        n_out = self.action_space.n if self.discrete else self.action_space.dim
+        if self.discrete:
+            uniform = torch.rand(*batch_shape, n_out, device=self.device_of_parameters).clamp_(
+                1e-20, 1.0
+            )
+            return -torch.log(-torch.log(uniform))
+        return torch.randn(*batch_shape, n_out, device=self.device_of_parameters)
+
+    @property
+    def device_of_parameters(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def act(
+        self, obs: torch.Tensor, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample actions: ``(action, log_prob [B], value [B])``."""
+        if noise is None:
+            noise = self.sample_noise(obs.shape[0])
         out = self.actor(obs)
         if self.discrete:
             log_probs = torch.log_softmax(out, dim=-1)
             # Gumbel-max: argmax(logits + Gumbel noise) is a categorical sample.
-            uniform = torch.rand_like(log_probs).clamp_(1e-20, 1.0)
-            action = torch.argmax(log_probs - torch.log(-torch.log(uniform)), dim=-1)
+            action = torch.argmax(log_probs + noise, dim=-1)
             log_prob = log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
         else:
-            std = self.log_std.exp()
-            action = out + std * torch.randn_like(out)
+            action = out + self.log_std.exp() * noise
             log_prob = self._gaussian_log_prob(out, action)
         return action, log_prob, self.value(obs)
 

@@ -52,14 +52,20 @@ class RolloutBuffer:
         return self.obs.shape[0]
 
 
-def env_actions(policy: ActorCritic, actions: torch.Tensor) -> torch.Tensor:
-    """What the environment receives: Gaussian samples clipped to the bounds."""
-    space = policy.action_space
+def action_bounds(policy: ActorCritic, device: torch.device) -> tuple[torch.Tensor, ...] | None:
+    """The Box bounds as device tensors, built once per rollout (None if discrete)."""
     if policy.discrete:
-        return actions
-    low = torch.tensor(space.low, device=actions.device)
-    high = torch.tensor(space.high, device=actions.device)
-    return torch.clamp(actions, low, high)
+        return None
+    space = policy.action_space
+    return torch.tensor(space.low, device=device), torch.tensor(space.high, device=device)
+
+
+def env_actions(actions: torch.Tensor, bounds: tuple[torch.Tensor, ...] | None) -> torch.Tensor:
+    """What the environment receives: Gaussian samples clipped to the bounds.
+
+    The buffer keeps the unclipped sample, whose log-probability was scored.
+    """
+    return actions if bounds is None else torch.clamp(actions, *bounds)
 
 
 @torch.no_grad()
@@ -73,14 +79,17 @@ def collect_rollout(
     reward_scaler: RewardScaler | None = None,
 ) -> torch.Tensor:
     """Fill ``buffer`` with one batch of transitions; return the raw obs that follows."""
+    episodes.resize(buffer.horizon)
+    bounds = action_bounds(policy, buffer.obs.device)
+    noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [max_epochs, n_envs, n_out]
     for t in range(buffer.horizon):
         if obs_normalizer is not None:
             obs_normalizer.update(next_obs)
             policy_obs = obs_normalizer.normalize(next_obs)
         else:
             policy_obs = next_obs
-        action, log_prob, value = policy.act(policy_obs)
-        next_obs, reward, terminated, truncated, info = env.step(env_actions(policy, action))
+        action, log_prob, value = policy.act(policy_obs, noise[t])
+        next_obs, reward, terminated, truncated, info = env.step(env_actions(action, bounds))
         final_obs = info["final_obs"]
         if obs_normalizer is not None:
             final_obs = obs_normalizer.normalize(final_obs)
@@ -89,7 +98,7 @@ def collect_rollout(
         buffer.log_probs[t] = log_prob
         buffer.values[t] = value
         episode_ended = terminated | truncated
-        episodes.record(reward, episode_ended)  # raw rewards: what users compare
+        episodes.record(t, reward, episode_ended)  # raw rewards: what users compare
         if reward_scaler is not None:
             reward = reward_scaler.scale(reward, episode_ended)
         buffer.rewards[t] = reward

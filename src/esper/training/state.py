@@ -109,7 +109,7 @@ def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> Tra
         optimizer=optimizer,
         obs_normalizer=normalizer,
         reward_scaler=scaler,
-        episodes=EpisodeTracker(config.n_envs, device),
+        episodes=EpisodeTracker(config.n_envs, device, config.max_epochs),
         next_obs=env.reset(seed=config.seed),
     )
     if config.start_episode > 0:

@@ -162,7 +162,6 @@ def _train_one_batch(
     for group in state.optimizer.param_groups:
         group["lr"] = learning_rate
 
-    state.episodes.start_batch()
     state.next_obs = collect_rollout(
         state.env,
         state.policy,
@@ -199,7 +198,7 @@ def _train_one_batch(
 
     # The one device-to-host transfer of the batch.
     on_device = torch.cat(
-        (state.episodes.totals, update_stats.to(torch.float64), ev.to(torch.float64).view(1))
+        (state.episodes.totals(), update_stats.to(torch.float64), ev.to(torch.float64).view(1))
     )
     host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
     episode_totals, update_values, explained = host[:5], host[5:-1], host[-1]

@@ -1,0 +1,200 @@
+"""``--task gym:ENV_ID``: any gymnasium environment behind the batched-env API.
+
+gymnasium's own ``SyncVectorEnv`` steps the copies one by one on the CPU; this
+adapter converts actions to NumPy and observations, rewards and flags to
+tensors on the training device, so the trainer cannot tell it from a
+``BatchedEnv`` except by ``on_device = False`` (every step crosses to the
+host and back, so it is for tasks without a batched port, not for speed).
+
+The vector env runs in gymnasium's ``SAME_STEP`` autoreset mode: a finished
+copy is reset within the step that ended it and the observation it ended on
+comes back in ``info["final_obs"]`` (with the mask ``info["_final_obs"]``),
+which is exactly the batched-env contract.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property, partial
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from esper.envs.base import EnvSpec, StepResult
+from esper.envs.registry import GYM_PREFIX
+from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
+
+
+def registration_problem(gym_id: str) -> str | None:
+    """Why gymnasium does not know ``gym_id`` (its own message), or None if it does."""
+    try:
+        gymnasium.spec(gym_id)
+    except gymnasium.error.Error as error:
+        return str(error)
+    return None
+
+
+def convert_action_space(gym_id: str, space: gymnasium.Space) -> ActionSpace:
+    """Our space for a gymnasium action space; only ``Discrete`` and 1-D ``Box`` map."""
+    if isinstance(space, gymnasium.spaces.Discrete):
+        return DiscreteSpace(int(space.n))
+    if isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 1:
+        low = tuple(float(v) for v in space.low)
+        high = tuple(float(v) for v in space.high)
+        return BoxSpace(low=low, high=high)
+    raise ValueError(
+        f"{GYM_PREFIX}{gym_id}: action space {space} is not supported (only Discrete and 1-D Box)"
+    )
+
+
+def env_spec(
+    gym_id: str, observation_space: gymnasium.Space, action_space: gymnasium.Space
+) -> EnvSpec:
+    """The ``EnvSpec`` of a gymnasium env from its single-copy spaces.
+
+    Observations must be a ``Box`` (flattened to ``obs_dim``); the state is
+    not exposed, so ``state_dim`` is 0.
+    """
+    if not isinstance(observation_space, gymnasium.spaces.Box):
+        raise ValueError(
+            f"{GYM_PREFIX}{gym_id}: observation space {observation_space} "
+            "is not supported (only Box)"
+        )
+    return EnvSpec(
+        name=GYM_PREFIX + gym_id,
+        gym_id=gym_id,
+        obs_dim=math.prod(observation_space.shape),
+        state_dim=0,
+        action_space=convert_action_space(gym_id, action_space),
+        max_episode_steps=gymnasium.spec(gym_id).max_episode_steps,
+    )
+
+
+class GymVectorEnv:
+    """``num_envs`` copies of a gymnasium env, with ``BatchedEnv``'s methods.
+
+    It cannot save the copies' physical state: ``state_dict`` only records
+    which env it is, and ``load_state_dict`` leaves the running episodes as
+    they are.
+    """
+
+    on_device: ClassVar[bool] = False
+
+    def __init__(
+        self, gym_id: str, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
+    ) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
+        self.gym_id = gym_id
+        self.num_envs = num_envs
+        self.device = torch.device(device)
+        self.envs = SyncVectorEnv(
+            [partial(gymnasium.make, gym_id)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP
+        )
+        try:
+            self.spec = env_spec(
+                gym_id, self.envs.single_observation_space, self.envs.single_action_space
+            )
+        except ValueError:
+            self.envs.close()
+            raise
+        single_action = self.envs.single_action_space
+        # gymnasium's Discrete(n, start) counts from ``start``; ours from 0.
+        self._action_start = int(getattr(single_action, "start", 0))
+        self._action_dtype = single_action.dtype
+        self._pending_seed: int | None = seed  # used by the first reset without a seed
+        self._obs: torch.Tensor | None = None
+
+    @property
+    def action_space(self) -> ActionSpace:
+        return self.spec.action_space
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Reset every copy (copy ``i`` seeded ``seed + i``); obs ``[num_envs, obs_dim]``.
+
+        Without a seed, the first reset uses the constructor's; later ones carry on
+        each copy's own random stream."""
+        if seed is None:
+            seed, self._pending_seed = self._pending_seed, None
+        obs, _ = self.envs.reset(seed=seed)
+        self._obs = self._to_device(obs)
+        return self._obs
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        """Step every copy; finished copies reset, ``info["final_obs"]`` as ``BatchedEnv``."""
+        host_actions = actions.detach().cpu().numpy()
+        if self.spec.action_space.is_discrete:
+            host_actions = host_actions.astype(np.int64) + self._action_start
+        else:
+            host_actions = host_actions.reshape(self.num_envs, -1).astype(self._action_dtype)
+        obs, reward, terminated, truncated, info = self.envs.step(host_actions)
+        final_obs = np.array(obs, dtype=np.float32).reshape(self.num_envs, -1)
+        for i in np.flatnonzero(info.get("_final_obs", ())):
+            final_obs[i] = np.asarray(info["final_obs"][i], dtype=np.float32).reshape(-1)
+        self._obs = self._to_device(obs)
+        return (
+            self._obs,
+            self._to_device(reward, flatten=False),
+            torch.as_tensor(terminated, dtype=torch.bool).to(self.device),
+            torch.as_tensor(truncated, dtype=torch.bool).to(self.device),
+            {"final_obs": self._to_device(final_obs)},
+        )
+
+    def observation(self) -> torch.Tensor:
+        """The current observation, without stepping."""
+        if self._obs is None:
+            raise RuntimeError(f"{GYM_PREFIX}{self.gym_id}: call reset() before observation()")
+        return self._obs
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"gym_id": self.gym_id, "num_envs": self.num_envs}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Only checks the saved env is this one: gymnasium envs cannot be restored."""
+        if saved.get("gym_id") != self.gym_id or saved.get("num_envs") != self.num_envs:
+            raise ValueError(
+                f"saved environment {saved.get('gym_id')} x{saved.get('num_envs')} "
+                f"does not match {GYM_PREFIX}{self.gym_id} x{self.num_envs}"
+            )
+
+    def close(self) -> None:
+        self.envs.close()
+
+    def _to_device(self, array: np.ndarray, flatten: bool = True) -> torch.Tensor:
+        tensor = torch.as_tensor(np.asarray(array), dtype=torch.float32)
+        if flatten:
+            tensor = tensor.reshape(self.num_envs, -1)
+        return tensor.to(self.device)
+
+
+class GymTask:
+    """What ``env_class("gym:ID")`` returns: called like a ``BatchedEnv`` class.
+
+    ``spec`` builds one gymnasium env to read its spaces, so the task can be
+    described (or rejected for unsupported spaces) without building copies.
+    """
+
+    on_device: ClassVar[bool] = False
+
+    def __init__(self, gym_id: str) -> None:
+        self.gym_id = gym_id
+
+    @cached_property
+    def spec(self) -> EnvSpec:
+        env = gymnasium.make(self.gym_id)
+        try:
+            return env_spec(self.gym_id, env.observation_space, env.action_space)
+        finally:
+            env.close()
+
+    def __call__(
+        self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
+    ) -> GymVectorEnv:
+        return GymVectorEnv(self.gym_id, num_envs=num_envs, device=device, seed=seed)
