@@ -1,61 +1,143 @@
-"""Env-steps per second of the full training loop at several --envs sizes.
+"""Throughput of esper's training loop, side by side with a CleanRL-style reference.
 
-Each size runs in its own subprocess so peak memory (max RSS) is per size.
-The first batch (allocation, warm-up) is excluded from the steady-state figure.
+For each --envs size it measures, each in a fresh subprocess (so peak memory is
+per measurement): the steady-state env-steps per second of the full loop
+(rollout + update), of the rollout alone and of the update alone, and peak RSS;
+the same for the reference loop (scripts/reference_ppo.py: gymnasium's
+SyncVectorEnv with a per-step numpy <-> torch loop, same hyperparameters), and
+prints esper's speed as a ratio to it. --telemetry also runs esper with every
+sink off and with JSONL + console on; --time-to-target runs `esper ppo` with the
+default config and reports seconds from process start to the first batch whose
+mean return reaches the target. The first batch of every run is warm-up and is
+left out of the steady-state figures.
 
-    uv run python scripts/bench.py --envs 8 64 512 4096 --device auto
+    uv run python scripts/bench.py --envs 8 64 512 4096 --reference --telemetry --time-to-target
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
+
+SCRIPTS = Path(__file__).resolve().parent
 
 
-def measure(task: str, n_envs: int, max_epochs: int, batches: int, device: str) -> dict:
-    """Run in this process: train ``batches`` batches with no sinks, report speed."""
-    from esper.config import PPOConfig
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def steady(history: list[dict], batch_size: int) -> dict:
+    rows = history[1:] or history
+    seconds = sum(r["batch_seconds"] for r in rows)
+    rollout = sum(r["rollout_seconds"] for r in rows)
+    update = sum(r["update_seconds"] for r in rows)
+    steps = len(rows) * batch_size
+    return {"sps": steps / seconds, "rollout_sps": steps / rollout, "update_sps": steps / update}
+
+
+def measure_esper(args: argparse.Namespace, n_envs: int, sinks: str) -> dict:
+    from esper.config import build_config
     from esper.device import resolve_device
+    from esper.telemetry.console import ConsoleSink
     from esper.telemetry.hub import TelemetryHub
+    from esper.telemetry.jsonl import JsonlSink
     from esper.training import run_vectorized_ppo
 
-    minibatches = 4 if n_envs * max_epochs % 4 == 0 else 1
     with tempfile.TemporaryDirectory() as run_dir:
-        config = PPOConfig(
-            task=task,
-            n_envs=n_envs,
-            max_epochs=max_epochs,
-            n_minibatches=minibatches,
-            n_episodes=batches,
-            device=device,
-            run_dir=run_dir,
-            checkpoint_every=10**6,
+        config = build_config(
+            overrides={
+                "task": args.task,
+                "n_envs": n_envs,
+                "max_epochs": args.max_epochs,
+                "n_episodes": args.batches,
+                "device": args.device,
+                "run_dir": run_dir,
+                "checkpoint_every": 10**6,
+            }
         )
-        started = time.perf_counter()
-        result = run_vectorized_ppo(config, TelemetryHub())
-        wall = time.perf_counter() - started
-    steady = result.history[1:] or result.history
-    seconds = sum(s["batch_seconds"] for s in steady)
-    steps = len(steady) * config.batch_size
-    rollout = sum(s["rollout_seconds"] for s in steady)
-    update = sum(s["update_seconds"] for s in steady)
+        hub = TelemetryHub()
+        if sinks == "all":
+            hub.subscribe(JsonlSink(Path(run_dir) / "telemetry.jsonl"))
+            hub.subscribe(ConsoleSink(io.StringIO()))
+        result = run_vectorized_ppo(config, hub)
+        hub.close()
     return {
-        "task": task,
-        "device": str(resolve_device(device)),
+        "impl": "esper",
+        "sinks": sinks,
+        "device": str(resolve_device(args.device)),
         "n_envs": n_envs,
-        "max_epochs": max_epochs,
-        "batches": batches,
-        "sps": steps / seconds,
-        "rollout_sps": steps / rollout,
-        "update_sps": steps / update,
-        "wall_seconds": wall,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **steady(result.history, config.batch_size),
+        "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def measure_reference(args: argparse.Namespace, n_envs: int) -> dict:
+    sys.path.insert(0, str(SCRIPTS))
+    from reference_ppo import ReferenceSettings, run_reference
+
+    from esper.config import build_config
+
+    config = build_config(overrides={"task": args.task, "n_envs": n_envs})
+    settings = ReferenceSettings(
+        n_envs=n_envs,
+        max_epochs=args.max_epochs,
+        n_minibatches=config.n_minibatches,
+        ppo_epochs=config.ppo_epochs,
+        learning_rate=config.learning_rate,
+    )
+    history = run_reference(settings, args.reference_batches)
+    return {
+        "impl": "reference",
+        "sinks": "none",
+        "device": "cpu",
+        "n_envs": n_envs,
+        **steady(history, n_envs * args.max_epochs),
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def in_subprocess(args: argparse.Namespace, *worker: str) -> dict:
+    command = [sys.executable, __file__, "--task", args.task, "--device", args.device]
+    command += ["--max-epochs", str(args.max_epochs), "--batches", str(args.batches)]
+    command += ["--reference-batches", str(args.reference_batches), "--worker", *worker]
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def time_to_target(args: argparse.Namespace) -> dict:
+    """Seconds from starting `esper ppo` (default config) to the first solved batch."""
+    with tempfile.TemporaryDirectory() as run_dir:
+        command = [sys.executable, "-m", "esper", "ppo", "--task", args.task, "--no-sanctum"]
+        command += ["--episodes", str(args.solve_batches), "--device", args.device]
+        command += ["--run-dir", run_dir]
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        jsonl = Path(run_dir) / "telemetry.jsonl"
+        found = None
+        assert proc.stdout is not None
+        for _line in proc.stdout:  # one line per batch; read the typed record
+            for line in jsonl.read_text().splitlines() if jsonl.exists() else []:
+                event = json.loads(line)
+                data = event["data"]
+                mean = data.get("episode_return_mean")
+                solved = mean is not None and mean >= args.target
+                if event["event_type"] == "BATCH_COMPLETED" and solved:
+                    found = {"batch": event["batch"], "env_steps": data["env_steps"]}
+                    break
+            if found:
+                found["seconds"] = time.perf_counter() - started
+                proc.terminate()
+                break
+        proc.wait()
+    return {"target": args.target, **(found or {"batch": None, "seconds": None})}
 
 
 def main() -> None:
@@ -63,37 +145,65 @@ def main() -> None:
     parser.add_argument("--task", default="cartpole")
     parser.add_argument("--envs", type=int, nargs="+", default=[8, 64, 512, 4096])
     parser.add_argument("--max-epochs", type=int, default=64)
-    parser.add_argument("--batches", type=int, default=4)
+    parser.add_argument("--batches", type=int, default=5, help="esper batches per size")
+    parser.add_argument("--reference-batches", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--json", help="also write the rows to this file")
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # worker mode
+    parser.add_argument("--reference", action="store_true", help="also run the reference")
+    parser.add_argument("--telemetry", action="store_true", help="sinks off vs on")
+    parser.add_argument("--time-to-target", action="store_true")
+    parser.add_argument("--target", type=float, default=475.0)
+    parser.add_argument("--solve-batches", type=int, default=50)
+    parser.add_argument("--json", help="also write every row to this file")
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    if args.one is not None:
-        row = measure(args.task, args.one, args.max_epochs, args.batches, args.device)
+    if args.worker:
+        impl, n_envs = args.worker[0], int(args.worker[1])
+        if impl == "reference":
+            row = measure_reference(args, n_envs)
+        else:
+            row = measure_esper(args, n_envs, sinks=impl.removeprefix("esper-"))
         print(json.dumps(row))
         return
 
-    rows = []
-    header = f"{'envs':>6} {'full sps':>12} {'rollout sps':>12} {'update sps':>12} {'peak MB':>8}"
-    print(f"task={args.task} device={args.device} max_epochs={args.max_epochs}")
-    print(header)
+    rows: list[dict] = []
+    print(
+        f"task={args.task} device={args.device} max_epochs={args.max_epochs} cpus={os.cpu_count()}"
+    )
+    print(
+        f"{'envs':>6} {'impl':>10} {'full sps':>12} {'rollout sps':>12} "
+        f"{'update sps':>12} {'peak MB':>8} {'x reference':>12}"
+    )
     for n_envs in args.envs:
-        out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n_envs), "--task", args.task,
-             "--max-epochs", str(args.max_epochs), "--batches", str(args.batches),
-             "--device", args.device],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
-        row = json.loads(out.stdout.strip().splitlines()[-1])
-        rows.append(row)
-        print(
-            f"{n_envs:>6} {row['sps']:>12,.0f} {row['rollout_sps']:>12,.0f} "
-            f"{row['update_sps']:>12,.0f} {row['peak_rss_mb']:>8,.0f}"
-        )
+        esper_row = in_subprocess(args, "esper-none", str(n_envs))
+        rows.append(esper_row)
+        ratio = ""
+        if args.reference:
+            ref = in_subprocess(args, "reference", str(n_envs))
+            rows.append(ref)
+            esper_row["ratio_to_reference"] = esper_row["sps"] / ref["sps"]
+            ratio = f"{esper_row['ratio_to_reference']:>11.1f}x"
+            print(_format(ref, ""))
+        print(_format(esper_row, ratio))
+        if args.telemetry:
+            on = in_subprocess(args, "esper-all", str(n_envs))
+            on["overhead_pct"] = 100 * (esper_row["sps"] / on["sps"] - 1)
+            rows.append(on)
+            print(_format(on, "") + f"   sinks on: {on['overhead_pct']:+.1f}% time")
+    if args.time_to_target:
+        solved = time_to_target(args)
+        rows.append({"impl": "time_to_target", **solved})
+        print(f"time to mean return >= {args.target:g}: {solved}")
     if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+
+
+def _format(row: dict, ratio: str) -> str:
+    label = row["impl"] if row["impl"] != "esper" else f"esper/{row['sinks']}"
+    return (
+        f"{row['n_envs']:>6} {label:>10} {row['sps']:>12,.0f} {row['rollout_sps']:>12,.0f} "
+        f"{row['update_sps']:>12,.0f} {row['peak_rss_mb']:>8,.0f} {ratio:>12}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from esper.sanctum import SanctumAggregator, SanctumDashboard
 from esper.telemetry.console import ConsoleSink
 from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
+from esper.telemetry.tensorboard import TensorBoardSink
 from esper.training.checkpoint import CheckpointError, load_for_resume
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.vectorized import TrainingResult, run_vectorized_ppo
@@ -85,6 +86,7 @@ def train(
     *,
     config_file: Path | str | None = None,
     console: bool = False,
+    tensorboard: bool = False,
     **overrides: Any,
 ) -> TrainOutcome:
     """Train from Python: ``esper.train(task="cartpole", episodes=20, n_envs=128)``.
@@ -96,7 +98,7 @@ def train(
         Path(config_file) if config_file else None,
         {"task": task, "n_episodes": episodes, **overrides},
     )
-    return run_training(config, console=console)
+    return run_training(config, console=console, tensorboard=tensorboard)
 
 
 def run_training(
@@ -105,10 +107,14 @@ def run_training(
     console: bool = True,
     sanctum: bool = False,
     stop: StopRequest | None = None,
+    tensorboard: bool = False,
 ) -> TrainOutcome:
-    """Run ``config`` with the JSONL record (and console lines, or the Sanctum dashboard)."""
+    """Run ``config`` with the JSONL record (and console lines, or the Sanctum dashboard;
+    ``tensorboard`` adds RUN_DIR/tensorboard/)."""
     hub = TelemetryHub()
     run_dir = RunDir(config.resolved_run_dir())
+    if tensorboard:  # a missing package is an error before training starts
+        hub.subscribe(TensorBoardSink(run_dir.tensorboard_dir))
     stop = stop or StopRequest()
     with graceful_signals(stop):
         # The run dir is checked (and cleared on --overwrite) by the trainer before
@@ -140,11 +146,16 @@ def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception) -> TrainingResu
 
 
 def train_from_cli(
-    config_file: Path | None, overrides: dict[str, Any], sanctum: bool | None
+    config_file: Path | None,
+    overrides: dict[str, Any],
+    sanctum: bool | None,
+    tensorboard: bool = False,
 ) -> TrainOutcome:
     config = make_config(config_file, overrides)
     show_dashboard = sanctum is not False and sys.stdout.isatty()
-    return run_training(config, console=not show_dashboard, sanctum=show_dashboard)
+    return run_training(
+        config, console=not show_dashboard, sanctum=show_dashboard, tensorboard=tensorboard
+    )
 
 
 def _dashboard(hub: TelemetryHub) -> AbstractContextManager[object]:

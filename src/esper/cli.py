@@ -17,6 +17,8 @@ from typer.core import TyperGroup
 from esper import api
 from esper.config import ConfigError
 from esper.envs import UnknownTaskError
+from esper.evaluate import evaluate, print_report
+from esper.plot import plot_runs
 from esper.sanctum.attach import attach
 from esper.training.checkpoint import CheckpointError
 
@@ -188,6 +190,14 @@ def ppo(
             show_default=False,
         ),
     ] = None,
+    tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--tensorboard",
+            help="Also write TensorBoard scalars to RUN_DIR/tensorboard/ "
+            "(pip install 'esper[tensorboard]').",
+        ),
+    ] = False,
 ) -> None:
     """Train PPO: --episodes batches, resumable with --start-episode."""
     overrides = {
@@ -204,7 +214,7 @@ def ppo(
         "keep_checkpoints": keep_checkpoints,
         "overwrite": overwrite or None,
     }
-    result = api.train_from_cli(config, overrides, sanctum=sanctum)
+    result = api.train_from_cli(config, overrides, sanctum=sanctum, tensorboard=tensorboard)
     if result.status == "interrupted":
         resume = result.resume_command
         print(f"esper: interrupted; resume with: {resume}", file=sys.stderr)
@@ -235,6 +245,97 @@ def sanctum(
 ) -> None:
     """Show the Sanctum dashboard of a running or finished run (q or Ctrl-C quits)."""
     raise typer.Exit(attach(run_dir, once=once))
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR", help="A run's --run-dir (it holds checkpoints/).", show_default=False
+        ),
+    ],
+    checkpoint: Annotated[
+        int | None,
+        typer.Option(
+            "--checkpoint",
+            help="Evaluate the checkpoint saved after batch N. Default: the newest.",
+            show_default=False,
+        ),
+    ] = None,
+    episodes: Annotated[
+        int, typer.Option("--episodes", help="Complete episodes to run (>= 1).")
+    ] = 100,
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic/--stochastic",
+            help="Take the most likely action, or sample actions as in training.",
+        ),
+    ] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the evaluation episodes.")] = 0,
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when available, else CPU), cpu, cuda:N.")
+    ] = "auto",
+) -> None:
+    """Run a trained policy for complete episodes; append the result to telemetry.jsonl."""
+    try:
+        result = evaluate(
+            run_dir, checkpoint, episodes, deterministic=deterministic, seed=seed, device=device
+        )
+    except CheckpointError as exc:  # here the checkpoint is chosen by --checkpoint
+        raise ConfigError("--checkpoint", str(exc)) from None
+    print_report(result)
+
+
+@app.command()
+def plot(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_DIR",
+            help="Runs to draw, overlaid (each holds telemetry.jsonl).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Image to write; the suffix picks the format."),
+    ] = Path("curves.png"),
+    dpi: Annotated[int, typer.Option("--dpi", help="Resolution of the image.")] = 150,
+) -> None:
+    """Draw learning curves (pip install 'esper[plot]'): return, losses, KL, throughput."""
+    print(f"esper: wrote {plot_runs(run_dirs, output, dpi=dpi)}")
+
+
+@app.command()
+def tasks(
+    gym: Annotated[
+        list[str] | None,
+        typer.Option("--gym", help="Also describe gymnasium ids, e.g. --gym LunarLander-v3."),
+    ] = None,
+) -> None:
+    """List the built-in tasks: spaces, time limit, and whether they step on the device."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from esper.envs import describe_tasks
+
+    table = Table(title="esper tasks (--task NAME, or --task gym:ENV_ID)")
+    for column in ("task", "gymnasium id", "obs", "actions", "steps", "on device"):
+        table.add_column(column, no_wrap=True)
+    for row in describe_tasks(tuple(f"gym:{gym_id}" for gym_id in gym or ())):
+        table.add_row(
+            row.name,
+            row.gym_id,
+            str(row.obs_dim),
+            row.action_space,
+            str(row.max_episode_steps or "-"),
+            "yes" if row.on_device else "no (CPU)",
+        )
+    console = Console()
+    console.width = max(console.width, 100)  # whole task names, even in a pipe
+    console.print(table)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from esper.config import ConfigError, PPOConfig
 from esper.telemetry.jsonl import TELEMETRY_FILENAME
+from esper.telemetry.tensorboard import TENSORBOARD_DIRNAME
 
 _CHECKPOINT_RE = re.compile(r"^batch_(\d{6,})\.pt$")
 
@@ -24,6 +25,10 @@ class RunDir:
     @property
     def telemetry_path(self) -> Path:
         return self.path / TELEMETRY_FILENAME
+
+    @property
+    def tensorboard_dir(self) -> Path:
+        return self.path / TENSORBOARD_DIRNAME
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -105,6 +110,7 @@ def prepare_run_dir(config: PPOConfig) -> RunDir:
 
 def _clear(run_dir: RunDir) -> None:
     """What --overwrite removes: this run's checkpoints and telemetry, nothing else."""
-    if run_dir.checkpoints_dir.is_dir():
-        shutil.rmtree(run_dir.checkpoints_dir)
+    for directory in (run_dir.checkpoints_dir, run_dir.tensorboard_dir):
+        if directory.is_dir():
+            shutil.rmtree(directory)
     run_dir.telemetry_path.unlink(missing_ok=True)

@@ -3,6 +3,7 @@
 from esper.telemetry.events import (
     BatchCompletedPayload,
     CheckpointSavedPayload,
+    EvaluationCompletedPayload,
     PayloadError,
     TelemetryEvent,
     TelemetryEventType,
@@ -16,6 +17,7 @@ from esper.telemetry.hub import TelemetryHub
 __all__ = [
     "BatchCompletedPayload",
     "CheckpointSavedPayload",
+    "EvaluationCompletedPayload",
     "PayloadError",
     "TelemetryEvent",
     "TelemetryEventType",

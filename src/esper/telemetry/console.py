@@ -8,6 +8,7 @@ from typing import TextIO
 from esper.telemetry.events import (
     BatchCompletedPayload,
     CheckpointSavedPayload,
+    EvaluationCompletedPayload,
     TelemetryEvent,
     TelemetryEventType,
     TrainingFailedPayload,
@@ -71,6 +72,15 @@ class ConsoleSink:
         if kind is TelemetryEventType.TRAINING_FAILED:
             assert isinstance(data, TrainingFailedPayload)
             return f"failed: {data.reason}"
+        if kind is TelemetryEventType.EVALUATION_COMPLETED:
+            assert isinstance(data, EvaluationCompletedPayload)
+            mode = "deterministic" if data.deterministic else "stochastic"
+            return (
+                f"evaluation of batch {data.checkpoint_batch}: return {data.return_mean:.1f} "
+                f"± {data.return_std:.1f} [{data.return_min:.0f}, {data.return_max:.0f}], "
+                f"length {data.length_mean:.1f} over {data.episodes} {mode} episodes, "
+                f"seed {data.seed}"
+            )
         return event.message or None
 
     def close(self) -> None:

@@ -22,6 +22,7 @@ class TelemetryEventType(StrEnum):
     TRAINING_COMPLETED = "TRAINING_COMPLETED"
     TRAINING_INTERRUPTED = "TRAINING_INTERRUPTED"
     TRAINING_FAILED = "TRAINING_FAILED"
+    EVALUATION_COMPLETED = "EVALUATION_COMPLETED"
 
 
 class PayloadError(ValueError):
@@ -196,6 +197,34 @@ class TrainingFailedPayload:
         )
 
 
+@dataclass(frozen=True)
+class EvaluationCompletedPayload:
+    """``esper eval``: complete episodes of one checkpoint's policy, appended to the run."""
+
+    checkpoint_batch: int
+    episodes: int
+    deterministic: bool
+    return_mean: float
+    return_std: float
+    return_min: float
+    return_max: float
+    length_mean: float
+    seed: int
+
+    def __post_init__(self) -> None:
+        _check(
+            _is_int(self.checkpoint_batch) and self.checkpoint_batch >= 0, "checkpoint_batch >= 0"
+        )
+        _check(_is_int(self.episodes) and self.episodes >= 1, "episodes must be an int >= 1")
+        _check(isinstance(self.deterministic, bool), "deterministic must be a bool")
+        for name in ("return_mean", "return_std", "return_min", "return_max", "length_mean"):
+            _check(_is_number(getattr(self, name)), f"{name} must be a number")
+        _check(self.return_std >= 0, "return_std must be >= 0")
+        _check(self.return_min <= self.return_max, "return_min must be <= return_max")
+        _check(self.length_mean >= 1, "length_mean must be >= 1")
+        _check(_is_int(self.seed), "seed must be an int")
+
+
 Payload = (
     TrainingStartedPayload
     | BatchCompletedPayload
@@ -203,6 +232,7 @@ Payload = (
     | TrainingCompletedPayload
     | TrainingInterruptedPayload
     | TrainingFailedPayload
+    | EvaluationCompletedPayload
 )
 
 PAYLOAD_TYPES: dict[TelemetryEventType, type] = {
@@ -212,6 +242,7 @@ PAYLOAD_TYPES: dict[TelemetryEventType, type] = {
     TelemetryEventType.TRAINING_COMPLETED: TrainingCompletedPayload,
     TelemetryEventType.TRAINING_INTERRUPTED: TrainingInterruptedPayload,
     TelemetryEventType.TRAINING_FAILED: TrainingFailedPayload,
+    TelemetryEventType.EVALUATION_COMPLETED: EvaluationCompletedPayload,
 }
 
 

@@ -1,4 +1,4 @@
-"""Where a batch's time goes, measured without making the rollout wait.
+"""Where a batch's time and memory go, measured without making the rollout wait.
 
 On CUDA the marks are CUDA events read after the batch's one host transfer;
 on the CPU they are wall-clock readings.
@@ -6,6 +6,8 @@ on the CPU they are wall-clock readings.
 
 from __future__ import annotations
 
+import resource
+import sys
 import time
 
 import torch
@@ -37,3 +39,15 @@ class BatchClock:
 
     def since_start(self) -> float:
         return time.perf_counter() - self._times["start"]
+
+
+def memory_usage_mb(device: torch.device) -> dict[str, float | None]:
+    """Peak resident memory of this process, and CUDA memory allocated by torch.
+
+    Peak RSS is what the memory budget is about (a 4,096-env CartPole run stays
+    under 1 GB); both are read from counters, never from the device stream.
+    """
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 1024
+    cuda_mb = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return {"process_memory_mb": peak_mb, "cuda_memory_mb": cuda_mb}

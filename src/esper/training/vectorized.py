@@ -34,7 +34,7 @@ from esper.training.interrupt import StopRequest
 from esper.training.ppo import UPDATE_STATS, explained_variance, ppo_update
 from esper.training.rollout import RolloutBuffer, collect_rollout
 from esper.training.state import TrainerState, build_state, flatten_batch, update_settings
-from esper.training.timing import BatchClock
+from esper.training.timing import BatchClock, memory_usage_mb
 
 
 class NonFiniteError(RuntimeError):
@@ -220,6 +220,7 @@ def _train_one_batch(
         "learning_rate": learning_rate,
         "rollout_seconds": rollout_seconds,
         "update_seconds": update_seconds,
+        **memory_usage_mb(state.device),
     }
 
 

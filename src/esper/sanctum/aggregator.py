@@ -1,0 +1,335 @@
+"""``SanctumAggregator``: telemetry events in, immutable snapshots out.
+
+It is a hub subscriber (``handle``/``close``) and can also be fed from a file.
+The trainer's thread calls ``handle`` once per event and holds the lock only
+to update a few fields; the dashboard's thread calls ``snapshot`` whenever it
+redraws. Facts are taken from the events that own them (TELE-014):
+``max_batches`` only from TRAINING_STARTED, ``current_batch`` from
+TRAINING_STARTED's ``start_batch`` and then BATCH_COMPLETED's ``batch``. An
+event that contradicts them is not obeyed; it is logged as an anomaly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+
+from esper.sanctum.clock import Clock, parse_timestamp, utc_now
+from esper.sanctum.health import THRESHOLDS, Health, assess, describe
+from esper.sanctum.schema import (
+    NotableEvent,
+    NotableKind,
+    PPOStats,
+    ReturnStats,
+    RunStatus,
+    SanctumSnapshot,
+    Throughput,
+)
+from esper.sanctum.tail import JsonlTail
+from esper.telemetry.events import (
+    BatchCompletedPayload,
+    CheckpointSavedPayload,
+    EvaluationCompletedPayload,
+    TelemetryEvent,
+    TelemetryEventType,
+    TrainingCompletedPayload,
+    TrainingFailedPayload,
+    TrainingInterruptedPayload,
+    TrainingStartedPayload,
+)
+
+_PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOStats))
+
+
+class SanctumAggregator:
+    """Keeps the current run view; a later TRAINING_STARTED (a resume) starts a new one."""
+
+    name = "sanctum"
+
+    def __init__(
+        self, *, event_log_size: int = 10, history_size: int = 40, clock: Clock = utc_now
+    ) -> None:
+        self._lock = threading.Lock()
+        self._version = 0  # counts changes, so a viewer can skip redrawing an unchanged view
+        self._clock = clock  # "now", for the elapsed time and ETA of a running run
+        self._history_size = history_size
+        self._notable: deque[NotableEvent] = deque(maxlen=event_log_size)  # kept across views
+        self._handlers: dict[TelemetryEventType, Callable[[TelemetryEvent], None]] = {
+            TelemetryEventType.TRAINING_STARTED: self._on_training_started,
+            TelemetryEventType.BATCH_COMPLETED: self._on_batch_completed,
+            TelemetryEventType.CHECKPOINT_SAVED: self._on_checkpoint_saved,
+            TelemetryEventType.TRAINING_COMPLETED: self._on_training_completed,
+            TelemetryEventType.TRAINING_INTERRUPTED: self._on_training_interrupted,
+            TelemetryEventType.TRAINING_FAILED: self._on_training_failed,
+            TelemetryEventType.EVALUATION_COMPLETED: self._on_evaluation_completed,
+        }
+        self._new_view(SanctumSnapshot())
+
+    @classmethod
+    def from_file(cls, path: Path, clock: Clock = utc_now) -> SanctumAggregator:
+        """An aggregator holding every complete event already in ``path``."""
+        aggregator = cls(clock=clock)
+        aggregator.feed(JsonlTail(path, on_problem=aggregator.record_anomaly).poll())
+        return aggregator
+
+    # --- input ---------------------------------------------------------------
+
+    def handle(self, event: TelemetryEvent) -> None:
+        with self._lock:
+            self._version += 1
+            handler = self._handlers.get(event.event_type)
+            if handler is None:
+                self._note(NotableKind.ANOMALY, f"no handler for {event.event_type}", event)
+            else:
+                handler(event)
+
+    def feed(self, events: Iterable[TelemetryEvent]) -> None:
+        for event in events:
+            self.handle(event)
+
+    def record_anomaly(self, message: str) -> None:
+        """Log a problem found outside an event (e.g. an unreadable telemetry line)."""
+        with self._lock:
+            self._version += 1
+            self._note(NotableKind.ANOMALY, message)
+
+    def close(self) -> None:
+        """Nothing to release: the dashboard may keep reading the final snapshot."""
+
+    # --- output --------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Changes whenever an event or anomaly has been taken in."""
+        with self._lock:
+            return self._version
+
+    def snapshot(self) -> SanctumSnapshot:
+        with self._lock:
+            view = self._view
+            elapsed = eta = None
+            if self._started_at is not None:
+                end = self._ended_at or self._clock()
+                elapsed = max((end - self._started_at).total_seconds(), 0.0)
+            done = view.current_batch - view.start_batch
+            if (
+                view.status is RunStatus.RUNNING
+                and view.max_batches > 0
+                and done > 0
+                and self._started_at is not None
+                and self._last_batch_at is not None
+            ):
+                per_batch = (self._last_batch_at - self._started_at).total_seconds() / done
+                eta = max(per_batch, 0.0) * max(view.max_batches - view.current_batch, 0)
+            return dataclasses.replace(
+                view,
+                elapsed_seconds=elapsed,
+                eta_seconds=eta,
+                events=tuple(reversed(self._notable)),
+            )
+
+    # --- handlers (called with the lock held) --------------------------------
+
+    def _on_training_started(self, event: TelemetryEvent) -> None:
+        data = event.data
+        assert isinstance(data, TrainingStartedPayload)
+        self._new_view(
+            SanctumSnapshot(
+                group_id=event.group_id,
+                task=data.task,
+                device=data.device,
+                seed=data.seed,
+                n_envs=data.n_envs,
+                max_epochs=data.max_epochs,
+                start_batch=data.start_batch,
+                current_batch=data.start_batch,
+                max_batches=data.max_batches,
+                env_steps=data.env_steps,
+                status=RunStatus.RUNNING,
+            )
+        )
+        self._started_at = parse_timestamp(event.timestamp)
+        if data.start_batch > 0:
+            message = f"resumed at {data.start_batch}/{data.max_batches}"
+            self._note(NotableKind.RESUMED, message, event)
+        else:
+            self._note(NotableKind.STARTED, f"started: {data.max_batches} batches", event)
+
+    def _on_batch_completed(self, event: TelemetryEvent) -> None:
+        data = event.data
+        assert isinstance(data, BatchCompletedPayload)
+        if not self._accepts(event):
+            return
+        view = self._view
+        batch = event.batch
+        if batch is None:
+            batch = view.current_batch + 1
+            self._note(NotableKind.ANOMALY, f"batch number missing; counted as {batch}", event)
+        elif batch != view.current_batch + 1:
+            self._note(
+                NotableKind.ANOMALY, f"batch {batch} came after batch {view.current_batch}", event
+            )
+        if 0 < view.max_batches < batch:
+            self._note(
+                NotableKind.ANOMALY,
+                f"batch {batch} is past max_batches {view.max_batches}; "
+                "max_batches kept from TRAINING_STARTED",
+                event,
+            )
+        ppo = PPOStats(**{name: getattr(data, name) for name in _PPO_FIELDS})
+        self._warn_on_health(ppo, event)
+        self._view = dataclasses.replace(
+            view,
+            current_batch=batch,
+            env_steps=data.env_steps,
+            status=RunStatus.RUNNING,
+            ppo=ppo,
+            returns=self._returns(view.returns, data, batch),
+            throughput=_throughput(data),
+        )
+        self._last_batch_at = parse_timestamp(event.timestamp)
+
+    def _on_checkpoint_saved(self, event: TelemetryEvent) -> None:
+        data = event.data
+        assert isinstance(data, CheckpointSavedPayload)
+        if self._accepts(event):
+            name = Path(data.path).name
+            self._note(NotableKind.CHECKPOINT, f"saved {name} ({data.bytes / 1e6:.2f} MB)", event)
+
+    def _on_training_completed(self, event: TelemetryEvent) -> None:
+        data = event.data
+        assert isinstance(data, TrainingCompletedPayload)
+        if not self._accepts(event):
+            return
+        view = self._view
+        if view.max_batches > 0 and data.final_batch != view.max_batches:
+            self._note(
+                NotableKind.ANOMALY,
+                f"completed at batch {data.final_batch}, not at max_batches "
+                f"{view.max_batches}; max_batches kept from TRAINING_STARTED",
+                event,
+            )
+        self._finish(event, RunStatus.COMPLETED, None, env_steps=data.env_steps)
+        total = f"{view.current_batch}/{view.max_batches}" if view.max_batches > 0 else "-"
+        self._note(NotableKind.COMPLETED, f"completed at {total}", event)
+
+    def _on_training_interrupted(self, event: TelemetryEvent) -> None:
+        data = event.data
+        assert isinstance(data, TrainingInterruptedPayload)
+        if self._accepts(event):
+            reason = f"{data.reason}; resume from batch {data.resume_batch}"
+            self._finish(event, RunStatus.INTERRUPTED, reason)
+            self._note(NotableKind.INTERRUPTED, reason, event)
+
+    def _on_training_failed(self, event: TelemetryEvent) -> None:
+        data = event.data
+        assert isinstance(data, TrainingFailedPayload)
+        if self._accepts(event):
+            reason = data.reason
+            if data.last_good_batch is not None:
+                reason += f" (last checkpoint: batch {data.last_good_batch})"
+            self._finish(event, RunStatus.FAILED, reason)
+            self._note(NotableKind.FAILED, reason, event)
+
+    def _on_evaluation_completed(self, event: TelemetryEvent) -> None:
+        data = event.data
+        assert isinstance(data, EvaluationCompletedPayload)
+        if self._accepts(event):
+            mode = "deterministic" if data.deterministic else "sampled"
+            self._note(
+                NotableKind.EVALUATION,
+                f"checkpoint {data.checkpoint_batch}: return {data.return_mean:.1f} "
+                f"± {data.return_std:.1f} over {data.episodes} {mode} episodes",
+                event,
+            )
+
+    # --- helpers (lock held) -------------------------------------------------
+
+    def _new_view(self, view: SanctumSnapshot) -> None:
+        self._view = view
+        self._return_history: deque[float] = deque(maxlen=self._history_size)
+        self._health: dict[str, Health] = {}
+        self._started_at: datetime | None = None
+        self._last_batch_at: datetime | None = None
+        self._ended_at: datetime | None = None
+
+    def _accepts(self, event: TelemetryEvent) -> bool:
+        """Whether ``event`` belongs to the run on show (adopting it if none is)."""
+        current = self._view.group_id
+        if current is None:
+            self._note(NotableKind.ANOMALY, f"{event.event_type} before TRAINING_STARTED", event)
+            self._view = dataclasses.replace(self._view, group_id=event.group_id)
+            return True
+        if event.group_id != current:
+            self._note(
+                NotableKind.ANOMALY,
+                f"{event.event_type} of run {event.group_id} ignored (showing {current})",
+                event,
+            )
+            return False
+        return True
+
+    def _finish(
+        self,
+        event: TelemetryEvent,
+        status: RunStatus,
+        reason: str | None,
+        env_steps: int | None = None,
+    ) -> None:
+        changes: dict[str, object] = {"status": status, "reason": reason}
+        if env_steps is not None:
+            changes["env_steps"] = env_steps
+        self._view = dataclasses.replace(self._view, **changes)  # type: ignore[arg-type]
+        self._ended_at = parse_timestamp(event.timestamp)
+
+    def _returns(
+        self, previous: ReturnStats, data: BatchCompletedPayload, batch: int
+    ) -> ReturnStats:
+        """This batch's episode returns, or the previous ones when none finished."""
+        if data.episodes_finished == 0 or data.episode_return_mean is None:
+            return previous
+        self._return_history.append(data.episode_return_mean)
+        return ReturnStats(
+            mean=data.episode_return_mean,
+            min=data.episode_return_min,
+            max=data.episode_return_max,
+            length_mean=data.episode_length_mean,
+            episodes_finished=data.episodes_finished,
+            batch=batch,
+            history=tuple(self._return_history),
+        )
+
+    def _warn_on_health(self, ppo: PPOStats, event: TelemetryEvent) -> None:
+        """Log a warning when a metric turns worse than it was, not on every bad batch."""
+        for metric in THRESHOLDS:
+            value = getattr(ppo, metric)
+            level = assess(metric, value)
+            if level >= Health.WARNING and level > self._health.get(metric, Health.OK):
+                self._note(NotableKind.WARNING, describe(metric, value), event)
+            self._health[metric] = level
+
+    def _note(self, kind: NotableKind, message: str, event: TelemetryEvent | None = None) -> None:
+        if event is None:
+            self._notable.append(NotableEvent(kind, message, None, self._clock().isoformat()))
+        else:
+            self._notable.append(NotableEvent(kind, message, event.batch, event.timestamp))
+
+
+def _throughput(data: BatchCompletedPayload) -> Throughput:
+    rollout = update = other = None
+    if data.batch_seconds > 0:
+        rollout = min(max(data.rollout_seconds / data.batch_seconds, 0.0), 1.0)
+        update = min(max(data.update_seconds / data.batch_seconds, 0.0), 1.0 - rollout)
+        other = 1.0 - rollout - update
+    return Throughput(
+        sps=data.sps,
+        rollout_share=rollout,
+        update_share=update,
+        other_share=other,
+        process_memory_mb=data.process_memory_mb,
+        cuda_memory_mb=data.cuda_memory_mb,
+    )

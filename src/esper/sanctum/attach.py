@@ -1,0 +1,67 @@
+"""``esper sanctum RUN_DIR``: the dashboard of a run in another process, or a finished one.
+
+It reads ``RUN_DIR/telemetry.jsonl`` from the start, then follows what is
+appended until the user quits (q or Ctrl-C); a run that has ended stays on
+screen in its final state. ``once`` prints one snapshot and returns, for
+scripts and tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from rich.console import Console
+
+from esper.config import ConfigError
+from esper.run_dir import RunDir
+from esper.sanctum.aggregator import SanctumAggregator
+from esper.sanctum.app import SanctumDashboard
+from esper.sanctum.keys import keypresses
+from esper.sanctum.layout import render_dashboard
+from esper.sanctum.tail import JsonlTail
+
+QUIT_KEYS = frozenset("qQ")
+POLL_SECONDS = 0.25
+
+
+def telemetry_file(run_dir: Path) -> Path:
+    """``RUN_DIR/telemetry.jsonl``, or a ConfigError saying what is missing."""
+    if not run_dir.is_dir():
+        raise ConfigError("RUN_DIR", f"{run_dir} is not a directory (give a run's --run-dir)")
+    path = RunDir(run_dir).telemetry_path
+    if not path.is_file():
+        raise ConfigError("RUN_DIR", f"no {path.name} in {run_dir}: no run has started there (yet)")
+    return path
+
+
+def attach(
+    run_dir: Path,
+    *,
+    once: bool = False,
+    console: Console | None = None,
+    keys: TextIO | None = None,
+) -> int:
+    """Show the run in ``run_dir``; returns the exit code (0: the user quit).
+
+    ``keys`` is the terminal read for q (stdin when None).
+    """
+    path = telemetry_file(run_dir)
+    console = console if console is not None else Console()
+    aggregator = SanctumAggregator()
+    tail = JsonlTail(path, on_problem=aggregator.record_anomaly)
+    aggregator.feed(tail.poll())
+    if once:
+        console.print(render_dashboard(aggregator.snapshot()))
+        return 0
+    footer = f"following {path}   q or Ctrl-C to quit"
+    try:
+        with (
+            SanctumDashboard(aggregator, console=console, footer=footer),
+            keypresses(keys) as read_key,
+        ):
+            while read_key(POLL_SECONDS) not in QUIT_KEYS:
+                aggregator.feed(tail.poll())
+    except KeyboardInterrupt:
+        pass
+    return 0

@@ -1,0 +1,53 @@
+"""Metrics panel: episode returns (with a sparkline) and the latest PPO statistics."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from esper.sanctum import format as fmt
+from esper.sanctum.health import HEALTH_STYLE, assess
+from esper.sanctum.schema import ReturnStats, SanctumSnapshot
+from esper.sanctum.sparkline import sparkline
+
+# (label, PPOStats field, format spec), two per row.
+PPO_ROWS: tuple[tuple[tuple[str, str, str], tuple[str, str, str]], ...] = (
+    (("Policy loss", "policy_loss", ".4f"), ("Value loss", "value_loss", ".4g")),
+    (("Entropy", "entropy", ".4f"), ("Approx KL", "approx_kl", ".4f")),
+    (("Clip frac", "clip_fraction", ".3f"), ("Expl var", "explained_variance", ".3f")),
+    (("LR", "learning_rate", ".2e"), ("Grad norm", "grad_norm", ".3g")),
+)
+SPARKLINE_WIDTH = 32
+
+
+def _returns(r: ReturnStats) -> Text:
+    if r.mean is None:
+        return Text.assemble("Return  ", ("waiting (no episode finished yet)", "dim"))
+    return Text.assemble(
+        "Return  ",
+        (
+            f"mean {fmt.number(r.mean, '.1f')}  min {fmt.number(r.min, '.1f')}  "
+            f"max {fmt.number(r.max, '.1f')}",
+            "bold",
+        ),
+        "\n        ",
+        (sparkline(r.history, SPARKLINE_WIDTH), "cyan"),
+        f"  length {fmt.number(r.length_mean, '.1f')}",
+        (f"  (batch {r.batch}: {r.episodes_finished} episodes)", "dim"),
+    )
+
+
+def render_metrics_panel(snapshot: SanctumSnapshot) -> RenderableType:
+    table = Table.grid(padding=(0, 2))
+    for _ in range(4):
+        table.add_column(no_wrap=True)
+    for pair in PPO_ROWS:
+        cells: list[RenderableType] = []
+        for label, metric, spec in pair:
+            value = getattr(snapshot.ppo, metric)
+            style = HEALTH_STYLE[assess(metric, value)]
+            cells += [label, Text(fmt.number(value, spec), style=style)]
+        table.add_row(*cells)
+    return Panel(Group(_returns(snapshot.returns), table), title="Metrics", title_align="left")

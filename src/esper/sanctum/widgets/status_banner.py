@@ -1,0 +1,37 @@
+"""StatusBanner: the run's state in one glance, and a health colour per PPO metric."""
+
+from __future__ import annotations
+
+from rich.console import RenderableType
+from rich.text import Text
+
+from esper.sanctum import format as fmt
+from esper.sanctum.health import HEALTH_STYLE, THRESHOLDS, assess
+from esper.sanctum.schema import RunStatus, SanctumSnapshot
+
+STATUS_STYLE: dict[RunStatus, str] = {
+    RunStatus.WAITING: "bold black on grey70",
+    RunStatus.RUNNING: "bold black on green",
+    RunStatus.COMPLETED: "bold white on blue",
+    RunStatus.INTERRUPTED: "bold black on yellow",
+    RunStatus.FAILED: "bold white on red",
+}
+REASON_STYLE: dict[RunStatus, str] = {RunStatus.INTERRUPTED: "yellow", RunStatus.FAILED: "bold red"}
+
+
+def render_status_banner(snapshot: SanctumSnapshot) -> RenderableType:
+    s = snapshot
+    banner = Text()
+    banner.append(f" {s.status.value.upper()} ", style=STATUS_STYLE[s.status])
+    batch = f"{s.current_batch}/{s.max_batches}" if s.max_batches > 0 else f"{s.current_batch}"
+    banner.append(f"  Batch:{batch}", style="dim")
+    if all(getattr(s.ppo, metric) is None for metric in THRESHOLDS):
+        banner.append("  metrics: waiting for the first batch", style="dim")
+    else:
+        for metric, threshold in THRESHOLDS.items():
+            value = getattr(s.ppo, metric)
+            banner.append(f"  {threshold.label} ")
+            banner.append(fmt.number(value, ".3g"), style=HEALTH_STYLE[assess(metric, value)])
+    if s.reason:
+        banner.append(f"\n{s.status.value}: {s.reason}", style=REASON_STYLE.get(s.status, ""))
+    return banner

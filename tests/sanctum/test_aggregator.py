@@ -1,0 +1,240 @@
+"""SanctumAggregator: the facts of TELE-014, run views, anomalies and thread safety."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from datetime import timedelta
+
+import pytest
+
+from esper.sanctum import NotableKind, RunStatus, SanctumAggregator, SanctumSnapshot
+from esper.sanctum.schema import PPOStats, ReturnStats, Throughput
+from esper.telemetry.events import TelemetryEventType
+from esper.telemetry.hub import TelemetryHub
+from esper.telemetry.jsonl import JsonlSink
+
+
+def fed(*event_lists, **kwargs) -> SanctumAggregator:
+    aggregator = SanctumAggregator(**kwargs)
+    for events in event_lists:
+        aggregator.feed(events if isinstance(events, list) else [events])
+    return aggregator
+
+
+def kinds(snapshot: SanctumSnapshot) -> list[NotableKind]:
+    return [e.kind for e in snapshot.events]
+
+
+def test_before_any_event_everything_is_missing_not_defaulted():
+    s = SanctumAggregator().snapshot()
+    assert s.status is RunStatus.WAITING
+    assert (s.current_batch, s.max_batches) == (0, 0)
+    assert s.group_id is None and s.env_steps is None and s.elapsed_seconds is None
+    assert s.ppo == PPOStats() and s.returns == ReturnStats() and s.throughput == Throughput()
+    assert s.events == ()
+
+
+def test_training_started_sets_identity_and_max_batches(events):
+    s = fed(events.started(max_batches=100)).snapshot()
+    assert s.status is RunStatus.RUNNING
+    assert (s.group_id, s.task, s.device, s.seed) == (events.group_id, "cartpole", "cpu", 7)
+    assert (s.n_envs, s.max_epochs) == (8, 16)
+    assert (s.current_batch, s.max_batches, s.env_steps) == (0, 100, 0)
+    assert kinds(s) == [NotableKind.STARTED]
+
+
+def test_batch_completed_follows_current_batch_and_latest_stats(events):
+    s = fed(events.run(max_batches=100, batches=25)).snapshot()
+    assert (s.current_batch, s.max_batches) == (25, 100)
+    assert s.env_steps == 25 * 128
+    assert s.ppo.approx_kl == 0.008 and s.ppo.learning_rate == 2.5e-4
+    assert s.returns.mean == 35.0 and s.returns.max == 45.0 and s.returns.batch == 25
+    assert s.returns.history[-3:] == (33.0, 34.0, 35.0)
+    assert s.throughput.sps == 640.0
+    assert s.throughput.rollout_share == pytest.approx(0.15)
+    assert s.throughput.update_share == pytest.approx(0.80)
+    assert s.throughput.other_share == pytest.approx(0.05)
+    assert s.throughput.process_memory_mb is None and s.throughput.cuda_memory_mb is None
+    assert NotableKind.ANOMALY not in kinds(s)
+
+
+def test_memory_fields_pass_through(events):
+    batch = events.batch(1, process_memory_mb=512.0, cuda_memory_mb=1536.0)
+    s = fed(events.started(), batch).snapshot()
+    assert (s.throughput.process_memory_mb, s.throughput.cuda_memory_mb) == (512.0, 1536.0)
+
+
+def test_returns_carry_over_a_batch_without_finished_episodes_with_their_batch(events):
+    s = fed(events.run(10, 2), events.batch(3, episodes_finished=0)).snapshot()
+    assert s.current_batch == 3
+    assert (s.returns.mean, s.returns.batch) == (12.0, 2)
+
+
+def test_resume_appended_to_the_same_file_starts_a_new_run_view(events):
+    first = [*events.run(max_batches=50, batches=25), events.interrupted(25)]
+    aggregator = fed(first, events.started(max_batches=75, start_batch=25))
+    s = aggregator.snapshot()
+    assert (s.current_batch, s.max_batches, s.start_batch) == (25, 75, 25)
+    assert s.status is RunStatus.RUNNING and s.reason is None
+    assert s.ppo == PPOStats() and s.returns == ReturnStats()  # nothing from the old view
+    assert s.events[0].kind is NotableKind.RESUMED and "25/75" in s.events[0].message
+    assert NotableKind.INTERRUPTED in kinds(s)  # the log spans both invocations
+
+    aggregator.handle(events.batch(26))
+    s = aggregator.snapshot()
+    assert (s.current_batch, s.max_batches) == (26, 75)
+    assert NotableKind.ANOMALY not in kinds(s)
+
+
+def test_batch_past_max_batches_is_an_anomaly_and_does_not_change_max(events):
+    s = fed(events.run(max_batches=3, batches=4)).snapshot()
+    assert (s.current_batch, s.max_batches) == (4, 3)
+    assert s.events[0].kind is NotableKind.ANOMALY
+    assert "past max_batches 3" in s.events[0].message
+
+
+def test_completion_at_another_batch_count_is_an_anomaly(events):
+    s = fed(events.run(max_batches=5, batches=4), events.completed(final_batch=4)).snapshot()
+    assert s.max_batches == 5 and s.status is RunStatus.COMPLETED
+    anomalies = [e.message for e in s.events if e.kind is NotableKind.ANOMALY]
+    assert anomalies == [
+        "completed at batch 4, not at max_batches 5; max_batches kept from TRAINING_STARTED"
+    ]
+
+
+def test_out_of_order_and_missing_batch_numbers_are_anomalies(events):
+    s = fed(events.run(10, 2), events.batch(5)).snapshot()
+    assert s.current_batch == 5
+    assert "batch 5 came after batch 2" in s.events[0].message
+    s = fed(events.run(10, 2), events.batch(None)).snapshot()
+    assert s.current_batch == 3
+    assert s.events[0].kind is NotableKind.ANOMALY
+
+
+def test_events_of_another_run_are_ignored_as_anomalies(events):
+    s = fed(events.run(10, 2), events.batch(3, group_id="someone-else")).snapshot()
+    assert s.current_batch == 2
+    assert "someone-else" in s.events[0].message
+
+
+def test_completed_status(events):
+    s = fed(events.run(3, 3), events.checkpoint(3), events.completed(3)).snapshot()
+    assert s.status is RunStatus.COMPLETED and s.reason is None
+    assert kinds(s)[:2] == [NotableKind.COMPLETED, NotableKind.CHECKPOINT]
+    assert s.eta_seconds is None
+
+
+def test_failed_status_carries_the_reason(events):
+    failure = events.failed(4, "non-finite value_loss in batch 4", last_good=3)
+    s = fed(events.run(10, 3), failure).snapshot()
+    assert s.status is RunStatus.FAILED
+    assert s.reason == "non-finite value_loss in batch 4 (last checkpoint: batch 3)"
+    assert s.events[0].kind is NotableKind.FAILED
+
+
+def test_interrupted_status_carries_the_reason_and_resume_point(events):
+    s = fed(events.run(10, 3), events.interrupted(3, "SIGTERM received")).snapshot()
+    assert s.status is RunStatus.INTERRUPTED
+    assert s.reason == "SIGTERM received; resume from batch 3"
+
+
+def test_every_event_type_has_a_handler():
+    assert set(SanctumAggregator()._handlers) == set(TelemetryEventType)
+
+
+def test_evaluation_appended_after_completion_is_logged_without_changing_status(events):
+    s = fed(events.run(3, 3), events.completed(3), events.evaluated(3)).snapshot()
+    assert s.status is RunStatus.COMPLETED
+    assert s.events[0].kind is NotableKind.EVALUATION
+    assert s.events[0].message == (
+        "checkpoint 3: return 187.5 ± 12.2 over 10 deterministic episodes"
+    )
+
+
+def test_unhealthy_metric_is_logged_once_when_it_turns_bad(events):
+    batches = [events.batch(1), events.batch(2, approx_kl=0.03), events.batch(3, approx_kl=0.03)]
+    batches.append(events.batch(4, approx_kl=0.09))
+    batches.append(events.batch(5, grad_norm=math.nan))
+    s = fed(events.started(10), batches).snapshot()
+    warnings = [(e.batch, e.message) for e in s.events if e.kind is NotableKind.WARNING]
+    assert warnings == [
+        (5, "grad_norm is nan"),
+        (4, "KL too high: approx_kl 0.09 above 0.05"),
+        (2, "KL too high: approx_kl 0.03 above 0.02"),
+    ]
+
+
+def test_elapsed_and_eta_come_from_event_timestamps(events):
+    # started at T0, batches every 2 s: batch 2 at T0+4s; "now" is T0+5s.
+    now = events.t0 + timedelta(seconds=5)
+    aggregator = fed(events.run(max_batches=10, batches=2), clock=lambda: now)
+    s = aggregator.snapshot()
+    assert s.elapsed_seconds == 5.0
+    assert s.eta_seconds == pytest.approx(2.0 * 8)
+    aggregator.handle(events.completed(10))  # stamped T0+6s
+    s = aggregator.snapshot()
+    assert s.elapsed_seconds == 6.0 and s.eta_seconds is None
+
+
+def test_snapshot_is_immutable(events):
+    s = fed(events.run(10, 1)).snapshot()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.current_batch = 5  # type: ignore[misc]
+    assert isinstance(s.events, tuple) and isinstance(s.returns.history, tuple)
+
+
+def test_works_as_a_hub_subscriber(events):
+    hub = TelemetryHub()
+    aggregator = SanctumAggregator()
+    hub.subscribe(aggregator)
+    for event in [*events.run(3, 3), events.completed(3)]:
+        hub.emit(event)
+    hub.close()
+    assert hub.healthy
+    s = aggregator.snapshot()
+    assert (s.current_batch, s.max_batches, s.status) == (3, 3, RunStatus.COMPLETED)
+
+
+def test_reads_a_file_skipping_a_partial_last_line(tmp_path, events):
+    path = tmp_path / "telemetry.jsonl"
+    sink = JsonlSink(path)
+    for event in events.run(75, 2):
+        sink.handle(event)
+    sink.close()
+    with path.open("a") as fh:
+        fh.write(events.batch(3).to_json()[:40])  # a writer killed mid-line
+    s = SanctumAggregator.from_file(path).snapshot()
+    assert (s.current_batch, s.max_batches) == (2, 75)
+    assert NotableKind.ANOMALY not in kinds(s)
+
+
+def test_thread_safety_smoke(events):
+    """A writer and readers at once: every snapshot is whole (no torn state)."""
+    aggregator = SanctumAggregator()
+    aggregator.handle(events.started(max_batches=2000))
+    batches = [events.batch(b, policy_loss=float(b)) for b in range(1, 2001)]
+    torn: list[SanctumSnapshot] = []
+    done = threading.Event()
+
+    def read() -> None:
+        last = 0
+        while not done.is_set():
+            s = aggregator.snapshot()
+            if s.current_batch < last or (
+                s.current_batch
+                and (s.ppo.policy_loss, s.env_steps) != (s.current_batch, s.current_batch * 128)
+            ):
+                torn.append(s)
+            last = s.current_batch
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for reader in readers:
+        reader.start()
+    aggregator.feed(batches)
+    done.set()
+    for reader in readers:
+        reader.join()
+    assert not torn
+    assert aggregator.snapshot().current_batch == 2000
