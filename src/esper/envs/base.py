@@ -132,4 +132,4 @@ class BatchedEnv(ABC):
     def uniform(self, n: int, width: int, low: float, high: float) -> torch.Tensor:
         """``[n, width]`` uniform draws in ``[low, high)`` from this env's generator."""
         u = torch.rand(n, width, generator=self.generator, device=self.device, dtype=self.dtype)
-        return low + (high - low) * u
+        return u.mul_(high - low).add_(low)

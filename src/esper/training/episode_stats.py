@@ -20,6 +20,9 @@ class EpisodeTracker:
         self.running_length = torch.zeros(num_envs, device=device)
         self.ended_return = torch.full((horizon, num_envs), float("nan"), device=device)
         self.ended_length = torch.zeros(horizon, num_envs, device=device)
+        self._rows = list(
+            zip(self.ended_return.unbind(0), self.ended_length.unbind(0), strict=True)
+        )
         self._nan = torch.tensor(float("nan"), device=device)
         self._zero = torch.tensor(0.0, device=device)
 
@@ -29,13 +32,17 @@ class EpisodeTracker:
             n, device = self.running_return.shape[0], self.running_return.device
             self.ended_return = torch.full((horizon, n), float("nan"), device=device)
             self.ended_length = torch.zeros(horizon, n, device=device)
+            self._rows = list(
+                zip(self.ended_return.unbind(0), self.ended_length.unbind(0), strict=True)
+            )
 
     def record(self, t: int, reward: torch.Tensor, done: torch.Tensor) -> None:
         """Step ``t`` of the batch: ``[N]`` raw rewards and episode ends."""
         self.running_return += reward
         self.running_length += 1
-        torch.where(done, self.running_return, self._nan, out=self.ended_return[t])
-        torch.where(done, self.running_length, self._zero, out=self.ended_length[t])
+        ended_return, ended_length = self._rows[t]
+        torch.where(done, self.running_return, self._nan, out=ended_return)
+        torch.where(done, self.running_length, self._zero, out=ended_length)
         self.running_return.masked_fill_(done, 0.0)
         self.running_length.masked_fill_(done, 0.0)
 

@@ -51,6 +51,15 @@ class RolloutBuffer:
     def horizon(self) -> int:
         return self.obs.shape[0]
 
+    def step_views(self) -> list[RolloutBuffer]:
+        """Per-step views ``[n_envs, ...]`` of every field, made with one ``unbind``
+        per field rather than one indexing op per field per step."""
+        fields = {name: getattr(self, name).unbind(0) for name in self.__dataclass_fields__}
+        return [
+            RolloutBuffer(**{name: views[t] for name, views in fields.items()})
+            for t in range(self.horizon)
+        ]
+
 
 def action_bounds(policy: ActorCritic, device: torch.device) -> tuple[torch.Tensor, ...] | None:
     """The Box bounds as device tensors, built once per rollout (None if discrete)."""
@@ -82,27 +91,27 @@ def collect_rollout(
     episodes.resize(buffer.horizon)
     bounds = action_bounds(policy, buffer.obs.device)
     noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [max_epochs, n_envs, n_out]
-    for t in range(buffer.horizon):
+    for t, (slot, step_noise) in enumerate(zip(buffer.step_views(), noise.unbind(0), strict=True)):
         if obs_normalizer is not None:
             obs_normalizer.update(next_obs)
             policy_obs = obs_normalizer.normalize(next_obs)
         else:
             policy_obs = next_obs
-        action, log_prob, value = policy.act(policy_obs, noise[t])
+        action, log_prob, value = policy.act(policy_obs, step_noise)
         next_obs, reward, terminated, truncated, info = env.step(env_actions(action, bounds))
         final_obs = info["final_obs"]
         if obs_normalizer is not None:
             final_obs = obs_normalizer.normalize(final_obs)
-        buffer.obs[t] = policy_obs
-        buffer.actions[t] = action
-        buffer.log_probs[t] = log_prob
-        buffer.values[t] = value
+        slot.obs.copy_(policy_obs)
+        slot.actions.copy_(action)
+        slot.log_probs.copy_(log_prob)
+        slot.values.copy_(value)
         episode_ended = terminated | truncated
         episodes.record(t, reward, episode_ended)  # raw rewards: what users compare
         if reward_scaler is not None:
             reward = reward_scaler.scale(reward, episode_ended)
-        buffer.rewards[t] = reward
-        buffer.terminated[t] = terminated
-        buffer.truncated[t] = truncated
-        buffer.final_obs[t] = final_obs
+        slot.rewards.copy_(reward)
+        slot.terminated.copy_(terminated)
+        slot.truncated.copy_(truncated)
+        slot.final_obs.copy_(final_obs)
     return next_obs
