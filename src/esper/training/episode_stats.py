@@ -29,12 +29,14 @@ class EpisodeTracker:
     def resize(self, horizon: int) -> None:
         """Match the rollout horizon (allocated once per run)."""
         if self.ended_return.shape[0] != horizon:
-            n, device = self.running_return.shape[0], self.running_return.device
-            self.ended_return = torch.full((horizon, n), float("nan"), device=device)
-            self.ended_length = torch.zeros(horizon, n, device=device)
-            self._rows = list(
-                zip(self.ended_return.unbind(0), self.ended_length.unbind(0), strict=True)
-            )
+            self._allocate(horizon)
+
+    def _allocate(self, horizon: int) -> None:
+        n, device = self.running_return.shape[0], self.running_return.device
+        self.ended_return = torch.full((horizon, n), float("nan"), device=device)  # [T, N]
+        self.ended_length = torch.zeros(horizon, n, device=device)  # [T, N]
+        rows = zip(self.ended_return.unbind(0), self.ended_length.unbind(0), strict=True)
+        self._rows = list(rows)  # per-step views, made once
 
     def record(self, t: int, reward: torch.Tensor, done: torch.Tensor) -> None:
         """Step ``t`` of the batch: ``[N]`` raw rewards and episode ends."""
