@@ -13,7 +13,7 @@ import traceback
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from esper.config import ConfigError, PPOConfig, build_config, load_config_file
 from esper.envs import UnknownTaskError, env_class
@@ -22,10 +22,13 @@ from esper.sanctum import SanctumAggregator, SanctumDashboard
 from esper.telemetry.console import ConsoleSink
 from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
+from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
 from esper.training.checkpoint import CheckpointError, load_for_resume
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.vectorized import TrainingResult, run_vectorized_ppo
+
+Display = Literal["sanctum", "progress", "lines", "none"]
 
 # Mistakes in what the user asked for: the CLI turns these into one line and exit 2.
 USER_ERRORS = (ConfigError, CheckpointError, UnknownTaskError)
@@ -98,19 +101,19 @@ def train(
         Path(config_file) if config_file else None,
         {"task": task, "n_episodes": episodes, **overrides},
     )
-    return run_training(config, console=console, tensorboard=tensorboard)
+    display: Display = "lines" if console else "none"
+    return run_training(config, display=display, tensorboard=tensorboard)
 
 
 def run_training(
     config: PPOConfig,
     *,
-    console: bool = True,
-    sanctum: bool = False,
+    display: Display = "lines",
     stop: StopRequest | None = None,
     tensorboard: bool = False,
 ) -> TrainOutcome:
-    """Run ``config`` with the JSONL record (and console lines, or the Sanctum dashboard;
-    ``tensorboard`` adds RUN_DIR/tensorboard/)."""
+    """Run ``config`` with the JSONL record and a display: the Sanctum dashboard, a
+    progress bar, plain lines or nothing; ``tensorboard`` adds RUN_DIR/tensorboard/."""
     hub = TelemetryHub()
     run_dir = RunDir(config.resolved_run_dir())
     if tensorboard:  # a missing package is an error before training starts
@@ -120,9 +123,11 @@ def run_training(
         # The run dir is checked (and cleared on --overwrite) by the trainer before
         # it emits anything, so the JSONL sink subscribes lazily on the first event.
         hub.subscribe(_LazyJsonl(run_dir))
-        if console:
+        if display == "lines":
             hub.subscribe(ConsoleSink())
-        dashboard = _dashboard(hub) if sanctum else nullcontext()
+        elif display == "progress":
+            hub.subscribe(ProgressSink())
+        dashboard = _dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
                 result = run_vectorized_ppo(config, hub, stop)
@@ -152,10 +157,15 @@ def train_from_cli(
     tensorboard: bool = False,
 ) -> TrainOutcome:
     config = make_config(config_file, overrides)
-    show_dashboard = sanctum is not False and sys.stdout.isatty()
-    return run_training(
-        config, console=not show_dashboard, sanctum=show_dashboard, tensorboard=tensorboard
-    )
+    return run_training(config, display=choose_display(sanctum), tensorboard=tensorboard)
+
+
+def choose_display(sanctum: bool | None) -> Display:
+    """The dashboard in a terminal unless --no-sanctum (then a progress bar);
+    plain lines whenever stdout is not a terminal."""
+    if not sys.stdout.isatty():
+        return "lines"
+    return "progress" if sanctum is False else "sanctum"
 
 
 def _dashboard(hub: TelemetryHub) -> AbstractContextManager[object]:

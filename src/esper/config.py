@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from esper.errors import UserError
 
-class ConfigError(ValueError):
-    """A user-facing configuration mistake; ``flag`` names what to fix."""
+
+class ConfigError(UserError, ValueError):
+    """A configuration or command-line mistake; ``flag`` names what to fix."""
 
     def __init__(self, flag: str, message: str) -> None:
-        super().__init__(f"{flag}: {message}")
-        self.flag = flag
-        self.message = message
+        super().__init__(message, flag=flag)
+
+    def __str__(self) -> str:
+        return f"{self.flag}: {self.message}"
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from esper.envs.base import BatchedEnv
 from esper.envs.cartpole import CartPole
 from esper.envs.mountain_car import MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
+from esper.errors import UserError
 
 if TYPE_CHECKING:
     from esper.envs.gym_adapter import GymTask, GymVectorEnv
@@ -32,7 +33,9 @@ TASKS: dict[str, type[BatchedEnv]] = {
 GYM_PREFIX = "gym:"
 
 
-class UnknownTaskError(ValueError):
+class UnknownTaskError(UserError, ValueError):
+    flag = "--task"
+
     def __init__(self, task: str, reason: str | None = None) -> None:
         if reason is None:
             reason = f"built-in: {', '.join(sorted(TASKS))}; or {GYM_PREFIX}ENV_ID"

@@ -14,11 +14,15 @@ from typing import Any
 
 import torch
 
+from esper.errors import UserError
+
 CHECKPOINT_FORMAT = 1
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used; the message names the file and a fix."""
+
+    flag = "--start-episode"
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> int:

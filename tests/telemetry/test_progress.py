@@ -1,0 +1,58 @@
+"""The --no-sanctum progress bar shows batches, SPS and the latest return."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from esper import api
+from esper.telemetry.events import (
+    TelemetryEvent,
+    TelemetryEventType,
+    TrainingCompletedPayload,
+    TrainingStartedPayload,
+)
+from esper.telemetry.progress import ProgressSink
+
+from ..telemetry.test_events import batch_completed  # noqa: TID252
+
+
+def test_bar_follows_batches_and_prints_the_ending() -> None:
+    console = Console(record=True, width=120, file=io.StringIO(), force_terminal=True)
+    sink = ProgressSink(console)
+    started = TrainingStartedPayload(
+        n_envs=8, max_epochs=16, max_batches=5, start_batch=3, task="cartpole",
+        device="cpu", seed=1, policy_params=100,
+    )  # fmt: skip
+    sink.handle(TelemetryEvent(TelemetryEventType.TRAINING_STARTED, "run", started, batch=3))
+    for batch in (4, 5):
+        sink.handle(
+            TelemetryEvent(
+                TelemetryEventType.BATCH_COMPLETED,
+                "run",
+                batch_completed(sps=4321.0, episode_return_mean=187.25),
+                batch=batch,
+            )
+        )
+    done = TrainingCompletedPayload(
+        final_batch=5, env_steps=640, total_seconds=1.0, final_return_mean=1
+    )
+    sink.handle(
+        TelemetryEvent(
+            TelemetryEventType.TRAINING_COMPLETED, "run", done, batch=5, message="all done"
+        )
+    )
+    sink.close()
+    text = console.export_text()
+    assert "5/5" in text and "4,321 sps" in text and "return 187.2" in text
+    assert "all done" in text
+
+
+def test_display_choice_follows_the_terminal(monkeypatch) -> None:
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert api.choose_display(None) == "sanctum"
+    assert api.choose_display(True) == "sanctum"
+    assert api.choose_display(False) == "progress"
+    monkeypatch.setattr("sys.stdout.isatty", lambda: False)
+    assert api.choose_display(None) == "lines"
