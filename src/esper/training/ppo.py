@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from esper.training.adam import Adam
 from esper.training.policy import ActorCritic
 
 
@@ -61,7 +62,7 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Ten
 
 def ppo_update(
     policy: ActorCritic,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Adam,
     batch: FlatBatch,
     settings: UpdateSettings,
 ) -> torch.Tensor:
@@ -91,7 +92,7 @@ def ppo_update(
 
 def _minibatch_step(
     policy: ActorCritic,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Adam,
     params: list[nn.Parameter],
     batch: FlatBatch,
     idx: torch.Tensor,

@@ -18,6 +18,7 @@ from esper.config import ConfigError, PPOConfig
 from esper.envs import BatchedEnv, make
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
 from esper.run_dir import RunDir
+from esper.training.adam import Adam
 from esper.training.checkpoint import CheckpointError, load_for_resume, save_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.normalizer import RewardScaler, RunningMeanStd
@@ -36,7 +37,7 @@ class TrainerState:
     device: torch.device
     env: BatchedEnv
     policy: ActorCritic
-    optimizer: torch.optim.Optimizer
+    optimizer: Adam
     obs_normalizer: RunningMeanStd | None
     reward_scaler: RewardScaler | None
     episodes: EpisodeTracker
@@ -92,11 +93,7 @@ def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> Tra
     seed_everything(config.seed)
     env = make(config.task, config.n_envs, device, seed=config.seed)
     policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes).to(device)
-    # One fused kernel for all parameters: the update is many small steps, and
-    # per-parameter Python overhead would dominate them.
-    optimizer = torch.optim.Adam(
-        policy.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=True
-    )
+    optimizer = Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
     normalizer = RunningMeanStd((env.obs_dim,)).to(device) if config.normalize_obs else None
     scaler = (
         RewardScaler(config.n_envs, config.gamma).to(device) if config.normalize_reward else None
