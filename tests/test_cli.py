@@ -52,9 +52,10 @@ def test_help_explains_the_words() -> None:
 def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
     seen = {}
 
-    def fake_train(config_file, overrides, sanctum):
+    def fake_train(config_file, overrides, sanctum, tensorboard=False):
         seen["config"] = api.make_config(config_file, overrides)
         seen["sanctum"] = sanctum
+        seen["tensorboard"] = tensorboard
         return SimpleNamespace(status="completed", telemetry_failures=[])
 
     monkeypatch.setattr(api, "train_from_cli", fake_train)
@@ -74,6 +75,7 @@ def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
         "--checkpoint-every", "2",
         "--overwrite",
         "--no-sanctum",
+        "--tensorboard",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     config = seen["config"]
@@ -82,6 +84,7 @@ def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
     assert (config.gamma, config.checkpoint_every, config.overwrite) == (0.98, 2, True)
     assert config.run_dir == str(tmp_path / "run")
     assert seen["sanctum"] is False
+    assert seen["tensorboard"] is True
 
 
 BAD_INPUTS = [

@@ -14,13 +14,10 @@ import typer
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
-from esper import api
-from esper.config import ConfigError
-from esper.envs import UnknownTaskError
-from esper.evaluate import evaluate, print_report
-from esper.plot import plot_runs
-from esper.sanctum.attach import attach
-from esper.training.checkpoint import CheckpointError
+from esper.errors import UserError
+
+# Commands import what they need when they run: `esper sanctum` and `esper --help`
+# should not pay for importing torch.
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -45,12 +42,8 @@ class OneLineErrors(TyperGroup):
             code = 0
         except ClickException as exc:
             code = _fail(f"error: {_one_line(exc.format_message())}", EXIT_BAD_INPUT)
-        except ConfigError as exc:
-            code = _fail(f"error: {exc.flag}: {exc.message}", EXIT_BAD_INPUT)
-        except UnknownTaskError as exc:
-            code = _fail(f"error: --task: {exc}", EXIT_BAD_INPUT)
-        except CheckpointError as exc:
-            code = _fail(f"error: --start-episode: {exc}", EXIT_BAD_INPUT)
+        except UserError as exc:
+            code = _fail(f"error: {exc.one_line()}", EXIT_BAD_INPUT)
         code = code if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -200,6 +193,8 @@ def ppo(
     ] = False,
 ) -> None:
     """Train PPO: --episodes batches, resumable with --start-episode."""
+    from esper import api
+
     overrides = {
         "n_episodes": episodes,
         "start_episode": start_episode,
@@ -244,6 +239,8 @@ def sanctum(
     ] = False,
 ) -> None:
     """Show the Sanctum dashboard of a running or finished run (q or Ctrl-C quits)."""
+    from esper.sanctum.attach import attach
+
     raise typer.Exit(attach(run_dir, once=once))
 
 
@@ -279,12 +276,15 @@ def eval_(
     ] = "auto",
 ) -> None:
     """Run a trained policy for complete episodes; append the result to telemetry.jsonl."""
+    from esper.evaluate import evaluate, print_report
+    from esper.training.checkpoint import CheckpointError
+
     try:
         result = evaluate(
             run_dir, checkpoint, episodes, deterministic=deterministic, seed=seed, device=device
         )
     except CheckpointError as exc:  # here the checkpoint is chosen by --checkpoint
-        raise ConfigError("--checkpoint", str(exc)) from None
+        raise UserError(exc.message, flag="--checkpoint") from None
     print_report(result)
 
 
@@ -305,6 +305,8 @@ def plot(
     dpi: Annotated[int, typer.Option("--dpi", help="Resolution of the image.")] = 150,
 ) -> None:
     """Draw learning curves (pip install 'esper[plot]'): return, losses, KL, throughput."""
+    from esper.plot import plot_runs
+
     print(f"esper: wrote {plot_runs(run_dirs, output, dpi=dpi)}")
 
 

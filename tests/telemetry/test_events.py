@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -11,6 +12,7 @@ from esper.telemetry.events import (
     PAYLOAD_TYPES,
     BatchCompletedPayload,
     CheckpointSavedPayload,
+    EvaluationCompletedPayload,
     PayloadError,
     TelemetryEvent,
     TelemetryEventType,
@@ -73,6 +75,17 @@ EXAMPLES = {
     TelemetryEventType.TRAINING_FAILED: TrainingFailedPayload(
         reason="non-finite policy_loss in batch 3", error_type="NonFiniteError"
     ),
+    TelemetryEventType.EVALUATION_COMPLETED: EvaluationCompletedPayload(
+        checkpoint_batch=40,
+        episodes=100,
+        deterministic=True,
+        return_mean=498.5,
+        return_std=3.2,
+        return_min=480.0,
+        return_max=500.0,
+        length_mean=498.5,
+        seed=0,
+    ),
 }
 
 
@@ -134,3 +147,8 @@ def test_nan_losses_stay_visible_and_lines_stay_strict_json() -> None:
     line = event.to_json()
     assert "NaN" not in line  # strict JSON: no bare NaN token
     assert math.isnan(TelemetryEvent.from_json(line).data.policy_loss)
+
+
+def test_an_evaluation_needs_at_least_one_episode() -> None:
+    with pytest.raises(PayloadError, match="episodes"):
+        dataclasses.replace(EXAMPLES[TelemetryEventType.EVALUATION_COMPLETED], episodes=0)

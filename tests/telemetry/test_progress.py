@@ -15,7 +15,7 @@ from esper.telemetry.events import (
 )
 from esper.telemetry.progress import ProgressSink
 
-from ..telemetry.test_events import batch_completed  # noqa: TID252
+from ..telemetry.test_events import batch_completed
 
 
 def test_bar_follows_batches_and_prints_the_ending() -> None:

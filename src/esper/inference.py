@@ -1,0 +1,151 @@
+"""A trained policy rebuilt from a run's checkpoint: ``esper.load_policy`` and ``esper eval``.
+
+Only what acting needs is restored (the actor-critic and, if the run used one,
+its observation normaliser, frozen); the file is loaded with
+``weights_only=True`` like every checkpoint, so loading never runs pickled code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from esper.config import ConfigError
+from esper.device import resolve_device
+from esper.envs import UnknownTaskError, env_class
+from esper.envs.spaces import ActionSpace
+from esper.run_dir import RunDir, describe_checkpoints
+from esper.training.checkpoint import CheckpointError, load_for_resume
+from esper.training.normalizer import RunningMeanStd
+from esper.training.policy import ActorCritic
+from esper.training.rollout import action_bounds, env_actions
+from esper.training.state import describe_space
+
+
+@dataclass
+class TrainedPolicy:
+    """``policy(obs) -> actions``: ``[B, obs_dim]`` in, ``[B]`` or ``[B, act_dim]`` out.
+
+    A single ``[obs_dim]`` observation (a tensor or a NumPy array) gives a single
+    action. Actions are on ``device``, clipped to the action bounds as the
+    environment received them in training.
+    """
+
+    model: ActorCritic
+    obs_normalizer: RunningMeanStd | None  # frozen: never updated here
+    task: str
+    obs_dim: int
+    action_space: ActionSpace
+    device: torch.device
+    checkpoint_batch: int
+    env_steps: int  # env steps the checkpoint was trained for
+    run_id: str
+    run_dir: Path
+    config: dict[str, Any]  # the run's saved PPOConfig values
+    deterministic: bool = True  # argmax / Gaussian mean; False samples like training
+    _bounds: tuple[torch.Tensor, ...] | None = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._bounds = action_bounds(self.model, self.device)  # built once, not per call
+
+    @torch.no_grad()
+    def __call__(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
+        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        single = obs.dim() == 1
+        if single:
+            obs = obs.unsqueeze(0)  # [1, obs_dim]
+        if self.obs_normalizer is not None:
+            obs = self.obs_normalizer.normalize(obs)
+        if self.deterministic:
+            action = self.model.act_deterministic(obs)
+        else:
+            action, _, _ = self.model.act(obs)
+        action = env_actions(action, self._bounds)
+        return action[0] if single else action
+
+
+def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:
+    """The batch to load: ``checkpoint``, or the newest; one-line errors otherwise."""
+    if not run_dir.path.is_dir():
+        raise ConfigError("RUN_DIR", f"{run_dir.path} is not a run directory (it does not exist)")
+    checkpoints = run_dir.checkpoints()
+    if not checkpoints:
+        raise ConfigError(
+            "RUN_DIR",
+            f"no checkpoints in {run_dir.checkpoints_dir}; train first with "
+            f"esper ppo --run-dir {run_dir.path}",
+        )
+    if checkpoint is None:
+        return max(checkpoints)
+    if checkpoint not in checkpoints:
+        raise ConfigError(
+            "--checkpoint",
+            f"no checkpoint for batch {checkpoint} in {run_dir.path} "
+            f"({describe_checkpoints(run_dir)})",
+        )
+    return checkpoint
+
+
+def load_policy(
+    run_dir: Path | str,
+    checkpoint: int | None = None,
+    device: torch.device | str = "cpu",
+    *,
+    deterministic: bool = True,
+) -> TrainedPolicy:
+    """The policy saved after batch ``checkpoint`` (the newest when None) of ``run_dir``."""
+    run = RunDir(Path(run_dir))
+    batch = choose_checkpoint(run, checkpoint)
+    checkpoints = run.checkpoints()
+    saved = load_for_resume(checkpoints, batch, flag="--checkpoint")
+    target = resolve_device(str(device))
+    try:
+        return _rebuild(saved, run, target, deterministic)
+    except (CheckpointError, UnknownTaskError):
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {checkpoints[batch]} does not hold a policy esper can rebuild "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def _rebuild(
+    saved: dict[str, Any], run: RunDir, device: torch.device, deterministic: bool
+) -> TrainedPolicy:
+    config = saved["config"]
+    task = config["task"]
+    spec = env_class(task).spec
+    if saved["obs_dim"] != spec.obs_dim or saved["action_space"] != describe_space(
+        spec.action_space
+    ):
+        raise CheckpointError(
+            f"batch {saved['batch']}'s checkpoint in {run.path} has other observation or "
+            f"action shapes than task {task} has now"
+        )
+    model = ActorCritic(spec.obs_dim, spec.action_space, tuple(config["hidden_sizes"]))
+    model.load_state_dict(saved["policy"])
+    model.to(device).eval().requires_grad_(False)
+    normalizer = None
+    if saved["obs_normalizer"] is not None:
+        normalizer = RunningMeanStd((spec.obs_dim,))
+        normalizer.load_state_dict(saved["obs_normalizer"])
+        normalizer.to(device)
+    return TrainedPolicy(
+        model=model,
+        obs_normalizer=normalizer,
+        task=task,
+        obs_dim=spec.obs_dim,
+        action_space=spec.action_space,
+        device=device,
+        checkpoint_batch=int(saved["batch"]),
+        env_steps=int(saved["env_steps"]),
+        run_id=str(saved["run_id"]),
+        run_dir=run.path,
+        config=dict(config),
+        deterministic=deterministic,
+    )

@@ -1,0 +1,227 @@
+"""``esper plot``: learning curves of one or more runs, drawn from their telemetry.jsonl.
+
+A run that was resumed has several TRAINING_STARTED events in one file; it is
+drawn as one line, because ``env_steps`` counts the steps before a resume. A
+resume from batch K supersedes whatever an earlier invocation logged after K
+(a crash past the last checkpoint, or an ``--overwrite`` resume), so each batch
+is drawn once, as the surviving run saw it.
+
+Matplotlib is an optional extra (``esper[plot]``) and is used through its Agg
+canvas directly, so plotting never touches pyplot's global state or a display.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from esper.config import ConfigError
+from esper.extras import import_extra
+from esper.run_dir import RunDir
+from esper.telemetry.events import (
+    BatchCompletedPayload,
+    EvaluationCompletedPayload,
+    TelemetryEventType,
+    TrainingStartedPayload,
+)
+from esper.telemetry.jsonl import read_events
+
+# The smaller panels: (BATCH_COMPLETED field, title, y-axis label).
+SMALL_PANELS = (
+    ("policy_loss", "Policy loss", "clipped surrogate loss"),
+    ("value_loss", "Value loss", "value loss"),
+    ("approx_kl", "Approximate KL", "KL(old ‖ new)"),
+    ("sps", "Throughput", "env steps / s"),
+)
+# Drawn on a log axis when they are positive and span more than this factor.
+LOG_SCALE = {"value_loss": 20.0}
+
+
+@dataclass
+class RunCurves:
+    """One run's per-batch series, in batch order, ready to draw."""
+
+    label: str
+    task: str
+    batches: dict[int, BatchCompletedPayload] = field(default_factory=dict)
+    resumes: list[int] = field(default_factory=list)  # env steps where a resume started
+    evaluations: list[EvaluationCompletedPayload] = field(default_factory=list)
+
+    @property
+    def env_steps(self) -> list[int]:
+        return [b.env_steps for b in self.batches.values()]
+
+    def series(self, name: str) -> tuple[list[int], list[float]]:
+        """``(env_steps, values)`` of a BATCH_COMPLETED field, skipping missing values."""
+        points = [(b.env_steps, getattr(b, name)) for b in self.batches.values()]
+        kept = [(x, y) for x, y in points if y is not None and math.isfinite(y)]
+        return [x for x, _ in kept], [y for _, y in kept]
+
+    def evaluation_points(self) -> list[tuple[int, EvaluationCompletedPayload]]:
+        """Evaluations placed at their checkpoint's env steps (when that batch is known)."""
+        return [
+            (self.batches[e.checkpoint_batch].env_steps, e)
+            for e in self.evaluations
+            if e.checkpoint_batch in self.batches
+        ]
+
+
+def read_curves(run_dir: Path, label: str | None = None) -> RunCurves:
+    """A run's curves from RUN_DIR/telemetry.jsonl."""
+    path = RunDir(run_dir).telemetry_path
+    if not path.is_file():
+        raise ConfigError("RUN_DIR", f"no telemetry in {run_dir} ({path} does not exist)")
+    curves = RunCurves(label=label or _run_name(run_dir), task="")
+    for event in read_events(path):
+        data = event.data
+        if isinstance(data, TrainingStartedPayload):
+            curves.task = curves.task or data.task
+            if data.start_batch > 0:
+                curves.resumes.append(data.env_steps)
+            curves.batches = {b: v for b, v in curves.batches.items() if b <= data.start_batch}
+        elif isinstance(data, BatchCompletedPayload) and event.batch is not None:
+            curves.batches[event.batch] = data
+        elif event.event_type is TelemetryEventType.EVALUATION_COMPLETED:
+            assert isinstance(data, EvaluationCompletedPayload)
+            curves.evaluations.append(data)
+    if not curves.batches:
+        raise ConfigError("RUN_DIR", f"{path} holds no completed batch yet")
+    curves.batches = dict(sorted(curves.batches.items()))
+    return curves
+
+
+def _run_name(run_dir: Path) -> str:
+    return run_dir.name or run_dir.resolve().name
+
+
+def _labels(run_dirs: Sequence[Path]) -> list[str]:
+    """Run dir names; the whole path where two runs share a name."""
+    names = [_run_name(d) for d in run_dirs]
+    return [str(d) if names.count(n) > 1 else n for d, n in zip(run_dirs, names, strict=True)]
+
+
+def _format_count(value: float, _position: int) -> str:
+    """Axis ticks such as 0, 250k, 1.5M (env steps, steps per second)."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{suffix}"
+    return f"{value:.0f}"
+
+
+def plot_runs(
+    run_dirs: Sequence[Path | str],
+    output: Path | str,
+    *,
+    dpi: int = 150,
+    figsize: tuple[float, float] = (12.0, 7.5),
+) -> Path:
+    """Draw the runs' curves to ``output`` (its suffix picks the format); return the path."""
+    import_extra("matplotlib", "plot", "plot")
+    from matplotlib import colormaps
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
+
+    if not run_dirs:
+        raise ConfigError("RUN_DIR", "name at least one run directory")
+    paths = [Path(d) for d in run_dirs]
+    output = Path(output)
+    runs = [read_curves(d, label) for d, label in zip(paths, _labels(paths), strict=True)]
+
+    fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
+    canvas = FigureCanvasAgg(fig)
+    formats = canvas.get_supported_filetypes()
+    if output.suffix.lstrip(".").lower() not in formats:
+        raise ConfigError(
+            "--output", f"cannot write '{output.suffix}' files; use one of .{', .'.join(formats)}"
+        )
+    grid = fig.add_gridspec(2, len(SMALL_PANELS), height_ratios=(2.3, 1.0))
+    main = fig.add_subplot(grid[0, :])
+    small = [fig.add_subplot(grid[1, i]) for i in range(len(SMALL_PANELS))]
+    palette = colormaps["tab10"]
+
+    for index, run in enumerate(runs):
+        color = palette(index % palette.N)
+        _draw_returns(main, run, color)
+        for ax, (name, _, _) in zip(small, SMALL_PANELS, strict=True):
+            ax.plot(*run.series(name), color=color, linewidth=1.2)
+
+    tasks = sorted({run.task for run in runs})
+    main.set_title(f"Episodic return: {', '.join(tasks)}", loc="left", fontweight="bold")
+    main.set_ylabel("mean return of episodes finished in the batch")
+    _legend(main, runs)
+    for ax, (name, title, ylabel) in zip(small, SMALL_PANELS, strict=True):
+        ax.set_title(title, loc="left", fontsize="medium", fontweight="bold")
+        ax.set_ylabel(ylabel, fontsize="small")
+        ax.tick_params(labelsize="small")
+        if name == "sps":
+            ax.yaxis.set_major_formatter(FuncFormatter(_format_count))
+        if _wants_log_axis(runs, name):
+            ax.set_yscale("log")
+            ax.set_ylabel(f"{ylabel} (log scale)", fontsize="small")
+            ax.yaxis.set_major_formatter(LogFormatter())  # 10, 100 rather than 10^1, 10^2
+            ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    # One x range for every panel (not sharex, which would also share the tick
+    # locator, and the narrow panels need fewer ticks than the wide one).
+    main.margins(x=0.02)
+    main.set_xlim(left=0)  # training starts at step 0
+    for ax in small:
+        ax.set_xlim(main.get_xlim())
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+    for ax in (main, *small):
+        ax.xaxis.set_major_formatter(FuncFormatter(_format_count))
+        ax.set_xlabel("environment steps", fontsize="small" if ax is not main else None)
+        ax.grid(True, which="major", alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(output, dpi=dpi)
+    return output
+
+
+def _legend(ax: Any, runs: Sequence[RunCurves]) -> None:
+    """The runs by name, then one grey key each for evaluations and resumes."""
+    from matplotlib.lines import Line2D
+
+    handles, _ = ax.get_legend_handles_labels()
+    if any(run.evaluation_points() for run in runs):
+        handles.append(
+            Line2D([], [], color="grey", marker="D", ls="none", label="esper eval: mean ± std")
+        )
+    if any(run.resumes for run in runs):
+        handles.append(
+            Line2D([], [], color="grey", linestyle=":", label="resumed from a checkpoint")
+        )
+    ax.legend(handles=handles, loc="best", frameon=True, framealpha=0.9)
+
+
+def _draw_returns(ax: Any, run: RunCurves, color: Any) -> None:
+    """One run on the main panel: its return line, resume marks and evaluations."""
+    ax.plot(*run.series("episode_return_mean"), color=color, linewidth=1.8, label=run.label)
+    for steps in run.resumes:
+        ax.axvline(steps, color=color, linestyle=":", linewidth=1.0, alpha=0.7)
+    points = run.evaluation_points()
+    if points:
+        ax.errorbar(
+            [x for x, _ in points],
+            [e.return_mean for _, e in points],
+            yerr=[e.return_std for _, e in points],
+            fmt="D",
+            color=color,
+            markersize=6,
+            markeredgecolor="white",
+            capsize=4,
+            linestyle="none",
+            zorder=3,
+        )
+
+
+def _wants_log_axis(runs: Sequence[RunCurves], name: str) -> bool:
+    """A log axis for a positive series that spans orders of magnitude."""
+    if name not in LOG_SCALE:
+        return False
+    values = [v for run in runs for v in run.series(name)[1]]
+    return bool(values) and min(values) > 0 and max(values) / min(values) > LOG_SCALE[name]

@@ -1,0 +1,99 @@
+"""TensorBoard sink: RUN_DIR/tensorboard/, CleanRL's metric names, env steps on the x-axis.
+
+``env_steps`` counts the steps before a resume, so a resumed run continues
+the same axis. A resume also tells TensorBoard to hide whatever an earlier
+invocation logged past the checkpoint (``purge_step``), so batches that are
+run again after a crash or an ``--overwrite`` resume are not drawn twice.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from esper.extras import import_extra
+from esper.telemetry.events import (
+    BatchCompletedPayload,
+    TelemetryEvent,
+    TelemetryEventType,
+    TrainingStartedPayload,
+)
+
+TENSORBOARD_DIRNAME = "tensorboard"
+
+# TensorBoard tag -> BATCH_COMPLETED field, written every batch.
+SCALARS = {
+    "charts/sps": "sps",
+    "charts/learning_rate": "learning_rate",
+    "losses/policy_loss": "policy_loss",
+    "losses/value_loss": "value_loss",
+    "losses/entropy": "entropy",
+    "losses/approx_kl": "approx_kl",
+    "losses/clip_fraction": "clip_fraction",
+    "losses/explained_variance": "explained_variance",
+    "losses/grad_norm": "grad_norm",
+}
+# Written only for batches in which an episode finished.
+EPISODE_SCALARS = {
+    "charts/episodic_return": "episode_return_mean",
+    "charts/episodic_length": "episode_length_mean",
+}
+
+
+def summary_writer_class() -> type:
+    """``torch.utils.tensorboard.SummaryWriter``, or a one-line error naming the extra."""
+    import_extra("tensorboard", "tensorboard", "--tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter
+
+
+class TensorBoardSink:
+    """A hub subscriber writing one set of scalars per BATCH_COMPLETED."""
+
+    name = "tensorboard"
+
+    def __init__(self, log_dir: Path, flush_secs: int = 10) -> None:
+        self.log_dir = log_dir
+        self._writer_class = summary_writer_class()  # fails before training, not during
+        self._flush_secs = flush_secs
+        self._writer: Any = None
+
+    def handle(self, event: TelemetryEvent) -> None:
+        data = event.data
+        if event.event_type is TelemetryEventType.TRAINING_STARTED:
+            assert isinstance(data, TrainingStartedPayload)
+            # The checkpoint's own step stays; anything logged after it is superseded.
+            self._open(purge_step=data.env_steps + 1 if data.start_batch > 0 else None)
+        elif event.event_type is TelemetryEventType.BATCH_COMPLETED:
+            assert isinstance(data, BatchCompletedPayload)
+            writer = self._writer or self._open(purge_step=None)
+            step = data.env_steps
+            for tag, field in SCALARS.items():
+                writer.add_scalar(tag, getattr(data, field), step)
+            if data.episodes_finished > 0:
+                for tag, field in EPISODE_SCALARS.items():
+                    writer.add_scalar(tag, getattr(data, field), step)
+        elif (
+            event.event_type
+            in (
+                TelemetryEventType.TRAINING_COMPLETED,
+                TelemetryEventType.TRAINING_INTERRUPTED,
+                TelemetryEventType.TRAINING_FAILED,
+            )
+            and self._writer is not None
+        ):
+            self._writer.flush()
+
+    def _open(self, purge_step: int | None) -> Any:
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = self._writer_class(
+            log_dir=str(self.log_dir), purge_step=purge_step, flush_secs=self._flush_secs
+        )
+        return self._writer
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
