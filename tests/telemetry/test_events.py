@@ -14,6 +14,7 @@ from esper.telemetry.events import (
     CheckpointSavedPayload,
     EvaluationCompletedPayload,
     PayloadError,
+    SinkFailedPayload,
     TelemetryEvent,
     TelemetryEventType,
     TrainingCompletedPayload,
@@ -71,6 +72,9 @@ EXAMPLES = {
     ),
     TelemetryEventType.TRAINING_INTERRUPTED: TrainingInterruptedPayload(
         resume_batch=30, reason="SIGINT received"
+    ),
+    TelemetryEventType.SINK_FAILED: SinkFailedPayload(
+        sink="tensorboard", error="OSError: disk full", on_event="BATCH_COMPLETED"
     ),
     TelemetryEventType.TRAINING_FAILED: TrainingFailedPayload(
         reason="non-finite policy_loss in batch 3", error_type="NonFiniteError"

@@ -89,3 +89,36 @@ def test_task_default_config_learns(
     scores = train_until(task, target, n_batches, tmp_path)
     assert scores, f"{task}: no batch was judged"
     assert max(scores) > target, f"{task}: best {max(scores):.1f} <= {target}: {scores}"
+
+
+def test_gym_cartpole_learns_as_the_batched_cartpole_does(tmp_path) -> None:
+    """The same config through gymnasium's own vector env (proves the adapter)."""
+    from esper.config import build_config, task_default_values
+    from esper.telemetry.hub import TelemetryHub
+    from esper.training import run_vectorized_ppo
+    from esper.training.interrupt import StopRequest
+
+    config = build_config(
+        overrides={
+            **task_default_values("cartpole"),
+            "task": "gym:CartPole-v1",
+            "n_episodes": 50,
+            "device": "cpu",
+            "seed": 1,
+            "run_dir": str(tmp_path),
+        }
+    )
+    stop = StopRequest()
+    best = []
+
+    def watch(event) -> None:
+        mean = getattr(event.data, "episode_return_mean", None)
+        if event.event_type == "BATCH_COMPLETED" and mean is not None:
+            best.append(mean)
+            if mean >= 475:
+                stop.request("solved")
+
+    hub = TelemetryHub()
+    hub.subscribe(watch)
+    run_vectorized_ppo(config, hub, stop)
+    assert max(best) >= 475, best

@@ -11,13 +11,21 @@ from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 from esper.training.checkpoint import load_checkpoint
 
-TIMING = {"sps", "batch_seconds", "rollout_seconds", "update_seconds"}
+# Measurements of the machine, not of training: they differ between processes.
+TIMING = {
+    "sps",
+    "batch_seconds",
+    "rollout_seconds",
+    "update_seconds",
+    "process_memory_mb",
+    "cuda_memory_mb",
+}
 
 
 def train(run_dir: Path, episodes: int, start: int = 0, **changes) -> list[dict]:
     # A fixed learning rate: linear annealing is over max_batches, which differs
     # between one 4-batch invocation and a 2-batch one (see README, Resume).
-    config = PPOConfig(
+    settings = dict(
         n_envs=8,
         max_epochs=32,
         n_minibatches=4,
@@ -29,8 +37,8 @@ def train(run_dir: Path, episodes: int, start: int = 0, **changes) -> list[dict]
         n_episodes=episodes,
         start_episode=start,
         checkpoint_every=1,
-        **changes,
     )
+    config = PPOConfig(**{**settings, **changes})
     result = run_vectorized_ppo(config, TelemetryHub())
     assert result.status == "completed"
     return [{k: v for k, v in s.items() if k not in TIMING} for s in result.history]
@@ -49,3 +57,22 @@ def test_two_plus_two_equals_four_bit_for_bit(tmp_path: Path) -> None:
         for name, tensor in a[part].items():
             assert torch.equal(tensor, b[part][name]), (part, name)
     assert torch.equal(a["env"]["state"], b["env"]["state"])
+
+
+def test_resume_with_other_shapes_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    import pytest
+
+    from esper.config import ConfigError
+
+    train(tmp_path, 1)
+    with pytest.raises(ConfigError) as info:
+        train(tmp_path, 1, start=1, n_envs=16)
+    assert info.value.flag == "--envs" and "n_envs=8" in info.value.message
+    with pytest.raises(ConfigError) as info:
+        train(tmp_path, 1, start=1, hidden_sizes=(32, 32))
+    assert "hidden_sizes" in info.value.message
+
+
+def test_device_and_checkpoint_interval_may_change_on_resume(tmp_path: Path) -> None:
+    train(tmp_path, 1)
+    assert len(train(tmp_path, 1, start=1, checkpoint_every=5)) == 1

@@ -34,6 +34,7 @@ from esper.telemetry.events import (
     BatchCompletedPayload,
     CheckpointSavedPayload,
     EvaluationCompletedPayload,
+    SinkFailedPayload,
     TelemetryEvent,
     TelemetryEventType,
     TrainingCompletedPayload,
@@ -66,6 +67,7 @@ class SanctumAggregator:
             TelemetryEventType.TRAINING_INTERRUPTED: self._on_training_interrupted,
             TelemetryEventType.TRAINING_FAILED: self._on_training_failed,
             TelemetryEventType.EVALUATION_COMPLETED: self._on_evaluation_completed,
+            TelemetryEventType.SINK_FAILED: self._on_sink_failed,
         }
         self._new_view(SanctumSnapshot())
 
@@ -244,6 +246,16 @@ class SanctumAggregator:
                 NotableKind.EVALUATION,
                 f"checkpoint {data.checkpoint_batch}: return {data.return_mean:.1f} "
                 f"± {data.return_std:.1f} over {data.episodes} {mode} episodes",
+                event,
+            )
+
+    def _on_sink_failed(self, event: TelemetryEvent) -> None:
+        data = event.data
+        assert isinstance(data, SinkFailedPayload)
+        if self._accepts(event):
+            self._note(
+                NotableKind.WARNING,
+                f"telemetry sink {data.sink} failed on {data.on_event}: {data.error}",
                 event,
             )
 

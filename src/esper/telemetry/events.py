@@ -22,6 +22,7 @@ class TelemetryEventType(StrEnum):
     TRAINING_COMPLETED = "TRAINING_COMPLETED"
     TRAINING_INTERRUPTED = "TRAINING_INTERRUPTED"
     TRAINING_FAILED = "TRAINING_FAILED"
+    SINK_FAILED = "SINK_FAILED"
     EVALUATION_COMPLETED = "EVALUATION_COMPLETED"
 
 
@@ -225,6 +226,20 @@ class EvaluationCompletedPayload:
         _check(_is_int(self.seed), "seed must be an int")
 
 
+@dataclass(frozen=True)
+class SinkFailedPayload:
+    """A telemetry subscriber raised: the other sinks record it (the hub emits this)."""
+
+    sink: str
+    error: str
+    on_event: str  # the event type it failed on
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.sink, str) and bool(self.sink), "sink must be a str")
+        _check(isinstance(self.error, str), "error must be a str")
+        _check(isinstance(self.on_event, str), "on_event must be a str")
+
+
 Payload = (
     TrainingStartedPayload
     | BatchCompletedPayload
@@ -232,6 +247,7 @@ Payload = (
     | TrainingCompletedPayload
     | TrainingInterruptedPayload
     | TrainingFailedPayload
+    | SinkFailedPayload
     | EvaluationCompletedPayload
 )
 
@@ -242,6 +258,7 @@ PAYLOAD_TYPES: dict[TelemetryEventType, type] = {
     TelemetryEventType.TRAINING_COMPLETED: TrainingCompletedPayload,
     TelemetryEventType.TRAINING_INTERRUPTED: TrainingInterruptedPayload,
     TelemetryEventType.TRAINING_FAILED: TrainingFailedPayload,
+    TelemetryEventType.SINK_FAILED: SinkFailedPayload,
     TelemetryEventType.EVALUATION_COMPLETED: EvaluationCompletedPayload,
 }
 

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO, runtime_checkable
 
-from esper.telemetry.events import TelemetryEvent
+from esper.telemetry.events import SinkFailedPayload, TelemetryEvent, TelemetryEventType
 
 
 @runtime_checkable
@@ -96,6 +96,17 @@ class TelemetryHub:
         error = f"{type(exc).__name__}: {exc}"
         self.failures[key] = SubscriberFailure(name=name, first_error=error)
         self._report(f"telemetry subscriber {name} failed {what}: {error}")
+        if event is not None and event.event_type is not TelemetryEventType.SINK_FAILED:
+            # Put the failure on the record the other sinks keep (event log, JSONL).
+            self.emit(
+                TelemetryEvent(
+                    TelemetryEventType.SINK_FAILED,
+                    event.group_id,
+                    SinkFailedPayload(sink=name, error=error, on_event=str(event.event_type)),
+                    batch=event.batch,
+                    message=f"telemetry sink {name} failed: {error}",
+                )
+            )
 
     def _report(self, line: str) -> None:
         stream = self.errors if self.errors is not None else sys.stderr
