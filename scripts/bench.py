@@ -6,9 +6,9 @@ per measurement): the steady-state env-steps per second of the full loop
 the same for the reference loop (scripts/reference_ppo.py: gymnasium's
 SyncVectorEnv with a per-step numpy <-> torch loop, same hyperparameters), and
 prints esper's speed as a ratio to it. --telemetry also runs esper with every
-sink off and with JSONL + console on; --time-to-target runs `esper ppo` with the
-default config and reports seconds from process start to the first batch whose
-mean return reaches the target. The first batch of every run is warm-up and is
+sink off and with JSONL + console + the Sanctum dashboard on; --time-to-target
+runs `esper ppo` with the default config and reports seconds from process
+start to the first batch whose mean return reaches the target. The first batch of every run is warm-up and is
 left out of the steady-state figures.
 
     uv run python scripts/bench.py --envs 8 64 512 4096 --reference --telemetry --time-to-target
@@ -17,6 +17,7 @@ left out of the steady-state figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -44,8 +45,11 @@ def steady(history: list[dict], batch_size: int) -> dict:
 
 
 def measure_esper(args: argparse.Namespace, n_envs: int, sinks: str) -> dict:
+    from rich.console import Console
+
     from esper.config import build_config
     from esper.device import resolve_device
+    from esper.sanctum import SanctumAggregator, SanctumDashboard
     from esper.telemetry.console import ConsoleSink
     from esper.telemetry.hub import TelemetryHub
     from esper.telemetry.jsonl import JsonlSink
@@ -64,10 +68,16 @@ def measure_esper(args: argparse.Namespace, n_envs: int, sinks: str) -> dict:
             }
         )
         hub = TelemetryHub()
-        if sinks == "all":
+        dashboard = contextlib.nullcontext()
+        if sinks == "all":  # JSONL, console lines and a live dashboard drawing to a buffer
             hub.subscribe(JsonlSink(Path(run_dir) / "telemetry.jsonl"))
             hub.subscribe(ConsoleSink(io.StringIO()))
-        result = run_vectorized_ppo(config, hub)
+            aggregator = SanctumAggregator()
+            hub.subscribe(aggregator)
+            screen = Console(file=io.StringIO(), force_terminal=True, width=160, height=50)
+            dashboard = SanctumDashboard(aggregator, console=screen)
+        with dashboard:
+            result = run_vectorized_ppo(config, hub)
         hub.close()
     return {
         "impl": "esper",
@@ -149,7 +159,9 @@ def main() -> None:
     parser.add_argument("--reference-batches", type=int, default=2)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--reference", action="store_true", help="also run the reference")
-    parser.add_argument("--telemetry", action="store_true", help="sinks off vs on")
+    parser.add_argument(
+        "--telemetry", action="store_true", help="sinks off vs JSONL + console + dashboard"
+    )
     parser.add_argument("--time-to-target", action="store_true")
     parser.add_argument("--target", type=float, default=475.0)
     parser.add_argument("--solve-batches", type=int, default=50)

@@ -33,6 +33,7 @@ from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 from esper.training.interrupt import StopRequest
+from esper.training.scoring import recent_mean
 
 WINDOW_EPISODES = 100
 
@@ -66,17 +67,6 @@ class Outcome:
     batches: int = 0
     env_steps: int = 0
     seconds: float = 0.0
-
-
-def recent_mean(batches: list[tuple[float, int]]) -> float | None:
-    """Mean return over the newest batches holding >= WINDOW_EPISODES episodes."""
-    total, count = 0.0, 0
-    for mean, finished in reversed(batches):
-        total += mean * finished
-        count += finished
-        if count >= WINDOW_EPISODES:
-            return total / count
-    return None
 
 
 def parse_set(pairs: list[str]) -> dict[str, Any]:
@@ -122,7 +112,7 @@ def check_task(
         seconds = time.perf_counter() - started[0]
         if data.episode_return_mean is not None:
             batches.append((data.episode_return_mean, data.episodes_finished))
-        ret = recent_mean(batches)
+        ret = recent_mean(batches, WINDOW_EPISODES)
         if event.batch * horizon[0] < time_limit:
             ret = None  # not judged yet: some envs have not reached the time limit
         outcome.batches, outcome.env_steps, outcome.seconds = event.batch, data.env_steps, seconds

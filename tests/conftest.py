@@ -9,11 +9,11 @@ import pytest
 
 from esper.config import build_config
 from esper.run_dir import RunDir
-from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
 from esper.training import run_vectorized_ppo
 from esper.training.interrupt import StopRequest
+from esper.training.scoring import ReturnScore
 
 SOLVED_BATCH_RETURN = 490.0  # stop training once a batch's finished episodes average this
 
@@ -22,7 +22,7 @@ SOLVED_BATCH_RETURN = 490.0  # stop training once a batch's finished episodes av
 class TrainedRun:
     run_dir: Path
     final_batch: int  # the newest checkpoint
-    returns: list[float | None]  # each batch's mean return (None: no episode finished)
+    returns: list[float]  # each batch's mean return (batches where an episode finished)
 
 
 @pytest.fixture(scope="session")
@@ -41,22 +41,15 @@ def solved_cartpole(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
         overrides={"n_episodes": 50, "device": "cpu", "seed": 1, "run_dir": str(run_dir)}
     )
     stop = StopRequest()
-    returns: list[float | None] = []
-
-    def watch(event: TelemetryEvent) -> None:
-        if event.event_type is TelemetryEventType.BATCH_COMPLETED:
-            returns.append(event.data.episode_return_mean)
-            if (event.data.episode_return_mean or 0.0) >= SOLVED_BATCH_RETURN:
-                stop.request("solved")
-
+    score = ReturnScore(SOLVED_BATCH_RETURN, stop)
     hub = TelemetryHub()
     hub.subscribe(JsonlSink(RunDir(run_dir).telemetry_path))
-    hub.subscribe(watch)
+    hub.subscribe(score)
     try:
         result = run_vectorized_ppo(config, hub, stop)
     finally:
         hub.close()
     assert result.status in ("completed", "interrupted"), result.reason
     return TrainedRun(
-        run_dir=run_dir, final_batch=max(RunDir(run_dir).checkpoints()), returns=returns
+        run_dir=run_dir, final_batch=max(RunDir(run_dir).checkpoints()), returns=score.scores
     )

@@ -15,25 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from esper.config import build_config
+from esper.config import build_config, task_default_values
 from esper.envs.registry import env_class
-from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 from esper.training.interrupt import StopRequest
+from esper.training.scoring import ReturnScore, judge_from
 
 WINDOW_EPISODES = 100
-
-
-def recent_mean(batches: list[tuple[float, int]]) -> float | None:
-    """Mean return over the newest batches holding >= WINDOW_EPISODES episodes."""
-    total, count = 0.0, 0
-    for mean, finished in reversed(batches):
-        total += mean * finished
-        count += finished
-        if count >= WINDOW_EPISODES:
-            return total / count
-    return None
 
 
 def train_until(task: str, target: float, n_batches: int, run_dir: Path) -> list[float]:
@@ -48,28 +37,18 @@ def train_until(task: str, target: float, n_batches: int, run_dir: Path) -> list
             "checkpoint_every": 10**6,
         }
     )
-    time_limit = env_class(task).spec.max_episode_steps or 0
     stop = StopRequest()
-    batches: list[tuple[float, int]] = []
-    scores: list[float] = []
-
-    def watch(event: TelemetryEvent) -> None:
-        if event.event_type is not TelemetryEventType.BATCH_COMPLETED:
-            return
-        data = event.data
-        if data.episode_return_mean is not None:
-            batches.append((data.episode_return_mean, data.episodes_finished))
-        score = recent_mean(batches)
-        if score is None or event.batch * config.max_epochs < time_limit:
-            return
-        scores.append(score)
-        if score > target:
-            stop.request("target reached")
-
+    score = ReturnScore(
+        target,
+        stop,
+        window=WINDOW_EPISODES,
+        judge_from_batch=judge_from(env_class(task).spec.max_episode_steps, config.max_epochs),
+        strictly_above=True,
+    )
     hub = TelemetryHub()
-    hub.subscribe(watch)
+    hub.subscribe(score)
     run_vectorized_ppo(config, hub, stop)
-    return scores
+    return score.scores
 
 
 @pytest.mark.parametrize(
@@ -91,13 +70,8 @@ def test_task_default_config_learns(
     assert max(scores) > target, f"{task}: best {max(scores):.1f} <= {target}: {scores}"
 
 
-def test_gym_cartpole_learns_as_the_batched_cartpole_does(tmp_path) -> None:
+def test_gym_cartpole_learns_as_the_batched_cartpole_does(tmp_path: Path) -> None:
     """The same config through gymnasium's own vector env (proves the adapter)."""
-    from esper.config import build_config, task_default_values
-    from esper.telemetry.hub import TelemetryHub
-    from esper.training import run_vectorized_ppo
-    from esper.training.interrupt import StopRequest
-
     config = build_config(
         overrides={
             **task_default_values("cartpole"),
@@ -109,16 +83,8 @@ def test_gym_cartpole_learns_as_the_batched_cartpole_does(tmp_path) -> None:
         }
     )
     stop = StopRequest()
-    best = []
-
-    def watch(event) -> None:
-        mean = getattr(event.data, "episode_return_mean", None)
-        if event.event_type == "BATCH_COMPLETED" and mean is not None:
-            best.append(mean)
-            if mean >= 475:
-                stop.request("solved")
-
+    score = ReturnScore(475.0, stop)
     hub = TelemetryHub()
-    hub.subscribe(watch)
+    hub.subscribe(score)
     run_vectorized_ppo(config, hub, stop)
-    assert max(best) >= 475, best
+    assert score.reached_at is not None, score.scores
