@@ -8,8 +8,8 @@ SyncVectorEnv with a per-step numpy <-> torch loop, same hyperparameters), and
 prints esper's speed as a ratio to it. --telemetry also runs esper with every
 sink off and with JSONL + console + the Sanctum dashboard on; --time-to-target
 runs `esper ppo` with the default config and reports seconds from process
-start to the first batch whose mean return reaches the target. The first batch of every run is warm-up and is
-left out of the steady-state figures.
+start to the first batch whose mean return reaches the target. The first batch
+of every run is warm-up and is left out of the steady-state figures.
 
     uv run python scripts/bench.py --envs 8 64 512 4096 --reference --telemetry --time-to-target
 """
@@ -22,6 +22,7 @@ import io
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -162,6 +163,7 @@ def main() -> None:
     parser.add_argument(
         "--telemetry", action="store_true", help="sinks off vs JSONL + console + dashboard"
     )
+    parser.add_argument("--repeats", type=int, default=3, help="telemetry on/off pairs")
     parser.add_argument("--time-to-target", action="store_true")
     parser.add_argument("--target", type=float, default=475.0)
     parser.add_argument("--solve-batches", type=int, default=50)
@@ -198,10 +200,20 @@ def main() -> None:
             print(_format(ref, ""))
         print(_format(esper_row, ratio))
         if args.telemetry:
-            on = in_subprocess(args, "esper-all", str(n_envs))
-            on["overhead_pct"] = 100 * (esper_row["sps"] / on["sps"] - 1)
-            rows.append(on)
-            print(_format(on, "") + f"   sinks on: {on['overhead_pct']:+.1f}% time")
+            # Sinks off and on, alternated, medians: the machine's drift is larger than
+            # the effect being measured.
+            off, on = [esper_row], []
+            for _ in range(args.repeats):
+                on.append(in_subprocess(args, "esper-all", str(n_envs)))
+                off.append(in_subprocess(args, "esper-none", str(n_envs)))
+            on_row = dict(on[0], sps=statistics.median(r["sps"] for r in on))
+            off_sps = statistics.median(r["sps"] for r in off)
+            on_row["overhead_pct"] = 100 * (off_sps / on_row["sps"] - 1)
+            rows.append(on_row)
+            print(
+                _format(on_row, "") + f"   sinks on: {on_row['overhead_pct']:+.1f}% time "
+                f"(median of {len(on)} on vs {len(off)} off)"
+            )
     if args.time_to_target:
         solved = time_to_target(args)
         rows.append({"impl": "time_to_target", **solved})
