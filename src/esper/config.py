@@ -44,6 +44,9 @@ class PPOConfig:
     n_minibatches: int = 4  # each pass walks the shuffled batch in this many minibatches
     learning_rate: float = 2.5e-4
     anneal_lr: bool = True  # linear decay to 0 over max_batches
+    # Batches the decay spans; None: this invocation's max_batches. Set it to the
+    # planned total to make a run split across invocations decay exactly as one.
+    anneal_batches: int | None = None
     adam_eps: float = 1e-5
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -78,6 +81,11 @@ class PPOConfig:
             self.checkpoint_every >= 1,
             "--checkpoint-every",
             f"must be >= 1 (got {self.checkpoint_every})",
+        )
+        _require(
+            self.anneal_batches is None or self.anneal_batches >= 1,
+            "anneal_batches",
+            f"must be >= 1 (got {self.anneal_batches})",
         )
         _require(
             self.keep_checkpoints is None or self.keep_checkpoints >= 1,

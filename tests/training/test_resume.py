@@ -23,14 +23,15 @@ TIMING = {
 
 
 def train(run_dir: Path, episodes: int, start: int = 0, **changes) -> list[dict]:
-    # A fixed learning rate: linear annealing is over max_batches, which differs
-    # between one 4-batch invocation and a 2-batch one (see README, Resume).
+    # Linear annealing spans max_batches unless told otherwise, and max_batches
+    # differs between one 4-batch invocation and a 2-batch one (README, Resume):
+    # anneal_batches=4 plans the decay over the whole split run.
     settings = dict(
         n_envs=8,
         max_epochs=32,
         n_minibatches=4,
         device="cpu",
-        anneal_lr=False,
+        anneal_batches=4,
         normalize_obs=True,
         normalize_reward=True,
         run_dir=str(run_dir),

@@ -55,10 +55,11 @@ class TrainingResult:
 
 
 def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
-    """Linear decay to 0 over the whole run (``max_batches``), resumed or not."""
+    """Linear decay to 0 over the whole run (``max_batches``, or ``anneal_batches``)."""
     if not config.anneal_lr:
         return config.learning_rate
-    return config.learning_rate * (1.0 - batch_index / config.max_batches)
+    span = config.anneal_batches or config.max_batches
+    return config.learning_rate * max(0.0, 1.0 - batch_index / span)
 
 
 def run_vectorized_ppo(
