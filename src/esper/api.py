@@ -192,7 +192,3 @@ class _LazyJsonl:
     def close(self) -> None:
         if self._sink is not None:
             self._sink.close()
-
-
-def _warn(message: str) -> None:
-    print(f"esper: warning: {message}", file=sys.stderr)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,16 +58,3 @@ def read_events(path: Path) -> Iterator[TelemetryEvent]:
                     f"{path}:{number}: skipped an unreadable telemetry line ({exc})",
                     stacklevel=2,
                 )
-
-
-def read_raw(path: Path) -> list[dict]:
-    """The lines as plain dicts (for tests and tools that need no types)."""
-    out = []
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    print(f"esper: warning: {path}: skipped a partial line", file=sys.stderr)
-    return out
