@@ -51,7 +51,9 @@ def test_ppo_run_shows_the_dashboard_to_completion(tmp_path):
         "50",
         "-c",
         str(REPO),
-        command,
+        # The shell records esper's own exit code: when the pane runs the command
+        # directly, tmux 3.3a sometimes reports an empty #{pane_dead_status}.
+        f"{command}; echo esper-exit=$? > {run_dir.parent / 'exit'}",
         ";",
         "set-option",
         "-t",
@@ -74,6 +76,9 @@ def test_ppo_run_shows_the_dashboard_to_completion(tmp_path):
             time.sleep(0.2)
         screen = tmux("capture-pane", "-p", "-t", session)
         status = tmux("display-message", "-p", "-t", session, "#{pane_dead_status}").strip()
+        died = tmux(
+            "display-message", "-p", "-t", session, "dead=#{pane_dead} signal=#{pane_dead_signal}"
+        ).strip()
     finally:
         tmux("kill-server")
         if socket_path.name == socket:
@@ -82,5 +87,7 @@ def test_ppo_run_shows_the_dashboard_to_completion(tmp_path):
     assert "COMPLETED" in screen, screen
     assert "B:████████ 3/3" in screen and "Batch:3/3" in screen, screen
     assert "completed at 3/3" in screen, screen  # the event log's last word
-    assert status == "0", screen
+    exit_file = run_dir.parent / "exit"
+    recorded = exit_file.read_text() if exit_file.exists() else "none"
+    assert recorded.strip() == "esper-exit=0", f"{recorded} ({status!r}, {died})\n{screen}"
     assert (run_dir / "telemetry.jsonl").is_file()
