@@ -35,7 +35,21 @@ class EnvSpec:
 StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 
 
-class BatchedEnv(ABC):
+class SpecShapes:
+    """The shapes every environment derives from its ``spec`` (batched or gym:)."""
+
+    spec: EnvSpec
+
+    @property
+    def action_space(self) -> ActionSpace:
+        return self.spec.action_space
+
+    @property
+    def obs_dim(self) -> int:
+        return self.spec.obs_dim
+
+
+class BatchedEnv(SpecShapes, ABC):
     """``num_envs`` copies of one task, stepped together on one device."""
 
     spec: ClassVar[EnvSpec]
@@ -77,14 +91,6 @@ class BatchedEnv(ABC):
         return state.to(torch.float32)
 
     # --- the shared contract ----------------------------------------------------
-    @property
-    def action_space(self) -> ActionSpace:
-        return self.spec.action_space
-
-    @property
-    def obs_dim(self) -> int:
-        return self.spec.obs_dim
-
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset every copy; returns obs ``[num_envs, obs_dim]``."""
         if seed is not None:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from esper.envs.base import EnvSpec, StepResult
+from esper.envs.base import EnvSpec, SpecShapes, StepResult
 from esper.envs.registry import GYM_PREFIX
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
 
@@ -73,7 +73,7 @@ def env_spec(
     )
 
 
-class GymVectorEnv:
+class GymVectorEnv(SpecShapes):
     """``num_envs`` copies of a gymnasium env, with ``BatchedEnv``'s methods.
 
     It cannot save the copies' physical state: ``state_dict`` only records
@@ -107,14 +107,6 @@ class GymVectorEnv:
         self._action_dtype = single_action.dtype
         self._pending_seed: int | None = seed  # used by the first reset without a seed
         self._obs: torch.Tensor | None = None
-
-    @property
-    def action_space(self) -> ActionSpace:
-        return self.spec.action_space
-
-    @property
-    def obs_dim(self) -> int:
-        return self.spec.obs_dim
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset every copy (copy ``i`` seeded ``seed + i``); obs ``[num_envs, obs_dim]``.
