@@ -22,7 +22,7 @@ from esper.config import PPOConfig
 from esper.envs import make
 from esper.training.adam import Adam
 from esper.training.episode_stats import EpisodeTracker
-from esper.training.gae import bootstrap_values, compute_gae
+from esper.training.gae import batch_advantages
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
 from esper.training.ppo import ppo_update
@@ -84,23 +84,17 @@ def test_one_batch_runs_without_host_reads(normalize_obs: bool) -> None:
     obs = env.reset(seed=0)
     with host_reads_forbidden():
         obs = collect_rollout(env, policy, buffer, obs, normalizer, episodes)
-        with torch.no_grad():
-            last_value = policy.value(normalizer.normalize(obs) if normalizer else obs)
-            next_values = bootstrap_values(
-                buffer.values,
-                last_value,
-                policy.value(buffer.final_obs),
-                buffer.terminated,
-                buffer.truncated,
-            )
-            advantages, returns = compute_gae(
-                buffer.rewards,
-                buffer.values,
-                next_values,
-                buffer.terminated | buffer.truncated,
-                0.99,
-                0.95,
-            )
+        advantages, returns = batch_advantages(
+            buffer.values,
+            buffer.rewards,
+            buffer.terminated,
+            buffer.truncated,
+            buffer.final_obs,
+            normalizer.normalize(obs) if normalizer else obs,
+            policy.value,
+            0.99,
+            0.95,
+        )
         ppo_update(
             policy, optimizer, flatten_batch(buffer, advantages, returns), update_settings(config)
         )

@@ -8,6 +8,8 @@ the trace cut wherever an episode ended.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 
@@ -41,3 +43,23 @@ def compute_gae(
         running = deltas[t] + trace[t] * running
         advantages[t] = running
     return advantages, advantages + values
+
+
+@torch.no_grad()
+def batch_advantages(
+    values: torch.Tensor,
+    rewards: torch.Tensor,
+    terminated: torch.Tensor,
+    truncated: torch.Tensor,
+    final_obs: torch.Tensor,
+    last_obs: torch.Tensor,
+    value_of: Callable[[torch.Tensor], torch.Tensor],
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A filled rollout's ``(advantages, returns)``: values the final observations
+    (one batched critic pass) and the observation after the batch, then GAE."""
+    next_values = bootstrap_values(
+        values, value_of(last_obs), value_of(final_obs), terminated, truncated
+    )
+    return compute_gae(rewards, values, next_values, terminated | truncated, gamma, gae_lambda)

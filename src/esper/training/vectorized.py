@@ -29,7 +29,7 @@ from esper.telemetry.events import (
     TrainingStartedPayload,
 )
 from esper.telemetry.hub import TelemetryHub
-from esper.training.gae import bootstrap_values, compute_gae
+from esper.training.gae import batch_advantages
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import UPDATE_STATS, explained_variance, ppo_update
 from esper.training.rollout import RolloutBuffer, collect_rollout
@@ -172,21 +172,17 @@ def _train_one_batch(
         state.episodes,
         state.reward_scaler,
     )
-    with torch.no_grad():
-        last_obs = state.policy_obs(state.next_obs)
-        last_value = state.policy.value(last_obs)  # [n_envs]
-        final_values = state.policy.value(buffer.final_obs)  # [max_epochs, n_envs]
-        next_values = bootstrap_values(
-            buffer.values, last_value, final_values, buffer.terminated, buffer.truncated
-        )
-        advantages, returns = compute_gae(
-            buffer.rewards,
-            buffer.values,
-            next_values,
-            buffer.terminated | buffer.truncated,
-            config.gamma,
-            config.gae_lambda,
-        )
+    advantages, returns = batch_advantages(
+        buffer.values,
+        buffer.rewards,
+        buffer.terminated,
+        buffer.truncated,
+        buffer.final_obs,  # [max_epochs, n_envs, obs_dim]
+        state.policy_obs(state.next_obs),  # [n_envs, obs_dim]
+        state.policy.value,
+        config.gamma,
+        config.gae_lambda,
+    )
     clock.mark("rollout_done")
     update_stats = ppo_update(
         state.policy,
