@@ -136,7 +136,8 @@ def run_vectorized_ppo(
     except Exception as exc:
         _fail(hub, state, run_dir, result, f"{type(exc).__name__}: {exc}", type(exc).__name__)
         raise
-    result.final_batch, result.env_steps = state.batch, state.env_steps
+    finally:  # however the loop ended, the result reports where training stands
+        result.final_batch, result.env_steps = state.batch, state.env_steps
     _emit(
         hub,
         run_id,
@@ -277,7 +278,6 @@ def _interrupt(
         message=f"training interrupted at batch {state.batch}; resume from batch {resume}",
     )
     result.status, result.reason, result.exit_signal = "interrupted", reason, stop.signal_name
-    result.final_batch, result.env_steps = state.batch, state.env_steps
     return result
 
 
@@ -299,5 +299,4 @@ def _fail(
         message=f"training failed: {reason}",
     )
     result.status, result.reason = "failed", reason
-    result.final_batch, result.env_steps = state.batch, state.env_steps
     return result
