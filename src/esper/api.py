@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from esper.config import ConfigError, PPOConfig, build_config, load_config_file
-from esper.envs import UnknownTaskError, env_class
+from esper.envs import env_class
+from esper.errors import UserError
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.sanctum import SanctumAggregator, SanctumDashboard
 from esper.telemetry.console import ConsoleSink
@@ -24,14 +25,11 @@ from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
-from esper.training.checkpoint import CheckpointError, load_for_resume
+from esper.training.checkpoint import load_for_resume
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.vectorized import TrainingResult, run_vectorized_ppo
 
 Display = Literal["sanctum", "progress", "lines", "none"]
-
-# Mistakes in what the user asked for: the CLI turns these into one line and exit 2.
-USER_ERRORS = (ConfigError, CheckpointError, UnknownTaskError)
 
 # Keys that describe this invocation rather than the run: never taken from a checkpoint.
 INVOCATION_KEYS = ("n_episodes", "start_episode", "run_dir", "overwrite", "device")
@@ -131,7 +129,7 @@ def run_training(
         try:
             with dashboard:
                 result = run_vectorized_ppo(config, hub, stop)
-        except USER_ERRORS:
+        except UserError:  # the CLI makes these one line, exit 2
             raise
         except Exception as exc:  # a bug or an environment failure: keep the traceback
             result = _crashed(config, run_dir, exc)

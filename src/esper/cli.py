@@ -277,14 +277,10 @@ def eval_(
 ) -> None:
     """Run a trained policy for complete episodes; append the result to telemetry.jsonl."""
     from esper.evaluate import evaluate, print_report
-    from esper.training.checkpoint import CheckpointError
 
-    try:
-        result = evaluate(
-            run_dir, checkpoint, episodes, deterministic=deterministic, seed=seed, device=device
-        )
-    except CheckpointError as exc:  # here the checkpoint is chosen by --checkpoint
-        raise UserError(exc.message, flag="--checkpoint") from None
+    result = evaluate(
+        run_dir, checkpoint, episodes, deterministic=deterministic, seed=seed, device=device
+    )
     print_report(result)
 
 

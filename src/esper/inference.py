@@ -110,7 +110,8 @@ def load_policy(
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
             f"checkpoint {checkpoints[batch]} does not hold a policy esper can rebuild "
-            f"({type(exc).__name__}: {exc})"
+            f"({type(exc).__name__}: {exc})",
+            flag="--checkpoint",
         ) from None
 
 
@@ -125,7 +126,8 @@ def _rebuild(
     ):
         raise CheckpointError(
             f"batch {saved['batch']}'s checkpoint in {run.path} has other observation or "
-            f"action shapes than task {task} has now"
+            f"action shapes than task {task} has now",
+            flag="--checkpoint",
         )
     model = ActorCritic(spec.obs_dim, spec.action_space, tuple(config["hidden_sizes"]))
     model.load_state_dict(saved["policy"])

@@ -83,7 +83,10 @@ def load_for_resume(
             if intact is not None
             else "no intact checkpoint remains"
         )
-        return load_checkpoint(path, intact_hint=hint)
+        try:
+            return load_checkpoint(path, intact_hint=hint)
+        except CheckpointError as exc:  # the user fixes it with ``flag``: say so
+            raise CheckpointError(exc.message, flag=flag) from None
 
 
 def newest_intact(checkpoints: dict[int, Path]) -> int | None:
