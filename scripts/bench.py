@@ -6,9 +6,10 @@ per measurement): the steady-state env-steps per second of the full loop
 the same for the reference loop (scripts/reference_ppo.py: gymnasium's
 SyncVectorEnv with a per-step numpy <-> torch loop, same hyperparameters), and
 prints esper's speed as a ratio to it. --telemetry also runs esper with every
-sink off and with JSONL + console + the Sanctum dashboard on; --time-to-target
-runs `esper ppo` with the default config and reports seconds from process
-start to the first batch whose mean return reaches the target. The first batch
+sink off and with JSONL + console + the Sanctum dashboard on; --compile also
+runs esper with its loss compiled (compilation is in the left-out first batch);
+--time-to-target runs `esper ppo` with the default config and reports seconds
+from process start to the first batch whose mean return reaches the target. The first batch
 of every run is warm-up and is left out of the steady-state figures.
 
     uv run python scripts/bench.py --envs 8 64 512 4096 --reference --telemetry --time-to-target
@@ -45,7 +46,9 @@ def steady(history: list[dict], batch_size: int) -> dict:
     return {"sps": steps / seconds, "rollout_sps": steps / rollout, "update_sps": steps / update}
 
 
-def measure_esper(args: argparse.Namespace, n_envs: int, sinks: str) -> dict:
+def measure_esper(
+    args: argparse.Namespace, n_envs: int, sinks: str, compile_loss: bool = False
+) -> dict:
     from rich.console import Console
 
     from esper.config import build_config
@@ -66,6 +69,7 @@ def measure_esper(args: argparse.Namespace, n_envs: int, sinks: str) -> dict:
                 "device": args.device,
                 "run_dir": run_dir,
                 "checkpoint_every": 10**6,
+                "compile": compile_loss,
             }
         )
         hub = TelemetryHub()
@@ -81,7 +85,7 @@ def measure_esper(args: argparse.Namespace, n_envs: int, sinks: str) -> dict:
             result = run_vectorized_ppo(config, hub)
         hub.close()
     return {
-        "impl": "esper",
+        "impl": "esper+comp" if compile_loss else "esper",
         "sinks": sinks,
         "device": str(resolve_device(args.device)),
         "n_envs": n_envs,
@@ -154,7 +158,9 @@ def time_to_target(args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--task", default="cartpole")
-    parser.add_argument("--envs", type=int, nargs="+", default=[8, 64, 512, 4096])
+    parser.add_argument(
+        "--envs", type=int, nargs="*", default=[8, 64, 512, 4096], help="none: skip throughput"
+    )
     parser.add_argument("--max-epochs", type=int, default=64)
     parser.add_argument("--batches", type=int, default=5, help="esper batches per size")
     parser.add_argument("--reference-batches", type=int, default=2)
@@ -164,6 +170,9 @@ def main() -> None:
         "--telemetry", action="store_true", help="sinks off vs JSONL + console + dashboard"
     )
     parser.add_argument("--repeats", type=int, default=3, help="telemetry on/off pairs")
+    parser.add_argument(
+        "--compile", action="store_true", help="also run esper with --compile (loss compiled)"
+    )
     parser.add_argument("--time-to-target", action="store_true")
     parser.add_argument("--target", type=float, default=475.0)
     parser.add_argument("--solve-batches", type=int, default=50)
@@ -175,6 +184,8 @@ def main() -> None:
         impl, n_envs = args.worker[0], int(args.worker[1])
         if impl == "reference":
             row = measure_reference(args, n_envs)
+        elif impl == "compiled":
+            row = measure_esper(args, n_envs, sinks="none", compile_loss=True)
         else:
             row = measure_esper(args, n_envs, sinks=impl.removeprefix("esper-"))
         print(json.dumps(row))
@@ -199,6 +210,11 @@ def main() -> None:
             ratio = f"{esper_row['ratio_to_reference']:>11.1f}x"
             print(_format(ref, ""))
         print(_format(esper_row, ratio))
+        if args.compile:
+            compiled = in_subprocess(args, "compiled", str(n_envs))
+            rows.append(compiled)
+            compiled["ratio_to_eager"] = compiled["sps"] / esper_row["sps"]
+            print(_format(compiled, "") + f"   {compiled['ratio_to_eager']:.2f}x eager")
         if args.telemetry:
             # Sinks off and on, alternated, medians: the machine's drift is larger than
             # the effect being measured.

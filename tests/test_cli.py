@@ -76,6 +76,7 @@ def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
         "--overwrite",
         "--no-sanctum",
         "--tensorboard",
+        "--compile",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     config = seen["config"]
@@ -83,6 +84,7 @@ def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
     assert (config.ppo_epochs, config.device, config.seed) == (3, "cpu", 9)
     assert (config.gamma, config.checkpoint_every, config.overwrite) == (0.98, 2, True)
     assert config.run_dir == str(tmp_path / "run")
+    assert config.compile is True
     assert seen["sanctum"] is False
     assert seen["tensorboard"] is True
 

@@ -174,6 +174,14 @@ def ppo(
             "(or a resume to replace later checkpoints).",
         ),
     ] = False,
+    compile_loss: Annotated[
+        bool,
+        typer.Option(
+            "--compile",
+            help="torch.compile the PPO loss: ~30 s of compilation first, faster "
+            "updates after; for long runs with thousands of envs.",
+        ),
+    ] = False,
     sanctum: Annotated[
         bool | None,
         typer.Option(
@@ -208,6 +216,7 @@ def ppo(
         "checkpoint_every": checkpoint_every,
         "keep_checkpoints": keep_checkpoints,
         "overwrite": overwrite or None,
+        "compile": compile_loss or None,
     }
     result = api.train_from_cli(config, overrides, sanctum=sanctum, tensorboard=tensorboard)
     if result.status == "interrupted":

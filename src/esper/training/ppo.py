@@ -7,6 +7,7 @@ once per batch together with everything else.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -60,13 +61,85 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Ten
     return 1.0 - (returns - values).var() / var_returns
 
 
+class MinibatchLoss(Protocol):
+    def __call__(
+        self,
+        policy: ActorCritic,
+        obs: torch.Tensor,
+        actions: torch.Tensor,
+        old_log_probs: torch.Tensor,
+        old_values: torch.Tensor,
+        advantages: torch.Tensor,
+        returns: torch.Tensor,
+        settings: UpdateSettings,
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+def minibatch_loss(
+    policy: ActorCritic,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    old_log_probs: torch.Tensor,
+    old_values: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    settings: UpdateSettings,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The clipped PPO loss of one minibatch and its statistics.
+
+    Returns ``(loss, stats [5])`` with stats in UPDATE_STATS order minus
+    ``grad_norm``. Pure tensor code with no host reads, so ``torch.compile``
+    can trace it whole (``--compile``).
+    """
+    new_log_prob, entropy, new_value = policy.evaluate(obs, actions)
+    log_ratio = new_log_prob - old_log_probs
+    ratio = log_ratio.exp()
+
+    if settings.normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+
+    policy_loss = torch.max(
+        -advantages * ratio,
+        -advantages * ratio.clamp(1 - settings.clip_coef, 1 + settings.clip_coef),
+    ).mean()
+
+    if settings.clip_value_loss:
+        clipped = old_values + (new_value - old_values).clamp(
+            -settings.clip_coef, settings.clip_coef
+        )
+        value_loss = 0.5 * torch.max((new_value - returns).square(), (clipped - returns).square())
+        value_loss = value_loss.mean()
+    else:
+        value_loss = 0.5 * (new_value - returns).square().mean()
+
+    entropy_mean = entropy.mean()
+    loss = policy_loss - settings.ent_coef * entropy_mean + settings.vf_coef * value_loss
+    with torch.no_grad():
+        approx_kl = ((ratio - 1) - log_ratio).mean()
+        clip_fraction = ((ratio - 1).abs() > settings.clip_coef).float().mean()
+        stats = torch.stack(
+            (
+                policy_loss.detach(),
+                value_loss.detach(),
+                entropy_mean.detach(),
+                approx_kl,
+                clip_fraction,
+            )
+        )
+    return loss, stats
+
+
 def ppo_update(
     policy: ActorCritic,
     optimizer: Adam,
     batch: FlatBatch,
     settings: UpdateSettings,
+    loss_fn: MinibatchLoss = minibatch_loss,
 ) -> torch.Tensor:
-    """Run the epochs of minibatch updates; return the mean of UPDATE_STATS ``[6]``."""
+    """Run the epochs of minibatch updates; return the mean of UPDATE_STATS ``[6]``.
+
+    ``loss_fn`` is ``minibatch_loss`` or its ``torch.compile``d twin.
+    """
     device = batch.obs.device
     sums = torch.zeros(len(UPDATE_STATS), device=device)
     steps = 0
@@ -77,8 +150,22 @@ def ppo_update(
         epoch_steps = 0
         for start in range(0, batch.size, settings.minibatch_size):
             idx = order[start : start + settings.minibatch_size]
-            stats = _minibatch_step(policy, optimizer, params, batch, idx, settings)
-            sums += stats
+            loss, stats = loss_fn(
+                policy,
+                batch.obs[idx],
+                batch.actions[idx],
+                batch.log_probs[idx],
+                batch.values[idx],
+                batch.advantages[idx],
+                batch.returns[idx],
+                settings,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = nn.utils.clip_grad_norm_(params, settings.max_grad_norm, foreach=True)
+            optimizer.step()
+            sums[:-1] += stats
+            sums[-1] += grad_norm.detach()
             epoch_kl += stats[3]
             steps += 1
             epoch_steps += 1
@@ -88,56 +175,3 @@ def ppo_update(
             if mean_kl > settings.target_kl:
                 break
     return sums / steps
-
-
-def _minibatch_step(
-    policy: ActorCritic,
-    optimizer: Adam,
-    params: list[nn.Parameter],
-    batch: FlatBatch,
-    idx: torch.Tensor,
-    settings: UpdateSettings,
-) -> torch.Tensor:
-    new_log_prob, entropy, new_value = policy.evaluate(batch.obs[idx], batch.actions[idx])
-    log_ratio = new_log_prob - batch.log_probs[idx]
-    ratio = log_ratio.exp()
-
-    advantages = batch.advantages[idx]
-    if settings.normalize_advantages:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
-
-    policy_loss = torch.max(
-        -advantages * ratio,
-        -advantages * ratio.clamp(1 - settings.clip_coef, 1 + settings.clip_coef),
-    ).mean()
-
-    returns = batch.returns[idx]
-    if settings.clip_value_loss:
-        old_value = batch.values[idx]
-        clipped = old_value + (new_value - old_value).clamp(-settings.clip_coef, settings.clip_coef)
-        value_loss = 0.5 * torch.max((new_value - returns).square(), (clipped - returns).square())
-        value_loss = value_loss.mean()
-    else:
-        value_loss = 0.5 * (new_value - returns).square().mean()
-
-    entropy_mean = entropy.mean()
-    loss = policy_loss - settings.ent_coef * entropy_mean + settings.vf_coef * value_loss
-
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    grad_norm = nn.utils.clip_grad_norm_(params, settings.max_grad_norm, foreach=True)
-    optimizer.step()
-
-    with torch.no_grad():
-        approx_kl = ((ratio - 1) - log_ratio).mean()
-        clip_fraction = ((ratio - 1).abs() > settings.clip_coef).float().mean()
-        return torch.stack(
-            (
-                policy_loss.detach(),
-                value_loss.detach(),
-                entropy_mean.detach(),
-                approx_kl,
-                clip_fraction,
-                grad_norm.detach(),
-            )
-        )

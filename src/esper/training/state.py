@@ -20,10 +20,11 @@ from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
 from esper.run_dir import RunDir
 from esper.training.adam import Adam
 from esper.training.checkpoint import CheckpointError, load_for_resume, save_checkpoint
+from esper.training.compilation import loss_function
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.policy import ActorCritic, count_parameters
-from esper.training.ppo import FlatBatch, UpdateSettings
+from esper.training.ppo import FlatBatch, MinibatchLoss, UpdateSettings, minibatch_loss
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
 from esper.training.rollout import RolloutBuffer
 
@@ -45,6 +46,7 @@ class TrainerState:
     batch: int = 0
     env_steps: int = 0
     run_id: str = ""
+    loss_fn: MinibatchLoss = minibatch_loss  # or its compiled twin (--compile)
 
     @property
     def policy_params(self) -> int:
@@ -108,6 +110,7 @@ def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> Tra
         reward_scaler=scaler,
         episodes=EpisodeTracker(config.n_envs, device, config.max_epochs),
         next_obs=env.reset(seed=config.seed),
+        loss_fn=loss_function(config.compile),
     )
     if config.start_episode > 0:
         _restore(state, run_dir)

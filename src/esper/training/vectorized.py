@@ -190,6 +190,7 @@ def _train_one_batch(
         state.optimizer,
         flatten_batch(buffer, advantages, returns),
         update_settings(config),
+        state.loss_fn,
     )
     ev = explained_variance(buffer.values.flatten(), returns.flatten())
     clock.mark("update_done")
