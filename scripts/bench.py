@@ -73,7 +73,8 @@ def measure_esper(
             }
         )
         hub = TelemetryHub()
-        dashboard = contextlib.nullcontext()
+        emit_seconds = _time_emits(hub)
+        dashboard: contextlib.AbstractContextManager = contextlib.nullcontext()
         if sinks == "all":  # JSONL, console lines and a live dashboard drawing to a buffer
             hub.subscribe(JsonlSink(Path(run_dir) / "telemetry.jsonl"))
             hub.subscribe(ConsoleSink(io.StringIO()))
@@ -81,10 +82,20 @@ def measure_esper(
             hub.subscribe(aggregator)
             screen = Console(file=io.StringIO(), force_terminal=True, width=160, height=50)
             dashboard = SanctumDashboard(aggregator, console=screen)
+        started = time.perf_counter()
         with dashboard:
             result = run_vectorized_ppo(config, hub)
+        wall = time.perf_counter() - started
         hub.close()
+    # Telemetry's own cost, measured directly rather than as a noisy A/B
+    # difference: time inside emit (every sink runs synchronously there) plus
+    # the CPU the dashboard's drawing thread used, as a share of the run.
+    render = getattr(dashboard, "render_cpu_seconds", 0.0)
     return {
+        "telemetry_cpu_pct": 100 * (emit_seconds[0] + render) / wall,
+        "emit_seconds": emit_seconds[0],
+        "render_cpu_seconds": render,
+        "run_seconds": wall,
         "impl": "esper+comp" if compile_loss else "esper",
         "sinks": sinks,
         "device": str(resolve_device(args.device)),
@@ -92,6 +103,20 @@ def measure_esper(
         **steady(result.history, config.batch_size),
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def _time_emits(hub) -> list[float]:
+    """Wrap ``hub.emit`` to add up the seconds spent in it (a one-item list)."""
+    spent = [0.0]
+    emit = hub.emit
+
+    def timed(event) -> None:
+        started = time.perf_counter()
+        emit(event)
+        spent[0] += time.perf_counter() - started
+
+    hub.emit = timed
+    return spent
 
 
 def measure_reference(args: argparse.Namespace, n_envs: int) -> dict:
@@ -134,7 +159,10 @@ def time_to_target(args: argparse.Namespace) -> dict:
         command += ["--episodes", str(args.solve_batches), "--device", args.device]
         command += ["--run-dir", run_dir]
         started = time.perf_counter()
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+        # stderr dropped: stopping the run early makes esper print its resume hint
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        )
         jsonl = Path(run_dir) / "telemetry.jsonl"
         found = None
         assert proc.stdout is not None
@@ -225,10 +253,12 @@ def main() -> None:
             on_row = dict(on[0], sps=statistics.median(r["sps"] for r in on))
             off_sps = statistics.median(r["sps"] for r in off)
             on_row["overhead_pct"] = 100 * (off_sps / on_row["sps"] - 1)
+            on_row["telemetry_cpu_pct"] = statistics.median(r["telemetry_cpu_pct"] for r in on)
             rows.append(on_row)
             print(
                 _format(on_row, "") + f"   sinks on: {on_row['overhead_pct']:+.1f}% time "
-                f"(median of {len(on)} on vs {len(off)} off)"
+                f"(median of {len(on)} on vs {len(off)} off); telemetry's own CPU: "
+                f"{on_row['telemetry_cpu_pct']:.2f}% of the run"
             )
     if args.time_to_target:
         solved = time_to_target(args)

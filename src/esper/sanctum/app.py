@@ -51,6 +51,7 @@ class SanctumDashboard:
             auto_refresh=False,  # our thread decides when a frame is worth drawing
             get_renderable=self.render,
         )
+        self.render_cpu_seconds = 0.0  # CPU the drawing thread spent on frames (bench reads it)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._redraw, name="sanctum-dashboard", daemon=True)
 
@@ -83,5 +84,7 @@ class SanctumDashboard:
             if due and now - drawn_at >= gap:
                 cpu_before = time.thread_time()
                 self._live.refresh()
-                gap = (time.thread_time() - cpu_before) / RENDER_CPU_BUDGET
+                spent = time.thread_time() - cpu_before
+                self.render_cpu_seconds += spent
+                gap = spent / RENDER_CPU_BUDGET
                 drawn_version, drawn_at = version, now
