@@ -47,3 +47,27 @@ def test_state_round_trip_continues_identically() -> None:
     train_step(clone, clone_opt)
     for a, b in zip(policy.parameters(), clone.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_clipping_matches_torch_and_gradients_land_in_the_flat_buffer() -> None:
+    torch.manual_seed(2)
+    ours_net = mlp(4, (16, 16), 3, out_gain=1.0)
+    torch_net = mlp(4, (16, 16), 3, out_gain=1.0)
+    torch_net.load_state_dict(ours_net.state_dict())
+    ours = Adam(ours_net.parameters(), lr=1e-3)
+    x = torch.randn(64, 4)
+    for _ in range(3):  # accumulation must keep writing into the same buffer
+        ours.zero_grad()
+        torch_net.zero_grad()
+        (10 * ours_net(x)).square().mean().backward()
+        (10 * torch_net(x)).square().mean().backward()
+        flat_storage = ours.flat_grad.untyped_storage().data_ptr()
+        assert all(
+            p.grad.untyped_storage().data_ptr() == flat_storage for p in ours_net.parameters()
+        )
+        ours_norm = ours.clip_grad_norm_(0.5)
+        torch_norm = torch.nn.utils.clip_grad_norm_(torch_net.parameters(), 0.5)
+        torch.testing.assert_close(ours_norm, torch_norm)
+        assert ours_norm > 0.5  # the clip actually acted
+        for a, b in zip(ours_net.parameters(), torch_net.parameters(), strict=True):
+            torch.testing.assert_close(a.grad, b.grad)

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import torch
-from torch import nn
 
 from esper.training.adam import Adam
 from esper.training.policy import ActorCritic
@@ -143,7 +142,6 @@ def ppo_update(
     device = batch.obs.device
     sums = torch.zeros(len(UPDATE_STATS), device=device)
     steps = 0
-    params = [p for p in policy.parameters() if p.requires_grad]
     for _ in range(settings.ppo_epochs):
         order = torch.randperm(batch.size, device=device)
         epoch_kl = torch.zeros((), device=device)
@@ -160,9 +158,9 @@ def ppo_update(
                 batch.returns[idx],
                 settings,
             )
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
-            grad_norm = nn.utils.clip_grad_norm_(params, settings.max_grad_norm, foreach=True)
+            grad_norm = optimizer.clip_grad_norm_(settings.max_grad_norm)
             optimizer.step()
             sums[:-1] += stats
             sums[-1] += grad_norm.detach()
