@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from esper.envs.spaces import DiscreteSpace
-from esper.training.policy import ActorCritic, NarrowInputLinear
+from esper.training.policy import ActorCritic, NarrowInputLinear, Tanh
 
 
 def test_narrow_input_layer_gradients_match_a_float64_reference() -> None:
@@ -46,3 +46,17 @@ def test_policy_parameters_keep_nn_sequential_names() -> None:
     }
     assert isinstance(policy.actor[0], NarrowInputLinear)
     assert type(policy.actor[2]) is nn.Linear
+
+
+def test_fast_tanh_computes_tanh_and_its_gradient_at_every_size() -> None:
+    torch.manual_seed(0)
+    for rows in (4, 2048):  # below and above the size where the sigmoid form takes over
+        x = (3 * torch.randn(rows, 64)).requires_grad_()
+        reference = x.detach().double().requires_grad_()
+        y = Tanh()(x)
+        torch.tanh(reference).backward(torch.ones_like(reference))
+        y.backward(torch.ones_like(y))
+        torch.testing.assert_close(y.double(), torch.tanh(reference), rtol=0, atol=3e-7)
+        torch.testing.assert_close(x.grad.double(), reference.grad, rtol=0, atol=1e-6)
+        with torch.no_grad():
+            torch.testing.assert_close(Tanh()(x), y.detach(), rtol=0, atol=0)
