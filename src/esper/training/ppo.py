@@ -6,8 +6,8 @@ once per batch together with everything else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
 
 import torch
 
@@ -58,20 +58,6 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Ten
     """1 - Var[returns - values] / Var[returns]; NaN when returns are constant."""
     var_returns = returns.var()
     return 1.0 - (returns - values).var() / var_returns
-
-
-class MinibatchLoss(Protocol):
-    def __call__(
-        self,
-        policy: ActorCritic,
-        obs: torch.Tensor,
-        actions: torch.Tensor,
-        old_log_probs: torch.Tensor,
-        old_values: torch.Tensor,
-        advantages: torch.Tensor,
-        returns: torch.Tensor,
-        settings: UpdateSettings,
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def minibatch_loss(
@@ -126,6 +112,10 @@ def minibatch_loss(
             )
         )
     return loss, stats
+
+
+# ``minibatch_loss`` or its torch.compile'd twin (training/compilation.py).
+MinibatchLoss = Callable[..., tuple[torch.Tensor, torch.Tensor]]
 
 
 def ppo_update(
