@@ -30,6 +30,17 @@ class FlatBatch:
     def size(self) -> int:
         return self.obs.shape[0]
 
+    def permuted(self, order: torch.Tensor) -> FlatBatch:
+        """Every field reordered by ``order`` (one gather each)."""
+        return FlatBatch(
+            obs=self.obs[order],
+            actions=self.actions[order],
+            log_probs=self.log_probs[order],
+            values=self.values[order],
+            advantages=self.advantages[order],
+            returns=self.returns[order],
+        )
+
 
 @dataclass(frozen=True)
 class UpdateSettings:
@@ -133,19 +144,21 @@ def ppo_update(
     sums = torch.zeros(len(UPDATE_STATS), device=device)
     steps = 0
     for _ in range(settings.ppo_epochs):
-        order = torch.randperm(batch.size, device=device)
+        # One gather per field per epoch; the minibatches are then contiguous
+        # slices of the shuffled copy (views), not one gather each.
+        shuffled = batch.permuted(torch.randperm(batch.size, device=device))
         epoch_kl = torch.zeros((), device=device)
         epoch_steps = 0
         for start in range(0, batch.size, settings.minibatch_size):
-            idx = order[start : start + settings.minibatch_size]
+            end = start + settings.minibatch_size
             loss, stats = loss_fn(
                 policy,
-                batch.obs[idx],
-                batch.actions[idx],
-                batch.log_probs[idx],
-                batch.values[idx],
-                batch.advantages[idx],
-                batch.returns[idx],
+                shuffled.obs[start:end],
+                shuffled.actions[start:end],
+                shuffled.log_probs[start:end],
+                shuffled.values[start:end],
+                shuffled.advantages[start:end],
+                shuffled.returns[start:end],
                 settings,
             )
             optimizer.zero_grad()
