@@ -18,11 +18,7 @@ class EpisodeTracker:
     def __init__(self, num_envs: int, device: torch.device, horizon: int = 1) -> None:
         self.running_return = torch.zeros(num_envs, device=device)
         self.running_length = torch.zeros(num_envs, device=device)
-        self.ended_return = torch.full((horizon, num_envs), float("nan"), device=device)
-        self.ended_length = torch.zeros(horizon, num_envs, device=device)
-        self._rows = list(
-            zip(self.ended_return.unbind(0), self.ended_length.unbind(0), strict=True)
-        )
+        self._allocate(horizon)
         self._nan = torch.tensor(float("nan"), device=device)
         self._zero = torch.tensor(0.0, device=device)
 

@@ -34,9 +34,12 @@ class RunningMeanStd(nn.Module):
         self.var.copy_(m2 / total)
         self.count.copy_(total)
 
+    def std(self, dtype: torch.dtype) -> torch.Tensor:
+        """The running standard deviation (eps-guarded), cast for the caller."""
+        return torch.sqrt(self.var + self.eps).to(dtype)
+
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        std = torch.sqrt(self.var + self.eps).to(x.dtype)
-        return ((x - self.mean.to(x.dtype)) / std).clamp(-self.clip, self.clip)
+        return ((x - self.mean.to(x.dtype)) / self.std(x.dtype)).clamp(-self.clip, self.clip)
 
 
 class RewardScaler(nn.Module):
@@ -58,5 +61,4 @@ class RewardScaler(nn.Module):
         self.discounted_return.mul_(self.gamma).add_(reward)
         self.return_stats.update(self.discounted_return)
         self.discounted_return.masked_fill_(episode_ended, 0.0)
-        std = torch.sqrt(self.return_stats.var + self.return_stats.eps).to(reward.dtype)
-        return (reward / std).clamp(-self.clip, self.clip)
+        return (reward / self.return_stats.std(reward.dtype)).clamp(-self.clip, self.clip)
