@@ -22,7 +22,6 @@ import contextlib
 import io
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,7 +33,12 @@ SCRIPTS = Path(__file__).resolve().parent
 
 
 def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """This worker's peak RSS, read the way BATCH_COMPLETED reads it."""
+    import torch
+
+    from esper.training.timing import memory_usage_mb
+
+    return memory_usage_mb(torch.device("cpu"))["process_memory_mb"]
 
 
 def steady(history: list[dict], batch_size: int) -> dict:

@@ -66,7 +66,7 @@ class Adam:
         self.exp_avg = _views(self._exp_avg, self.params)
         self.exp_avg_sq = _views(self._exp_avg_sq, self.params)
 
-    def zero_grad(self, set_to_none: bool = False) -> None:
+    def zero_grad(self) -> None:
         """Zero the flat gradient (``.grad`` stays a view of it; never None)."""
         self.flat_grad.zero_()
 

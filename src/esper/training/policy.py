@@ -61,6 +61,11 @@ class NarrowInputLinear(nn.Linear):
 _SIGMOID_TANH_MIN_ELEMENTS = 65_536
 
 
+def _tanh_via_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """``2 sigmoid(2x) - 1``: one allocation, then in-place ops."""
+    return x.mul(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+
+
 class _SigmoidTanhFunction(torch.autograd.Function):
     """``tanh(x) = 2 sigmoid(2x) - 1``, with tanh's own backward.
 
@@ -72,7 +77,7 @@ class _SigmoidTanhFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        y = x.mul(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+        y = _tanh_via_sigmoid(x)
         ctx.save_for_backward(y)
         return y
 
@@ -90,7 +95,7 @@ class Tanh(nn.Module):
             return torch.tanh(x)
         if torch.is_grad_enabled() and x.requires_grad:
             return _SigmoidTanhFunction.apply(x)
-        return x.mul(2.0).sigmoid_().mul_(2.0).sub_(1.0)
+        return _tanh_via_sigmoid(x)
 
 
 def _layer(n_in: int, n_out: int, gain: float) -> nn.Linear:

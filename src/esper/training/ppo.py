@@ -166,7 +166,7 @@ def ppo_update(
             grad_norm = optimizer.clip_grad_norm_(settings.max_grad_norm)
             optimizer.step()
             sums[:-1] += stats
-            sums[-1] += grad_norm.detach()
+            sums[-1] += grad_norm
             epoch_kl += stats[3]
             steps += 1
             epoch_steps += 1
