@@ -7,7 +7,7 @@ its observation normaliser, frozen); the file is loaded with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,6 @@ class TrainedPolicy:
     run_dir: Path
     config: dict[str, Any]  # the run's saved PPOConfig values
     deterministic: bool = True  # argmax / Gaussian mean; False samples like training
-    _bounds: tuple[torch.Tensor, ...] | None = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._bounds = action_bounds(self.model, self.device)  # built once, not per call
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
@@ -64,7 +60,7 @@ class TrainedPolicy:
             action = self.model.act_deterministic(obs)
         else:
             action, _, _ = self.model.act(obs)
-        action = env_actions(action, self._bounds)
+        action = env_actions(action, action_bounds(self.model))
         return action[0] if single else action
 
 

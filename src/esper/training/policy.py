@@ -126,6 +126,10 @@ class ActorCritic(nn.Module):
         self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0)
         if isinstance(action_space, BoxSpace):
             self.log_std = nn.Parameter(torch.zeros(action_space.dim))
+            # Clipping bounds on the policy's device, moved by .to() like the
+            # weights; not saved (the space is in the checkpoint already).
+            self.register_buffer("action_low", torch.tensor(action_space.low), persistent=False)
+            self.register_buffer("action_high", torch.tensor(action_space.high), persistent=False)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B]`` state values."""

@@ -61,12 +61,11 @@ class RolloutBuffer:
         ]
 
 
-def action_bounds(policy: ActorCritic, device: torch.device) -> tuple[torch.Tensor, ...] | None:
-    """The Box bounds as device tensors, built once per rollout (None if discrete)."""
+def action_bounds(policy: ActorCritic) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The Box bounds as device tensors the policy keeps (None if discrete)."""
     if policy.discrete:
         return None
-    space = policy.action_space
-    return torch.tensor(space.low, device=device), torch.tensor(space.high, device=device)
+    return policy.action_low, policy.action_high
 
 
 def env_actions(actions: torch.Tensor, bounds: tuple[torch.Tensor, ...] | None) -> torch.Tensor:
@@ -89,7 +88,7 @@ def collect_rollout(
 ) -> torch.Tensor:
     """Fill ``buffer`` with one batch of transitions; return the raw obs that follows."""
     episodes.resize(buffer.horizon)
-    bounds = action_bounds(policy, buffer.obs.device)
+    bounds = action_bounds(policy)
     noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [max_epochs, n_envs, n_out]
     for t, (slot, step_noise) in enumerate(zip(buffer.step_views(), noise.unbind(0), strict=True)):
         if obs_normalizer is not None:
