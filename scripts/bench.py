@@ -68,8 +68,8 @@ def measure_esper(
             overrides={
                 "task": args.task,
                 "n_envs": n_envs,
-                "max_epochs": args.max_epochs,
-                "n_episodes": args.batches,
+                "horizon": args.horizon,
+                "n_batches": args.batches,
                 "device": args.device,
                 "run_dir": run_dir,
                 "checkpoint_every": 10**6,
@@ -132,9 +132,9 @@ def measure_reference(args: argparse.Namespace, n_envs: int) -> dict:
     config = build_config(overrides={"task": args.task, "n_envs": n_envs})
     settings = ReferenceSettings(
         n_envs=n_envs,
-        max_epochs=args.max_epochs,
+        horizon=args.horizon,
         n_minibatches=config.n_minibatches,
-        ppo_epochs=config.ppo_epochs,
+        update_epochs=config.update_epochs,
         learning_rate=config.learning_rate,
     )
     history = run_reference(settings, args.reference_batches)
@@ -143,14 +143,14 @@ def measure_reference(args: argparse.Namespace, n_envs: int) -> dict:
         "sinks": "none",
         "device": "cpu",
         "n_envs": n_envs,
-        **steady(history, n_envs * args.max_epochs),
+        **steady(history, n_envs * args.horizon),
         "peak_rss_mb": peak_rss_mb(),
     }
 
 
 def in_subprocess(args: argparse.Namespace, *worker: str) -> dict:
     command = [sys.executable, __file__, "--task", args.task, "--device", args.device]
-    command += ["--max-epochs", str(args.max_epochs), "--batches", str(args.batches)]
+    command += ["--max-epochs", str(args.horizon), "--batches", str(args.batches)]
     command += ["--reference-batches", str(args.reference_batches), "--worker", *worker]
     out = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -225,7 +225,7 @@ def main() -> None:
 
     rows: list[dict] = []
     print(
-        f"task={args.task} device={args.device} max_epochs={args.max_epochs} cpus={os.cpu_count()}"
+        f"task={args.task} device={args.device} horizon={args.horizon} cpus={os.cpu_count()}"
     )
     print(
         f"{'envs':>6} {'impl':>10} {'full sps':>12} {'rollout sps':>12} "

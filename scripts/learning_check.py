@@ -137,17 +137,17 @@ def check_task(
         overrides = {
             **extra,
             "task": task,
-            "n_episodes": batches or check.batches,
+            "n_batches": batches or check.batches,
             "seed": seed,
             "device": device,
             "run_dir": run_dir,
             "checkpoint_every": 10**9,
         }
         config = build_config(overrides=overrides)
-        horizon[0] = config.max_epochs
+        horizon[0] = config.horizon
         print(
-            f"{task}: target {check.target:g}, {config.n_episodes} batches of "
-            f"{config.n_envs} envs x {config.max_epochs} steps, seed {seed}, {device}",
+            f"{task}: target {check.target:g}, {config.n_batches} batches of "
+            f"{config.n_envs} envs x {config.horizon} steps, seed {seed}, {device}",
             flush=True,
         )
         hub = TelemetryHub()

@@ -22,9 +22,9 @@ from torch.distributions import Categorical
 @dataclass
 class ReferenceSettings:
     n_envs: int
-    max_epochs: int
+    horizon: int
     n_minibatches: int = 4
-    ppo_epochs: int = 4
+    update_epochs: int = 4
     learning_rate: float = 2.5e-4
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -77,7 +77,7 @@ def run_reference(
     obs_dim = envs.single_observation_space.shape[0]
     agent = Agent(obs_dim, int(envs.single_action_space.n))
     optimizer = torch.optim.Adam(agent.parameters(), lr=settings.learning_rate, eps=1e-5)
-    t_len, n = settings.max_epochs, settings.n_envs
+    t_len, n = settings.horizon, settings.n_envs
     obs_buf = torch.zeros(t_len, n, obs_dim)
     act_buf = torch.zeros(t_len, n)
     logp_buf = torch.zeros(t_len, n)
@@ -125,7 +125,7 @@ def run_reference(
         b_obs = obs_buf.reshape(-1, obs_dim)
         b_act, b_logp = act_buf.reshape(-1), logp_buf.reshape(-1)
         b_adv, b_ret, b_val = advantages.reshape(-1), returns.reshape(-1), val_buf.reshape(-1)
-        for _ in range(settings.ppo_epochs):
+        for _ in range(settings.update_epochs):
             order = np.random.permutation(batch_size)
             for start in range(0, batch_size, minibatch):
                 idx = order[start : start + minibatch]

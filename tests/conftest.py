@@ -41,7 +41,7 @@ def solved_cartpole(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     """
     run_dir = tmp_path_factory.mktemp("solved_cartpole")
     config = build_config(
-        overrides={"n_episodes": 50, "device": "cpu", "seed": 1, "run_dir": str(run_dir)}
+        overrides={"n_batches": 50, "device": "cpu", "seed": 1, "run_dir": str(run_dir)}
     )
     stop = StopRequest()
     score = ReturnScore(SOLVED_RECENT_RETURN, stop, window=SOLVED_WINDOW_EPISODES)

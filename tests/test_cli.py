@@ -80,8 +80,8 @@ def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     config = seen["config"]
-    assert (config.n_episodes, config.n_envs, config.max_epochs) == (7, 16, 8)
-    assert (config.ppo_epochs, config.device, config.seed) == (3, "cpu", 9)
+    assert (config.n_batches, config.n_envs, config.horizon) == (7, 16, 8)
+    assert (config.update_epochs, config.device, config.seed) == (3, "cpu", 9)
     assert (config.gamma, config.checkpoint_every, config.overwrite) == (0.98, 2, True)
     assert config.run_dir == str(tmp_path / "run")
     assert config.compile is True

@@ -32,29 +32,29 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
 
 def test_flags_override_file_which_overrides_task_defaults(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text("n_envs = 16\nmax_epochs = 32\nhidden_sizes = [32, 32]\n")
-    config = build_config(path, {"max_epochs": 8, "seed": None})
+    path.write_text("n_envs = 16\nhorizon = 32\nhidden_sizes = [32, 32]\n")
+    config = build_config(path, {"horizon": 8, "seed": None})
     assert config.n_envs == 16  # from the file
-    assert config.max_epochs == 8  # the flag wins
+    assert config.horizon == 8  # the flag wins
     assert config.hidden_sizes == (32, 32)
     task = task_default_values("cartpole")
     assert config.learning_rate == task.get("learning_rate", PPOConfig.learning_rate)
 
 
 def test_max_batches_is_episodes_plus_start() -> None:
-    assert PPOConfig(n_episodes=50, start_episode=25).max_batches == 75
+    assert PPOConfig(n_batches=50, start_batch=25).max_batches == 75
 
 
 @pytest.mark.parametrize(
     ("changes", "flag"),
     [
-        ({"n_episodes": 0}, "--episodes"),
-        ({"start_episode": -1}, "--start-episode"),
+        ({"n_batches": 0}, "--episodes"),
+        ({"start_batch": -1}, "--start-episode"),
         ({"n_envs": 0}, "--envs"),
-        ({"max_epochs": 0}, "--max-epochs"),
-        ({"ppo_epochs": 0}, "--ppo-epochs"),
+        ({"horizon": 0}, "--max-epochs"),
+        ({"update_epochs": 0}, "--ppo-epochs"),
         ({"checkpoint_every": 0}, "--checkpoint-every"),
-        ({"n_envs": 3, "max_epochs": 3, "n_minibatches": 4}, "n_minibatches"),
+        ({"n_envs": 3, "horizon": 3, "n_minibatches": 4}, "n_minibatches"),
     ],
 )
 def test_out_of_range_values_name_their_flag(changes: dict, flag: str) -> None:

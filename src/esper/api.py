@@ -32,7 +32,7 @@ from esper.training.vectorized import TrainingResult, run_vectorized_ppo
 Display = Literal["sanctum", "progress", "lines", "none"]
 
 # Keys that describe this invocation rather than the run: never taken from a checkpoint.
-INVOCATION_KEYS = ("n_episodes", "start_episode", "run_dir", "overwrite", "device")
+INVOCATION_KEYS = ("n_batches", "start_batch", "run_dir", "overwrite", "device")
 
 
 @dataclass
@@ -63,17 +63,17 @@ def make_config(
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     fresh = build_config(config_file, overrides)  # validates flags and file early
     env_class(fresh.task)  # unknown task: error before anything touches the disk
-    if fresh.start_episode == 0:
+    if fresh.start_batch == 0:
         return fresh
     run_dir = RunDir(fresh.resolved_run_dir())
-    path = run_dir.checkpoint_path(fresh.start_episode)
+    path = run_dir.checkpoint_path(fresh.start_batch)
     if not path.is_file():
         raise ConfigError(
             "--start-episode",
-            f"no checkpoint for batch {fresh.start_episode} in {run_dir.path} "
+            f"no checkpoint for batch {fresh.start_batch} in {run_dir.path} "
             f"({describe_checkpoints(run_dir)})",
         )
-    saved = dict(load_for_resume(run_dir.checkpoints(), fresh.start_episode)["config"])
+    saved = _field_names(load_for_resume(run_dir.checkpoints(), fresh.start_batch)["config"])
     for key in INVOCATION_KEYS:
         saved.pop(key, None)
     saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
@@ -92,15 +92,30 @@ def train(
 ) -> TrainOutcome:
     """Train from Python: ``esper.train(task="cartpole", episodes=20, n_envs=128)``.
 
-    ``overrides`` are ``PPOConfig`` field names (``start_episode`` resumes, as on the
-    CLI). Returns the outcome: status, run dir and the last batch's statistics.
+    ``overrides`` are ``PPOConfig`` field names, or the CLI's words for them
+    (``start_episode`` resumes, ``max_epochs`` is the horizon, as on the CLI).
+    Returns the outcome: status, run dir and the last batch's statistics.
     """
     config = make_config(
         Path(config_file) if config_file else None,
-        {"task": task, "n_episodes": episodes, **overrides},
+        {"task": task, "n_batches": episodes, **_field_names(overrides)},
     )
     display: Display = "lines" if console else "none"
     return run_training(config, display=display, tensorboard=tensorboard)
+
+
+# The CLI's words for a setting (the contract with users), and the field each names.
+# Checkpoints written before the rename use them as keys too.
+EDGE_WORDS = {
+    "n_episodes": "n_batches",
+    "start_episode": "start_batch",
+    "max_epochs": "horizon",
+    "ppo_epochs": "update_epochs",
+}
+
+
+def _field_names(overrides: dict[str, Any]) -> dict[str, Any]:
+    return {EDGE_WORDS.get(key, key): value for key, value in overrides.items()}
 
 
 def run_training(
@@ -145,7 +160,7 @@ def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception) -> TrainingResu
     with log.open("a", encoding="utf-8") as fh:
         fh.write("".join(traceback.format_exception(exc)))
     reason = f"{type(exc).__name__}: {exc} (traceback in {log})"
-    return TrainingResult("failed", run_dir.path, "", config.start_episode, 0, reason=reason)
+    return TrainingResult("failed", run_dir.path, "", config.start_batch, 0, reason=reason)
 
 
 def train_from_cli(

@@ -204,12 +204,12 @@ def ppo(
     from esper import api
 
     overrides = {
-        "n_episodes": episodes,
-        "start_episode": start_episode,
+        "n_batches": episodes,
+        "start_batch": start_episode,
         "task": task,
         "n_envs": envs,
-        "max_epochs": max_epochs,
-        "ppo_epochs": ppo_epochs,
+        "horizon": max_epochs,
+        "update_epochs": ppo_epochs,
         "device": device,
         "seed": seed,
         "run_dir": run_dir,

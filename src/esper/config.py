@@ -32,15 +32,15 @@ class PPOConfig:
 
     # --- run shape (ARCHITECTURE.md's words) ---
     task: str = "cartpole"  # built-in task name, see esper.envs
-    n_episodes: int = 50  # batches to run in this invocation (--episodes)
-    start_episode: int = 0  # batches already completed before this invocation (--start-episode)
+    n_batches: int = 50  # batches to run in this invocation (--episodes)
+    start_batch: int = 0  # batches already completed before this invocation (--start-episode)
     n_envs: int = 64  # environments stepped together (--envs)
-    max_epochs: int = 128  # env steps per env per batch: the rollout horizon (--max-epochs)
+    horizon: int = 128  # env steps per env per batch: the rollout horizon (--max-epochs)
     seed: int = 1
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
 
     # --- PPO ---
-    ppo_epochs: int = 4  # passes over each batch in the update
+    update_epochs: int = 4  # passes over each batch in the update
     n_minibatches: int = 4  # each pass walks the shuffled batch in this many minibatches
     learning_rate: float = 2.5e-4
     anneal_lr: bool = True  # linear decay to 0 over max_batches
@@ -72,15 +72,15 @@ class PPOConfig:
     overwrite: bool = False
 
     def __post_init__(self) -> None:
-        _require(self.n_episodes >= 1, "--episodes", f"must be >= 1 (got {self.n_episodes})")
+        _require(self.n_batches >= 1, "--episodes", f"must be >= 1 (got {self.n_batches})")
         _require(
-            self.start_episode >= 0,
+            self.start_batch >= 0,
             "--start-episode",
-            f"must be >= 0 (got {self.start_episode})",
+            f"must be >= 0 (got {self.start_batch})",
         )
         _require(self.n_envs >= 1, "--envs", f"must be >= 1 (got {self.n_envs})")
-        _require(self.max_epochs >= 1, "--max-epochs", f"must be >= 1 (got {self.max_epochs})")
-        _require(self.ppo_epochs >= 1, "--ppo-epochs", f"must be >= 1 (got {self.ppo_epochs})")
+        _require(self.horizon >= 1, "--max-epochs", f"must be >= 1 (got {self.horizon})")
+        _require(self.update_epochs >= 1, "--ppo-epochs", f"must be >= 1 (got {self.update_epochs})")
         _require(
             self.checkpoint_every >= 1,
             "--checkpoint-every",
@@ -99,7 +99,7 @@ class PPOConfig:
         _require(
             self.n_minibatches >= 1 and self.batch_size % self.n_minibatches == 0,
             "n_minibatches",
-            f"must be >= 1 and divide n_envs x max_epochs = {self.batch_size} "
+            f"must be >= 1 and divide n_envs x horizon = {self.batch_size} "
             f"(got {self.n_minibatches})",
         )
         _require(self.learning_rate > 0, "learning_rate", "must be > 0")
@@ -115,13 +115,13 @@ class PPOConfig:
 
     @property
     def max_batches(self) -> int:
-        """The batch count the run ends at: ``n_episodes + start_episode``."""
-        return self.n_episodes + self.start_episode
+        """The batch count the run ends at: ``n_batches + start_batch``."""
+        return self.n_batches + self.start_batch
 
     @property
     def batch_size(self) -> int:
-        """Transitions per batch: ``n_envs x max_epochs``."""
-        return self.n_envs * self.max_epochs
+        """Transitions per batch: ``n_envs x horizon``."""
+        return self.n_envs * self.horizon
 
     @property
     def minibatch_size(self) -> int:

@@ -75,7 +75,7 @@ def prepare_run_dir(config: PPOConfig) -> RunDir:
     run_dir = RunDir(config.resolved_run_dir())
     if run_dir.path.exists() and not run_dir.path.is_dir():
         raise ConfigError("--run-dir", f"{run_dir.path} exists and is not a directory")
-    if config.start_episode == 0:
+    if config.start_batch == 0:
         if run_dir.holds_a_run():
             if not config.overwrite:
                 latest = max(run_dir.checkpoints(), default=None)
@@ -88,17 +88,17 @@ def prepare_run_dir(config: PPOConfig) -> RunDir:
             _clear(run_dir)
     else:
         checkpoints = run_dir.checkpoints()
-        if config.start_episode not in checkpoints:
+        if config.start_batch not in checkpoints:
             raise ConfigError(
                 "--start-episode",
-                f"no checkpoint for batch {config.start_episode} in {run_dir.path} "
+                f"no checkpoint for batch {config.start_batch} in {run_dir.path} "
                 f"({describe_checkpoints(run_dir)})",
             )
-        later = [b for b in checkpoints if b > config.start_episode]
+        later = [b for b in checkpoints if b > config.start_batch]
         if later and not config.overwrite:
             raise ConfigError(
                 "--start-episode",
-                f"{run_dir.path} has checkpoints after batch {config.start_episode} "
+                f"{run_dir.path} has checkpoints after batch {config.start_batch} "
                 f"({', '.join(map(str, later))}); resuming here would replace them: "
                 f"resume from {max(later)} or pass --overwrite",
             )

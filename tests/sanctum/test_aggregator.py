@@ -40,7 +40,7 @@ def test_training_started_sets_identity_and_max_batches(events):
     s = fed(events.started(max_batches=100)).snapshot()
     assert s.status is RunStatus.RUNNING
     assert (s.group_id, s.task, s.device, s.seed) == (events.group_id, "cartpole", "cpu", 7)
-    assert (s.n_envs, s.max_epochs) == (8, 16)
+    assert (s.n_envs, s.horizon) == (8, 16)
     assert (s.current_batch, s.max_batches, s.env_steps) == (0, 100, 0)
     assert kinds(s) == [NotableKind.STARTED]
 

@@ -10,7 +10,7 @@ from esper.training.policy import ActorCritic
 from esper.training.ppo import UpdateSettings, minibatch_loss
 
 SETTINGS = UpdateSettings(
-    ppo_epochs=1,
+    update_epochs=1,
     minibatch_size=256,
     clip_coef=0.2,
     clip_value_loss=True,

@@ -21,7 +21,7 @@ from esper.training.checkpoint import CheckpointError, load_checkpoint, load_for
 
 
 def small_config(run_dir: Path, **changes) -> PPOConfig:
-    fields = dict(n_envs=8, max_epochs=16, n_minibatches=2, device="cpu", run_dir=str(run_dir))
+    fields = dict(n_envs=8, horizon=16, n_minibatches=2, device="cpu", run_dir=str(run_dir))
     return PPOConfig(**{**fields, **changes})
 
 
@@ -74,7 +74,7 @@ def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
     seen = []
     hub = TelemetryHub()
     hub.subscribe(seen.append)
-    result = run_vectorized_ppo(small_config(tmp_path, n_episodes=4, checkpoint_every=1), hub)
+    result = run_vectorized_ppo(small_config(tmp_path, n_batches=4, checkpoint_every=1), hub)
     assert result.status == "failed"
     failed = seen[-1]
     assert failed.event_type == "TRAINING_FAILED"
@@ -86,13 +86,13 @@ def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
 
 
 def test_keep_checkpoints_prunes_but_never_the_newest(tmp_path: Path) -> None:
-    config = small_config(tmp_path, n_episodes=5, checkpoint_every=1, keep_checkpoints=2)
+    config = small_config(tmp_path, n_batches=5, checkpoint_every=1, keep_checkpoints=2)
     run_vectorized_ppo(config, TelemetryHub())
     assert list(RunDir(tmp_path).checkpoints()) == [4, 5]
 
 
 def test_damaged_checkpoint_names_the_newest_intact_one(tmp_path: Path) -> None:
-    run_vectorized_ppo(small_config(tmp_path, n_episodes=3, checkpoint_every=1), TelemetryHub())
+    run_vectorized_ppo(small_config(tmp_path, n_batches=3, checkpoint_every=1), TelemetryHub())
     run_dir = RunDir(tmp_path)
     newest = run_dir.checkpoint_path(3)
     newest.write_bytes(newest.read_bytes()[:100])  # a torn write from some other tool
@@ -103,6 +103,6 @@ def test_damaged_checkpoint_names_the_newest_intact_one(tmp_path: Path) -> None:
 
 
 def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:
-    run_vectorized_ppo(small_config(tmp_path, n_episodes=2, checkpoint_every=1), TelemetryHub())
+    run_vectorized_ppo(small_config(tmp_path, n_batches=2, checkpoint_every=1), TelemetryHub())
     names = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
     assert names == ["batch_000001.pt", "batch_000002.pt"]

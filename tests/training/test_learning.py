@@ -17,7 +17,7 @@ def test_default_cartpole_is_solved_within_the_readme_budget(tmp_path: Path) -> 
     # The README promises `esper ppo --episodes 50` ends solved; stop as soon
     # as a batch's finished episodes average 475 or more.
     config = build_config(
-        overrides={"n_episodes": 50, "device": "cpu", "seed": 1, "run_dir": str(tmp_path)}
+        overrides={"n_batches": 50, "device": "cpu", "seed": 1, "run_dir": str(tmp_path)}
     )
     stop = StopRequest()
     score = ReturnScore(SOLVED, stop)

@@ -30,7 +30,7 @@ def train_until(task: str, target: float, n_batches: int, run_dir: Path) -> list
     config = build_config(
         overrides={
             "task": task,
-            "n_episodes": n_batches,
+            "n_batches": n_batches,
             "device": "cpu",
             "seed": 1,
             "run_dir": str(run_dir),
@@ -42,7 +42,7 @@ def train_until(task: str, target: float, n_batches: int, run_dir: Path) -> list
         target,
         stop,
         window=WINDOW_EPISODES,
-        judge_from_batch=judge_from(env_class(task).spec.max_episode_steps, config.max_epochs),
+        judge_from_batch=judge_from(env_class(task).spec.max_episode_steps, config.horizon),
         strictly_above=True,
     )
     hub = TelemetryHub()
@@ -76,7 +76,7 @@ def test_gym_cartpole_learns_as_the_batched_cartpole_does(tmp_path: Path) -> Non
         overrides={
             **task_default_values("cartpole"),
             "task": "gym:CartPole-v1",
-            "n_episodes": 50,
+            "n_batches": 50,
             "device": "cpu",
             "seed": 1,
             "run_dir": str(tmp_path),

@@ -74,13 +74,13 @@ def host_reads_forbidden() -> Iterator[None]:
 @pytest.mark.parametrize("normalize_obs", [False, True])
 def test_one_batch_runs_without_host_reads(normalize_obs: bool) -> None:
     torch.manual_seed(0)
-    config = PPOConfig(n_envs=16, max_epochs=32, n_minibatches=4, device="cpu")
+    config = PPOConfig(n_envs=16, horizon=32, n_minibatches=4, device="cpu")
     env = make("cartpole", config.n_envs, "cpu", seed=0)
     policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes)
     optimizer = Adam(policy.parameters(), lr=1e-3, eps=1e-5)
     normalizer = RunningMeanStd((env.obs_dim,)) if normalize_obs else None
     episodes = EpisodeTracker(config.n_envs, torch.device("cpu"))
-    buffer = RolloutBuffer.allocate(config.max_epochs, config.n_envs, env.obs_dim, (), "cpu")
+    buffer = RolloutBuffer.allocate(config.horizon, config.n_envs, env.obs_dim, (), "cpu")
     obs = env.reset(seed=0)
     with host_reads_forbidden():
         obs = collect_rollout(env, policy, buffer, obs, normalizer, episodes)
@@ -148,12 +148,12 @@ def test_the_static_check_sees_a_sync() -> None:
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_rollout_has_no_synchronisation() -> None:
-    config = PPOConfig(n_envs=64, max_epochs=16, n_minibatches=4, device="cuda")
+    config = PPOConfig(n_envs=64, horizon=16, n_minibatches=4, device="cuda")
     device = torch.device("cuda")
     env = make("cartpole", config.n_envs, device, seed=0)
     policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes).to(device)
     episodes = EpisodeTracker(config.n_envs, device)
-    buffer = RolloutBuffer.allocate(config.max_epochs, config.n_envs, env.obs_dim, (), device)
+    buffer = RolloutBuffer.allocate(config.horizon, config.n_envs, env.obs_dim, (), device)
     obs = env.reset(seed=0)
     collect_rollout(env, policy, buffer, obs, None, episodes)  # warm-up
     torch.cuda.synchronize()

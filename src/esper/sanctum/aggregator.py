@@ -146,7 +146,7 @@ class SanctumAggregator:
                 device=data.device,
                 seed=data.seed,
                 n_envs=data.n_envs,
-                max_epochs=data.max_epochs,
+                horizon=data.max_epochs,
                 start_batch=data.start_batch,
                 current_batch=data.start_batch,
                 max_batches=data.max_batches,

@@ -97,7 +97,7 @@ class SanctumSnapshot:
     device: str | None = None
     seed: int | None = None
     n_envs: int | None = None
-    max_epochs: int | None = None
+    horizon: int | None = None
 
     # --- progress ---
     start_batch: int = 0  # batches completed before this invocation (a resume)

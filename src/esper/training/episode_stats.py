@@ -2,7 +2,7 @@
 
 Episodes span batches, so each copy's running return and length survive from
 one batch to the next (and into checkpoints). Per step the tracker only writes
-the returns of the episodes that just ended into a ``[max_epochs, n_envs]``
+the returns of the episodes that just ended into a ``[horizon, n_envs]``
 slab (NaN elsewhere); the batch's count, mean, min and max are reduced from it
 once, at the end, and cross to the host with the rest of the batch's numbers.
 """

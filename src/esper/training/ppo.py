@@ -44,7 +44,7 @@ class FlatBatch:
 
 @dataclass(frozen=True)
 class UpdateSettings:
-    ppo_epochs: int
+    update_epochs: int
     minibatch_size: int
     clip_coef: float
     clip_value_loss: bool
@@ -143,7 +143,7 @@ def ppo_update(
     device = batch.obs.device
     sums = torch.zeros(len(UPDATE_STATS), device=device)
     steps = 0
-    for _ in range(settings.ppo_epochs):
+    for _ in range(settings.update_epochs):
         # One gather per field per epoch; the minibatches are then contiguous
         # slices of the shuffled copy (views), not one gather each.
         shuffled = batch.permuted(torch.randperm(batch.size, device=device))

@@ -1,6 +1,6 @@
 """The rollout: a preallocated buffer and the loop that fills it.
 
-The buffer is sized once from ``max_epochs x n_envs`` and written in place.
+The buffer is sized once from ``horizon x n_envs`` and written in place.
 The loop runs under ``torch.no_grad`` and never reads a tensor's value on the
 host, so on CUDA it only enqueues work.
 """
@@ -19,32 +19,32 @@ from esper.training.policy import ActorCritic
 
 @dataclass
 class RolloutBuffer:
-    obs: torch.Tensor  # [max_epochs, n_envs, obs_dim] (normalised, as the policy saw them)
-    actions: torch.Tensor  # [max_epochs, n_envs] or [max_epochs, n_envs, act_dim]
-    log_probs: torch.Tensor  # [max_epochs, n_envs]
-    values: torch.Tensor  # [max_epochs, n_envs]
-    rewards: torch.Tensor  # [max_epochs, n_envs]
-    terminated: torch.Tensor  # [max_epochs, n_envs] bool
-    truncated: torch.Tensor  # [max_epochs, n_envs] bool (time limit, not terminal)
-    final_obs: torch.Tensor  # [max_epochs, n_envs, obs_dim] obs each step ended on
+    obs: torch.Tensor  # [horizon, n_envs, obs_dim] (normalised, as the policy saw them)
+    actions: torch.Tensor  # [horizon, n_envs] or [horizon, n_envs, act_dim]
+    log_probs: torch.Tensor  # [horizon, n_envs]
+    values: torch.Tensor  # [horizon, n_envs]
+    rewards: torch.Tensor  # [horizon, n_envs]
+    terminated: torch.Tensor  # [horizon, n_envs] bool
+    truncated: torch.Tensor  # [horizon, n_envs] bool (time limit, not terminal)
+    final_obs: torch.Tensor  # [horizon, n_envs, obs_dim] obs each step ended on
 
     @classmethod
     def allocate(
-        cls, max_epochs: int, n_envs: int, obs_dim: int, action_shape: tuple[int, ...], device
+        cls, horizon: int, n_envs: int, obs_dim: int, action_shape: tuple[int, ...], device
     ) -> RolloutBuffer:
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros(*shape, dtype=dtype, device=device)
 
         action_dtype = torch.int64 if action_shape == () else torch.float32
         return cls(
-            obs=zeros(max_epochs, n_envs, obs_dim),
-            actions=zeros(max_epochs, n_envs, *action_shape, dtype=action_dtype),
-            log_probs=zeros(max_epochs, n_envs),
-            values=zeros(max_epochs, n_envs),
-            rewards=zeros(max_epochs, n_envs),
-            terminated=zeros(max_epochs, n_envs, dtype=torch.bool),
-            truncated=zeros(max_epochs, n_envs, dtype=torch.bool),
-            final_obs=zeros(max_epochs, n_envs, obs_dim),
+            obs=zeros(horizon, n_envs, obs_dim),
+            actions=zeros(horizon, n_envs, *action_shape, dtype=action_dtype),
+            log_probs=zeros(horizon, n_envs),
+            values=zeros(horizon, n_envs),
+            rewards=zeros(horizon, n_envs),
+            terminated=zeros(horizon, n_envs, dtype=torch.bool),
+            truncated=zeros(horizon, n_envs, dtype=torch.bool),
+            final_obs=zeros(horizon, n_envs, obs_dim),
         )
 
     @property
@@ -89,7 +89,7 @@ def collect_rollout(
     """Fill ``buffer`` with one batch of transitions; return the raw obs that follows."""
     episodes.resize(buffer.horizon)
     bounds = action_bounds(policy)
-    noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [max_epochs, n_envs, n_out]
+    noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [horizon, n_envs, n_out]
     for t, (slot, step_noise) in enumerate(zip(buffer.step_views(), noise.unbind(0), strict=True)):
         if obs_normalizer is not None:
             obs_normalizer.update(next_obs)

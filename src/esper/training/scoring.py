@@ -71,6 +71,6 @@ class ReturnScore:
         return recent_mean(self._batches, self.window)
 
 
-def judge_from(time_limit: int | None, max_epochs: int) -> int:
+def judge_from(time_limit: int | None, horizon: int) -> int:
     """The first batch by which every env has run a full time limit."""
-    return -(-(time_limit or 0) // max_epochs)
+    return -(-(time_limit or 0) // horizon)

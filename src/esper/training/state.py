@@ -91,7 +91,7 @@ def describe_space(space: ActionSpace) -> dict[str, Any]:
 
 
 def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> TrainerState:
-    """A fresh state for a new run, or the state saved after ``start_episode``."""
+    """A fresh state for a new run, or the state saved after ``start_batch``."""
     seed_everything(config.seed)
     env = make(config.task, config.n_envs, device, seed=config.seed)
     policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes).to(device)
@@ -108,19 +108,19 @@ def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> Tra
         optimizer=optimizer,
         obs_normalizer=normalizer,
         reward_scaler=scaler,
-        episodes=EpisodeTracker(config.n_envs, device, config.max_epochs),
+        episodes=EpisodeTracker(config.n_envs, device, config.horizon),
         next_obs=env.reset(seed=config.seed),
         loss_fn=loss_function(config.compile),
     )
-    if config.start_episode > 0:
+    if config.start_batch > 0:
         _restore(state, run_dir)
     return state
 
 
 def _restore(state: TrainerState, run_dir: RunDir) -> None:
     config = state.config
-    path = run_dir.checkpoint_path(config.start_episode)
-    saved = load_for_resume(run_dir.checkpoints(), config.start_episode)
+    path = run_dir.checkpoint_path(config.start_batch)
+    saved = load_for_resume(run_dir.checkpoints(), config.start_batch)
     check_resume_compatible(saved, config, state.env, path)
     state.policy.load_state_dict(saved["policy"])
     state.optimizer.load_state_dict(saved["optimizer"])
@@ -160,13 +160,13 @@ def check_resume_compatible(
             )
     if saved["obs_dim"] != env.obs_dim or saved["action_space"] != describe_space(env.action_space):
         raise ConfigError("--task", f"{path.name} has other observation or action shapes")
-    if saved["batch"] != config.start_episode:
-        raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_episode}")
+    if saved["batch"] != config.start_batch:
+        raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_batch}")
 
 
 def update_settings(config: PPOConfig) -> UpdateSettings:
     return UpdateSettings(
-        ppo_epochs=config.ppo_epochs,
+        update_epochs=config.update_epochs,
         minibatch_size=config.minibatch_size,
         clip_coef=config.clip_coef,
         clip_value_loss=config.clip_value_loss,
@@ -181,7 +181,7 @@ def update_settings(config: PPOConfig) -> UpdateSettings:
 def flatten_batch(
     buffer: RolloutBuffer, advantages: torch.Tensor, returns: torch.Tensor
 ) -> FlatBatch:
-    """Views of the buffer as ``[max_epochs * n_envs, ...]`` (no copies)."""
+    """Views of the buffer as ``[horizon * n_envs, ...]`` (no copies)."""
     n = buffer.obs.shape[0] * buffer.obs.shape[1]
     return FlatBatch(
         obs=buffer.obs.reshape(n, -1),

@@ -66,7 +66,7 @@ def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
 def run_vectorized_ppo(
     config: PPOConfig, hub: TelemetryHub, stop: StopRequest | None = None
 ) -> TrainingResult:
-    """Train ``config.n_episodes`` batches, emitting telemetry to ``hub``."""
+    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``."""
     stop = stop or StopRequest()
     device = resolve_device(config.device)
     if device.type == "cpu":
@@ -81,9 +81,9 @@ def run_vectorized_ppo(
         TelemetryEventType.TRAINING_STARTED,
         TrainingStartedPayload(
             n_envs=config.n_envs,
-            max_epochs=config.max_epochs,
+            max_epochs=config.horizon,
             max_batches=config.max_batches,
-            start_batch=config.start_episode,
+            start_batch=config.start_batch,
             task=config.task,
             device=str(device),
             seed=config.seed,
@@ -91,22 +91,22 @@ def run_vectorized_ppo(
             config=config.to_dict(),
             env_steps=state.env_steps,
         ),
-        batch=config.start_episode,
+        batch=config.start_batch,
         message=(
-            f"PPO training {'resumed' if config.start_episode else 'started'}: {config.task} "
-            f"on {device}, {config.n_envs} envs x {config.max_epochs} steps, "
-            f"batches {config.start_episode + 1}..{config.max_batches}"
+            f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
+            f"on {device}, {config.n_envs} envs x {config.horizon} steps, "
+            f"batches {config.start_batch + 1}..{config.max_batches}"
             + (
                 "; gymnasium environments cannot be checkpointed, so this resume "
                 "starts from freshly reset environments"
-                if config.start_episode and not state.env.on_device
+                if config.start_batch and not state.env.on_device
                 else ""
             )
         ),
     )
     result = TrainingResult("completed", run_dir.path, run_id, state.batch, state.env_steps)
     buffer = RolloutBuffer.allocate(
-        config.max_epochs,
+        config.horizon,
         config.n_envs,
         state.env.obs_dim,
         state.env.action_space.shape,
@@ -181,7 +181,7 @@ def _train_one_batch(
         buffer.rewards,
         buffer.terminated,
         buffer.truncated,
-        buffer.final_obs,  # [max_epochs, n_envs, obs_dim]
+        buffer.final_obs,  # [horizon, n_envs, obs_dim]
         state.policy_obs(state.next_obs),  # [n_envs, obs_dim]
         state.policy.value,
         config.gamma,
@@ -269,7 +269,7 @@ def _interrupt(
     result: TrainingResult,
     stop: StopRequest,
 ) -> TrainingResult:
-    if state.batch > config.start_episode and state.batch not in run_dir.checkpoints():
+    if state.batch > config.start_batch and state.batch not in run_dir.checkpoints():
         _save(hub, state, run_dir)
     resume = max(run_dir.checkpoints(), default=0)
     reason = f"{stop.signal_name} received"
