@@ -224,9 +224,7 @@ def main() -> None:
         return
 
     rows: list[dict] = []
-    print(
-        f"task={args.task} device={args.device} horizon={args.horizon} cpus={os.cpu_count()}"
-    )
+    print(f"task={args.task} device={args.device} horizon={args.horizon} cpus={os.cpu_count()}")
     print(
         f"{'envs':>6} {'impl':>10} {'full sps':>12} {'rollout sps':>12} "
         f"{'update sps':>12} {'peak MB':>8} {'x reference':>12}"

@@ -80,7 +80,9 @@ class PPOConfig:
         )
         _require(self.n_envs >= 1, "--envs", f"must be >= 1 (got {self.n_envs})")
         _require(self.horizon >= 1, "--max-epochs", f"must be >= 1 (got {self.horizon})")
-        _require(self.update_epochs >= 1, "--ppo-epochs", f"must be >= 1 (got {self.update_epochs})")
+        _require(
+            self.update_epochs >= 1, "--ppo-epochs", f"must be >= 1 (got {self.update_epochs})"
+        )
         _require(
             self.checkpoint_every >= 1,
             "--checkpoint-every",

@@ -30,9 +30,7 @@ def render_run_header(snapshot: SanctumSnapshot, bar_width: int = 8) -> Renderab
         identity.append(s.group_id or fmt.MISSING, style="bold")
         identity.append(f"  {s.task or fmt.MISSING} on {s.device or fmt.MISSING}")
         identity.append(f"  seed {fmt.number(s.seed, 'd')}")
-        identity.append(
-            f"  {fmt.number(s.n_envs, 'd')} envs × {fmt.number(s.horizon, 'd')} steps"
-        )
+        identity.append(f"  {fmt.number(s.n_envs, 'd')} envs × {fmt.number(s.horizon, 'd')} steps")
         if s.start_batch > 0:
             identity.append(f"  resumed from batch {s.start_batch}", style="cyan")
 
