@@ -146,6 +146,7 @@ def test_the_static_check_sees_a_sync() -> None:
     ]
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_rollout_has_no_synchronisation() -> None:
     config = PPOConfig(n_envs=64, horizon=16, n_minibatches=4, device="cuda")
