@@ -115,8 +115,16 @@ def run_esper(command: str, where: str) -> None:
 
 
 def small(args: list[str]) -> list[str]:
+    """``args`` with SMALL's values (``--flag N`` and ``--flag=N``), and FAST_PPO for ppo."""
     values = SMALL.get(args[0], {}) if args else {}
-    out = [values[args[i - 1]] if i and args[i - 1] in values else a for i, a in enumerate(args)]
+    out = []
+    for before, word in zip(["", *args], args, strict=False):
+        flag = word.split("=", 1)[0]
+        if before in values:
+            word = values[before]
+        elif "=" in word and flag in values:
+            word = f"{flag}={values[flag]}"
+        out.append(word)
     return [*out, *FAST_PPO] if args[:1] == ["ppo"] else out
 
 
@@ -143,6 +151,13 @@ def test_a_broken_block_fails(markdown: str, error: type[Exception], tmp_path, m
     monkeypatch.chdir(tmp_path)
     with pytest.raises(error):
         run_blocks(readme_blocks(f"# A README\n\nSome prose.\n\n{markdown}"))
+
+
+def test_commands_run_small():
+    assert small(["ppo", "--episodes", "50", "--start-episode=50"]) == [
+        "ppo", "--episodes", "2", "--start-episode=2", *FAST_PPO,
+    ]  # fmt: skip
+    assert small(["eval", "r", "--checkpoint", "30"]) == ["eval", "r", "--checkpoint", "2"]
 
 
 def test_the_api_example_runs(tmp_path: Path, capsys) -> None:
