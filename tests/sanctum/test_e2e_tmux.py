@@ -86,8 +86,7 @@ def pane(command: str, tmp_path: Path) -> Iterator[Pane]:
 def test_ppo_run_shows_the_dashboard_to_completion(tmp_path):
     run_dir = tmp_path / "run"
     with pane(f"uv run esper ppo --episodes 3 {TINY} --run-dir {run_dir}", tmp_path) as term:
-        deadline = time.monotonic() + TIMEOUT_SECONDS
-        recorded = term.exit_code(deadline)
+        recorded = term.exit_code(time.monotonic() + TIMEOUT_SECONDS)
         screen = term.screen()
     print(screen)
     assert "COMPLETED" in screen, screen
@@ -105,7 +104,7 @@ def test_ctrl_c_leaves_one_final_frame_and_the_resume_line_below_it(tmp_path):
         running = term.wait_until(lambda s: re.search(r"Batch:[1-9]\d*/100000", s), deadline)
         assert "RUNNING" in running, running
         term.tmux("send-keys", "-t", "esper", "C-c")
-        recorded = term.exit_code(deadline)
+        recorded = term.exit_code(time.monotonic() + TIMEOUT_SECONDS)
         screen = term.screen().rstrip()
     print(screen)
     assert recorded == "esper-exit=130", f"{recorded}\n{screen}"
