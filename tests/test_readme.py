@@ -2,7 +2,7 @@
 
 Blocks are found by their fences, wherever they are: shell blocks (no language,
 ``sh``, ``bash``) run each ``esper`` command in one empty folder, with small sizes
-so the whole README takes seconds; ``python`` blocks are executed there; ``json``
+so the whole README costs a few small runs; ``python`` blocks are executed there; ``json``
 and ``toml`` blocks must parse; ``text`` blocks are listings and are not run.
 A command that is neither run nor in ``NOT_RUN`` (with its reason) fails the test.
 """
