@@ -12,6 +12,7 @@ from esper.telemetry.docs import EVENTS, main, readme_row, render_document, upda
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "telemetry.md"
 README = ROOT / "README.md"
+
 REGENERATE = "run `uv run python -m esper.telemetry.docs` and commit the result"
 
 

@@ -10,6 +10,7 @@ is critical for every metric.
 from __future__ import annotations
 
 import math
+from collections import deque
 from enum import IntEnum
 
 from esper.telemetry.metrics import HEALTH_THRESHOLDS, Threshold
@@ -64,3 +65,30 @@ def _beyond(value: float, level: float | None, high_is_bad: bool) -> bool:
     if level is None:
         return False
     return value > level if high_is_bad else value < level
+
+
+class HealthWatch:
+    """Each metric's announced health, so a warning is logged when it changes, not per batch.
+
+    A metric worse than announced is announced at once. It counts as better
+    again only once it has stayed better for ``settle_batches`` batches, so a
+    value hovering about a threshold (explained variance near 0 once CartPole
+    is solved) is announced once, not every other batch.
+    """
+
+    def __init__(self, settle_batches: int = 5) -> None:
+        self._settle_batches = settle_batches
+        self._announced: dict[str, Health] = {}
+        self._recent: dict[str, deque[Health]] = {}
+
+    def worsened(self, metric: str, level: Health) -> bool:
+        """Record this batch's ``level``; True when it is worse than announced (announce it)."""
+        recent = self._recent.setdefault(metric, deque(maxlen=self._settle_batches))
+        recent.append(level)
+        announced = self._announced.get(metric, Health.OK)
+        if level > announced:
+            self._announced[metric] = level
+            return True
+        if len(recent) == self._settle_batches and max(recent) < announced:
+            self._announced[metric] = max(recent)  # settled at a better level
+        return False

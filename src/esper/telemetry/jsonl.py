@@ -66,22 +66,26 @@ def read_events(path: Path) -> Iterator[TelemetryEvent]:
                 )
 
 
-def supersedes(started: TrainingStartedPayload, event: TelemetryEvent) -> bool:
-    """Whether a resume announced by ``started`` replaces the earlier ``event``.
+def supersedes(start_batch: int, batch: int | None) -> bool:
+    """Whether a resume from ``start_batch`` replaces what was logged earlier for ``batch``.
 
-    Every event of a batch after the resume's ``start_batch`` is superseded:
-    its BATCH_COMPLETED, CHECKPOINT_SAVED, the earlier invocation's end, an
-    earlier resume past K. Events without a batch number are kept.
+    Every event of a batch after the resume's start is superseded: its
+    BATCH_COMPLETED, CHECKPOINT_SAVED, the earlier invocation's end, an earlier
+    resume past it. Events without a batch number are kept.
     """
-    return event.batch is not None and event.batch > started.start_batch
+    return batch is not None and batch > start_batch
 
 
 def effective_history(events: Iterable[TelemetryEvent]) -> list[TelemetryEvent]:
-    """``events`` without those a later resume superseded, in their original order."""
+    """``events`` without those a later resume superseded, in their original order.
+
+    ``effective_history(read_events(path))`` has each batch once, as the
+    surviving invocation saw it.
+    """
     kept: list[TelemetryEvent] = []
     for event in events:
         if isinstance(event.data, TrainingStartedPayload):
-            started = event.data
-            kept = [e for e in kept if not supersedes(started, e)]
+            start = event.data.start_batch
+            kept = [e for e in kept if not supersedes(start, e.batch)]
         kept.append(event)
     return kept
