@@ -49,6 +49,11 @@ each sink: the JSONL record, the console or progress bar, TensorBoard
 history (`esper.telemetry.jsonl.effective_history`): a TRAINING_STARTED with
 `start_batch` K supersedes the events of batches after K logged before it.
 
+Health thresholds colour a metric in Sanctum's status banner and metrics panel;
+its event log notes a metric when its health worsens, and again only after it
+has settled back for a few batches, so a value hovering at a threshold is
+noted once. "Across ranks" says how the ranks of one job combine a value.
+
 """
 
 
