@@ -307,7 +307,8 @@ def pack_device_stats(values: Mapping[str, torch.Tensor]) -> torch.Tensor:
     if set(values) != set(names):
         missing, extra = set(names) - set(values), set(values) - set(names)
         raise KeyError(f"packed statistics differ from the table: missing {missing}, extra {extra}")
-    return torch.stack([values[name].reshape(()).to(torch.float64) for name in names])
+    # One stack of the 0-d scalars, then one cast: cheaper than a cast per scalar.
+    return torch.stack([values[name] for name in names]).to(torch.float64)
 
 
 def unpack_device_stats(host: Sequence[float]) -> dict[str, Any]:
