@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from esper.cli import app
 from esper.config import PPOConfig
 from esper.run_dir import RunDir, prepare_run_dir
-from esper.telemetry.events import BatchCompletedPayload
-from esper.telemetry.jsonl import read_events
+from esper.sanctum.aggregator import SanctumAggregator
+from esper.telemetry.events import BatchCompletedPayload, TelemetryEvent, TelemetryEventType
+from esper.telemetry.jsonl import effective_history, read_events
 from esper.telemetry.metrics import BATCH_FIELDS, TENSORBOARD_TAGS, Absent
 
 SMALL = ["--envs", "8", "--max-epochs", "16", "--device", "cpu", "--no-sanctum"]
@@ -44,6 +45,10 @@ def batches(run_dir: Path) -> dict[int, BatchCompletedPayload]:
         for e in read_events(run_dir / "telemetry.jsonl")
         if isinstance(e.data, BatchCompletedPayload)
     }
+
+
+def completed_batches(events: list[TelemetryEvent]) -> list[int | None]:
+    return [e.batch for e in events if e.event_type is TelemetryEventType.BATCH_COMPLETED]
 
 
 def check_against_record(run_dir: Path, expected_steps: list[int]) -> None:
@@ -96,6 +101,13 @@ def test_a_resume_from_an_earlier_checkpoint_hides_the_superseded_steps(tmp_path
     ppo(tmp_path, "--episodes", "1", "--start-episode", "2", "--overwrite")
     # Batches 3 and 4 of the first invocation are gone; batch 3 is the new one.
     check_against_record(tmp_path, [STEPS_PER_BATCH * b for b in (1, 2, 3)])
+    # The JSONL record keeps everything; its readers see each batch once.
+    raw = list(read_events(tmp_path / "telemetry.jsonl"))
+    assert completed_batches(raw) == [1, 2, 3, 4, 3]
+    assert completed_batches(effective_history(raw)) == [1, 2, 3]
+    shown = SanctumAggregator.from_file(tmp_path / "telemetry.jsonl").snapshot()
+    assert (shown.current_batch, shown.returns.batch) == (3, 3)
+    assert len(shown.returns.history) == 3
 
 
 def test_overwrite_clears_the_old_tensorboard_logs(tmp_path: Path) -> None:
