@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import torch
-
 from esper.config import PPOConfig
 from esper.device import resolve_device
 from esper.run_dir import RunDir, prepare_run_dir
@@ -29,10 +27,11 @@ from esper.telemetry.events import (
     TrainingStartedPayload,
 )
 from esper.telemetry.hub import TelemetryHub
+from esper.telemetry.metrics import pack_device_stats, unpack_device_stats
 from esper.training.allocator import keep_freed_memory
 from esper.training.gae import batch_advantages
 from esper.training.interrupt import StopRequest
-from esper.training.ppo import UPDATE_STATS, explained_variance, ppo_update
+from esper.training.ppo import explained_variance, ppo_update
 from esper.training.rollout import RolloutBuffer, collect_rollout
 from esper.training.state import TrainerState, build_state, flatten_batch, update_settings
 from esper.training.timing import BatchClock, memory_usage_mb
@@ -198,14 +197,16 @@ def _train_one_batch(
     ev = explained_variance(buffer.values.flatten(), returns.flatten())
     clock.mark("update_done")
 
-    # The one device-to-host transfer of the batch.
-    on_device = torch.cat(
-        (state.episodes.totals(), update_stats.to(torch.float64), ev.to(torch.float64).view(1))
+    # The one device-to-host transfer of the batch: every device statistic, by name.
+    packed = pack_device_stats(
+        {**state.episodes.totals(), **update_stats, "explained_variance": ev}
     )
-    host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
-    episode_totals, update_values, explained = host[:5], host[5:-1], host[-1]
-    update = dict(zip(UPDATE_STATS, update_values, strict=True))
-    bad = [name for name in ("policy_loss", "value_loss", "grad_norm") if not _finite(update[name])]
+    device_stats = unpack_device_stats(packed.tolist())  # host-sync: the batch's one transfer
+    bad = [
+        name
+        for name in ("policy_loss", "value_loss", "grad_norm")
+        if not _finite(device_stats[name])
+    ]
     state.batch += 1
     if bad:
         raise NonFiniteError(f"non-finite {', '.join(bad)} in batch {state.batch}")
@@ -216,9 +217,7 @@ def _train_one_batch(
         "env_steps": state.env_steps,
         "sps": config.batch_size / batch_seconds,
         "batch_seconds": batch_seconds,
-        **state.episodes.summarize(episode_totals),
-        **update,
-        "explained_variance": explained,
+        **device_stats,
         "learning_rate": learning_rate,
         "rollout_seconds": rollout_seconds,
         "update_seconds": update_seconds,
