@@ -14,8 +14,6 @@ from pathlib import Path
 
 from esper.telemetry.events import TelemetryEvent
 
-TELEMETRY_FILENAME = "telemetry.jsonl"
-
 
 class JsonlSink:
     name = "jsonl"

@@ -19,8 +19,6 @@ from esper.telemetry.events import (
     TrainingStartedPayload,
 )
 
-TENSORBOARD_DIRNAME = "tensorboard"
-
 # TensorBoard tag -> BATCH_COMPLETED field, written every batch.
 SCALARS = {
     "charts/sps": "sps",
@@ -42,7 +40,7 @@ EPISODE_SCALARS = {
 
 def summary_writer_class() -> type:
     """``torch.utils.tensorboard.SummaryWriter``, or a one-line error naming the extra."""
-    import_extra("tensorboard", "tensorboard", "--tensorboard")
+    import_extra("tensorboard", "tensorboard", "tensorboard")
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter
