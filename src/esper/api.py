@@ -226,7 +226,7 @@ def run_training(
         dashboard = _dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
-                result = run_vectorized_ppo(config, hub, stop)
+                result = run_vectorized_ppo(config, hub, stop, start_note(config))
         except UserError:  # the CLI makes these one line, exit 2
             raise
         except Exception as exc:  # a bug or an environment failure: keep the traceback
@@ -234,6 +234,16 @@ def run_training(
         finally:
             hub.close()
     return TrainOutcome(result, config, telemetry_failures=list(hub.failures.values()))
+
+
+def start_note(config: PPOConfig) -> str:
+    """What a resume of a task that cannot be checkpointed should tell the user."""
+    if config.start_batch and not env_class(config.task).on_device:
+        return (
+            "gymnasium environments cannot be checkpointed, so this resume "
+            "starts from freshly reset environments"
+        )
+    return ""
 
 
 def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception) -> TrainingResult:
