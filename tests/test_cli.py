@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,13 +276,30 @@ def test_the_resume_command_is_spelled_as_esper_was_launched(
     assert api.launcher() == expected
 
 
-def test_the_printed_resume_command_runs_as_printed(tmp_path: Path) -> None:
-    """``python -m esper`` interrupted by SIGINT prints a command that resumes it."""
-    env = {k: v for k, v in os.environ.items() if k != "UV"} | {"OMP_NUM_THREADS": "1"}
-    args = ["ppo", "--episodes", "500", "--run-dir", "run", "--no-sanctum", *TINY]
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("launch", "printed"),
+    [
+        ([sys.executable, "-m", "esper"], None),  # None: the same python, -m esper
+        (["uv", "run", "esper"], ["uv", "run", "esper"]),
+    ],
+    ids=["python-m", "uv-run"],
+)
+def test_the_printed_resume_command_runs_as_printed(
+    launch: list[str], printed: list[str] | None, tmp_path: Path
+) -> None:
+    """Interrupted by SIGINT, esper prints a command that resumes it when run as printed."""
+    if launch[0] == "uv" and shutil.which("uv") is None:
+        pytest.skip("needs uv")
+    env = {k: v for k, v in os.environ.items() if k not in ("UV", "VIRTUAL_ENV")}
+    env |= {"OMP_NUM_THREADS": "1", "UV_OFFLINE": "1", "UV_NO_SYNC": "1"}
+    run_dir = tmp_path / "run"
+    args = ["ppo", "--episodes", "500", "--run-dir", str(run_dir), "--no-sanctum", *TINY]
     process = subprocess.Popen(
-        [sys.executable, "-m", "esper", *args],
-        cwd=tmp_path,
+        [*launch, *args],
+        cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -289,8 +307,7 @@ def test_the_printed_resume_command_runs_as_printed(tmp_path: Path) -> None:
     )
     try:
         deadline = time.monotonic() + 120
-        checkpoints = tmp_path / "run" / "checkpoints"
-        while not any(checkpoints.glob("*.pt")) and time.monotonic() < deadline:
+        while not any((run_dir / "checkpoints").glob("*.pt")) and time.monotonic() < deadline:
             assert process.poll() is None, process.stderr.read()
             time.sleep(0.2)
         process.send_signal(signal.SIGINT)
@@ -298,13 +315,16 @@ def test_the_printed_resume_command_runs_as_printed(tmp_path: Path) -> None:
     finally:
         process.kill()
     assert process.returncode == 130, stderr
-    printed = re.search(r"resume with: (.*)", stderr).group(1)
-    command = shlex.split(printed)
-    assert command[1:3] == ["-m", "esper"] and "--resume" in command
+    command = shlex.split(re.search(r"resume with: (.*)", stderr).group(1))
+    if printed is None:
+        assert command[1:3] == ["-m", "esper"]
+    else:
+        assert command[: len(printed)] == printed
+    assert "--resume" in command
     command[command.index("--episodes") + 1] = "1"  # one more batch is proof enough
-    done = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, timeout=300)
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert started_events(tmp_path / "run")[-1]["start_batch"] >= 1
+    assert started_events(run_dir)[-1]["start_batch"] >= 1
 
 
 def test_train_prints_progress_unless_told_not_to(tmp_path: Path, capsys) -> None:

@@ -107,7 +107,8 @@ app = typer.Typer(
         "PPO on batched tensor environments, with built-in telemetry.\n\n"
         "A batch is one PPO round: every one of --envs environments steps --max-epochs "
         "times, then one PPO update. --episodes N runs N batches; --start-episode K "
-        "resumes after batch K, so the run ends at batch max_batches = K + N."
+        "resumes after batch K (--resume: after the newest checkpoint), so the run ends "
+        "at batch max_batches = K + N."
     ),
     add_completion=False,
     invoke_without_command=True,
