@@ -61,6 +61,12 @@ def test_help_explains_the_words() -> None:
     assert "max_batches" in " ".join(run("--help").output.split())
 
 
+def test_bare_esper_prints_the_help() -> None:
+    result = run()
+    assert result.exit_code == 0
+    assert "Usage: esper" in result.output and "ppo" in result.output
+
+
 def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
     seen = {}
 
