@@ -79,14 +79,14 @@ def load_for_resume(
     except CheckpointError:
         intact = newest_intact({b: p for b, p in checkpoints.items() if b != batch})
         hint = (
-            f"the newest intact checkpoint is batch {intact}"
+            f"the newest intact checkpoint is batch {intact} ({{{setting}}}={intact})"
             if intact is not None
             else "no intact checkpoint remains"
         )
         try:
             return load_checkpoint(path, intact_hint=hint)
         except CheckpointError as exc:  # the user fixes it with ``setting``: say so
-            raise CheckpointError(exc.message, setting=setting) from None
+            raise CheckpointError(exc.message, setting=setting, mentions=(setting,)) from None
 
 
 def newest_intact(checkpoints: dict[int, Path]) -> int | None:
