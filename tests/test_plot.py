@@ -121,7 +121,7 @@ def test_missing_matplotlib_is_one_line_naming_the_extra(
     result = runner.invoke(app, ["plot", str(resumed_run), "-o", str(tmp_path / "c.png")])
     assert result.exit_code == 2
     assert len(lines(result)) == 1, result.output
-    assert "pip install 'esper[plot]'" in result.output
+    assert "pip install 'esper-rl[plot]'" in result.output
 
 
 def test_a_missing_run_dir_is_one_line(tmp_path: Path) -> None:

@@ -7,7 +7,9 @@ sinks attached.
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import sys
 import traceback
 from contextlib import AbstractContextManager, nullcontext
@@ -25,7 +27,7 @@ from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
-from esper.training.checkpoint import load_for_resume
+from esper.training.checkpoint import load_for_resume, newest_intact
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.vectorized import TrainingResult, run_vectorized_ppo
 
@@ -48,28 +50,92 @@ class TrainOutcome:
 
     @property
     def resume_command(self) -> str:
-        resume = max(RunDir(self.config.resolved_run_dir()).checkpoints(), default=0)
-        remaining = self.config.max_batches - resume
-        parts = ["esper", "ppo", "--task", self.config.task]
+        """The command that continues this run to its ``max_batches``, spelled the
+        way this process was launched (``uv run esper``, ``python -m esper``, ...)."""
+        parts = [*launcher(), "ppo", "--task", self.config.task]
         parts += ["--run-dir", str(self.config.resolved_run_dir())]
-        parts += ["--start-episode", str(resume), "--episodes", str(max(remaining, 1))]
+        parts += ["--resume", "--episodes", str(self._remaining())]
         return shlex.join(parts)
+
+    @property
+    def resume_call(self) -> str:
+        """The Python call that continues this run (``resume_command``'s twin)."""
+        return (
+            f"esper.train(task={self.config.task!r}, episodes={self._remaining()}, "
+            f"run_dir={str(self.config.resolved_run_dir())!r}, resume=True)"
+        )
+
+    def _remaining(self) -> int:
+        """Batches from the newest checkpoint to this run's ``max_batches``."""
+        newest = max(RunDir(self.config.resolved_run_dir()).checkpoints(), default=0)
+        return max(self.config.max_batches - newest, 1)
+
+
+def launcher() -> list[str]:
+    """How to start esper again as this process was started: under ``uv run``
+    (uv sets ``UV`` for what it runs), as ``python -m esper``, or by the script."""
+    main = sys.modules.get("__main__")
+    as_module = getattr(getattr(main, "__spec__", None), "name", "") == "esper.__main__"
+    if os.environ.get("UV"):
+        return ["uv", "run", "python", "-m", "esper"] if as_module else ["uv", "run", "esper"]
+    if as_module:
+        on_path = shutil.which("python")
+        same = on_path and Path(on_path).resolve() == Path(sys.executable).resolve()
+        return ["python" if same else sys.executable, "-m", "esper"]
+    script = sys.argv[0] if sys.argv and sys.argv[0] else "esper"
+    on_path = shutil.which("esper")
+    if on_path and Path(on_path).resolve() == Path(script).resolve():
+        return ["esper"]
+    return [script if Path(script).name == "esper" else "esper"]
+
+
+def resume_point(run_dir: RunDir) -> int:
+    """The newest checkpoint that loads; damaged newer ones are set aside (renamed
+    ``*.damaged``) with a note, so the resume can replace them."""
+    checkpoints = run_dir.checkpoints()
+    intact = newest_intact(checkpoints)
+    if intact is None:
+        raise ConfigError(
+            "resume",
+            f"nothing to resume in {run_dir.path} ({describe_checkpoints(run_dir)})",
+        )
+    for batch, path in checkpoints.items():
+        if batch > intact:
+            path.rename(path.with_name(path.name + ".damaged"))
+            print(
+                f"esper: note: {path.name} does not load (kept as {path.name}.damaged); "
+                f"resuming from batch {intact}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return intact
 
 
 def make_config(
-    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    resume: bool = False,
 ) -> PPOConfig:
-    """Validated config; a resume starts from the checkpoint's saved config."""
+    """Validated config; a resume starts from the checkpoint's saved config.
+    ``resume`` picks the newest intact checkpoint (instead of ``start_batch``)."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if resume and overrides.get("start_batch"):
+        raise ConfigError(
+            "resume", "give {resume} or {start_batch}, not both", mentions=("resume", "start_batch")
+        )
     fresh = build_config(config_file, overrides)  # validates flags and file early
     env_class(fresh.task)  # unknown task: error before anything touches the disk
+    if resume:
+        overrides["start_batch"] = resume_point(RunDir(fresh.resolved_run_dir()))
+        fresh = build_config(config_file, overrides)
     if fresh.start_batch == 0:
         return fresh
     run_dir = RunDir(fresh.resolved_run_dir())
     path = run_dir.checkpoint_path(fresh.start_batch)
     if not path.is_file():
         raise ConfigError(
-            "--start-episode",
+            "start_batch",
             f"no checkpoint for batch {fresh.start_batch} in {run_dir.path} "
             f"({describe_checkpoints(run_dir)})",
         )
@@ -86,7 +152,8 @@ def train(
     episodes: int = 50,
     *,
     config_file: Path | str | None = None,
-    console: bool = False,
+    resume: bool = False,
+    progress: bool = True,
     tensorboard: bool = False,
     **overrides: Any,
 ) -> TrainOutcome:
@@ -94,14 +161,30 @@ def train(
 
     ``overrides`` are ``PPOConfig`` field names, or the CLI's words for them
     (``start_episode`` resumes, ``max_epochs`` is the horizon, as on the CLI).
-    Returns the outcome: status, run dir and the last batch's statistics.
+    ``resume=True`` continues from the newest intact checkpoint. ``progress``
+    shows what the CLI shows without the dashboard: a progress bar in a
+    terminal, one line per batch otherwise; ``progress=False`` is silent.
+    Errors name the keyword (``n_envs: must be >= 1``). Returns the outcome:
+    status, run dir and the last batch's statistics.
     """
-    config = make_config(
-        Path(config_file) if config_file else None,
-        {"task": task, "n_batches": episodes, **_field_names(overrides)},
-    )
-    display: Display = "lines" if console else "none"
-    return run_training(config, display=display, tensorboard=tensorboard)
+    words = {"n_batches": "episodes"} | {
+        EDGE_WORDS[key]: key for key in overrides if key in EDGE_WORDS
+    }
+    try:
+        config = make_config(
+            Path(config_file) if config_file else None,
+            {"task": task, "n_batches": episodes, **_field_names(overrides)},
+            resume=resume,
+        )
+        display: Display = ("progress" if sys.stdout.isatty() else "lines") if progress else "none"
+        outcome = run_training(config, display=display, tensorboard=tensorboard)
+    except UserError as exc:
+        raise exc.in_words(words) from None
+    if progress and outcome.status == "interrupted":
+        print(f"esper: interrupted; resume with: {outcome.resume_call}", file=sys.stderr)
+    elif progress and outcome.status == "failed":
+        print(f"esper: training failed: {outcome.reason}", file=sys.stderr)
+    return outcome
 
 
 # The CLI's words for a setting (the contract with users), and the field each names.
@@ -143,7 +226,7 @@ def run_training(
         dashboard = _dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
-                result = run_vectorized_ppo(config, hub, stop)
+                result = run_vectorized_ppo(config, hub, stop, start_note(config))
         except UserError:  # the CLI makes these one line, exit 2
             raise
         except Exception as exc:  # a bug or an environment failure: keep the traceback
@@ -151,6 +234,16 @@ def run_training(
         finally:
             hub.close()
     return TrainOutcome(result, config, telemetry_failures=list(hub.failures.values()))
+
+
+def start_note(config: PPOConfig) -> str:
+    """What a resume of a task that cannot be checkpointed should tell the user."""
+    if config.start_batch and not env_class(config.task).on_device:
+        return (
+            "gymnasium environments cannot be checkpointed, so this resume "
+            "starts from freshly reset environments"
+        )
+    return ""
 
 
 def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception) -> TrainingResult:
@@ -168,8 +261,9 @@ def train_from_cli(
     overrides: dict[str, Any],
     sanctum: bool | None,
     tensorboard: bool = False,
+    resume: bool = False,
 ) -> TrainOutcome:
-    config = make_config(config_file, overrides)
+    config = make_config(config_file, overrides, resume=resume)
     return run_training(config, display=choose_display(sanctum), tensorboard=tensorboard)
 
 

@@ -97,7 +97,7 @@ def load_policy(
     run = RunDir(Path(run_dir))
     batch = choose_checkpoint(run, checkpoint)
     checkpoints = run.checkpoints()
-    saved = load_for_resume(checkpoints, batch, flag="--checkpoint")
+    saved = load_for_resume(checkpoints, batch, setting="checkpoint")
     target = resolve_device(str(device))
     try:
         return _rebuild(saved, run, target, deterministic)
@@ -107,7 +107,7 @@ def load_policy(
         raise CheckpointError(
             f"checkpoint {checkpoints[batch]} does not hold a policy esper can rebuild "
             f"({type(exc).__name__}: {exc})",
-            flag="--checkpoint",
+            setting="checkpoint",
         ) from None
 
 
@@ -123,7 +123,7 @@ def _rebuild(
         raise CheckpointError(
             f"batch {saved['batch']}'s checkpoint in {run.path} has other observation or "
             f"action shapes than task {task} has now",
-            flag="--checkpoint",
+            setting="checkpoint",
         )
     model = ActorCritic(spec.obs_dim, spec.action_space, tuple(config["hidden_sizes"]))
     model.load_state_dict(saved["policy"])

@@ -6,7 +6,7 @@ resume from batch K supersedes whatever an earlier invocation logged after K
 (a crash past the last checkpoint, or an ``--overwrite`` resume), so each batch
 is drawn once, as the surviving run saw it.
 
-Matplotlib is an optional extra (``esper[plot]``) and is used through its Agg
+Matplotlib is an optional extra (``esper-rl[plot]``) and is used through its Agg
 canvas directly, so plotting never touches pyplot's global state or a display.
 """
 

@@ -34,7 +34,7 @@ GYM_PREFIX = "gym:"
 
 
 class UnknownTaskError(UserError, ValueError):
-    flag = "--task"
+    setting = "task"
 
     def __init__(self, task: str, reason: str | None = None) -> None:
         if reason is None:

@@ -152,14 +152,13 @@ def check_resume_compatible(
     current = config.to_dict()
     for key in RESUME_FIXED:
         if saved_config.get(key) != current[key]:
-            flag = {"n_envs": "--envs", "task": "--task"}.get(key, key)
             raise ConfigError(
-                flag,
+                key,
                 f"{path.name} was made with {key}={saved_config.get(key)!r}, "
                 f"not {current[key]!r}; resume with the checkpoint's value",
             )
     if saved["obs_dim"] != env.obs_dim or saved["action_space"] != describe_space(env.action_space):
-        raise ConfigError("--task", f"{path.name} has other observation or action shapes")
+        raise ConfigError("task", f"{path.name} has other observation or action shapes")
     if saved["batch"] != config.start_batch:
         raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_batch}")
 

@@ -63,9 +63,10 @@ def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
 
 
 def run_vectorized_ppo(
-    config: PPOConfig, hub: TelemetryHub, stop: StopRequest | None = None
+    config: PPOConfig, hub: TelemetryHub, stop: StopRequest | None = None, start_note: str = ""
 ) -> TrainingResult:
-    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``."""
+    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``; ``start_note``
+    (the caller's words for the user) ends TRAINING_STARTED's message."""
     stop = stop or StopRequest()
     device = resolve_device(config.device)
     if device.type == "cpu":
@@ -95,12 +96,7 @@ def run_vectorized_ppo(
             f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
             f"on {device}, {config.n_envs} envs x {config.horizon} steps, "
             f"batches {config.start_batch + 1}..{config.max_batches}"
-            + (
-                "; gymnasium environments cannot be checkpointed, so this resume "
-                "starts from freshly reset environments"
-                if config.start_batch and not state.env.on_device
-                else ""
-            )
+            + (f"; {start_note}" if start_note else "")
         ),
     )
     result = TrainingResult("completed", run_dir.path, run_id, state.batch, state.env_steps)
