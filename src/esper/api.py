@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from esper.config import ConfigError, PPOConfig, build_config, load_config_file
 from esper.envs import env_class
+from esper.envs.registry import recall_task
 from esper.errors import UserError
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.sanctum import SanctumAggregator, SanctumDashboard
@@ -62,8 +63,8 @@ def make_config(
     """Validated config; a resume starts from the checkpoint's saved config."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     fresh = build_config(config_file, overrides)  # validates flags and file early
-    env_class(fresh.task)  # unknown task: error before anything touches the disk
     if fresh.start_batch == 0:
+        env_class(fresh.task)  # unknown task: error before anything touches the disk
         return fresh
     run_dir = RunDir(fresh.resolved_run_dir())
     path = run_dir.checkpoint_path(fresh.start_batch)
@@ -73,7 +74,10 @@ def make_config(
             f"no checkpoint for batch {fresh.start_batch} in {run_dir.path} "
             f"({describe_checkpoints(run_dir)})",
         )
-    saved = _field_names(load_for_resume(run_dir.checkpoints(), fresh.start_batch)["config"])
+    checkpoint = load_for_resume(run_dir.checkpoints(), fresh.start_batch)
+    recall_task(checkpoint["config"]["task"], checkpoint.get("task_source"))
+    env_class(fresh.task)
+    saved = _field_names(checkpoint["config"])
     for key in INVOCATION_KEYS:
         saved.pop(key, None)
     saved["hidden_sizes"] = tuple(saved["hidden_sizes"])

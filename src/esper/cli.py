@@ -322,14 +322,14 @@ def tasks(
         typer.Option("--gym", help="Also describe gymnasium ids, e.g. --gym LunarLander-v3."),
     ] = None,
 ) -> None:
-    """List the built-in tasks: spaces, time limit, and whether they step on the device."""
+    """List the known tasks (built-in, registered, installed): spaces, time limit, device."""
     from rich.console import Console
     from rich.table import Table
 
     from esper.envs import describe_tasks
 
-    table = Table(title="esper tasks (--task NAME, or --task gym:ENV_ID)")
-    for column in ("task", "gymnasium id", "obs", "actions", "steps", "on device"):
+    table = Table(title="esper tasks (--task NAME, --task gym:ENV_ID or --task module:Factory)")
+    for column in ("task", "gymnasium id", "obs", "actions", "steps", "on device", "from"):
         table.add_column(column, no_wrap=True)
     for row in describe_tasks(tuple(f"gym:{gym_id}" for gym_id in gym or ())):
         table.add_row(
@@ -339,9 +339,10 @@ def tasks(
             row.action_space,
             str(row.max_episode_steps or "-"),
             "yes" if row.on_device else "no (CPU)",
+            row.origin,
         )
     console = Console()
-    console.width = max(console.width, 100)  # whole task names, even in a pipe
+    console.width = max(console.width, 160)  # whole task names, even in a pipe
     console.print(table)
 
 

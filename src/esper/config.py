@@ -208,10 +208,13 @@ def task_defaults_dir() -> Path:
 
 
 def task_default_values(task: str) -> dict[str, Any]:
-    """Per-task hyperparameters from ``configs/<task>.toml`` (empty if none)."""
-    path = task_defaults_dir() / f"{task.replace(':', '_')}.toml"
+    """Per-task hyperparameters from ``configs/<task>.toml``, else those the task
+    itself declares (a registered or installed task's ``default_config``)."""
+    from esper.envs.registry import config_name, task_defaults
+
+    path = task_defaults_dir() / f"{config_name(task)}.toml"
     if not path.is_file():
-        return {}
+        return parse_config_mapping(task_defaults(task), f"task {task}'s default_config")
     values = load_config_file(path)
     values.pop("task", None)
     return values

@@ -21,10 +21,10 @@ from typing import Any, ClassVar
 import gymnasium
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
 from esper.envs.base import EnvSpec, SpecShapes, StepResult
-from esper.envs.registry import GYM_PREFIX
+from esper.envs.registry import GYM_ASYNC_PREFIX, GYM_PREFIX
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
 
 
@@ -51,7 +51,10 @@ def convert_action_space(gym_id: str, space: gymnasium.Space) -> ActionSpace:
 
 
 def env_spec(
-    gym_id: str, observation_space: gymnasium.Space, action_space: gymnasium.Space
+    gym_id: str,
+    observation_space: gymnasium.Space,
+    action_space: gymnasium.Space,
+    name: str | None = None,
 ) -> EnvSpec:
     """The ``EnvSpec`` of a gymnasium env from its single-copy spaces.
 
@@ -64,7 +67,7 @@ def env_spec(
             "is not supported (only Box)"
         )
     return EnvSpec(
-        name=GYM_PREFIX + gym_id,
+        name=name or GYM_PREFIX + gym_id,
         gym_id=gym_id,
         obs_dim=math.prod(observation_space.shape),
         state_dim=0,
@@ -84,19 +87,32 @@ class GymVectorEnv(SpecShapes):
     on_device: ClassVar[bool] = False
 
     def __init__(
-        self, gym_id: str, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
+        self,
+        gym_id: str,
+        num_envs: int,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        asynchronous: bool = False,
     ) -> None:
+        """``asynchronous`` steps each copy in its own process (gymnasium's
+        ``AsyncVectorEnv``): worth it when one step costs far more than the
+        inter-process hop, as MuJoCo and Box2D steps do; not for classic control."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
         self.gym_id = gym_id
         self.num_envs = num_envs
         self.device = torch.device(device)
-        self.envs = SyncVectorEnv(
+        vector_env = AsyncVectorEnv if asynchronous else SyncVectorEnv
+        self.envs = vector_env(
             [partial(gymnasium.make, gym_id)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP
         )
+        prefix = GYM_ASYNC_PREFIX if asynchronous else GYM_PREFIX
         try:
             self.spec = env_spec(
-                gym_id, self.envs.single_observation_space, self.envs.single_action_space
+                gym_id,
+                self.envs.single_observation_space,
+                self.envs.single_action_space,
+                name=prefix + gym_id,
             )
         except ValueError:
             self.envs.close()
@@ -106,7 +122,6 @@ class GymVectorEnv(SpecShapes):
         self._action_start = int(getattr(single_action, "start", 0))
         self._action_dtype = single_action.dtype
         self._pending_seed: int | None = seed  # used by the first reset without a seed
-        self._obs: torch.Tensor | None = None
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset every copy (copy ``i`` seeded ``seed + i``); obs ``[num_envs, obs_dim]``.
@@ -116,8 +131,7 @@ class GymVectorEnv(SpecShapes):
         if seed is None:
             seed, self._pending_seed = self._pending_seed, None
         obs, _ = self.envs.reset(seed=seed)
-        self._obs = self._to_device(obs)
-        return self._obs
+        return self._to_device(obs)
 
     def step(self, actions: torch.Tensor) -> StepResult:
         """Step every copy; finished copies reset, ``info["final_obs"]`` as ``BatchedEnv``."""
@@ -130,20 +144,13 @@ class GymVectorEnv(SpecShapes):
         final_obs = np.array(obs, dtype=np.float32).reshape(self.num_envs, -1)
         for i in np.flatnonzero(info.get("_final_obs", ())):
             final_obs[i] = np.asarray(info["final_obs"][i], dtype=np.float32).reshape(-1)
-        self._obs = self._to_device(obs)
         return (
-            self._obs,
+            self._to_device(obs),
             self._to_device(reward, flatten=False),
             torch.as_tensor(terminated, dtype=torch.bool).to(self.device),
             torch.as_tensor(truncated, dtype=torch.bool).to(self.device),
             {"final_obs": self._to_device(final_obs)},
         )
-
-    def observation(self) -> torch.Tensor:
-        """The current observation, without stepping."""
-        if self._obs is None:
-            raise RuntimeError(f"{GYM_PREFIX}{self.gym_id}: call reset() before observation()")
-        return self._obs
 
     def state_dict(self) -> dict[str, Any]:
         return {"gym_id": self.gym_id, "num_envs": self.num_envs}
@@ -175,18 +182,22 @@ class GymTask:
 
     on_device: ClassVar[bool] = False
 
-    def __init__(self, gym_id: str) -> None:
+    def __init__(self, gym_id: str, asynchronous: bool = False) -> None:
         self.gym_id = gym_id
+        self.asynchronous = asynchronous
+        self.name = (GYM_ASYNC_PREFIX if asynchronous else GYM_PREFIX) + gym_id
 
     @cached_property
     def spec(self) -> EnvSpec:
         env = gymnasium.make(self.gym_id)
         try:
-            return env_spec(self.gym_id, env.observation_space, env.action_space)
+            return env_spec(self.gym_id, env.observation_space, env.action_space, self.name)
         finally:
             env.close()
 
     def __call__(
         self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
     ) -> GymVectorEnv:
-        return GymVectorEnv(self.gym_id, num_envs=num_envs, device=device, seed=seed)
+        return GymVectorEnv(
+            self.gym_id, num_envs=num_envs, device=device, seed=seed, asynchronous=self.asynchronous
+        )

@@ -16,6 +16,7 @@ import torch
 
 from esper.config import ConfigError, PPOConfig
 from esper.envs import BatchedEnv, make
+from esper.envs.registry import task_source
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
 from esper.run_dir import RunDir
 from esper.training.adam import Adam
@@ -65,6 +66,7 @@ class TrainerState:
                 "batch": self.batch,
                 "env_steps": self.env_steps,
                 "config": self.config.to_dict(),
+                "task_source": task_source(self.config.task),  # finds a register()ed task
                 "obs_dim": self.env.obs_dim,
                 "action_space": describe_space(self.env.action_space),
                 "policy": self.policy.state_dict(),
