@@ -346,6 +346,34 @@ def tasks(
     console.print(table)
 
 
+@app.command("check-env")
+def check_env(
+    task: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK", help="Any --task name: built-in, gym:ID, registered or module:Factory."
+        ),
+    ],
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    envs: Annotated[int, typer.Option("--envs", help="Copies the rules step.")] = 8,
+    speed: Annotated[
+        list[int] | None,
+        typer.Option("--speed", help="Batch sizes to time (repeatable). Default 1, 64, 1024."),
+    ] = None,
+) -> None:
+    """Check a task against the environment contract; exit 1 if a rule breaks."""
+    from esper.device import resolve_device
+    from esper.env_check import check_env, print_report
+
+    if envs < 1:
+        raise typer.BadParameter(f"must be >= 1 (got {envs})", param_hint="--envs")
+    sizes = tuple(speed) if speed else (1, 64, 1024)
+    report = check_env(task, resolve_device(device), num_envs=envs, speed_sizes=sizes)
+    print_report(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="esper")
