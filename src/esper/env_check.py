@@ -221,8 +221,8 @@ class Checker:
         return "same seed, same actions: identical 50 steps"
 
     def save_restore(self, env: Any) -> str:
-        if not getattr(env, "on_device", True):
-            raise _Skip("gymnasium environments cannot save their episodes")
+        if not getattr(env, "restorable", True):
+            raise _Skip("this environment cannot save its episodes (restorable = False)")
         env.reset(seed=0)
         actions = _actions(env, 40, seed=5)
         for a in actions[:20]:

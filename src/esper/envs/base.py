@@ -64,6 +64,7 @@ class BatchedEnv(SpecShapes, ABC):
 
     spec: ClassVar[EnvSpec]
     on_device: ClassVar[bool] = True  # steps as tensors on the training device
+    restorable: ClassVar[bool] = True  # state_dict() holds the running episodes
     default_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(

@@ -85,6 +85,7 @@ class GymVectorEnv(SpecShapes):
     """
 
     on_device: ClassVar[bool] = False
+    restorable: ClassVar[bool] = False
 
     def __init__(
         self,

@@ -130,7 +130,7 @@ def _restore(state: TrainerState, run_dir: RunDir) -> None:
         state.obs_normalizer.load_state_dict(saved["obs_normalizer"])
     if state.reward_scaler is not None:
         state.reward_scaler.load_state_dict(saved["reward_scaler"])
-    if state.env.on_device:
+    if state.env.restorable:
         state.env.load_state_dict(saved["env"])
         state.episodes.load_state_dict(saved["episodes"])
         state.next_obs = saved["next_obs"].to(state.device)

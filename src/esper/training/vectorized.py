@@ -97,9 +97,9 @@ def run_vectorized_ppo(
             f"on {device}, {config.n_envs} envs x {config.horizon} steps, "
             f"batches {config.start_batch + 1}..{config.max_batches}"
             + (
-                "; gymnasium environments cannot be checkpointed, so this resume "
+                "; this task's environments cannot be checkpointed, so this resume "
                 "starts from freshly reset environments"
-                if config.start_batch and not state.env.on_device
+                if config.start_batch and not state.env.restorable
                 else ""
             )
         ),
