@@ -22,10 +22,12 @@ import gymnasium
 import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers import FlattenObservation
 
 from esper.envs.base import EnvSpec, SpecShapes, StepResult
 from esper.envs.registry import GYM_ASYNC_PREFIX, GYM_PREFIX
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
+from esper.errors import UserError
 
 
 def registration_problem(gym_id: str) -> str | None:
@@ -37,6 +39,35 @@ def registration_problem(gym_id: str) -> str | None:
     return None
 
 
+class UnsupportedSpaceError(UserError, ValueError):
+    """A gymnasium space esper cannot train on: refused before any run starts."""
+
+    flag = "--task"
+
+
+def observation_dim(gym_id: str, space: gymnasium.Space) -> int:
+    """Width of the flat observation: a ``Box`` flattened, ``Discrete`` one-hot,
+    ``Dict`` and ``Tuple`` (and ``MultiDiscrete``, ``MultiBinary``) flattened
+    and joined, as gymnasium's ``FlattenObservation`` does."""
+    if isinstance(space, gymnasium.spaces.Box):
+        return math.prod(space.shape)
+    if space.is_np_flattenable:
+        return gymnasium.spaces.flatdim(space)
+    raise UnsupportedSpaceError(
+        f"{gym_id}: observation space {space} is not supported "
+        "(Box, Discrete, MultiDiscrete, MultiBinary, and Dict or Tuple of them)"
+    )
+
+
+def make_flat(gym_id: str) -> gymnasium.Env:
+    """``gymnasium.make(gym_id)``, its observations flattened when not a ``Box``."""
+    env = gymnasium.make(gym_id)
+    if not isinstance(env.observation_space, gymnasium.spaces.Box):
+        observation_dim(gym_id, env.observation_space)  # refuse what cannot flatten
+        env = FlattenObservation(env)
+    return env
+
+
 def convert_action_space(gym_id: str, space: gymnasium.Space) -> ActionSpace:
     """Our space for a gymnasium action space; only ``Discrete`` and 1-D ``Box`` map."""
     if isinstance(space, gymnasium.spaces.Discrete):
@@ -45,8 +76,8 @@ def convert_action_space(gym_id: str, space: gymnasium.Space) -> ActionSpace:
         low = tuple(float(v) for v in space.low)
         high = tuple(float(v) for v in space.high)
         return BoxSpace(low=low, high=high)
-    raise ValueError(
-        f"{GYM_PREFIX}{gym_id}: action space {space} is not supported (only Discrete and 1-D Box)"
+    raise UnsupportedSpaceError(
+        f"{gym_id}: action space {space} is not supported (only Discrete and 1-D Box)"
     )
 
 
@@ -56,20 +87,13 @@ def env_spec(
     action_space: gymnasium.Space,
     name: str | None = None,
 ) -> EnvSpec:
-    """The ``EnvSpec`` of a gymnasium env from its single-copy spaces.
-
-    Observations must be a ``Box`` (flattened to ``obs_dim``); the state is
-    not exposed, so ``state_dim`` is 0.
-    """
-    if not isinstance(observation_space, gymnasium.spaces.Box):
-        raise ValueError(
-            f"{GYM_PREFIX}{gym_id}: observation space {observation_space} "
-            "is not supported (only Box)"
-        )
+    """The ``EnvSpec`` of a gymnasium env from its single-copy spaces (the
+    observation space as gymnasium declares it, before flattening); the state
+    is not exposed, so ``state_dim`` is 0."""
     return EnvSpec(
         name=name or GYM_PREFIX + gym_id,
         gym_id=gym_id,
-        obs_dim=math.prod(observation_space.shape),
+        obs_dim=observation_dim(gym_id, observation_space),
         state_dim=0,
         action_space=convert_action_space(gym_id, action_space),
         max_episode_steps=gymnasium.spec(gym_id).max_episode_steps,
@@ -105,7 +129,7 @@ class GymVectorEnv(SpecShapes):
         self.device = torch.device(device)
         vector_env = AsyncVectorEnv if asynchronous else SyncVectorEnv
         self.envs = vector_env(
-            [partial(gymnasium.make, gym_id)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP
+            [partial(make_flat, gym_id)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP
         )
         prefix = GYM_ASYNC_PREFIX if asynchronous else GYM_PREFIX
         try:
@@ -115,7 +139,7 @@ class GymVectorEnv(SpecShapes):
                 self.envs.single_action_space,
                 name=prefix + gym_id,
             )
-        except ValueError:
+        except UnsupportedSpaceError:
             self.envs.close()
             raise
         single_action = self.envs.single_action_space

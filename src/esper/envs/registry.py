@@ -189,7 +189,9 @@ def env_class(task: str) -> type[BatchedEnv] | GymTask | Task:
             problem = registration_problem(gym_id)
             if problem is not None:
                 raise UnknownTaskError(task, f"gymnasium: {problem}")
-            return GymTask(gym_id, asynchronous=prefix == GYM_ASYNC_PREFIX)
+            found = GymTask(gym_id, asynchronous=prefix == GYM_ASYNC_PREFIX)
+            found.spec  # noqa: B018 - an unsupported space is a one-line error here, not mid-run
+            return found
     if task in _REGISTERED:
         return _REGISTERED[task]
     if task in _entry_points():
