@@ -26,7 +26,7 @@ from gymnasium.wrappers import FlattenObservation
 
 from esper.envs.base import EnvSpec, SpecShapes, StepResult
 from esper.envs.registry import GYM_ASYNC_PREFIX, GYM_PREFIX
-from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
+from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.errors import UserError
 
 
@@ -69,15 +69,18 @@ def make_flat(gym_id: str) -> gymnasium.Env:
 
 
 def convert_action_space(gym_id: str, space: gymnasium.Space) -> ActionSpace:
-    """Our space for a gymnasium action space; only ``Discrete`` and 1-D ``Box`` map."""
+    """Our space for a gymnasium action space: ``Discrete``, 1-D ``MultiDiscrete``, 1-D ``Box``."""
     if isinstance(space, gymnasium.spaces.Discrete):
         return DiscreteSpace(int(space.n))
+    if isinstance(space, gymnasium.spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return MultiDiscreteSpace(tuple(int(n) for n in space.nvec))
     if isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 1:
         low = tuple(float(v) for v in space.low)
         high = tuple(float(v) for v in space.high)
         return BoxSpace(low=low, high=high)
     raise UnsupportedSpaceError(
-        f"{gym_id}: action space {space} is not supported (only Discrete and 1-D Box)"
+        f"{gym_id}: action space {space} is not supported "
+        "(only Discrete, 1-D MultiDiscrete and 1-D Box)"
     )
 
 
@@ -144,7 +147,7 @@ class GymVectorEnv(SpecShapes):
             raise
         single_action = self.envs.single_action_space
         # gymnasium's Discrete(n, start) counts from ``start``; ours from 0.
-        self._action_start = int(getattr(single_action, "start", 0))
+        self._action_start = np.asarray(getattr(single_action, "start", 0), dtype=np.int64)
         self._action_dtype = single_action.dtype
         self._pending_seed: int | None = seed  # used by the first reset without a seed
 
@@ -163,6 +166,7 @@ class GymVectorEnv(SpecShapes):
         host_actions = actions.detach().cpu().numpy()
         if self.spec.action_space.is_discrete:
             host_actions = host_actions.astype(np.int64) + self._action_start
+            host_actions = host_actions.reshape(self.num_envs, *self.spec.action_space.shape)
         else:
             host_actions = host_actions.reshape(self.num_envs, -1).astype(self._action_dtype)
         obs, reward, terminated, truncated, info = self.envs.step(host_actions)

@@ -65,7 +65,7 @@ class TorchVectorEnv(SpecShapes):
         max_episode_steps: int | None = None,
     ) -> None:
         self.envs = vector_env
-        self.num_envs = int(vector_env.num_envs)
+        self.num_envs: int = vector_env.num_envs
         self.device = torch.device(device or getattr(vector_env, "device", "cpu"))
         action_space = convert_action_space(name, vector_env.single_action_space)
         self.spec = EnvSpec(

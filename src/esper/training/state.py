@@ -17,7 +17,7 @@ import torch
 from esper.config import ConfigError, PPOConfig
 from esper.envs import BatchedEnv, make
 from esper.envs.registry import task_source
-from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
+from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.run_dir import RunDir
 from esper.training.adam import Adam
 from esper.training.checkpoint import CheckpointError, load_for_resume, save_checkpoint
@@ -88,6 +88,8 @@ def _module_state(module: torch.nn.Module | None) -> dict[str, Any] | None:
 def describe_space(space: ActionSpace) -> dict[str, Any]:
     if isinstance(space, DiscreteSpace):
         return {"kind": "discrete", "n": space.n}
+    if isinstance(space, MultiDiscreteSpace):
+        return {"kind": "multi_discrete", "nvec": list(space.nvec)}
     assert isinstance(space, BoxSpace)
     return {"kind": "box", "low": list(space.low), "high": list(space.high)}
 
