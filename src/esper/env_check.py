@@ -121,6 +121,14 @@ def _check_step(env: Any, out: Any) -> None:
     _expect(bool(torch.isfinite(reward).all()), "reward holds NaN or inf")
 
 
+def _expect_same_steps(first: Any, second: Any, actions: list[torch.Tensor], fix: str) -> None:
+    """Step both envs with ``actions``; ``fix`` (with ``{name}`` and ``{step}``) if they part."""
+    for t, a in enumerate(actions):
+        x, y = first.step(a), second.step(a)
+        for name, u, v in zip(("obs", "reward", "terminated", "truncated"), x, y, strict=False):
+            _expect(torch.equal(u, v), fix.format(name=name, step=t + 1))
+
+
 class Checker:
     """The rules, each a method returning a detail line or raising ``RuleFailure``."""
 
@@ -210,14 +218,13 @@ class Checker:
             "two resets with one seed gave different observations: "
             "draw initial states from self.generator",
         )
-        for t, actions in enumerate(_actions(first, 50, seed=4)):
-            x, y = first.step(actions), second.step(actions)
-            for name, u, v in zip(("obs", "reward", "terminated", "truncated"), x, y, strict=False):
-                _expect(
-                    torch.equal(u, v),
-                    f"same seed and actions, different {name} at step {t + 1}: draw every "
-                    "random number from self.generator",
-                )
+        _expect_same_steps(
+            first,
+            second,
+            _actions(first, 50, seed=4),
+            "same seed and actions, different {name} at step {step}: draw every "
+            "random number from self.generator",
+        )
         return "same seed, same actions: identical 50 steps"
 
     def save_restore(self, env: Any) -> str:
@@ -231,14 +238,13 @@ class Checker:
         restored = self.make(seed=99)
         restored.reset(seed=99)
         restored.load_state_dict(saved)
-        for t, a in enumerate(actions[20:]):
-            x, y = env.step(a), restored.step(a)
-            for name, u, v in zip(("obs", "reward", "terminated", "truncated"), x, y, strict=False):
-                _expect(
-                    torch.equal(u, v),
-                    f"after load_state_dict the {name} differs at step {t + 1}: state_dict "
-                    "must hold every tensor the dynamics read (and the generator's state)",
-                )
+        _expect_same_steps(
+            env,
+            restored,
+            actions[20:],
+            "after load_state_dict the {name} differs at step {step}: state_dict "
+            "must hold every tensor the dynamics read (and the generator's state)",
+        )
         return "20 steps, save, load into a fresh env: the next 20 steps identical"
 
     def host_sync(self, env: Any) -> str:
