@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from esper.config import ConfigError, PPOConfig, build_config, load_config_file
 from esper.envs import env_class
+from esper.envs.registry import recall_task
 from esper.errors import UserError
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.sanctum import SanctumAggregator, SanctumDashboard
@@ -125,11 +126,11 @@ def make_config(
             "resume", "give {resume} or {start_batch}, not both", mentions=("resume", "start_batch")
         )
     fresh = build_config(config_file, overrides)  # validates flags and file early
-    env_class(fresh.task)  # unknown task: error before anything touches the disk
     if resume:
         overrides["start_batch"] = resume_point(RunDir(fresh.resolved_run_dir()))
         fresh = build_config(config_file, overrides)
     if fresh.start_batch == 0:
+        env_class(fresh.task)  # unknown task: error before anything touches the disk
         return fresh
     run_dir = RunDir(fresh.resolved_run_dir())
     path = run_dir.checkpoint_path(fresh.start_batch)
@@ -139,7 +140,10 @@ def make_config(
             f"no checkpoint for batch {fresh.start_batch} in {run_dir.path} "
             f"({describe_checkpoints(run_dir)})",
         )
-    saved = _field_names(load_for_resume(run_dir.checkpoints(), fresh.start_batch)["config"])
+    checkpoint = load_for_resume(run_dir.checkpoints(), fresh.start_batch)
+    recall_task(checkpoint["config"]["task"], checkpoint.get("task_source"))
+    env_class(fresh.task)
+    saved = _field_names(checkpoint["config"])
     for key in INVOCATION_KEYS:
         saved.pop(key, None)
     saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
@@ -238,9 +242,9 @@ def run_training(
 
 def start_note(config: PPOConfig) -> str:
     """What a resume of a task that cannot be checkpointed should tell the user."""
-    if config.start_batch and not env_class(config.task).on_device:
+    if config.start_batch and not getattr(env_class(config.task), "restorable", True):
         return (
-            "gymnasium environments cannot be checkpointed, so this resume "
+            "this task's environments cannot be checkpointed, so this resume "
             "starts from freshly reset environments"
         )
     return ""

@@ -275,14 +275,14 @@ def tasks(
         typer.Option("--gym", help="Also describe gymnasium ids, e.g. --gym LunarLander-v3."),
     ] = None,
 ) -> None:
-    """List the built-in tasks: spaces, time limit, and whether they step on the device."""
+    """List the known tasks (built-in, registered, installed): spaces, time limit, device."""
     from rich.console import Console
     from rich.table import Table
 
     from esper.envs import describe_tasks
 
-    table = Table(title="esper tasks (--task NAME, or --task gym:ENV_ID)")
-    for column in ("task", "gymnasium id", "obs", "actions", "steps", "on device"):
+    table = Table(title="esper tasks (--task NAME, --task gym:ENV_ID or --task module:Factory)")
+    for column in ("task", "gymnasium id", "obs", "actions", "steps", "on device", "from"):
         table.add_column(column, no_wrap=True)
     for row in describe_tasks(tuple(f"gym:{gym_id}" for gym_id in gym or ())):
         table.add_row(
@@ -292,10 +292,39 @@ def tasks(
             row.action_space,
             str(row.max_episode_steps or "-"),
             "yes" if row.on_device else "no (CPU)",
+            row.origin,
         )
     console = Console()
-    console.width = max(console.width, 100)  # whole task names, even in a pipe
+    console.width = max(console.width, 160)  # whole task names, even in a pipe
     console.print(table)
+
+
+@app.command("check-env")
+def check_env(
+    task: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK", help="Any --task name: built-in, gym:ID, registered or module:Factory."
+        ),
+    ],
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    envs: Annotated[int, typer.Option("--envs", help="Copies the rules step.")] = 8,
+    speed: Annotated[
+        list[int] | None,
+        typer.Option("--speed", help="Batch sizes to time (repeatable). Default 1, 64, 1024."),
+    ] = None,
+) -> None:
+    """Check a task against the environment contract; exit 1 if a rule breaks."""
+    from esper.device import resolve_device
+    from esper.env_check import check_env, print_report
+
+    if envs < 1:
+        raise typer.BadParameter(f"must be >= 1 (got {envs})", param_hint="--envs")
+    sizes = tuple(speed) if speed else (1, 64, 1024)
+    report = check_env(task, resolve_device(device), num_envs=envs, speed_sizes=sizes)
+    print_report(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:

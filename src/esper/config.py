@@ -313,33 +313,40 @@ def _packaged(name: str) -> Any:
     return resources.files("esper") / "configs" / name
 
 
-def task_config_name(task: str) -> str:
-    """The packaged file (in ``esper/configs/``) holding ``task``'s defaults.
+def task_config_name(task: str) -> str | None:
+    """The packaged file (in ``esper/configs/``) holding ``task``'s defaults, or
+    None when the task declares its own (``default_config``).
 
-    - A built-in task uses ``<task>.toml``; it ships with every built-in, so a
-      missing one is an error, never a silent fallback.
-    - A ``gym:`` id that is a built-in task's twin (the same gymnasium id) uses
-      the built-in's file: the same dynamics learn with the same settings.
-    - Any other task (another ``gym:`` id, or one registered from outside)
-      uses ``generic.toml``, which keeps PPOConfig's own defaults.
+    - A built-in task uses ``<task>.toml`` (or declares ``default_config``); a
+      built-in with neither is an error, never a silent fallback.
+    - A ``gym:``/``gym-async:`` id that is a built-in task's twin (the same
+      gymnasium id) uses the built-in's file: the same dynamics learn with the
+      same settings. Other gymnasium ids use ``gym_<ID>.toml`` when esper ships one.
+    - Any other task uses what its factory declares, else ``generic.toml``,
+      which keeps PPOConfig's own defaults.
     """
     if _packaged(f"{task}.toml").is_file():  # no torch import for the common case
         return f"{task}.toml"
-    from esper.envs.registry import GYM_PREFIX, TASKS
+    from esper.envs.registry import TASKS, config_name, task_defaults
 
+    name = f"{config_name(task)}.toml"
+    if _packaged(name).is_file():
+        return name
+    if task_defaults(task):
+        return None
     if task in TASKS:
         raise ConfigError("task", f"esper ships no defaults for {task} (configs/{task}.toml)")
-    if task.startswith(GYM_PREFIX):
-        gym_id = task.removeprefix(GYM_PREFIX)
-        for name, cls in TASKS.items():
-            if cls.spec.gym_id == gym_id:
-                return f"{name}.toml"
     return GENERIC_DEFAULTS
 
 
 def task_default_values(task: str) -> dict[str, Any]:
-    """Per-task hyperparameters from the packaged ``configs/`` file for ``task``."""
+    """Per-task hyperparameters: the packaged ``configs/`` file for ``task``, else
+    those the task itself declares (a registered or installed task's defaults)."""
     name = task_config_name(task)
+    if name is None:
+        from esper.envs.registry import task_defaults
+
+        return parse_config_mapping(task_defaults(task), f"task {task}'s default_config")
     mapping = tomllib.loads(_packaged(name).read_text(encoding="utf-8"))
     values = parse_config_mapping(mapping, f"esper's configs/{name}")
     values.pop("task", None)

@@ -17,6 +17,7 @@ import torch
 from esper.config import ConfigError
 from esper.device import resolve_device
 from esper.envs import UnknownTaskError, env_class
+from esper.envs.registry import recall_task
 from esper.envs.spaces import ActionSpace
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.training.checkpoint import CheckpointError, load_for_resume
@@ -116,6 +117,7 @@ def _rebuild(
 ) -> TrainedPolicy:
     config = saved["config"]
     task = config["task"]
+    recall_task(task, saved.get("task_source"))
     spec = env_class(task).spec
     if saved["obs_dim"] != spec.obs_dim or saved["action_space"] != describe_space(
         spec.action_space

@@ -24,7 +24,6 @@ from esper.telemetry.events import (
 from esper.telemetry.metrics import TENSORBOARD_TAGS
 
 
-
 def summary_writer_class() -> type:
     """``torch.utils.tensorboard.SummaryWriter``, or a one-line error naming the extra."""
     import_extra("tensorboard", "tensorboard", "tensorboard")

@@ -16,7 +16,8 @@ import torch
 
 from esper.config import ConfigError, PPOConfig
 from esper.envs import BatchedEnv, make
-from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
+from esper.envs.registry import task_source
+from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.run_dir import RunDir
 from esper.training.adam import Adam
 from esper.training.checkpoint import CheckpointError, load_for_resume, save_checkpoint
@@ -65,6 +66,7 @@ class TrainerState:
                 "batch": self.batch,
                 "env_steps": self.env_steps,
                 "config": self.config.to_dict(),
+                "task_source": task_source(self.config.task),  # finds a register()ed task
                 "obs_dim": self.env.obs_dim,
                 "action_space": describe_space(self.env.action_space),
                 "policy": self.policy.state_dict(),
@@ -86,6 +88,8 @@ def _module_state(module: torch.nn.Module | None) -> dict[str, Any] | None:
 def describe_space(space: ActionSpace) -> dict[str, Any]:
     if isinstance(space, DiscreteSpace):
         return {"kind": "discrete", "n": space.n}
+    if isinstance(space, MultiDiscreteSpace):
+        return {"kind": "multi_discrete", "nvec": list(space.nvec)}
     assert isinstance(space, BoxSpace)
     return {"kind": "box", "low": list(space.low), "high": list(space.high)}
 
@@ -128,7 +132,7 @@ def _restore(state: TrainerState, run_dir: RunDir) -> None:
         state.obs_normalizer.load_state_dict(saved["obs_normalizer"])
     if state.reward_scaler is not None:
         state.reward_scaler.load_state_dict(saved["reward_scaler"])
-    if state.env.on_device:
+    if state.env.restorable:
         state.env.load_state_dict(saved["env"])
         state.episodes.load_state_dict(saved["episodes"])
         state.next_obs = saved["next_obs"].to(state.device)
