@@ -81,8 +81,10 @@ def test_our_own_names_are_not_mistaken_for_foreign_ones(tmp_path: Path) -> None
 def test_gym_twin_of_a_built_in_uses_its_config_and_others_the_generic_file() -> None:
     assert task_config_name("gym:CartPole-v1") == "cartpole.toml"
     assert task_default_values("gym:Acrobot-v1") == task_default_values("acrobot")
-    assert task_config_name("gym:LunarLander-v3") == "generic.toml"
-    assert task_default_values("gym:LunarLander-v3") == {}
+    assert task_config_name("gym-async:CartPole-v1") == "cartpole.toml"
+    assert task_config_name("gym:LunarLander-v3") == "gym_LunarLander-v3.toml"
+    assert task_config_name("gym:Pusher-v5") == "generic.toml"
+    assert task_default_values("gym:Pusher-v5") == {}
 
 
 def test_unknown_key_is_an_error_naming_the_key(tmp_path: Path) -> None:

@@ -242,7 +242,7 @@ def run_training(
 
 def start_note(config: PPOConfig) -> str:
     """What a resume of a task that cannot be checkpointed should tell the user."""
-    if config.start_batch and not getattr(env_class(config.task), "restorable", True):
+    if config.start_batch and not env_class(config.task).restorable:
         return (
             "this task's environments cannot be checkpointed, so this resume "
             "starts from freshly reset environments"

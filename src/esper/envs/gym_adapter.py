@@ -42,7 +42,7 @@ def registration_problem(gym_id: str) -> str | None:
 class UnsupportedSpaceError(UserError, ValueError):
     """A gymnasium space esper cannot train on: refused before any run starts."""
 
-    flag = "--task"
+    setting = "task"
 
 
 def observation_dim(gym_id: str, space: gymnasium.Space) -> int:
@@ -210,6 +210,7 @@ class GymTask:
     """
 
     on_device: ClassVar[bool] = False
+    restorable: ClassVar[bool] = False  # gymnasium's environments cannot be saved
 
     def __init__(self, gym_id: str, asynchronous: bool = False) -> None:
         self.gym_id = gym_id

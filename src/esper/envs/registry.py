@@ -89,6 +89,10 @@ class Task:
     def on_device(self) -> bool:
         return bool(getattr(self.factory, "on_device", True))
 
+    @property
+    def restorable(self) -> bool:
+        return bool(getattr(self.factory, "restorable", True))
+
     def __call__(self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0) -> Any:
         return self.factory(num_envs=num_envs, device=device, seed=seed)
 
