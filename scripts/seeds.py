@@ -11,6 +11,7 @@ lines count the seeds that reached the target and whose last-5 mean passed
     uv run python scripts/seeds.py --task cartpole --seeds 1-20 --target 475 --threshold 450
     uv run python scripts/seeds.py --task acrobot --episodes 50 --seeds 1-5 --threshold -100
     uv run python scripts/seeds.py --seeds 1-4 --jobs 2 --set n_envs=64 --set horizon=128
+    uv run python scripts/seeds.py --seeds 1-20 --keep-runs runs/sweep && esper plot runs/sweep/*
 
 Exit status: 0 when every seed's last-5 mean passed the threshold, 1 otherwise.
 """
@@ -27,6 +28,7 @@ import time
 import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 LAST = 5  # batches averaged for the "last 5" column
@@ -77,25 +79,19 @@ def parse_set(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def run_seed(task: str, episodes: int, seed: int, device: str, extra: dict[str, Any]) -> SeedResult:
-    """One esper run in this (worker) process; wall time covers the whole run."""
+def run_seed(
+    task: str, episodes: int, seed: int, device: str, extra: dict[str, Any], keep: str | None
+) -> SeedResult:
+    """One esper run in this (worker) process, as ``esper ppo`` runs it (telemetry.jsonl
+    included, no checkpoints); its batch means are read back from that record."""
     import torch
 
     torch.set_num_threads(1)
-    from esper.api import make_config
-    from esper.telemetry.events import TelemetryEvent, TelemetryEventType
-    from esper.telemetry.hub import TelemetryHub
-    from esper.training import run_vectorized_ppo
-    from esper.training.interrupt import StopRequest
+    from esper.api import make_config, run_training
+    from esper.plot import read_curves
 
-    result = SeedResult(seed)
-
-    def watch(event: TelemetryEvent) -> None:
-        if event.event_type is TelemetryEventType.BATCH_COMPLETED:
-            result.batch_means.append(event.data.episode_return_mean)
-            result.env_steps = event.data.env_steps
-
-    with tempfile.TemporaryDirectory() as run_dir:
+    with tempfile.TemporaryDirectory() as scratch:
+        run_dir = Path(keep or scratch) / f"{task.replace(':', '-')}-s{seed}"
         config = make_config(
             None,
             {
@@ -104,17 +100,22 @@ def run_seed(task: str, episodes: int, seed: int, device: str, extra: dict[str, 
                 "n_batches": episodes,
                 "seed": seed,
                 "device": device,
-                "run_dir": run_dir,
+                "run_dir": str(run_dir),
+                "overwrite": True,
                 "checkpoint_every": 10**9,
             },
         )
-        hub = TelemetryHub()
-        hub.subscribe(watch)
         started = time.perf_counter()
-        outcome = run_vectorized_ppo(config, hub, StopRequest())
-        result.seconds = time.perf_counter() - started
-        result.status = str(getattr(outcome, "status", ""))
-    return result
+        outcome = run_training(config, display="none")
+        seconds = time.perf_counter() - started
+        batches = read_curves(run_dir).batches.values()
+    return SeedResult(
+        seed,
+        batch_means=[b.episode_return_mean for b in batches],
+        seconds=seconds,
+        env_steps=max(b.env_steps for b in batches),
+        status=str(outcome.result.status),
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -122,7 +123,8 @@ def _fmt(value: float | None) -> str:
 
 
 def table(results: list[SeedResult], target: float, threshold: float) -> str:
-    lines = [f"{'seed':>4}  {'first>=' + format(target, 'g'):>12}  {'last-5':>8}  {'final':>8}  wall s"]
+    first = f"first>={target:g}"
+    lines = [f"{'seed':>4}  {first:>12}  {'last-5':>8}  {'final':>8}  wall s"]
     for r in results:
         first = r.first_reaching(target)
         lines.append(
@@ -150,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", type=float, default=475.0, help="batch mean to reach")
     parser.add_argument("--threshold", type=float, default=450.0, help="last-5 mean to pass")
     parser.add_argument(
+        "--keep-runs", metavar="DIR", help="keep each run as DIR/TASK-sSEED (for esper plot)"
+    )
+    parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="PPOConfig override"
     )
     args = parser.parse_args(argv)
@@ -160,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
         futures = [
-            pool.submit(run_seed, args.task, args.episodes, seed, args.device, extra)
+            pool.submit(
+                run_seed, args.task, args.episodes, seed, args.device, extra, args.keep_runs
+            )
             for seed in seeds
         ]
         results = []
