@@ -4,8 +4,8 @@ Each seed is a whole esper run (the task's default config, plus any ``--set
 KEY=VALUE`` overrides), the same trainer ``esper ppo`` runs, in its own process
 with one torch thread. Per seed the table shows the first batch whose batch mean
 return (over the episodes finished in that batch) reaches ``--target``, the mean
-of the last 5 batch means, the final batch mean and the wall time; the last
-lines count the seeds that reached the target and whose last-5 mean passed
+of the last 5 batch means, the final batch mean, the wall time and the CPU time
+(one thread; steadier than wall time on a busy machine); the last lines count the seeds that reached the target and whose last-5 mean passed
 ``--threshold``. Long sweeps: keep them out of the test suite.
 
     uv run python scripts/seeds.py --task cartpole --seeds 1-20 --target 475 --threshold 450
@@ -39,6 +39,7 @@ class SeedResult:
     seed: int
     batch_means: list[float | None] = field(default_factory=list)
     seconds: float = 0.0
+    cpu_seconds: float = 0.0  # this process's CPU time: less at the mercy of a busy machine
     env_steps: int = 0
     status: str = ""
 
@@ -105,14 +106,16 @@ def run_seed(
                 "checkpoint_every": 10**9,
             },
         )
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         outcome = run_training(config, display="none")
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
         batches = read_curves(run_dir).batches.values()
     return SeedResult(
         seed,
         batch_means=[b.episode_return_mean for b in batches],
         seconds=seconds,
+        cpu_seconds=cpu_seconds,
         env_steps=max(b.env_steps for b in batches),
         status=str(outcome.result.status),
     )
@@ -124,20 +127,22 @@ def _fmt(value: float | None) -> str:
 
 def table(results: list[SeedResult], target: float, threshold: float) -> str:
     first = f"first>={target:g}"
-    lines = [f"{'seed':>4}  {first:>12}  {'last-5':>8}  {'final':>8}  wall s"]
+    lines = [f"{'seed':>4}  {first:>12}  {'last-5':>8}  {'final':>8}  wall s   cpu s"]
     for r in results:
         first = r.first_reaching(target)
         lines.append(
             f"{r.seed:>4}  {('-' if first is None else str(first)):>12}  "
-            f"{_fmt(r.last_mean())}  {_fmt(r.final())}  {r.seconds:6.1f}"
+            f"{_fmt(r.last_mean())}  {_fmt(r.final())}  {r.seconds:6.1f}  {r.cpu_seconds:6.1f}"
         )
     reached = sum(r.first_reaching(target) is not None for r in results)
     settled = sum((r.last_mean() or float("-inf")) >= threshold for r in results)
     seconds = [r.seconds for r in results]
+    cpu = [r.cpu_seconds for r in results]
     lines.append(f"reached {target:g}: {reached}/{len(results)}")
     lines.append(f"last-5 mean >= {threshold:g}: {settled}/{len(results)}")
     lines.append(
-        f"wall time per seed: median {statistics.median(seconds):.1f}s, max {max(seconds):.1f}s"
+        f"wall time per seed: median {statistics.median(seconds):.1f}s, max {max(seconds):.1f}s; "
+        f"CPU time median {statistics.median(cpu):.1f}s"
     )
     return "\n".join(lines)
 
