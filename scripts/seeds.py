@@ -5,7 +5,8 @@ KEY=VALUE`` overrides), the same trainer ``esper ppo`` runs, in its own process
 with one torch thread. Per seed the table shows the first batch whose batch mean
 return (over the episodes finished in that batch) reaches ``--target``, the mean
 of the last 5 batch means, the final batch mean, the wall time and the CPU time
-(one thread; steadier than wall time on a busy machine); the last lines count the seeds that reached the target and whose last-5 mean passed
+(one thread; steadier than wall time on a busy machine); the last lines count
+the seeds that reached the target and whose last-5 mean passed
 ``--threshold``. Long sweeps: keep them out of the test suite.
 
     uv run python scripts/seeds.py --task cartpole --seeds 1-20 --target 475 --threshold 450
@@ -179,7 +180,11 @@ def main(argv: list[str] | None = None) -> int:
         for future in futures:
             results.append(future.result())
             r = results[-1]
-            print(f"seed {r.seed}: last-5 {_fmt(r.last_mean())}, {r.seconds:.1f}s", flush=True)
+            print(
+                f"seed {r.seed}: last-5 {_fmt(r.last_mean())}, {r.env_steps} env steps "
+                f"in {r.seconds:.1f}s ({r.env_steps / r.seconds:.0f}/s)",
+                flush=True,
+            )
     print(f"\n{args.task}, {args.episodes} batches, overrides {extra or 'none'}")
     print(table(results, args.target, args.threshold))
     print(f"sweep wall time {time.perf_counter() - started:.0f}s with {args.jobs} jobs")
