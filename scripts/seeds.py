@@ -26,11 +26,12 @@ import statistics
 import sys
 import tempfile
 import time
-import tomllib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from learning_check import parse_set  # scripts/ is on the path when run as a script
 
 LAST = 5  # batches averaged for the "last 5" column
 
@@ -65,20 +66,6 @@ def parse_seeds(text: str) -> list[int]:
         first, _, last = part.partition("-")
         seeds.extend(range(int(first), int(last or first) + 1))
     return seeds
-
-
-def parse_set(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` pairs, each VALUE read as a TOML value (``true``, ``0.5``, ``[64, 64]``)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects KEY=VALUE (got {pair!r})")
-        try:
-            out[key.strip()] = tomllib.loads(f"v = {value}")["v"]
-        except tomllib.TOMLDecodeError:
-            out[key.strip()] = value  # a bare string
-    return out
 
 
 def run_seed(
