@@ -33,6 +33,8 @@ from typing import Any
 
 from learning_check import parse_set  # scripts/ is on the path when run as a script
 
+from esper.errors import UserError
+
 LAST = 5  # batches averaged for the "last 5" column
 
 
@@ -98,6 +100,11 @@ def run_seed(
         outcome = run_training(config, display="none")
         seconds = time.perf_counter() - started
         cpu_seconds = time.process_time() - cpu_started
+        if outcome.result.status != "completed":
+            # a plain error: it crosses back from the worker process intact
+            raise RuntimeError(
+                f"seed {seed}: training {outcome.result.status}: {outcome.result.reason}"
+            )
         batches = read_curves(run_dir).batches.values()
     return SeedResult(
         seed,
@@ -154,6 +161,13 @@ def main(argv: list[str] | None = None) -> int:
     extra = parse_set(args.set)
     seeds = parse_seeds(args.seeds)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:  # a mistake in the task or a --set is one line here, not one per worker
+        from esper.api import make_config
+
+        make_config(None, {**extra, "task": args.task, "n_batches": args.episodes})
+    except UserError as exc:
+        print(f"seeds.py: {exc}", file=sys.stderr)
+        return 2
     started = time.perf_counter()
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=max(1, args.jobs), mp_context=context) as pool:
