@@ -205,6 +205,8 @@ def group_runs(runs: Sequence[RunCurves], labels: Sequence[str] | None = None) -
     keyed: dict[str, list[RunCurves]] = {}
     for run in runs:
         kept = {k: v for k, v in run.config.items() if k not in NOT_THE_EXPERIMENT}
+        if not kept:  # a record without its config: nothing says it repeats another run
+            kept = {"run": run.label}
         key = json.dumps({"task": run.task, **kept}, sort_keys=True, default=str)
         keyed.setdefault(key, []).append(run)
     members = list(keyed.values())
