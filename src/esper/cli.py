@@ -261,11 +261,39 @@ def plot(
         typer.Option("--output", "-o", help="Image to write; the suffix picks the format."),
     ] = Path("curves.png"),
     dpi: Annotated[int, typer.Option("--dpi", help="Resolution of the image.")] = 150,
+    smooth: Annotated[
+        int, typer.Option("--smooth", help="Average each run over this many batches.")
+    ] = 1,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Name of each line, in order (repeat the option)."),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Title of the return panel.")] = None,
+    normalize: Annotated[
+        bool,
+        typer.Option("--normalize", help="Map each task's return range onto [0, 1]."),
+    ] = False,
+    stat: Annotated[
+        str, typer.Option("--stat", help="Line through seeds: mean or iqm (interquartile mean).")
+    ] = "mean",
 ) -> None:
-    """Draw learning curves (needs the plot extra): return, losses, KL, throughput."""
+    """Draw learning curves (needs the plot extra): return, losses, KL, throughput.
+
+    Runs that differ only by seed are one line in a bootstrap 95% confidence band.
+    """
     from esper.plot import plot_runs
 
-    print(f"esper: wrote {plot_runs(run_dirs, output, dpi=dpi)}")
+    written = plot_runs(
+        run_dirs,
+        output,
+        dpi=dpi,
+        smooth=smooth,
+        labels=label,
+        title=title,
+        normalize=normalize,
+        stat=stat,
+    )
+    print(f"esper: wrote {written}")
 
 
 @app.command()
