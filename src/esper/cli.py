@@ -15,6 +15,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from esper.errors import UserError
+from esper.process import apply_process_settings
 
 # Commands import what they need when they run: `esper sanctum` and `esper --help`
 # should not pay for importing torch.
@@ -347,6 +348,7 @@ def tasks(
 
 def main() -> None:
     """Console-script entry point."""
+    apply_process_settings()  # process-wide, so the command's own, never esper.train()'s
     app(prog_name="esper")
 
 

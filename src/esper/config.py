@@ -30,7 +30,7 @@ class ConfigError(UserError, ValueError):
 class PPOConfig:
     """Every knob of a run. Field comments say what each one means for PPO."""
 
-    # --- run shape (ARCHITECTURE.md's words) ---
+    # --- run shape: batches of n_envs x horizon steps ---
     task: str = "cartpole"  # built-in task name, see esper.envs
     n_batches: int = 50  # batches to run in this invocation (--episodes)
     start_batch: int = 0  # batches already completed before this invocation (--start-episode)
@@ -64,6 +64,7 @@ class PPOConfig:
     # start on a 2-core CPU and ~100 MB; measured 1.2-1.3x faster updates at
     # 4,096 CartPole envs there, so it pays only on long, large runs.
     compile: bool = False
+    speedups: bool = True  # training/speedups.py's tricks; False: plain torch, same checkpoints
 
     # --- bookkeeping ---
     run_dir: str | None = None  # None: runs/<task>

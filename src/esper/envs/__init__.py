@@ -1,4 +1,4 @@
-"""Batched tensor environments (ARCHITECTURE.md's environment contract)."""
+"""Batched tensor environments: every task implements ``BatchedEnv``'s contract."""
 
 from esper.envs.base import BatchedEnv, EnvSpec
 from esper.envs.registry import (

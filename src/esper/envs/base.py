@@ -1,4 +1,4 @@
-"""The batched-environment contract (ARCHITECTURE.md) and its shared mechanics.
+"""The batched-environment contract (``BatchedEnv``) and its shared mechanics.
 
 A task supplies three pure tensor functions: the initial-state distribution,
 the dynamics (state, action -> next state, reward, terminated) and the

@@ -1,4 +1,4 @@
-"""Generalised advantage estimation with time-limit bootstrapping (PPO_DETAILS 5).
+"""Generalised advantage estimation with time-limit bootstrapping.
 
 ``next_values[t]`` is the value of what followed step ``t``: the next state's
 value inside an episode, V(final obs) when the episode was cut by the time

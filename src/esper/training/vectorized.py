@@ -29,7 +29,6 @@ from esper.telemetry.events import (
     TrainingStartedPayload,
 )
 from esper.telemetry.hub import TelemetryHub
-from esper.training.allocator import keep_freed_memory
 from esper.training.gae import batch_advantages
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import UPDATE_STATS, explained_variance, ppo_update
@@ -69,8 +68,6 @@ def run_vectorized_ppo(
     """Train ``config.n_batches`` batches, emitting telemetry to ``hub``."""
     stop = stop or StopRequest()
     device = resolve_device(config.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # minibatch activations are reused, not page-faulted in again
     run_dir = prepare_run_dir(config)
     state = build_state(config, device, run_dir)
     run_id = state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
