@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument(
         "--envs", type=int, nargs="*", default=[8, 64, 512, 4096], help="none: skip throughput"
     )
-    parser.add_argument("--max-epochs", type=int, default=64)
+    parser.add_argument("--max-epochs", dest="horizon", type=int, default=64)
     parser.add_argument("--batches", type=int, default=5, help="esper batches per size")
     parser.add_argument("--reference-batches", type=int, default=2)
     parser.add_argument("--device", default="auto")
@@ -214,6 +214,10 @@ def main() -> None:
 
     if args.worker:
         impl, n_envs = args.worker[0], int(args.worker[1])
+        if impl != "reference":  # esper's process as the `esper` command sets it up
+            from esper.process import apply_process_settings
+
+            apply_process_settings()
         if impl == "reference":
             row = measure_reference(args, n_envs)
         elif impl == "compiled":
