@@ -42,6 +42,14 @@ def mlp(
 
 
 class ActorCritic(nn.Module):
+    """Actor and critic MLPs, and the action distribution the actor's output parameterises.
+
+    Each distribution is one branch in each of ``sample_noise``, ``act``,
+    ``act_deterministic``, ``evaluate`` and ``env_action``: a new action space
+    adds its branch in those five places. ``speedups`` picks the layers of
+    training/speedups.py or their plain torch twins (same parameter names).
+    """
+
     def __init__(
         self,
         obs_dim: int,
