@@ -214,6 +214,10 @@ def main() -> None:
 
     if args.worker:
         impl, n_envs = args.worker[0], int(args.worker[1])
+        if impl != "reference":  # esper's process as the `esper` command sets it up
+            from esper.process import apply_process_settings
+
+            apply_process_settings()
         if impl == "reference":
             row = measure_reference(args, n_envs)
         elif impl == "compiled":

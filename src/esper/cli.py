@@ -17,6 +17,7 @@ from typer.core import TyperGroup
 from esper.config import FIELDS, SETTING_FLAGS, PPOConfig, default_text
 from esper.errors import UserError
 from esper.extras import install_hint
+from esper.process import apply_process_settings
 
 # Commands import what they need when they run: `esper sanctum` and `esper --help`
 # should not pay for importing torch.
@@ -357,6 +358,7 @@ def check_env(
 
 def main() -> None:
     """Console-script entry point."""
+    apply_process_settings()  # process-wide, so the command's own, never esper.train()'s
     app(prog_name="esper")
 
 

@@ -109,6 +109,7 @@ class PPOConfig:
         "for long runs with thousands of envs.",
         flag="--compile",
     )
+    speedups: bool = True  # training/speedups.py's tricks; False: plain torch, same checkpoints
 
     # --- bookkeeping ---
     run_dir: str | None = knob(

@@ -3,6 +3,8 @@
 Only what acting needs is restored (the actor-critic and, if the run used one,
 its observation normaliser, frozen); the file is loaded with
 ``weights_only=True`` like every checkpoint, so loading never runs pickled code.
+It shares with the trainer only the pieces a checkpoint is made of (the
+policy, the normaliser, the checkpoint format), never its loop or state.
 """
 
 from __future__ import annotations
@@ -20,11 +22,9 @@ from esper.envs import UnknownTaskError, env_class
 from esper.envs.registry import recall_task
 from esper.envs.spaces import ActionSpace
 from esper.run_dir import RunDir, describe_checkpoints
-from esper.training.checkpoint import CheckpointError, load_for_resume
+from esper.training.checkpoint import CheckpointError, describe_space, load_for_resume
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
-from esper.training.rollout import action_bounds, env_actions
-from esper.training.state import describe_space
 
 
 @dataclass
@@ -61,7 +61,7 @@ class TrainedPolicy:
             action = self.model.act_deterministic(obs)
         else:
             action, _, _ = self.model.act(obs)
-        action = env_actions(action, action_bounds(self.model))
+        action = self.model.env_action(action)
         return action[0] if single else action
 
 
@@ -127,7 +127,8 @@ def _rebuild(
             f"action shapes than task {task} has now",
             setting="checkpoint",
         )
-    model = ActorCritic(spec.obs_dim, spec.action_space, tuple(config["hidden_sizes"]))
+    speedups = bool(config.get("speedups", True))  # written before the switch existed: on
+    model = ActorCritic(spec.obs_dim, spec.action_space, tuple(config["hidden_sizes"]), speedups)
     model.load_state_dict(saved["policy"])
     model.to(device).eval().requires_grad_(False)
     normalizer = None

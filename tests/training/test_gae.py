@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from esper.training import gae
 from esper.training.gae import bootstrap_values, compute_gae
 
 
@@ -66,3 +68,22 @@ def test_truncation_bootstraps_but_termination_does_not() -> None:
     next_values = bootstrap_values(values, last_value, final_values, terminated, truncated)
     advantages, _ = compute_gae(rewards, values, next_values, terminated | truncated, 0.9, 0.95)
     assert advantages.tolist() == [[1.0, 1.0 + 0.9 * 10.0]]
+
+
+def test_final_observations_are_valued_a_few_steps_per_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A large rollout is valued in minibatch-sized passes (the memory peak) with
+    the same values as one pass."""
+    horizon, n_envs = 10, 6
+    final_obs = torch.randn(horizon, n_envs, 3)
+    passes: list[int] = []
+
+    def value_of(obs: torch.Tensor) -> torch.Tensor:
+        passes.append(obs.shape[0])
+        return obs.sum(-1)
+
+    monkeypatch.setattr(gae, "VALUE_CHUNK_ROWS", 4 * n_envs)
+    values = gae._values_in_chunks(value_of, final_obs)
+    assert passes == [4, 4, 2]
+    torch.testing.assert_close(values, final_obs.sum(-1))

@@ -1,4 +1,5 @@
-"""A 4,096-env CartPole run stays under 1 GB of process memory (DEVELOPERS budget)."""
+"""A 4,096-env CartPole run stays under 1 GB of process memory: the memory budget
+that docs/performance.md measures against."""
 
 from __future__ import annotations
 

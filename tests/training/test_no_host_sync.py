@@ -19,13 +19,13 @@ import esper
 from esper.config import PPOConfig
 from esper.envs import make
 from esper.host_sync import HostSyncError, host_reads_forbidden
-from esper.training.adam import Adam
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
 from esper.training.ppo import ppo_update
 from esper.training.rollout import RolloutBuffer, collect_rollout
+from esper.training.speedups import FlatAdam
 from esper.training.state import flatten_batch, update_settings
 
 PACKAGE = Path(esper.__file__).parent
@@ -53,7 +53,7 @@ def test_one_batch_runs_without_host_reads(normalize_obs: bool) -> None:
     config = PPOConfig(n_envs=16, horizon=32, n_minibatches=4, device="cpu")
     env = make("cartpole", config.n_envs, "cpu", seed=0)
     policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes)
-    optimizer = Adam(policy.parameters(), lr=1e-3, eps=1e-5)
+    optimizer = FlatAdam(policy.parameters(), lr=1e-3, eps=1e-5)
     normalizer = RunningMeanStd((env.obs_dim,)) if normalize_obs else None
     episodes = EpisodeTracker(config.n_envs, torch.device("cpu"))
     buffer = RolloutBuffer.allocate(config.horizon, config.n_envs, env.obs_dim, (), "cpu")

@@ -77,3 +77,19 @@ def test_resume_with_other_shapes_is_refused_naming_the_setting(tmp_path: Path) 
 def test_device_and_checkpoint_interval_may_change_on_resume(tmp_path: Path) -> None:
     train(tmp_path, 1)
     assert len(train(tmp_path, 1, start=1, checkpoint_every=5)) == 1
+
+
+def test_a_run_resumes_across_the_speedups_switch(tmp_path: Path) -> None:
+    """Trained with training/speedups.py's tricks, resumed without them and back:
+    the checkpoints load either way, and the weights match resuming with them to
+    float rounding."""
+    train(tmp_path / "on", 2)
+    train(tmp_path / "on", 2, start=2)
+    train(tmp_path / "off", 2)
+    train(tmp_path / "off", 1, start=2, speedups=False)
+    train(tmp_path / "off", 1, start=3)
+    on = load_checkpoint(tmp_path / "on" / "checkpoints" / "batch_000004.pt")
+    off = load_checkpoint(tmp_path / "off" / "checkpoints" / "batch_000004.pt")
+    assert on["optimizer"]["steps"] == off["optimizer"]["steps"] > 0
+    for name, tensor in on["policy"].items():
+        torch.testing.assert_close(off["policy"][name], tensor, rtol=1e-3, atol=1e-4)

@@ -1,4 +1,4 @@
-"""Batched tensor environments (ARCHITECTURE.md's environment contract).
+"""Batched tensor environments.
 
 Write your own task by subclassing ``BatchedEnv`` and name it with
 ``register``, an ``esper.envs`` entry point, or ``--task package.module:Factory``.

@@ -3,7 +3,8 @@
 It is a hub subscriber (``handle``/``close``) and can also be fed from a file.
 The trainer's thread calls ``handle`` once per event and holds the lock only
 to update a few fields; the dashboard's thread calls ``snapshot`` whenever it
-redraws. Facts are taken from the events that own them (docs/telemetry.md):
+redraws. Facts are taken from the events that own them, so a stray
+event cannot move the progress bar:
 ``max_batches`` only from TRAINING_STARTED, ``current_batch`` from
 TRAINING_STARTED's ``start_batch`` and then BATCH_COMPLETED's ``batch``. An
 event that contradicts them is not obeyed; it is logged as an anomaly.

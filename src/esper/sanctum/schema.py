@@ -1,7 +1,7 @@
 """``SanctumSnapshot``: everything a dashboard shows, frozen at one moment.
 
 Every field comes from an event. A value that has not arrived yet is ``None``
-(or ``max_batches == 0``, as TELE-014 in docs/telemetry.md fixes), so widgets can show it as
+(or ``max_batches == 0`` before the run announces its length), so widgets can show it as
 missing instead of inventing a default.
 """
 
@@ -102,7 +102,7 @@ class SanctumSnapshot:
     # --- progress ---
     start_batch: int = 0  # batches completed before this invocation (a resume)
     current_batch: int = 0
-    max_batches: int = 0  # 0 until TRAINING_STARTED arrives (TELE-014)
+    max_batches: int = 0  # 0 until TRAINING_STARTED arrives (only it sets this)
     env_steps: int | None = None
     elapsed_seconds: float | None = None  # since this run view's TRAINING_STARTED
     eta_seconds: float | None = None  # None unless running with a batch to time

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.errors import UserError
 
 CHECKPOINT_FORMAT = 1
@@ -98,3 +99,14 @@ def newest_intact(checkpoints: dict[int, Path]) -> int | None:
             continue
         return batch
     return None
+
+
+def describe_space(space: ActionSpace) -> dict[str, Any]:
+    """The action space as a checkpoint records it (plain values, loadable with
+    ``weights_only``), for comparing a checkpoint with a task."""
+    if isinstance(space, DiscreteSpace):
+        return {"kind": "discrete", "n": space.n}
+    if isinstance(space, MultiDiscreteSpace):
+        return {"kind": "multi_discrete", "nvec": list(space.nvec)}
+    assert isinstance(space, BoxSpace)
+    return {"kind": "box", "low": list(space.low), "high": list(space.high)}

@@ -1,4 +1,5 @@
-"""Running mean/variance of observations, kept on the device (PPO_DETAILS c4).
+"""Running mean/variance of observations, kept on the device and clipped
+to +-10 as in CleanRL's continuous-action PPO.
 
 Updated from whole batches with the parallel-variance formula, so the rollout
 never crosses to the host. Its buffers are part of the module's state_dict and
@@ -43,7 +44,8 @@ class RunningMeanStd(nn.Module):
 
 
 class RewardScaler(nn.Module):
-    """Divide rewards by a running std of the discounted return (PPO_DETAILS c5).
+    """Divide rewards by a running std of the discounted return, as in
+    CleanRL's continuous-action PPO.
 
     No mean is subtracted, so the sign of a reward survives. Each copy keeps its
     own discounted return, reset where its episode ended.

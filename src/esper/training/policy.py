@@ -1,4 +1,4 @@
-"""The actor-critic: separate tanh MLPs for policy and value (PPO_DETAILS 2, 13).
+"""The actor-critic: separate tanh MLPs for policy and value, as in CleanRL's ``ppo.py``.
 
 Discrete tasks get a categorical policy over logits; continuous tasks a
 diagonal Gaussian with a state-independent learned log-std started at 0.
@@ -9,124 +9,63 @@ tensor ops with no argument validation (and no host synchronisation).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 from torch import nn
 
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.training import multi_categorical
+from esper.training.speedups import linear, tanh
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
 
-class _NarrowInputLinearFunction(torch.autograd.Function):
-    """``x @ W.T + b`` whose weight gradient is computed as ``(x.T @ g).T``.
-
-    Autograd's default computes ``g.T @ x``: a ``[n_out, B] @ [B, n_in]``
-    product, which MKL runs 4-5x slower than the transposed form when ``n_in``
-    is a handful of observation features (measured on a 2-core AMD EPYC: 21 ms
-    against 4.3 ms at B = 65,536, 4 -> 64; the summation is also closer to
-    float64). Same values, same parameters, same checkpoint layout.
-    """
-
-    @staticmethod
-    def forward(
-        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
-    ) -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        return torch.addmm(bias, x, weight.t())
-
-    @staticmethod
-    def backward(
-        ctx: Any, grad: torch.Tensor
-    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        x, weight = ctx.saved_tensors
-        grad_x = grad @ weight if ctx.needs_input_grad[0] else None
-        return grad_x, torch.mm(x.t(), grad).t(), grad.sum(0)
-
-
-class NarrowInputLinear(nn.Linear):
-    """A linear layer with fewer inputs than outputs (the first layer on
-    low-dimensional observations): the fast weight-gradient form when training
-    on 2-D batches, plain ``nn.Linear`` otherwise."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2 and torch.is_grad_enabled() and self.weight.requires_grad:
-            return _NarrowInputLinearFunction.apply(x, self.weight, self.bias)
-        return super().forward(x)
-
-
-# Below this many elements torch.tanh's fixed cost wins; above it its per-element
-# cost does (2 CPU threads: 45 vs 57 us at 256 x 64, 5.0 vs 2.5 ms at 32,768 x 64).
-_SIGMOID_TANH_MIN_ELEMENTS = 65_536
-
-
-def _tanh_via_sigmoid(x: torch.Tensor) -> torch.Tensor:
-    """``2 sigmoid(2x) - 1``: one allocation, then in-place ops."""
-    return x.mul(2.0).sigmoid_().mul_(2.0).sub_(1.0)
-
-
-class _SigmoidTanhFunction(torch.autograd.Function):
-    """``tanh(x) = 2 sigmoid(2x) - 1``, with tanh's own backward.
-
-    torch's CPU ``tanh`` kernel costs ~2.5 ns an element here where
-    ``sigmoid`` costs ~1, and the hidden-layer tanh was the largest single
-    item of a large update (docs/performance.md). Absolute error vs
-    ``torch.tanh`` is below 2e-7.
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
-        y = _tanh_via_sigmoid(x)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
-        (y,) = ctx.saved_tensors
-        return torch.ops.aten.tanh_backward(grad, y)
-
-
-class Tanh(nn.Module):
-    """``nn.Tanh`` with a faster path for large CPU batches (same function)."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type != "cpu" or x.numel() < _SIGMOID_TANH_MIN_ELEMENTS:
-            return torch.tanh(x)
-        if torch.is_grad_enabled() and x.requires_grad:
-            return _SigmoidTanhFunction.apply(x)
-        return _tanh_via_sigmoid(x)
-
-
-def _layer(n_in: int, n_out: int, gain: float) -> nn.Linear:
+def _layer(n_in: int, n_out: int, gain: float, fast: bool) -> nn.Linear:
     """Orthogonal weights with ``gain``, zero bias."""
-    layer = NarrowInputLinear(n_in, n_out) if n_in < n_out else nn.Linear(n_in, n_out)
+    layer = linear(n_in, n_out, fast)
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
     return layer
 
 
-def mlp(n_in: int, hidden: tuple[int, ...], n_out: int, out_gain: float) -> nn.Sequential:
+def mlp(
+    n_in: int, hidden: tuple[int, ...], n_out: int, out_gain: float, fast: bool = True
+) -> nn.Sequential:
+    """Linear and tanh layers; ``fast`` picks training/speedups.py's twins of
+    ``nn.Linear`` and ``nn.Tanh`` (same values, same parameter names)."""
     layers: list[nn.Module] = []
     width = n_in
     for h in hidden:
-        layers += [_layer(width, h, math.sqrt(2)), Tanh()]
+        layers += [_layer(width, h, math.sqrt(2), fast), tanh(fast)]
         width = h
-    layers.append(_layer(width, n_out, out_gain))
+    layers.append(_layer(width, n_out, out_gain, fast))
     return nn.Sequential(*layers)
 
 
 class ActorCritic(nn.Module):
-    def __init__(self, obs_dim: int, action_space: ActionSpace, hidden: tuple[int, ...]) -> None:
+    """Actor and critic MLPs, and the action distribution the actor's output parameterises.
+
+    Each distribution is one branch in each of ``sample_noise``, ``act``,
+    ``act_deterministic``, ``evaluate`` and ``env_action``: a new action space
+    adds its branch in those five places. ``speedups`` picks the layers of
+    training/speedups.py or their plain torch twins (same parameter names).
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_space: ActionSpace,
+        hidden: tuple[int, ...],
+        speedups: bool = True,
+    ) -> None:
         super().__init__()
         self.action_space = action_space
         self.discrete = isinstance(action_space, DiscreteSpace | MultiDiscreteSpace)
         # MultiDiscrete: one block of logits per component (training/multi_categorical.py)
         self.nvec = action_space.nvec if isinstance(action_space, MultiDiscreteSpace) else None
         n_out = _output_width(action_space)
-        self.actor = mlp(obs_dim, hidden, n_out, out_gain=0.01)
-        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0)
+        self.actor = mlp(obs_dim, hidden, n_out, out_gain=0.01, fast=speedups)
+        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0, fast=speedups)
         if isinstance(action_space, BoxSpace):
             self.log_std = nn.Parameter(torch.zeros(action_space.dim))
             # Clipping bounds on the policy's device, moved by .to() like the
@@ -174,6 +113,15 @@ class ActorCritic(nn.Module):
             action = out + self.log_std.exp() * noise
             log_prob = self._gaussian_log_prob(out, action)
         return action, log_prob, self.value(obs)
+
+    def env_action(self, action: torch.Tensor) -> torch.Tensor:
+        """What the environment receives: Gaussian samples clipped to the bounds.
+
+        The rollout buffer keeps the unclipped sample, whose log-probability was scored.
+        """
+        if self.discrete:
+            return action
+        return torch.clamp(action, self.action_low, self.action_high)
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The most likely action (argmax, or the Gaussian mean)."""

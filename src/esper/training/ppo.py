@@ -1,4 +1,5 @@
-"""The clipped PPO update over one batch (PPO_DETAILS 6-12).
+"""The clipped PPO update over one batch, with CleanRL's details: advantage
+normalisation per minibatch, clipped value loss, global gradient-norm clipping.
 
 Statistics stay on the device as tensors; the caller moves them to the host
 once per batch together with everything else.
@@ -11,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from esper.training.adam import Adam
 from esper.training.policy import ActorCritic
+from esper.training.speedups import Optimizer
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ MinibatchLoss = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 def ppo_update(
     policy: ActorCritic,
-    optimizer: Adam,
+    optimizer: Optimizer,
     batch: FlatBatch,
     settings: UpdateSettings,
     loss_fn: MinibatchLoss = minibatch_loss,

@@ -61,21 +61,6 @@ class RolloutBuffer:
         ]
 
 
-def action_bounds(policy: ActorCritic) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The Box bounds as device tensors the policy keeps (None if discrete)."""
-    if policy.discrete:
-        return None
-    return policy.action_low, policy.action_high
-
-
-def env_actions(actions: torch.Tensor, bounds: tuple[torch.Tensor, ...] | None) -> torch.Tensor:
-    """What the environment receives: Gaussian samples clipped to the bounds.
-
-    The buffer keeps the unclipped sample, whose log-probability was scored.
-    """
-    return actions if bounds is None else torch.clamp(actions, *bounds)
-
-
 @torch.no_grad()
 def collect_rollout(
     env: BatchedEnv,
@@ -88,7 +73,6 @@ def collect_rollout(
 ) -> torch.Tensor:
     """Fill ``buffer`` with one batch of transitions; return the raw obs that follows."""
     episodes.resize(buffer.horizon)
-    bounds = action_bounds(policy)
     noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [horizon, n_envs, n_out]
     for t, (slot, step_noise) in enumerate(zip(buffer.step_views(), noise.unbind(0), strict=True)):
         if obs_normalizer is not None:
@@ -97,7 +81,7 @@ def collect_rollout(
         else:
             policy_obs = next_obs
         action, log_prob, value = policy.act(policy_obs, step_noise)
-        next_obs, reward, terminated, truncated, info = env.step(env_actions(action, bounds))
+        next_obs, reward, terminated, truncated, info = env.step(policy.env_action(action))
         final_obs = info["final_obs"]
         if obs_normalizer is not None:
             final_obs = obs_normalizer.normalize(final_obs)

@@ -17,10 +17,13 @@ import torch
 from esper.config import ConfigError, PPOConfig
 from esper.envs import BatchedEnv, make
 from esper.envs.registry import task_source
-from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.run_dir import RunDir
-from esper.training.adam import Adam
-from esper.training.checkpoint import CheckpointError, load_for_resume, save_checkpoint
+from esper.training.checkpoint import (
+    CheckpointError,
+    describe_space,
+    load_for_resume,
+    save_checkpoint,
+)
 from esper.training.compilation import loss_function
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.normalizer import RewardScaler, RunningMeanStd
@@ -28,6 +31,7 @@ from esper.training.policy import ActorCritic, count_parameters
 from esper.training.ppo import FlatBatch, MinibatchLoss, UpdateSettings, minibatch_loss
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
 from esper.training.rollout import RolloutBuffer
+from esper.training.speedups import Optimizer, optimizer
 
 # Settings that shape the saved tensors: a resume must keep them.
 RESUME_FIXED = ("task", "n_envs", "hidden_sizes", "normalize_obs", "normalize_reward")
@@ -39,7 +43,7 @@ class TrainerState:
     device: torch.device
     env: BatchedEnv
     policy: ActorCritic
-    optimizer: Adam
+    optimizer: Optimizer  # FlatAdam, or PlainAdam with speedups off
     obs_normalizer: RunningMeanStd | None
     reward_scaler: RewardScaler | None
     episodes: EpisodeTracker
@@ -85,21 +89,13 @@ def _module_state(module: torch.nn.Module | None) -> dict[str, Any] | None:
     return module.state_dict() if module is not None else None
 
 
-def describe_space(space: ActionSpace) -> dict[str, Any]:
-    if isinstance(space, DiscreteSpace):
-        return {"kind": "discrete", "n": space.n}
-    if isinstance(space, MultiDiscreteSpace):
-        return {"kind": "multi_discrete", "nvec": list(space.nvec)}
-    assert isinstance(space, BoxSpace)
-    return {"kind": "box", "low": list(space.low), "high": list(space.high)}
-
-
 def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> TrainerState:
     """A fresh state for a new run, or the state saved after ``start_batch``."""
     seed_everything(config.seed)
     env = make(config.task, config.n_envs, device, seed=config.seed)
-    policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes).to(device)
-    optimizer = Adam(policy.parameters(), lr=config.learning_rate, eps=config.adam_eps)
+    policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes, config.speedups)
+    policy.to(device)
+    adam = optimizer(policy.parameters(), config.learning_rate, config.adam_eps, config.speedups)
     normalizer = RunningMeanStd((env.obs_dim,)).to(device) if config.normalize_obs else None
     scaler = (
         RewardScaler(config.n_envs, config.gamma).to(device) if config.normalize_reward else None
@@ -109,7 +105,7 @@ def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> Tra
         device=device,
         env=env,
         policy=policy,
-        optimizer=optimizer,
+        optimizer=adam,
         obs_normalizer=normalizer,
         reward_scaler=scaler,
         episodes=EpisodeTracker(config.n_envs, device, config.horizon),

@@ -14,7 +14,7 @@ import torch
 
 
 class BatchClock:
-    MARKS = ("start", "rollout_done", "update_done")
+    """Marks ``start``, ``rollout_done`` and ``update_done`` of one batch."""
 
     def __init__(self, device: torch.device) -> None:
         self._cuda = device.type == "cuda"

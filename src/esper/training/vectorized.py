@@ -28,7 +28,6 @@ from esper.telemetry.events import (
 )
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.metrics import pack_device_stats, unpack_device_stats
-from esper.training.allocator import keep_freed_memory
 from esper.training.gae import batch_advantages
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import explained_variance, ppo_update
@@ -69,8 +68,6 @@ def run_vectorized_ppo(
     (the caller's words for the user) ends TRAINING_STARTED's message."""
     stop = stop or StopRequest()
     device = resolve_device(config.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # minibatch activations are reused, not page-faulted in again
     run_dir = prepare_run_dir(config)
     state = build_state(config, device, run_dir)
     run_id = state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"

@@ -1,4 +1,4 @@
-"""RunHeader: which run this is, and how far it has got (TELE-014's ``B:`` bar)."""
+"""RunHeader: which run this is, and how far it has got (the ``B:`` batch bar)."""
 
 from __future__ import annotations
 
