@@ -1,5 +1,7 @@
 """``gym:ENV_ID`` tasks: gymnasium's vector env behind the batched-env API."""
 
+import importlib.util
+
 import gymnasium
 import numpy as np
 import pytest
@@ -218,3 +220,30 @@ def test_multidiscrete_actions_train(tmp_path) -> None:
     assert outcome.last_batch["episode_return_mean"] > 11  # random play: 8 x (1/3 + 1/2)
     policy = esper.load_policy(tmp_path)
     assert policy(torch.zeros(5)).shape == (2,)
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("mujoco") is not None, reason="MuJoCo is installed here"
+)
+def test_a_missing_simulator_is_one_line_naming_the_extra(tmp_path, capsys) -> None:
+    from esper.cli import app
+
+    code = app(
+        [
+            "ppo",
+            "--task",
+            "gym:HalfCheetah-v5",
+            "--episodes",
+            "1",
+            "--run-dir",
+            str(tmp_path / "r"),
+        ],
+        standalone_mode=False,
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "esper: error: --task: HalfCheetah-v5 needs a package that is not installed; "
+        "pip install 'esper-rl[mujoco]'"
+    ]
+    assert not (tmp_path / "r").exists()

@@ -28,6 +28,7 @@ from esper.envs.base import EnvSpec, SpecShapes, StepResult
 from esper.envs.registry import GYM_ASYNC_PREFIX, GYM_PREFIX
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.errors import UserError
+from esper.extras import install_hint
 
 
 def registration_problem(gym_id: str) -> str | None:
@@ -59,9 +60,32 @@ def observation_dim(gym_id: str, space: gymnasium.Space) -> int:
     )
 
 
+class MissingSimulatorError(UserError, ImportError):
+    """A gymnasium id whose simulator package is not installed (MuJoCo, Box2D)."""
+
+    setting = "task"
+
+
+# gymnasium's simulator families and the esper extra that installs each.
+SIMULATOR_EXTRAS = {"mujoco": "mujoco", "box2d": "box2d"}
+
+
+def make_env(gym_id: str) -> gymnasium.Env:
+    """``gymnasium.make(gym_id)``; a missing simulator is one line naming the extra."""
+    try:
+        return gymnasium.make(gym_id)
+    except gymnasium.error.DependencyNotInstalled as exc:
+        entry = str(getattr(gymnasium.spec(gym_id), "entry_point", ""))
+        extra = next((e for key, e in SIMULATOR_EXTRAS.items() if f".{key}." in entry), None)
+        hint = f"; {install_hint(extra)}" if extra else ""
+        raise MissingSimulatorError(f"{gym_id} needs a package that is not installed{hint}") from (
+            exc
+        )
+
+
 def make_flat(gym_id: str) -> gymnasium.Env:
     """``gymnasium.make(gym_id)``, its observations flattened when not a ``Box``."""
-    env = gymnasium.make(gym_id)
+    env = make_env(gym_id)
     if not isinstance(env.observation_space, gymnasium.spaces.Box):
         observation_dim(gym_id, env.observation_space)  # refuse what cannot flatten
         env = FlattenObservation(env)
@@ -219,7 +243,7 @@ class GymTask:
 
     @cached_property
     def spec(self) -> EnvSpec:
-        env = gymnasium.make(self.gym_id)
+        env = make_env(self.gym_id)
         try:
             return env_spec(self.gym_id, env.observation_space, env.action_space, self.name)
         finally:
