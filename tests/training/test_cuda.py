@@ -19,7 +19,7 @@ from esper.config import PPOConfig
 from esper.envs import make, task_names
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
-from esper.training.adam import Adam
+from esper.training.speedups import FlatAdam
 from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
@@ -105,7 +105,7 @@ def test_a_whole_batch_never_waits_for_the_host(task: str) -> None:
     config = PPOConfig(task=task, n_envs=64, horizon=16, n_minibatches=4, device="cuda")
     env = make(task, config.n_envs, device, seed=0)
     policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes).to(device)
-    optimizer = Adam(policy.parameters(), lr=1e-3, eps=1e-5)
+    optimizer = FlatAdam(policy.parameters(), lr=1e-3, eps=1e-5)
     normalizer = RunningMeanStd((env.obs_dim,)).to(device)
     scaler = RewardScaler(config.n_envs, config.gamma).to(device)
     episodes = EpisodeTracker(config.n_envs, device, config.horizon)
