@@ -26,6 +26,7 @@ from esper.telemetry.jsonl import JsonlSink
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
 from esper.training.checkpoint import load_for_resume
+from esper.training.distributed import Collectives, process_group
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.vectorized import TrainingResult, run_vectorized_ppo
 
@@ -96,12 +97,25 @@ def train(
     (``start_episode`` resumes, ``max_epochs`` is the horizon, as on the CLI).
     Returns the outcome: status, run dir and the last batch's statistics.
     """
-    config = make_config(
+    display: Display = "lines" if console else "none"
+    return _train_in_group(
         Path(config_file) if config_file else None,
         {"task": task, "n_batches": episodes, **_field_names(overrides)},
+        display,
+        tensorboard,
     )
-    display: Display = "lines" if console else "none"
-    return run_training(config, display=display, tensorboard=tensorboard)
+
+
+def _train_in_group(
+    config_file: Path | None, overrides: dict[str, Any], display: Display, tensorboard: bool
+) -> TrainOutcome:
+    """One process, or this rank of a torchrun job: rank 0 reads the config (and a
+    resume's checkpoint) and shares it; only rank 0 writes telemetry or draws."""
+    with process_group() as group:
+        config = group.main_decides(lambda: make_config(config_file, overrides))
+        if not group.is_main:
+            display, tensorboard = "none", False
+        return run_training(config, display=display, tensorboard=tensorboard, group=group)
 
 
 # The CLI's words for a setting (the contract with users), and the field each names.
@@ -124,9 +138,12 @@ def run_training(
     display: Display = "lines",
     stop: StopRequest | None = None,
     tensorboard: bool = False,
+    group: Collectives | None = None,
 ) -> TrainOutcome:
     """Run ``config`` with the JSONL record and a display: the Sanctum dashboard, a
-    progress bar, plain lines or nothing; ``tensorboard`` adds RUN_DIR/tensorboard/."""
+    progress bar, plain lines or nothing; ``tensorboard`` adds RUN_DIR/tensorboard/.
+    A rank other than 0 of a torchrun job (``group``) writes no telemetry."""
+    group = group or Collectives()
     hub = TelemetryHub()
     run_dir = RunDir(config.resolved_run_dir())
     if tensorboard:  # a missing package is an error before training starts
@@ -135,7 +152,8 @@ def run_training(
     with graceful_signals(stop):
         # The run dir is checked (and cleared on --overwrite) by the trainer before
         # it emits anything, so the JSONL sink subscribes lazily on the first event.
-        hub.subscribe(_LazyJsonl(run_dir))
+        if group.is_main:
+            hub.subscribe(_LazyJsonl(run_dir))
         if display == "lines":
             hub.subscribe(ConsoleSink())
         elif display == "progress":
@@ -143,19 +161,19 @@ def run_training(
         dashboard = _dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
-                result = run_vectorized_ppo(config, hub, stop)
+                result = run_vectorized_ppo(config, hub, stop, group)
         except UserError:  # the CLI makes these one line, exit 2
             raise
         except Exception as exc:  # a bug or an environment failure: keep the traceback
-            result = _crashed(config, run_dir, exc)
+            result = _crashed(config, run_dir, exc, group.rank)
         finally:
             hub.close()
     return TrainOutcome(result, config, telemetry_failures=list(hub.failures.values()))
 
 
-def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception) -> TrainingResult:
+def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception, rank: int = 0) -> TrainingResult:
     """Save the traceback beside the run and describe the failure in one line."""
-    log = run_dir.path / "error.log"
+    log = run_dir.path / ("error.log" if rank == 0 else f"error.rank{rank}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as fh:
         fh.write("".join(traceback.format_exception(exc)))
@@ -169,8 +187,7 @@ def train_from_cli(
     sanctum: bool | None,
     tensorboard: bool = False,
 ) -> TrainOutcome:
-    config = make_config(config_file, overrides)
-    return run_training(config, display=choose_display(sanctum), tensorboard=tensorboard)
+    return _train_in_group(config_file, overrides, choose_display(sanctum), tensorboard)
 
 
 def choose_display(sanctum: bool | None) -> Display:

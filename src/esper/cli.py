@@ -6,6 +6,7 @@ and a non-zero exit code.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -51,8 +52,13 @@ class OneLineErrors(TyperGroup):
 
 
 def _fail(line: str, code: int) -> int:
-    print(f"esper: {line}", file=sys.stderr, flush=True)
+    if _is_main_rank():  # under torchrun every rank sees the same bad input: say it once
+        print(f"esper: {line}", file=sys.stderr, flush=True)
     return code
+
+
+def _is_main_rank() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
 
 app = typer.Typer(
@@ -220,11 +226,12 @@ def ppo(
     }
     result = api.train_from_cli(config, overrides, sanctum=sanctum, tensorboard=tensorboard)
     if result.status == "interrupted":
-        resume = result.resume_command
-        print(f"esper: interrupted; resume with: {resume}", file=sys.stderr)
+        if _is_main_rank():
+            print(f"esper: interrupted; resume with: {result.resume_command}", file=sys.stderr)
         raise typer.Exit(143 if result.exit_signal == "SIGTERM" else 130)
     if result.status == "failed":
-        print(f"esper: training failed: {result.reason}", file=sys.stderr)
+        where = "" if _is_main_rank() else f" (rank {os.environ['RANK']})"
+        print(f"esper: training failed{where}: {result.reason}", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
     if result.telemetry_failures:
         names = ", ".join(f"{f.name} ({f.first_error})" for f in result.telemetry_failures)

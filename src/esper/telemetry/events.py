@@ -59,9 +59,18 @@ class TrainingStartedPayload:
     policy_params: int
     config: dict[str, Any] = field(default_factory=dict)
     env_steps: int = 0  # env steps already taken before this invocation (resume)
+    world_size: int = 1  # processes (ranks) training together under torchrun
+    env_device_counts: dict[str, int] = field(default_factory=dict)  # envs per device
 
     def __post_init__(self) -> None:
         _check(_is_int(self.n_envs) and self.n_envs >= 1, "n_envs must be an int >= 1")
+        _check(_is_int(self.world_size) and self.world_size >= 1, "world_size must be >= 1")
+        _check(
+            isinstance(self.env_device_counts, dict)
+            and all(_is_int(n) and n >= 1 for n in self.env_device_counts.values())
+            and (not self.env_device_counts or sum(self.env_device_counts.values()) == self.n_envs),
+            "env_device_counts must map devices to env counts summing to n_envs",
+        )
         _check(_is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs must be >= 1")
         _check(_is_int(self.max_batches) and self.max_batches >= 1, "max_batches must be >= 1")
         _check(

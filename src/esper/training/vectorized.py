@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +31,7 @@ from esper.telemetry.events import (
 )
 from esper.telemetry.hub import TelemetryHub
 from esper.training.allocator import keep_freed_memory
+from esper.training.distributed import MAX, MEAN, MIN, SUM, Collectives, rank_device
 from esper.training.gae import batch_advantages
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import UPDATE_STATS, explained_variance, ppo_update
@@ -51,6 +53,7 @@ class TrainingResult:
     env_steps: int
     reason: str = ""
     exit_signal: str | None = None
+    collective_seconds: float = 0.0  # host time this rank spent in collectives
     last_batch: dict[str, Any] = field(default_factory=dict)  # BATCH_COMPLETED fields
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -64,17 +67,28 @@ def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
 
 
 def run_vectorized_ppo(
-    config: PPOConfig, hub: TelemetryHub, stop: StopRequest | None = None
+    config: PPOConfig,
+    hub: TelemetryHub,
+    stop: StopRequest | None = None,
+    group: Collectives | None = None,
 ) -> TrainingResult:
-    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``."""
+    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``.
+
+    Under torchrun ``group`` is this rank's place in the job: rank 0 checks the
+    run dir and writes checkpoints; every rank trains its share of the envs.
+    """
     stop = stop or StopRequest()
-    device = resolve_device(config.device)
+    group = group or Collectives()
+    device = rank_device(resolve_device(config.device), group)
     if device.type == "cpu":
         keep_freed_memory()  # minibatch activations are reused, not page-faulted in again
-    run_dir = prepare_run_dir(config)
-    state = build_state(config, device, run_dir)
-    run_id = state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
+    run_dir = group.main_decides(lambda: prepare_run_dir(config))
+    state = build_state(config, device, run_dir, group)
+    run_id = group.main_decides(lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}")
     state.run_id = run_id
+    env_device_counts: Counter[str] = Counter()
+    for label, count in group.all_gather_object((group.device_label(device), state.local_envs)):
+        env_device_counts[label] += count
     _emit(
         hub,
         run_id,
@@ -90,11 +104,14 @@ def run_vectorized_ppo(
             policy_params=state.policy_params,
             config=config.to_dict(),
             env_steps=state.env_steps,
+            world_size=group.world_size,
+            env_device_counts=dict(env_device_counts),
         ),
         batch=config.start_batch,
         message=(
             f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
-            f"on {device}, {config.n_envs} envs x {config.horizon} steps, "
+            f"on {_describe_devices(env_device_counts)}, "
+            f"{config.n_envs} envs x {config.horizon} steps, "
             f"batches {config.start_batch + 1}..{config.max_batches}"
             + (
                 "; gymnasium environments cannot be checkpointed, so this resume "
@@ -107,17 +124,19 @@ def run_vectorized_ppo(
     result = TrainingResult("completed", run_dir.path, run_id, state.batch, state.env_steps)
     buffer = RolloutBuffer.allocate(
         config.horizon,
-        config.n_envs,
+        state.local_envs,
         state.env.obs_dim,
         state.env.action_space.shape,
         device,
     )
     started = time.perf_counter()
+    stop_agreed = False  # several ranks stop together, at the batch all of them agree on
+    saved_batch = config.start_batch
     try:
         while state.batch < config.max_batches:
-            if stop.requested:
-                return _interrupt(hub, config, state, run_dir, result, stop)
-            stats = _train_one_batch(config, state, buffer)
+            if stop_agreed if group.active else stop.requested:
+                return _interrupt(hub, config, state, run_dir, result, stop, saved_batch)
+            stats, stop_agreed = _train_one_batch(config, state, buffer, stop.requested)
             result.last_batch = stats
             result.history.append(stats)
             _emit(
@@ -129,6 +148,7 @@ def run_vectorized_ppo(
             )
             if state.batch % config.checkpoint_every == 0 or state.batch == config.max_batches:
                 _save(hub, state, run_dir)
+                saved_batch = state.batch
     except NonFiniteError as exc:
         return _fail(hub, state, run_dir, result, str(exc), "NonFiniteError")
     except KeyboardInterrupt:
@@ -141,6 +161,7 @@ def run_vectorized_ppo(
         raise
     finally:  # however the loop ended, the result reports where training stands
         result.final_batch, result.env_steps = state.batch, state.env_steps
+        result.collective_seconds = group.seconds
     _emit(
         hub,
         run_id,
@@ -158,9 +179,13 @@ def run_vectorized_ppo(
 
 
 def _train_one_batch(
-    config: PPOConfig, state: TrainerState, buffer: RolloutBuffer
-) -> dict[str, Any]:
-    """One batch: rollout, GAE, update, then the batch's single host transfer."""
+    config: PPOConfig, state: TrainerState, buffer: RolloutBuffer, stop_requested: bool
+) -> tuple[dict[str, Any], bool]:
+    """One batch: rollout, GAE, update, then the batch's single host transfer.
+
+    With several ranks the statistics cross ranks in one collective first,
+    carrying each rank's stop request; returns the stats and whether the job stops.
+    """
     clock = BatchClock(state.device)
     clock.mark("start")
     learning_rate = learning_rate_at(config, state.batch)
@@ -192,18 +217,26 @@ def _train_one_batch(
         state.policy,
         state.optimizer,
         flatten_batch(buffer, advantages, returns),
-        update_settings(config),
+        update_settings(config, state.group.world_size),
         state.loss_fn,
+        state.group,
     )
-    ev = explained_variance(buffer.values.flatten(), returns.flatten())
     clock.mark("update_done")
 
-    # The one device-to-host transfer of the batch.
-    on_device = torch.cat(
-        (state.episodes.totals(), update_stats.to(torch.float64), ev.to(torch.float64).view(1))
-    )
-    host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
-    episode_totals, update_values, explained = host[:5], host[5:-1], host[-1]
+    totals = (state.episodes.totals(), update_stats.to(torch.float64))
+    if state.group.active:
+        flags = torch.tensor([float(stop_requested)], dtype=torch.float64, device=state.device)
+        moments = _value_moments(buffer.values.flatten(), returns.flatten())
+        on_device = state.group.reduce_fields(torch.cat((*totals, moments, flags)), BATCH_KINDS)
+        host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
+        explained = _explained_from_moments(host[11:16])
+        stop_agreed = host[16] > 0
+    else:
+        ev = explained_variance(buffer.values.flatten(), returns.flatten())
+        on_device = torch.cat((*totals, ev.to(torch.float64).view(1)))
+        host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
+        explained, stop_agreed = host[11], stop_requested
+    episode_totals, update_values = host[:5], host[5:11]
     update = dict(zip(UPDATE_STATS, update_values, strict=True))
     bad = [name for name in ("policy_loss", "value_loss", "grad_norm") if not _finite(update[name])]
     state.batch += 1
@@ -213,7 +246,7 @@ def _train_one_batch(
     batch_seconds = clock.since_start()
     rollout_seconds, update_seconds = clock.split()
     return {
-        "env_steps": state.env_steps,
+        "env_steps": state.env_steps,  # the job's: config.batch_size counts every rank
         "sps": config.batch_size / batch_seconds,
         "batch_seconds": batch_seconds,
         **state.episodes.summarize(episode_totals),
@@ -223,7 +256,34 @@ def _train_one_batch(
         "rollout_seconds": rollout_seconds,
         "update_seconds": update_seconds,
         **memory_usage_mb(state.device),
-    }
+    }, stop_agreed
+
+
+# How each number of the batch's flat vector combines across ranks: episode
+# totals (count, return sum, min, max, length sum), the six UPDATE_STATS, the
+# value/return moments behind explained variance, and the stop flag.
+BATCH_KINDS = (SUM, SUM, MIN, MAX, SUM, *(MEAN,) * len(UPDATE_STATS), *(SUM,) * 5, MAX)
+
+
+def _value_moments(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+    """``[5]`` float64: n, sum and sum of squares of returns and of returns - values."""
+    returns = returns.to(torch.float64)
+    residual = returns - values.to(torch.float64)
+    n = torch.full((1,), returns.numel(), dtype=torch.float64, device=returns.device)
+    sums = (returns.sum(), returns.square().sum(), residual.sum(), residual.square().sum())
+    return torch.cat((n, torch.stack(sums)))
+
+
+def _explained_from_moments(moments: list[float]) -> float:
+    """``explained_variance`` over every rank's batch, from summed moments."""
+    n, total, squares, residual, residual_squares = moments
+    var_returns = (squares - total * total / n) / (n - 1)
+    var_residual = (residual_squares - residual * residual / n) / (n - 1)
+    return 1.0 - var_residual / var_returns if var_returns > 0 else float("nan")
+
+
+def _describe_devices(counts: Counter[str]) -> str:
+    return ", ".join(counts) if len(counts) > 1 else next(iter(counts))
 
 
 def _finite(value: float) -> bool:
@@ -247,7 +307,9 @@ def _emit(
 
 def _save(hub: TelemetryHub, state: TrainerState, run_dir: RunDir) -> None:
     path = run_dir.checkpoint_path(state.batch)
-    size = state.save(path)
+    size = state.save(path)  # every rank takes part; rank 0 writes
+    if not state.group.is_main:
+        return
     run_dir.prune(state.config.keep_checkpoints)
     _emit(
         hub,
@@ -268,11 +330,12 @@ def _interrupt(
     run_dir: RunDir,
     result: TrainingResult,
     stop: StopRequest,
+    saved_batch: int,
 ) -> TrainingResult:
-    if state.batch > config.start_batch and state.batch not in run_dir.checkpoints():
+    if state.batch != saved_batch:  # every rank takes part in the save
         _save(hub, state, run_dir)
     resume = max(run_dir.checkpoints(), default=0)
-    reason = f"{stop.signal_name} received"
+    reason = f"{stop.signal_name or 'a stop on another rank'} received"
     _emit(
         hub,
         state.run_id,

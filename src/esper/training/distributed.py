@@ -1,0 +1,304 @@
+"""One training over several processes: who this process is, and the few
+collectives the trainer needs.
+
+torchrun (``python -m torch.distributed.run``) starts one process per rank and
+sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``. Plain ``esper ppo`` sees none
+of them and runs as world size 1: every collective below is then a no-op and
+``torch.distributed`` is never imported (importing it costs seconds).
+
+What crosses ranks, and when:
+
+- at the start: the config and run-dir checks (rank 0 decides, errors included),
+  the parameters (broadcast from rank 0), and a resume's checkpoint;
+- per minibatch step: one all-reduce of the flat gradient buffer (averaged);
+- per update epoch: the minibatches' advantage moments (global normalisation);
+- per env step, only with ``normalize_obs`` / ``normalize_reward``: the moments
+  the running normalisers fold in;
+- per batch: one all-gather of the batch's statistics with the stop flag;
+- per checkpoint: every rank's environment state, gathered to rank 0.
+
+Every collective runs under the process group's timeout
+(``ESPER_DIST_TIMEOUT`` seconds, default 120), so a dead rank ends the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import torch
+
+from esper.config import ConfigError
+from esper.errors import UserError
+
+TIMEOUT_ENV = "ESPER_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 120.0
+
+# How a statistic combines across ranks (one flat float64 vector per batch).
+SUM, MEAN, MIN, MAX = "sum", "mean", "min", "max"
+KINDS = (SUM, MEAN, MIN, MAX)
+
+T = TypeVar("T")
+
+
+@dataclass
+class Collectives:
+    """This process's place in the job and the collectives over it.
+
+    ``Collectives()`` is world size 1: every method returns its input unchanged.
+    ``seconds`` adds up the host time spent inside collectives (exact on gloo,
+    where they block; on nccl only the time to enqueue them).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    nodes: int = 1
+    seconds: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # --- sharding --------------------------------------------------------------
+    def shard(self, n_envs: int) -> int:
+        """This rank's environments: ``--envs`` is the job's total."""
+        if n_envs % self.world_size:
+            raise ConfigError(
+                "--envs",
+                f"{n_envs} environments do not split evenly over {self.world_size} ranks; "
+                f"use a multiple of {self.world_size}",
+            )
+        return n_envs // self.world_size
+
+    def rank_seed(self, seed: int) -> int:
+        """This rank's stream, derived from (seed, rank); rank 0 keeps ``seed``,
+        so a one-process run is unchanged."""
+        if self.rank == 0:
+            return seed
+        digest = hashlib.sha256(f"esper:{seed}:{self.rank}".encode()).digest()
+        return int.from_bytes(digest[:7], "little")
+
+    def device_label(self, device: torch.device) -> str:
+        """How TRAINING_STARTED names this rank's device (node-qualified when
+        several machines would otherwise share names such as ``cuda:0``)."""
+        if self.nodes > 1:
+            return f"node{os.environ.get('GROUP_RANK', '0')}/{device}"
+        return str(device)
+
+    # --- tensors -----------------------------------------------------------------
+    def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Rank 0's values into ``tensor`` on every rank (in place)."""
+        if self.active:
+            with self._timed() as dist:
+                dist.broadcast(tensor, src=0)
+        return tensor
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum over ranks, in place."""
+        if self.active:
+            with self._timed() as dist:
+                dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def average_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Mean over ranks, in place (the gradient average of a minibatch step)."""
+        if self.active:
+            self.sum_(tensor).div_(self.world_size)
+        return tensor
+
+    def reduce_fields(self, values: torch.Tensor, kinds: Sequence[str]) -> torch.Tensor:
+        """Combine a flat ``[K]`` vector across ranks field by field, each by its
+        kind (sum, mean, min or max), in one collective (an all-gather)."""
+        if not self.active:
+            return values
+        with self._timed() as dist:
+            gathered = [torch.empty_like(values) for _ in range(self.world_size)]
+            dist.all_gather(gathered, values)
+        return combine_fields(torch.stack(gathered), kinds)
+
+    # --- Python objects (start, checkpoints) -------------------------------------
+    def main_decides(self, decide: Callable[[], T]) -> T:
+        """Run ``decide`` on rank 0 and give every rank its result; a user error
+        there is raised on every rank (the CLI prints it on rank 0 only)."""
+        if not self.active:
+            return decide()
+        outcome: list[Any] = [None]
+        if self.is_main:
+            try:
+                outcome[0] = ("ok", decide())
+            except UserError as exc:
+                outcome[0] = ("error", exc.flag, exc.message)
+                self._broadcast_object(outcome)
+                raise
+        self._broadcast_object(outcome)
+        if outcome[0][0] == "error":
+            raise UserError(outcome[0][2], flag=outcome[0][1])
+        return outcome[0][1]
+
+    def gather_to_main(self, part: Any) -> list[Any] | None:
+        """Every rank's ``part`` as a list on rank 0 (None elsewhere)."""
+        if not self.active:
+            return [part]
+        with self._timed() as dist:
+            parts: list[Any] | None = [None] * self.world_size if self.is_main else None
+            dist.gather_object(part, parts, dst=0)
+        return parts
+
+    def all_gather_object(self, part: Any) -> list[Any]:
+        if not self.active:
+            return [part]
+        with self._timed() as dist:
+            parts: list[Any] = [None] * self.world_size
+            dist.all_gather_object(parts, part)
+        return parts
+
+    def _broadcast_object(self, box: list[Any]) -> None:
+        with self._timed() as dist:
+            dist.broadcast_object_list(box, src=0)
+
+    @contextmanager
+    def _timed(self) -> Iterator[Any]:
+        import torch.distributed as dist
+
+        started = time.perf_counter()
+        try:
+            yield dist
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def combine_fields(per_rank: torch.Tensor, kinds: Sequence[str]) -> torch.Tensor:
+    """``[world, K]`` -> ``[K]``: each column reduced by its kind."""
+    unknown = set(kinds) - set(KINDS)
+    assert not unknown and len(kinds) == per_rank.shape[1], f"bad kinds {kinds}"
+    by_kind = {
+        SUM: per_rank.sum(0),
+        MEAN: per_rank.mean(0),
+        MIN: per_rank.min(0).values,
+        MAX: per_rank.max(0).values,
+    }
+    return torch.stack([by_kind[kind][i] for i, kind in enumerate(kinds)])
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def timeout_seconds() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(TIMEOUT_ENV, f"must be a positive number of seconds (got {raw!r})")
+    return value
+
+
+@contextmanager
+def process_group() -> Iterator[Collectives]:
+    """This process's ``Collectives``: world size 1 outside torchrun; under
+    torchrun a process group over every rank (gloo for CPU tensors, nccl for
+    CUDA ones when this machine has CUDA), closed when the block ends."""
+    if not launched_by_torchrun():
+        yield Collectives()
+        return
+    import torch.distributed as dist
+
+    timeout = timedelta(seconds=timeout_seconds())
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    backend = "gloo"
+    if torch.cuda.is_available() and local_rank < torch.cuda.device_count():
+        torch.cuda.set_device(local_rank)
+        backend = "cpu:gloo,cuda:nccl"
+    dist.init_process_group(backend=backend, timeout=timeout)
+    world_size = dist.get_world_size()
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
+    try:
+        yield Collectives(
+            rank=dist.get_rank(),
+            world_size=world_size,
+            local_rank=local_rank,
+            nodes=max(1, world_size // max(local_world, 1)),
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def rank_device(device: torch.device, group: Collectives) -> torch.device:
+    """Each rank's device: ``cuda:LOCAL_RANK`` when the run is on CUDA, else the CPU."""
+    if not group.active or device.type != "cuda":
+        return device
+    if group.local_rank >= torch.cuda.device_count():
+        raise ConfigError(
+            "--device",
+            f"rank {group.rank} needs cuda:{group.local_rank} but this machine has "
+            f"{torch.cuda.device_count()} CUDA device(s); start at most that many ranks per node",
+        )
+    return torch.device("cuda", group.local_rank)
+
+
+def flat_gradient(optimizer: Any) -> torch.Tensor | None:
+    """The optimizer's one flat gradient buffer, when it keeps one."""
+    for name in ("flat_grad", "flat_gradient"):
+        buffer = getattr(optimizer, name, None)
+        if isinstance(buffer, torch.Tensor):
+            return buffer
+    return None
+
+
+def flat_parameters(optimizer: Any) -> torch.Tensor | None:
+    """The optimizer's one flat parameter buffer, when it keeps one."""
+    for name in ("flat", "flat_params", "flat_parameters"):
+        buffer = getattr(optimizer, name, None)
+        if isinstance(buffer, torch.Tensor):
+            return buffer
+    return None
+
+
+def average_gradients(optimizer: Any, params: Sequence[torch.nn.Parameter], group: Collectives):
+    """One all-reduce of every gradient, averaged over ranks; an optimizer with
+    per-parameter gradients is flattened into one buffer and back."""
+    if not group.active:
+        return
+    flat = flat_gradient(optimizer)
+    if flat is not None:
+        group.average_(flat)
+        return
+    grads = [p.grad for p in params if p.grad is not None]
+    packed = group.average_(torch.cat([g.reshape(-1) for g in grads]))
+    offset = 0
+    for grad in grads:
+        grad.copy_(packed[offset : offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
+
+
+def broadcast_parameters(optimizer: Any, params: Sequence[torch.nn.Parameter], group: Collectives):
+    """Rank 0's parameters on every rank (one collective when they are flat)."""
+    if not group.active:
+        return
+    flat = flat_parameters(optimizer)
+    if flat is not None:
+        group.broadcast_(flat)
+        return
+    with torch.no_grad():
+        for param in params:
+            group.broadcast_(param.data)
+
+
+def sum_moments(group: Collectives) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The running normalisers' cross-rank hook (None in one process)."""
+    return group.sum_ if group.active else None
