@@ -141,10 +141,17 @@ class Collectives:
                 outcome[0] = ("error", exc.flag, exc.message)
                 self._broadcast_object(outcome)
                 raise
+            except Exception as exc:  # a bug: rank 0 keeps its traceback, no one waits
+                outcome[0] = ("crash", f"{type(exc).__name__}: {exc}")
+                self._broadcast_object(outcome)
+                raise
         self._broadcast_object(outcome)
-        if outcome[0][0] == "error":
-            raise UserError(outcome[0][2], flag=outcome[0][1])
-        return outcome[0][1]
+        kind, *details = outcome[0]
+        if kind == "error":
+            raise UserError(details[1], flag=details[0])
+        if kind == "crash":
+            raise RuntimeError(f"rank 0 failed: {details[0]}")
+        return details[0]
 
     def gather_to_main(self, part: Any) -> list[Any] | None:
         """Every rank's ``part`` as a list on rank 0 (None elsewhere)."""

@@ -35,9 +35,10 @@ class RunningMeanStd(nn.Module):
             n = x.shape[0]
         else:
             moments = torch.stack((torch.full_like(x[0], x.shape[0]), x.sum(0), x.square().sum(0)))
-            n, total, squares = self.sum_across(moments).unbind(0)
-            batch_mean = total / n
-            batch_var = (squares / n - batch_mean.square()).clamp_(min=0.0)
+            counts, total, squares = self.sum_across(moments).unbind(0)
+            batch_mean = total / counts
+            batch_var = (squares / counts - batch_mean.square()).clamp_(min=0.0)
+            n = counts.reshape(-1)[0]  # the job's batch size (the same in every column)
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean += delta * n / total

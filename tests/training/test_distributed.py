@@ -1,0 +1,217 @@
+"""One training over two ranks (torchrun, gloo on the CPU).
+
+Every launched process has a deadline and every collective a timeout
+(ESPER_DIST_TIMEOUT), so a broken collective fails the test instead of hanging it.
+Each torchrun start costs several seconds of imports per rank on a small
+machine, so the runs are few and shared between tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import torch
+
+from esper.training.checkpoint import load_checkpoint
+
+HERE = Path(__file__).parent
+LAUNCH_DEADLINE_S = 300  # one torchrun start, imports included, on a busy 2-core machine
+TIMING_FIELDS = {
+    "sps",
+    "batch_seconds",
+    "rollout_seconds",
+    "update_seconds",
+    "process_memory_mb",
+    "cuda_memory_mb",
+}
+
+
+def torchrun_command(*args: str, nproc: int = 2) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        *args,
+    ]
+
+
+def rank_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "ESPER_DIST_TIMEOUT": "30", **extra}
+
+
+def esper_ppo(run_dir: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``torchrun --nproc-per-node 2 -m esper ppo`` on small CartPole batches."""
+    command = torchrun_command(
+        "-m", "esper", "ppo", "--device", "cpu", "--envs", "8", "--max-epochs", "16",
+        "--run-dir", str(run_dir), "--no-sanctum", *flags,
+    )  # fmt: skip
+    return subprocess.run(
+        command, capture_output=True, text=True, timeout=LAUNCH_DEADLINE_S, env=rank_env()
+    )
+
+
+def events(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "telemetry.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def batches(run_dir: Path) -> dict[int, dict]:
+    found: dict[int, dict] = {}
+    for event in events(run_dir):
+        if event["event_type"] == "BATCH_COMPLETED":
+            assert event["batch"] not in found, f"batch {event['batch']} twice"
+            found[event["batch"]] = event["data"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def two_rank_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two-rank CartPole: 3 batches then a resume for 2 more, and 5 in one go,
+    with one learning-rate schedule in both."""
+    root = tmp_path_factory.mktemp("two_ranks")
+    config = root / "schedule.toml"
+    config.write_text("anneal_lr = false\n")
+    split, whole = root / "split", root / "whole"
+    runs = (
+        (split, ("--episodes", "3")),
+        (split, ("--episodes", "2", "--start-episode", "3")),
+        (whole, ("--episodes", "5")),
+    )
+    for run_dir, flags in runs:
+        done = esper_ppo(run_dir, "--config", str(config), *flags)
+        assert done.returncode == 0, done.stderr[-3000:]
+    return {"split": split, "whole": whole}
+
+
+def test_two_ranks_train_and_resume_as_one_job(two_rank_runs: dict[str, Path]) -> None:
+    record = events(two_rank_runs["split"])
+    starts = [e["data"] for e in record if e["event_type"] == "TRAINING_STARTED"]
+    assert [s["max_batches"] for s in starts] == [3, 5]
+    assert [s["world_size"] for s in starts] == [2, 2]
+    assert [s["env_device_counts"] for s in starts] == [{"cpu": 8}, {"cpu": 8}]
+    done = batches(two_rank_runs["split"])
+    assert sorted(done) == [1, 2, 3, 4, 5]
+    # --envs is the job's total: each batch adds 8 envs x 16 steps over both ranks.
+    assert [done[b]["env_steps"] for b in sorted(done)] == [128 * b for b in range(1, 6)]
+    assert record[-1]["event_type"] == "TRAINING_COMPLETED"
+
+
+def test_two_rank_resume_continues_bit_for_bit(two_rank_runs: dict[str, Path]) -> None:
+    split = load_checkpoint(two_rank_runs["split"] / "checkpoints" / "batch_000005.pt")
+    whole = load_checkpoint(two_rank_runs["whole"] / "checkpoints" / "batch_000005.pt")
+    assert split["world_size"] == whole["world_size"] == 2
+    assert len(split["rank_states"]) == 1  # rank 1's envs, RNG streams and trackers
+    for key in ("policy", "optimizer", "env", "next_obs", "episodes", "rng", "rank_states"):
+        assert_same(split[key], whole[key], key)
+    split_stats, whole_stats = batches(two_rank_runs["split"]), batches(two_rank_runs["whole"])
+    for batch in (4, 5):  # the two batches after the resume
+        left = {k: v for k, v in split_stats[batch].items() if k not in TIMING_FIELDS}
+        right = {k: v for k, v in whole_stats[batch].items() if k not in TIMING_FIELDS}
+        assert left == right, batch
+
+
+def assert_same(left, right, where: str) -> None:
+    if isinstance(left, torch.Tensor):
+        assert torch.equal(left, right), where
+    elif isinstance(left, dict):
+        assert left.keys() == right.keys(), where
+        for key in left:
+            assert_same(left[key], right[key], f"{where}.{key}")
+    elif isinstance(left, list | tuple):
+        assert len(left) == len(right), where
+        for i, (a, b) in enumerate(zip(left, right, strict=True)):
+            assert_same(a, b, f"{where}[{i}]")
+    else:
+        assert left == right, where
+
+
+def test_two_shards_step_equals_one_step_over_their_union(tmp_path: Path) -> None:
+    sys.path.insert(0, str(HERE))
+    try:
+        from distributed_union_worker import one_step
+    finally:
+        sys.path.remove(str(HERE))
+    done = subprocess.run(
+        torchrun_command(str(HERE / "distributed_union_worker.py"), str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=LAUNCH_DEADLINE_S,
+        env=rank_env(),
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    union = one_step(rank=0, world_size=1)
+    for name in ("gradient", "parameters", "obs_mean", "obs_var"):
+        # Both ranks hold the same values, and they are the union's.
+        torch.testing.assert_close(ranks[0][name], ranks[1][name], rtol=0, atol=0)
+        torch.testing.assert_close(ranks[0][name], union[name], rtol=1e-5, atol=1e-5)
+    assert not torch.equal(ranks[0]["gradient"], torch.zeros_like(union["gradient"]))
+    mean_loss = (ranks[0]["policy_loss"] + ranks[1]["policy_loss"]) / 2
+    torch.testing.assert_close(mean_loss, union["policy_loss"], rtol=1e-5, atol=1e-5)
+
+
+def test_a_killed_rank_ends_the_job_and_rank_0_records_the_failure(tmp_path: Path) -> None:
+    marker = uuid.uuid4().hex
+    command = torchrun_command(
+        "-m", "esper", "ppo", "--device", "cpu", "--envs", "8", "--max-epochs", "16",
+        "--episodes", "100000", "--checkpoint-every", "1", "--run-dir", str(tmp_path),
+        "--no-sanctum",
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=rank_env(ESPER_TEST_MARKER=marker),
+    )
+    try:
+        wait_for(lambda: (tmp_path / "checkpoints" / "batch_000002.pt").exists(), proc)
+        os.kill(rank_pid(marker, rank=1), signal.SIGKILL)
+        killed_at = time.monotonic()
+        _, stderr = proc.communicate(timeout=60)
+        ended_within = time.monotonic() - killed_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=30)
+    assert proc.returncode != 0
+    assert ended_within < 60
+    record = events(tmp_path)
+    assert record[-1]["event_type"] == "TRAINING_FAILED", stderr[-2000:]
+    checkpoints = sorted((tmp_path / "checkpoints").glob("batch_*.pt"))
+    newest = load_checkpoint(checkpoints[-1])
+    assert newest["world_size"] == 2 and len(newest["rank_states"]) == 1
+    assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
+
+
+def wait_for(ready, proc: subprocess.Popen, deadline_s: float = LAUNCH_DEADLINE_S) -> None:
+    end = time.monotonic() + deadline_s
+    while not ready():
+        assert proc.poll() is None, f"torchrun ended early: {proc.stderr.read()[-3000:]}"
+        assert time.monotonic() < end, "the run never reached its second checkpoint"
+        time.sleep(0.2)
+
+
+def rank_pid(marker: str, rank: int) -> int:
+    """The pid of this test's worker process of ``rank`` (found by its environment)."""
+    wanted = {f"ESPER_TEST_MARKER={marker}".encode(), f"RANK={rank}".encode()}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = set((entry / "environ").read_bytes().split(b"\0"))
+        except OSError:
+            continue
+        if wanted <= environ:
+            return int(entry.name)
+    raise AssertionError(f"no rank {rank} process found")
