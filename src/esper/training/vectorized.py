@@ -224,17 +224,18 @@ def _train_one_batch(
     clock.mark("update_done")
 
     totals = (state.episodes.totals(), update_stats.to(torch.float64))
-    if state.group.active:
-        flags = torch.tensor([float(stop_requested)], dtype=torch.float64, device=state.device)
+    if state.group.active:  # the whole job's numbers, with every rank's stop request
+        flag = 1.0 if stop_requested else 0.0
+        flags = torch.tensor([flag], dtype=torch.float64, device=state.device)
         moments = _value_moments(buffer.values.flatten(), returns.flatten())
         on_device = state.group.reduce_fields(torch.cat((*totals, moments, flags)), BATCH_KINDS)
-        host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
-        explained = _explained_from_moments(host[11:16])
-        stop_agreed = host[16] > 0
     else:
         ev = explained_variance(buffer.values.flatten(), returns.flatten())
         on_device = torch.cat((*totals, ev.to(torch.float64).view(1)))
-        host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
+    host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
+    if state.group.active:
+        explained, stop_agreed = _explained_from_moments(host[11:16]), host[16] > 0
+    else:
         explained, stop_agreed = host[11], stop_requested
     episode_totals, update_values = host[:5], host[5:11]
     update = dict(zip(UPDATE_STATS, update_values, strict=True))
