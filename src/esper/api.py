@@ -26,7 +26,7 @@ from esper.telemetry.jsonl import JsonlSink
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
 from esper.training.checkpoint import load_for_resume
-from esper.training.distributed import Collectives, process_group
+from esper.training.distributed import Collectives, launch_words, process_group
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.vectorized import TrainingResult, run_vectorized_ppo
 
@@ -51,7 +51,7 @@ class TrainOutcome:
     def resume_command(self) -> str:
         resume = max(RunDir(self.config.resolved_run_dir()).checkpoints(), default=0)
         remaining = self.config.max_batches - resume
-        parts = ["esper", "ppo", "--task", self.config.task]
+        parts = [*launch_words(), "ppo", "--task", self.config.task]
         parts += ["--run-dir", str(self.config.resolved_run_dir())]
         parts += ["--start-episode", str(resume), "--episodes", str(max(remaining, 1))]
         return shlex.join(parts)

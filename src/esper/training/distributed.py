@@ -202,6 +202,17 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def launch_words() -> list[str]:
+    """How to start esper again the way this process was started (resume hints)."""
+    if not launched_by_torchrun():
+        return ["esper"]
+    nodes = int(os.environ["WORLD_SIZE"]) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    words = ["torchrun", f"--nproc-per-node={os.environ.get('LOCAL_WORLD_SIZE', '1')}"]
+    if nodes > 1:
+        words += [f"--nnodes={nodes}", "--node-rank=NODE", "--rdzv-endpoint=HOST:PORT"]
+    return [*words, "-m", "esper"]
+
+
 def timeout_seconds() -> float:
     raw = os.environ.get(TIMEOUT_ENV, "")
     if not raw:

@@ -82,6 +82,7 @@ def run_vectorized_ppo(
     device = rank_device(resolve_device(config.device), group)
     if device.type == "cpu":
         keep_freed_memory()  # minibatch activations are reused, not page-faulted in again
+    group.shard(config.n_envs)  # an uneven split is bad input: refused before the run dir
     run_dir = group.main_decides(lambda: prepare_run_dir(config))
     state = build_state(config, device, run_dir, group)
     run_id = group.main_decides(lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}")
