@@ -120,6 +120,20 @@ def test_two_rank_resume_continues_bit_for_bit(two_rank_runs: dict[str, Path]) -
         assert left == right, batch
 
 
+def test_one_process_refuses_a_two_rank_checkpoint(two_rank_runs: dict[str, Path]) -> None:
+    from typer.testing import CliRunner
+
+    from esper.cli import app
+
+    run_dir = two_rank_runs["split"]
+    args = ["ppo", "--run-dir", str(run_dir), "--start-episode", "5", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    message = result.output.strip()
+    assert "written by 2 rank(s)" in message and "this run has 1" in message
+    assert "Traceback" not in message and len(message.splitlines()) == 1
+
+
 def assert_same(left, right, where: str) -> None:
     if isinstance(left, torch.Tensor):
         assert torch.equal(left, right), where
@@ -215,3 +229,35 @@ def rank_pid(marker: str, rank: int) -> int:
         if wanted <= environ:
             return int(entry.name)
     raise AssertionError(f"no rank {rank} process found")
+
+
+def test_sanctum_header_names_the_ranks_and_their_devices() -> None:
+    from rich.console import Console
+
+    from esper.sanctum import SanctumAggregator
+    from esper.sanctum.widgets import render_run_header
+    from esper.telemetry.events import (
+        TelemetryEvent,
+        TelemetryEventType,
+        TrainingStartedPayload,
+    )
+
+    started = TrainingStartedPayload(
+        n_envs=1024,
+        max_epochs=64,
+        max_batches=50,
+        start_batch=0,
+        task="cartpole",
+        device="cuda:0",
+        seed=1,
+        policy_params=9155,
+        world_size=2,
+        env_device_counts={"cuda:0": 512, "cuda:1": 512},
+    )
+    aggregator = SanctumAggregator()
+    aggregator.handle(
+        TelemetryEvent(TelemetryEventType.TRAINING_STARTED, group_id="run", data=started, batch=0)
+    )
+    console = Console(record=True, width=120, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(render_run_header(aggregator.snapshot()))
+    assert "cartpole on cuda:0, cuda:1  2 ranks" in console.export_text()
