@@ -205,8 +205,19 @@ def ppo(
             "(pip install 'esper[tensorboard]').",
         ),
     ] = False,
+    nproc: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc",
+            help="Train over N processes on this machine: the same as torchrun "
+            "--standalone --nproc-per-node N -m esper ppo ... (--envs is the total).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Train PPO: --episodes batches, resumable with --start-episode."""
+    if nproc is not None:
+        raise typer.Exit(_launch_ranks(nproc))
     from esper import api
 
     overrides = {
@@ -237,6 +248,21 @@ def ppo(
         names = ", ".join(f"{f.name} ({f.first_error})" for f in result.telemetry_failures)
         print(f"esper: training completed but telemetry is incomplete: {names}", file=sys.stderr)
         raise typer.Exit(EXIT_TELEMETRY_INCOMPLETE)
+
+
+def _launch_ranks(nproc: int) -> int:
+    """``--nproc N``: this command line again, minus --nproc, under torch's launcher."""
+    from esper.config import ConfigError
+    from esper.training.distributed import launch_local
+
+    if nproc < 1:
+        raise ConfigError("--nproc", f"must be >= 1 (got {nproc})")
+    argv = sys.argv[sys.argv.index("ppo") + 1 :]
+    rest = [a for a in argv if not a.startswith("--nproc=")]
+    if "--nproc" in rest:
+        at = rest.index("--nproc")
+        del rest[at : at + 2]
+    return launch_local(nproc, rest)
 
 
 @app.command()

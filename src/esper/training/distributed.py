@@ -24,6 +24,7 @@ Every collective runs under the process group's timeout
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -200,6 +201,34 @@ def combine_fields(per_rank: torch.Tensor, kinds: Sequence[str]) -> torch.Tensor
 
 def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def launch_local(nproc: int, esper_args: Sequence[str]) -> int:
+    """``esper ppo --nproc N``: the same as ``torchrun --standalone --nproc-per-node N
+    -m esper ppo ...``, through torch's own launcher, but exiting with the ranks'
+    exit code (2 for bad input, 130/143 when stopped) instead of torchrun's traceback."""
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import elastic_launch
+    from torch.distributed.run import config_from_args, get_args_parser
+
+    args = get_args_parser().parse_args(
+        ["--standalone", f"--nproc-per-node={nproc}", "-m", "esper", "ppo", *esper_args]
+    )
+    args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id = "c10d", "localhost:0", str(uuid.uuid4())
+    config, command, command_args = config_from_args(args)
+    # The ranks say what went wrong themselves; the agent's own report of it is noise.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        elastic_launch(config=config, entrypoint=command)(*command_args)
+    except ChildFailedError as exc:
+        codes = [failure.exitcode for failure in exc.failures.values()]
+        return next((code for code in codes if code > 0), 1)
+    except SignalException as exc:
+        return 128 + int(exc.sigval)
+    return 0
 
 
 def launch_words() -> list[str]:
