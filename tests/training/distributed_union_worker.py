@@ -11,7 +11,13 @@ import torch
 
 from esper.envs.spaces import DiscreteSpace
 from esper.training.adam import Adam
-from esper.training.distributed import process_group, sum_moments
+from esper.training.distributed import (
+    GRADIENT_BUFFERS,
+    PARAMETER_BUFFERS,
+    flat_buffer,
+    process_group,
+    sum_moments,
+)
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
 from esper.training.ppo import FlatBatch, UpdateSettings, ppo_update
@@ -67,8 +73,8 @@ def one_step(rank: int, world_size: int, group=None) -> dict[str, torch.Tensor]:
     normalizer.update(batch.obs)
     normalizer.update(batch.obs * 2.0 + 1.0)
     return {
-        "gradient": optimizer.flat_grad.clone(),
-        "parameters": optimizer.flat.clone(),
+        "gradient": flat_buffer(optimizer, GRADIENT_BUFFERS).clone(),
+        "parameters": flat_buffer(optimizer, PARAMETER_BUFFERS).clone(),
         "policy_loss": stats[0],
         "obs_mean": normalizer.mean.clone(),
         "obs_var": normalizer.var.clone(),

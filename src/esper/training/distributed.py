@@ -298,52 +298,50 @@ def rank_device(device: torch.device, group: Collectives) -> torch.device:
     return torch.device("cuda", group.local_rank)
 
 
-def flat_gradient(optimizer: Any) -> torch.Tensor | None:
-    """The optimizer's one flat gradient buffer, when it keeps one."""
-    for name in ("flat_grad", "flat_gradient"):
+# Where an optimizer that keeps one flat buffer exposes it (training/adam.py).
+GRADIENT_BUFFERS = ("flat_grad", "flat_gradient")
+PARAMETER_BUFFERS = ("flat", "flat_params", "flat_parameters")
+
+
+def flat_buffer(optimizer: Any, names: Sequence[str]) -> torch.Tensor | None:
+    """The optimizer's flat buffer under the first of ``names`` it has, or None."""
+    for name in names:
         buffer = getattr(optimizer, name, None)
         if isinstance(buffer, torch.Tensor):
             return buffer
     return None
 
 
-def flat_parameters(optimizer: Any) -> torch.Tensor | None:
-    """The optimizer's one flat parameter buffer, when it keeps one."""
-    for name in ("flat", "flat_params", "flat_parameters"):
-        buffer = getattr(optimizer, name, None)
-        if isinstance(buffer, torch.Tensor):
-            return buffer
-    return None
+@torch.no_grad()
+def _in_one_buffer(
+    collective: Callable[[torch.Tensor], torch.Tensor],
+    flat: torch.Tensor | None,
+    tensors: Sequence[torch.Tensor],
+) -> None:
+    """Run ``collective`` once: on ``flat`` when the optimizer keeps one, else on
+    the tensors packed into one buffer and unpacked again."""
+    if flat is not None:
+        collective(flat)
+        return
+    packed = collective(torch.cat([t.reshape(-1) for t in tensors]))
+    offset = 0
+    for tensor in tensors:
+        tensor.copy_(packed[offset : offset + tensor.numel()].view_as(tensor))
+        offset += tensor.numel()
 
 
 def average_gradients(optimizer: Any, params: Sequence[torch.nn.Parameter], group: Collectives):
-    """One all-reduce of every gradient, averaged over ranks; an optimizer with
-    per-parameter gradients is flattened into one buffer and back."""
-    if not group.active:
-        return
-    flat = flat_gradient(optimizer)
-    if flat is not None:
-        group.average_(flat)
-        return
-    grads = [p.grad for p in params if p.grad is not None]
-    packed = group.average_(torch.cat([g.reshape(-1) for g in grads]))
-    offset = 0
-    for grad in grads:
-        grad.copy_(packed[offset : offset + grad.numel()].view_as(grad))
-        offset += grad.numel()
+    """One all-reduce of every gradient, averaged over ranks."""
+    if group.active:
+        grads = [p.grad for p in params if p.grad is not None]
+        _in_one_buffer(group.average_, flat_buffer(optimizer, GRADIENT_BUFFERS), grads)
 
 
 def broadcast_parameters(optimizer: Any, params: Sequence[torch.nn.Parameter], group: Collectives):
-    """Rank 0's parameters on every rank (one collective when they are flat)."""
-    if not group.active:
-        return
-    flat = flat_parameters(optimizer)
-    if flat is not None:
-        group.broadcast_(flat)
-        return
-    with torch.no_grad():
-        for param in params:
-            group.broadcast_(param.data)
+    """Rank 0's parameters on every rank, in one broadcast."""
+    if group.active:
+        tensors = [p.data for p in params]
+        _in_one_buffer(group.broadcast_, flat_buffer(optimizer, PARAMETER_BUFFERS), tensors)
 
 
 def sum_moments(group: Collectives) -> Callable[[torch.Tensor], torch.Tensor] | None:
