@@ -267,13 +267,13 @@ def process_group() -> Iterator[Collectives]:
 
     timeout = timedelta(seconds=timeout_seconds())
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = local_world_size()
     backend = "gloo"
-    if torch.cuda.is_available() and local_rank < torch.cuda.device_count():
+    if cuda_for_every_local_rank():  # the same answer on every rank of a machine
         torch.cuda.set_device(local_rank)
         backend = "cpu:gloo,cuda:nccl"
     dist.init_process_group(backend=backend, timeout=timeout)
     world_size = dist.get_world_size()
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
     try:
         yield Collectives(
             rank=dist.get_rank(),
@@ -289,13 +289,22 @@ def rank_device(device: torch.device, group: Collectives) -> torch.device:
     """Each rank's device: ``cuda:LOCAL_RANK`` when the run is on CUDA, else the CPU."""
     if not group.active or device.type != "cuda":
         return device
-    if group.local_rank >= torch.cuda.device_count():
+    if not cuda_for_every_local_rank():  # every rank of this machine refuses alike
         raise ConfigError(
             "--device",
-            f"rank {group.rank} needs cuda:{group.local_rank} but this machine has "
-            f"{torch.cuda.device_count()} CUDA device(s); start at most that many ranks per node",
+            f"{local_world_size()} ranks on this machine need as many CUDA devices, and it has "
+            f"{torch.cuda.device_count()}; start at most that many ranks, or use --device cpu",
         )
     return torch.device("cuda", group.local_rank)
+
+
+def local_world_size() -> int:
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+
+
+def cuda_for_every_local_rank() -> bool:
+    """Whether each rank on this machine can have a CUDA device of its own."""
+    return torch.cuda.is_available() and torch.cuda.device_count() >= local_world_size()
 
 
 # Where an optimizer that keeps one flat buffer exposes it (training/adam.py).
