@@ -294,3 +294,20 @@ def batches_so_far(run_dir: Path) -> list[str]:
     path = run_dir / "telemetry.jsonl"
     text = path.read_text() if path.exists() else ""
     return [line for line in text.splitlines() if '"BATCH_COMPLETED"' in line]
+
+
+@pytest.mark.parametrize("rank, lines", [("0", 1), ("1", 0)])
+def test_bad_input_is_one_line_on_rank_0_only(
+    rank: str, lines: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every rank of a job sees the same bad input; only rank 0 says so, and
+    every rank exits 2."""
+    from typer.testing import CliRunner
+
+    from esper.cli import app
+
+    monkeypatch.setenv("RANK", rank)
+    result = CliRunner().invoke(app, ["ppo", "--episodes", "0", "--run-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert len(result.output.splitlines()) == lines
+    assert "Traceback" not in result.output
