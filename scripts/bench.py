@@ -193,7 +193,7 @@ def main() -> None:
     parser.add_argument(
         "--envs", type=int, nargs="*", default=[8, 64, 512, 4096], help="none: skip throughput"
     )
-    parser.add_argument("--max-epochs", type=int, default=64)
+    parser.add_argument("--max-epochs", dest="horizon", type=int, default=64)
     parser.add_argument("--batches", type=int, default=5, help="esper batches per size")
     parser.add_argument("--reference-batches", type=int, default=2)
     parser.add_argument("--device", default="auto")

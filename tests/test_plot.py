@@ -137,3 +137,20 @@ def test_an_unknown_image_format_is_one_line(resumed_run: Path, tmp_path: Path) 
     assert len(lines(result)) == 1, result.output
     assert "cannot write '.xyz'" in result.output
     assert not (tmp_path / "c.xyz").exists()
+
+
+def test_a_superseded_resume_draws_no_resume_marker(tmp_path: Path) -> None:
+    # 1..4, a resume from 3 that crashed after batch 4, then a resume from 2.
+    records = [(TelemetryEventType.TRAINING_STARTED, None, _started(0, 0))]
+    records += [(TelemetryEventType.BATCH_COMPLETED, b, _batch(10 * b, 1.0)) for b in (1, 2, 3)]
+    records += [(TelemetryEventType.TRAINING_STARTED, 3, _started(3, 30))]
+    records += [(TelemetryEventType.BATCH_COMPLETED, 4, _batch(40, 1.0))]
+    records += [(TelemetryEventType.TRAINING_STARTED, 2, _started(2, 20))]
+    records += [(TelemetryEventType.BATCH_COMPLETED, 3, _batch(30, 2.0))]
+    sink = JsonlSink(tmp_path / "telemetry.jsonl")
+    for kind, batch, payload in records:
+        sink.handle(TelemetryEvent(event_type=kind, group_id="run", data=payload, batch=batch))
+    sink.close()
+    curves = read_curves(tmp_path)
+    assert curves.resumes == [20]
+    assert curves.series("value_loss") == ([10, 20, 30], [1.0, 1.0, 2.0])

@@ -279,11 +279,21 @@ def sanctum(
         bool,
         typer.Option("--once", help="Print one snapshot of the dashboard and exit."),
     ] = False,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            "--width",
+            min=40,
+            help="Columns to draw in. Default: the terminal's; 120 in a pipe.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Show the Sanctum dashboard of a running or finished run (q or Ctrl-C quits)."""
+    """Show the Sanctum dashboard of a running, finished or not yet started run
+    (q or Ctrl-C quits)."""
     from esper.sanctum.attach import attach
 
-    raise typer.Exit(attach(run_dir, once=once))
+    raise typer.Exit(attach(run_dir, once=once, width=width))
 
 
 @app.command("eval")

@@ -27,7 +27,7 @@ from esper.telemetry.events import (
     TelemetryEventType,
     TrainingStartedPayload,
 )
-from esper.telemetry.jsonl import read_events
+from esper.telemetry.jsonl import effective_history, read_events
 
 # The smaller panels: (BATCH_COMPLETED field, title, y-axis label).
 SMALL_PANELS = (
@@ -75,13 +75,12 @@ def read_curves(run_dir: Path, label: str | None = None) -> RunCurves:
     if not path.is_file():
         raise ConfigError("RUN_DIR", f"no telemetry in {run_dir} ({path} does not exist)")
     curves = RunCurves(label=label or _run_name(run_dir), task="")
-    for event in read_events(path):
+    for event in effective_history(read_events(path)):
         data = event.data
         if isinstance(data, TrainingStartedPayload):
             curves.task = curves.task or data.task
             if data.start_batch > 0:
                 curves.resumes.append(data.env_steps)
-            curves.batches = {b: v for b, v in curves.batches.items() if b <= data.start_batch}
         elif isinstance(data, BatchCompletedPayload) and event.batch is not None:
             curves.batches[event.batch] = data
         elif event.event_type is TelemetryEventType.EVALUATION_COMPLETED:

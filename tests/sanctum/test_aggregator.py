@@ -78,13 +78,50 @@ def test_resume_appended_to_the_same_file_starts_a_new_run_view(events):
     s = aggregator.snapshot()
     assert (s.current_batch, s.max_batches, s.start_batch) == (25, 75, 25)
     assert s.status is RunStatus.RUNNING and s.reason is None
-    assert s.ppo == PPOStats() and s.returns == ReturnStats()  # nothing from the old view
+    assert s.ppo == PPOStats()  # no update statistics of the old invocation
+    # The returns of the surviving batches stay on show, as if the run never stopped.
+    assert s.returns.batch == 25 and s.returns.history[-3:] == (33.0, 34.0, 35.0)
     assert s.events[0].kind is NotableKind.RESUMED and "25/75" in s.events[0].message
     assert NotableKind.INTERRUPTED in kinds(s)  # the log spans both invocations
 
     aggregator.handle(events.batch(26))
     s = aggregator.snapshot()
     assert (s.current_batch, s.max_batches) == (26, 75)
+    assert NotableKind.ANOMALY not in kinds(s)
+
+
+def test_a_resume_from_an_earlier_checkpoint_supersedes_the_later_batches(events):
+    # Batches 1-30 with a checkpoint at 25, then a crash; the resume from 25 replays 26-30.
+    first = [*events.run(max_batches=40, batches=25), events.checkpoint(25)]
+    first += [events.batch(b, approx_kl=0.03 if b == 28 else 0.008) for b in range(26, 31)]
+    first.append(events.checkpoint(30))
+    aggregator = fed(first, events.started(max_batches=40, start_batch=25))
+    s = aggregator.snapshot()
+    assert s.returns.batch == 25 and s.returns.history[-1] == 35.0  # batch 25's mean
+    assert len(s.returns.history) == 25
+    logged = [(e.kind, e.batch) for e in s.events]
+    assert all(batch is None or batch <= 25 for _, batch in logged)  # no 28 warning, no 30 save
+    assert s.events[0].message == (
+        "resumed at 25/40; batches 26-30 of the earlier invocation superseded"
+    )
+    aggregator.feed([events.batch(b, episode_return_mean=100.0 + b) for b in (26, 27)])
+    s = aggregator.snapshot()
+    assert NotableKind.ANOMALY not in kinds(s)
+    assert s.returns.history[-4:] == (34.0, 35.0, 126.0, 127.0)  # each batch once
+
+
+def test_attach_to_a_resumed_runs_file_shows_the_effective_history(tmp_path, events):
+    sink = JsonlSink(tmp_path / "telemetry.jsonl")
+    for event in [*events.run(max_batches=6, batches=5), events.checkpoint(3)]:
+        sink.handle(event)
+    sink.handle(events.started(max_batches=6, start_batch=3))
+    for b in (4, 5, 6):
+        sink.handle(events.batch(b, episode_return_mean=50.0 + b))
+    sink.handle(events.completed(6))
+    sink.close()
+    s = SanctumAggregator.from_file(tmp_path / "telemetry.jsonl").snapshot()
+    assert s.returns.history == (11.0, 12.0, 13.0, 54.0, 55.0, 56.0)
+    assert (s.current_batch, s.status) == (6, RunStatus.COMPLETED)
     assert NotableKind.ANOMALY not in kinds(s)
 
 
@@ -164,6 +201,22 @@ def test_unhealthy_metric_is_logged_once_when_it_turns_bad(events):
         (4, "KL too high: approx_kl 0.09 above 0.05"),
         (2, "KL too high: approx_kl 0.03 above 0.02"),
     ]
+
+
+def test_a_metric_hovering_about_its_threshold_is_warned_about_once(events):
+    # Explained variance once CartPole is solved: a little either side of 0, batch after batch.
+    values = [0.5, -0.1, 0.2, -0.1, 0.3, -0.05, 0.1, -0.2, 0.05, -0.1]
+    batches = [events.batch(b, explained_variance=v) for b, v in enumerate(values, start=1)]
+    s = fed(events.started(20), batches).snapshot()
+    warnings = [(e.batch, e.message) for e in s.events if e.kind is NotableKind.WARNING]
+    assert warnings == [(2, "explained variance negative: explained_variance -0.1 below 0")]
+
+
+def test_a_metric_that_settled_back_is_warned_about_again_when_it_turns_bad(events):
+    values = [-0.1, 0.3, 0.3, 0.3, 0.3, 0.3, -0.2]
+    batches = [events.batch(b, explained_variance=v) for b, v in enumerate(values, start=1)]
+    s = fed(events.started(20), batches).snapshot()
+    assert [e.batch for e in s.events if e.kind is NotableKind.WARNING] == [7, 1]
 
 
 def test_elapsed_and_eta_come_from_event_timestamps(events):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import termios
 import threading
 import time
 
@@ -61,3 +63,19 @@ def test_nothing_is_left_behind_when_no_event_arrived():
     with pytest.raises(ValueError), SanctumDashboard(SanctumAggregator(), console=console):
         raise ValueError("the run dir was refused before training started")
     assert console.export_text().strip() == ""
+
+
+def test_the_terminal_echoes_nothing_while_the_dashboard_shows(events):
+    """An echoed ^C would push the redrawn frames down a line, leaving a border behind."""
+    controller, terminal = os.openpty()
+    keys = os.fdopen(terminal, "r")
+    try:
+        before = termios.tcgetattr(terminal)[3]
+        assert before & termios.ECHO and before & termios.ECHOCTL
+        with SanctumDashboard(SanctumAggregator(), console=recording_console(False), keys=keys):
+            during = termios.tcgetattr(terminal)[3]
+        assert not during & termios.ECHO and not during & termios.ECHOCTL
+        assert termios.tcgetattr(terminal)[3] == before  # given back as it was
+    finally:
+        keys.close()
+        os.close(controller)

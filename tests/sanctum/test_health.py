@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from esper.sanctum.health import Health, assess, describe
+from esper.sanctum.health import Health, HealthWatch, assess, describe
 
 
 @pytest.mark.parametrize(
@@ -39,3 +39,17 @@ def test_describe_names_the_problem_and_the_level_crossed():
         "explained variance negative: explained_variance -0.2 below 0"
     )
     assert describe("policy_loss", math.nan) == "policy_loss is nan"
+
+
+def test_health_watch_announces_each_worsening_once():
+    watch = HealthWatch(settle_batches=2)
+    levels = [Health.OK, Health.WARNING, Health.CRITICAL, Health.WARNING, Health.CRITICAL]
+    assert [watch.worsened("approx_kl", level) for level in levels] == [
+        False,
+        True,  # ok -> warning
+        True,  # warning -> critical
+        False,  # one better batch does not settle it
+        False,  # still critical, as announced
+    ]
+    assert [watch.worsened("approx_kl", level) for level in [Health.OK] * 2] == [False, False]
+    assert watch.worsened("approx_kl", Health.WARNING)  # settled at ok, then worse again

@@ -151,9 +151,14 @@ def test_status_banner_colours_each_metric_by_health():
         (RunStatus.INTERRUPTED, "SIGINT received; resume from batch 3", "INTERRUPTED"),
     ],
 )
-def test_status_banner_shows_why_a_run_ended(render, status, reason, word):
-    text = render(render_status_banner(SanctumSnapshot(status=status, reason=reason)))
-    assert word in text and reason in text
+def test_the_dashboard_ends_with_why_the_run_ended(render, status, reason, word):
+    text = render(render_dashboard(SanctumSnapshot(status=status, reason=reason)))
+    assert word in text
+    # Below the event log, not wedged between the banner and the panels: what
+    # the command prints next (the resume command) follows it.
+    lines = text.rstrip().splitlines()
+    assert lines[-1].strip() == f"{status.value}: {reason}"
+    assert lines[-2].startswith("╰")
 
 
 def test_metrics_panel(render):

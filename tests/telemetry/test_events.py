@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 
 import pytest
 
+from esper.telemetry.console import ConsoleSink
 from esper.telemetry.events import (
     PAYLOAD_TYPES,
     BatchCompletedPayload,
@@ -156,3 +158,44 @@ def test_nan_losses_stay_visible_and_lines_stay_strict_json() -> None:
 def test_an_evaluation_needs_at_least_one_episode() -> None:
     with pytest.raises(PayloadError, match="episodes"):
         dataclasses.replace(EXAMPLES[TelemetryEventType.EVALUATION_COMPLETED], episodes=0)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"clip_fraction": 1.5}, "clip_fraction must be <= 1"),
+        ({"value_loss": -1.0}, "value_loss must be >= 0"),
+        ({"explained_variance": 1.2}, "explained_variance must be <= 1"),
+        ({"episode_length_mean": 0.5}, "episode_length_mean must be >= 1"),
+        ({"sps": math.nan}, "sps must be finite"),
+        ({"env_steps": 1.5}, "env_steps must be an int"),
+        ({"learning_rate": None}, "learning_rate must not be None"),
+    ],
+)
+def test_the_tables_ranges_are_enforced(change, message) -> None:
+    with pytest.raises(PayloadError, match=message):
+        batch_completed(**change)
+
+
+def test_a_diverging_update_is_recorded_not_rejected() -> None:
+    assert math.isnan(batch_completed(policy_loss=math.nan, approx_kl=math.inf).policy_loss)
+
+
+def test_console_line_shows_the_tables_console_fields() -> None:
+    event = TelemetryEvent(
+        TelemetryEventType.BATCH_COMPLETED, "run", batch_completed(approx_kl=0.01234), batch=3
+    )
+    sink = ConsoleSink(io.StringIO())
+    line = sink.format(event)
+    assert line is not None
+    assert line.startswith("batch 3/0 | steps 4,096 | 1,234 sps | 4 eps | return 21.5 | min 9")
+    assert "kl 0.0123 | clip 0.02 | ev 0.30 | lr 2.00e-03" in line
+    none = batch_completed(
+        episodes_finished=0,
+        episode_return_mean=None,
+        episode_return_min=None,
+        episode_return_max=None,
+        episode_length_mean=None,
+    )
+    line = sink.format(TelemetryEvent(TelemetryEventType.BATCH_COMPLETED, "run", none, batch=4))
+    assert "0 eps | return - | min - | max -" in line

@@ -47,6 +47,9 @@ def test_bar_follows_batches_and_prints_the_ending() -> None:
     text = console.export_text()
     assert "5/5" in text and "4,321 sps" in text and "return 187.2" in text
     assert "all done" in text
+    # Above the bar, one line says what is training, as the plain lines do.
+    assert "esper: cartpole on cpu: 8 envs x 16 steps per batch, batches 4..5" in text
+    assert text.index("cartpole on cpu") < text.index("5/5")
 
 
 def test_display_choice_follows_the_terminal(monkeypatch) -> None:

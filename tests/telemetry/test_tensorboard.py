@@ -12,9 +12,10 @@ from typer.testing import CliRunner
 from esper.cli import app
 from esper.config import PPOConfig
 from esper.run_dir import RunDir, prepare_run_dir
-from esper.telemetry.events import BatchCompletedPayload
-from esper.telemetry.jsonl import read_events
-from esper.telemetry.tensorboard import EPISODE_SCALARS, SCALARS
+from esper.sanctum.aggregator import SanctumAggregator
+from esper.telemetry.events import BatchCompletedPayload, TelemetryEvent, TelemetryEventType
+from esper.telemetry.jsonl import effective_history, read_events
+from esper.telemetry.metrics import BATCH_FIELDS, TENSORBOARD_TAGS, Absent
 
 SMALL = ["--envs", "8", "--max-epochs", "16", "--device", "cpu", "--no-sanctum"]
 STEPS_PER_BATCH = 8 * 16
@@ -46,19 +47,45 @@ def batches(run_dir: Path) -> dict[int, BatchCompletedPayload]:
     }
 
 
+def completed_batches(events: list[TelemetryEvent]) -> list[int | None]:
+    return [e.batch for e in events if e.event_type is TelemetryEventType.BATCH_COMPLETED]
+
+
 def check_against_record(run_dir: Path, expected_steps: list[int]) -> None:
     logged = scalars(run_dir)
     record = batches(run_dir)
-    for tag, field in SCALARS.items():
-        assert [step for step, _ in logged[tag]] == expected_steps, tag
-        for step, value in logged[tag]:
-            assert value == pytest.approx(getattr(record[step], field), rel=1e-5, abs=1e-7), tag
     finished = [s for s in expected_steps if record[s].episodes_finished > 0]
     assert finished, "no episode finished: the episode scalars went untested"
-    for tag, field in EPISODE_SCALARS.items():
-        assert [step for step, _ in logged[tag]] == finished, tag
+    assert set(logged) == set(TENSORBOARD_TAGS)
+    for tag, name in TENSORBOARD_TAGS.items():
+        per_episode = BATCH_FIELDS[name].absent is Absent.NO_EPISODE
+        assert [step for step, _ in logged[tag]] == (finished if per_episode else expected_steps)
         for step, value in logged[tag]:
-            assert value == pytest.approx(getattr(record[step], field), rel=1e-5), tag
+            assert value == pytest.approx(getattr(record[step], name), rel=1e-5, abs=1e-7), tag
+
+
+# What CleanRL's ppo.py writes (vwxyzjn/cleanrl, cleanrl/ppo.py), by the BATCH_COMPLETED
+# field that means the same. CleanRL's losses/old_approx_kl has no esper counterpart.
+CLEANRL_TAGS = {
+    "charts/episodic_return": "episode_return_mean",
+    "charts/episodic_length": "episode_length_mean",
+    "charts/learning_rate": "learning_rate",
+    "charts/SPS": "sps",
+    "losses/value_loss": "value_loss",
+    "losses/policy_loss": "policy_loss",
+    "losses/entropy": "entropy",
+    "losses/approx_kl": "approx_kl",
+    "losses/clipfrac": "clip_fraction",
+    "losses/explained_variance": "explained_variance",
+}
+
+
+def test_tags_are_cleanrls_own_names() -> None:
+    assert {tag: TENSORBOARD_TAGS.get(tag) for tag in CLEANRL_TAGS} == CLEANRL_TAGS
+    # The one tag CleanRL does not write is esper's own, and says so in its description.
+    extra = set(TENSORBOARD_TAGS) - set(CLEANRL_TAGS)
+    assert extra == {"losses/grad_norm"}
+    assert "CleanRL does not log it" in BATCH_FIELDS["grad_norm"].description
 
 
 def test_scalars_land_at_env_steps_and_a_resume_continues_the_axis(tmp_path: Path) -> None:
@@ -74,6 +101,13 @@ def test_a_resume_from_an_earlier_checkpoint_hides_the_superseded_steps(tmp_path
     ppo(tmp_path, "--episodes", "1", "--start-episode", "2", "--overwrite")
     # Batches 3 and 4 of the first invocation are gone; batch 3 is the new one.
     check_against_record(tmp_path, [STEPS_PER_BATCH * b for b in (1, 2, 3)])
+    # The JSONL record keeps everything; its readers see each batch once.
+    raw = list(read_events(tmp_path / "telemetry.jsonl"))
+    assert completed_batches(raw) == [1, 2, 3, 4, 3]
+    assert completed_batches(effective_history(raw)) == [1, 2, 3]
+    shown = SanctumAggregator.from_file(tmp_path / "telemetry.jsonl").snapshot()
+    assert (shown.current_batch, shown.returns.batch) == (3, 3)
+    assert len(shown.returns.history) == 3
 
 
 def test_overwrite_clears_the_old_tensorboard_logs(tmp_path: Path) -> None:

@@ -75,7 +75,7 @@ def one_step(rank: int, world_size: int, group=None) -> dict[str, torch.Tensor]:
     return {
         "gradient": flat_buffer(optimizer, GRADIENT_BUFFERS).clone(),
         "parameters": flat_buffer(optimizer, PARAMETER_BUFFERS).clone(),
-        "policy_loss": stats[0],
+        "policy_loss": stats["policy_loss"],
         "obs_mean": normalizer.mean.clone(),
         "obs_var": normalizer.var.clone(),
     }

@@ -20,7 +20,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from esper.telemetry.metrics import (
+    PACKED_FIELDS,
+    PACKED_REDUCTIONS,
+    PACKED_WEIGHT_COLUMN,
+    pack_device_stats,
+    unpack_device_stats,
+)
 from esper.training.checkpoint import load_checkpoint
+from esper.training.distributed import combine_fields
 
 HERE = Path(__file__).parent
 LAUNCH_DEADLINE_S = 300  # one torchrun start, imports included, on a busy 2-core machine
@@ -169,6 +177,41 @@ def test_two_shards_step_equals_one_step_over_their_union(tmp_path: Path) -> Non
     assert not torch.equal(ranks[0]["gradient"], torch.zeros_like(union["gradient"]))
     mean_loss = (ranks[0]["policy_loss"] + ranks[1]["policy_loss"]) / 2
     torch.testing.assert_close(mean_loss, union["policy_loss"], rtol=1e-5, atol=1e-5)
+
+
+def rank_stats(episodes: list[tuple[float, float]], loss: float) -> torch.Tensor:
+    """One rank's packed batch statistics for finished ``(return, length)`` pairs."""
+    returns = torch.tensor([r for r, _ in episodes], dtype=torch.float64)
+    lengths = torch.tensor([n for _, n in episodes], dtype=torch.float64)
+    values = {f.name: torch.tensor(loss, dtype=torch.float64) for f in PACKED_FIELDS}
+    values |= {
+        "episodes_finished": torch.tensor(float(len(episodes)), dtype=torch.float64),
+        "episode_return_mean": returns.mean(),
+        "episode_return_min": returns.min() if episodes else torch.tensor(float("inf")),
+        "episode_return_max": returns.max() if episodes else torch.tensor(float("-inf")),
+        "episode_length_mean": lengths.mean(),
+    }
+    return pack_device_stats(values)
+
+
+def job_stats(*ranks: torch.Tensor) -> dict:
+    combined = combine_fields(torch.stack(ranks), PACKED_REDUCTIONS, PACKED_WEIGHT_COLUMN)
+    return unpack_device_stats(combined.tolist())
+
+
+def test_job_statistics_are_every_rank_s_episodes_combined_as_the_metrics_table_says() -> None:
+    job = job_stats(
+        rank_stats([(10.0, 100.0), (20.0, 200.0)], loss=1.0),
+        rank_stats([], loss=2.0),  # no episode ended on this rank: it adds none
+        rank_stats([(40.0, 30.0)], loss=6.0),
+    )
+    assert job["episodes_finished"] == 3
+    assert job["episode_return_mean"] == pytest.approx(70.0 / 3)  # weighted by episodes
+    assert job["episode_length_mean"] == pytest.approx(110.0)
+    assert (job["episode_return_min"], job["episode_return_max"]) == (10.0, 40.0)
+    assert job["policy_loss"] == pytest.approx(3.0)  # losses: the ranks' mean
+    nothing = job_stats(rank_stats([], loss=1.0), rank_stats([], loss=1.0))
+    assert nothing["episodes_finished"] == 0 and nothing["episode_return_mean"] is None
 
 
 def test_a_killed_rank_ends_the_job_and_rank_0_records_the_failure(tmp_path: Path) -> None:

@@ -3,10 +3,15 @@
 It is a hub subscriber (``handle``/``close``) and can also be fed from a file.
 The trainer's thread calls ``handle`` once per event and holds the lock only
 to update a few fields; the dashboard's thread calls ``snapshot`` whenever it
-redraws. Facts are taken from the events that own them (TELE-014):
+redraws. Facts are taken from the events that own them (docs/telemetry.md):
 ``max_batches`` only from TRAINING_STARTED, ``current_batch`` from
 TRAINING_STARTED's ``start_batch`` and then BATCH_COMPLETED's ``batch``. An
 event that contradicts them is not obeyed; it is logged as an anomaly.
+
+A TRAINING_STARTED of the same run with ``start_batch`` K is a resume: what
+was logged for batches after K is superseded (the rule of
+``telemetry.jsonl.effective_history``), and the surviving batches' returns stay
+on show, so attaching to a resumed run's file shows each batch once.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from datetime import datetime
 from pathlib import Path
 
 from esper.sanctum.clock import Clock, parse_timestamp, utc_now
-from esper.sanctum.health import THRESHOLDS, Health, assess, describe
+from esper.sanctum.health import THRESHOLDS, HealthWatch, assess, describe
 from esper.sanctum.schema import (
     NotableEvent,
     NotableKind,
@@ -42,6 +47,7 @@ from esper.telemetry.events import (
     TrainingInterruptedPayload,
     TrainingStartedPayload,
 )
+from esper.telemetry.jsonl import supersedes
 
 _PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOStats))
 
@@ -139,6 +145,8 @@ class SanctumAggregator:
     def _on_training_started(self, event: TelemetryEvent) -> None:
         data = event.data
         assert isinstance(data, TrainingStartedPayload)
+        previous = self._view
+        superseded = self._supersede(data.start_batch)
         self._new_view(
             SanctumSnapshot(
                 group_id=event.group_id,
@@ -155,9 +163,18 @@ class SanctumAggregator:
                 status=RunStatus.RUNNING,
             )
         )
+        if previous.group_id == event.group_id:  # a resume: the surviving batches stay on show
+            self._batch_returns = superseded
+            if superseded:
+                self._view = dataclasses.replace(self._view, returns=self._returns_view())
         self._started_at = parse_timestamp(event.timestamp)
         if data.start_batch > 0:
             message = f"resumed at {data.start_batch}/{data.max_batches}"
+            if previous.group_id == event.group_id and previous.current_batch > data.start_batch:
+                message += (
+                    f"; batches {data.start_batch + 1}-{previous.current_batch} of the "
+                    "earlier invocation superseded"
+                )
             self._note(NotableKind.RESUMED, message, event)
         else:
             self._note(NotableKind.STARTED, f"started: {data.max_batches} batches", event)
@@ -264,8 +281,8 @@ class SanctumAggregator:
 
     def _new_view(self, view: SanctumSnapshot) -> None:
         self._view = view
-        self._return_history: deque[float] = deque(maxlen=self._history_size)
-        self._health: dict[str, Health] = {}
+        self._batch_returns: deque[ReturnStats] = deque(maxlen=self._history_size)
+        self._health = HealthWatch()
         self._started_at: datetime | None = None
         self._last_batch_at: datetime | None = None
         self._ended_at: datetime | None = None
@@ -305,25 +322,41 @@ class SanctumAggregator:
         """This batch's episode returns, or the previous ones when none finished."""
         if data.episodes_finished == 0 or data.episode_return_mean is None:
             return previous
-        self._return_history.append(data.episode_return_mean)
-        return ReturnStats(
-            mean=data.episode_return_mean,
-            min=data.episode_return_min,
-            max=data.episode_return_max,
-            length_mean=data.episode_length_mean,
-            episodes_finished=data.episodes_finished,
-            batch=batch,
-            history=tuple(self._return_history),
+        self._batch_returns.append(
+            ReturnStats(
+                mean=data.episode_return_mean,
+                min=data.episode_return_min,
+                max=data.episode_return_max,
+                length_mean=data.episode_length_mean,
+                episodes_finished=data.episodes_finished,
+                batch=batch,
+            )
         )
+        return self._returns_view()
+
+    def _returns_view(self) -> ReturnStats:
+        """The latest batch's returns, with the recent means for the sparkline."""
+        history = tuple(r.mean for r in self._batch_returns if r.mean is not None)
+        return dataclasses.replace(self._batch_returns[-1], history=history)
+
+    def _supersede(self, start_batch: int) -> deque[ReturnStats]:
+        """Drop what a resume from ``start_batch`` supersedes; return the surviving returns.
+
+        The same rule as ``telemetry.jsonl.effective_history``: whatever an
+        earlier invocation logged for a batch after ``start_batch`` is replaced.
+        """
+        kept = [n for n in self._notable if not supersedes(start_batch, n.batch)]
+        self._notable.clear()
+        self._notable.extend(kept)
+        returns = [r for r in self._batch_returns if not supersedes(start_batch, r.batch)]
+        return deque(returns, maxlen=self._history_size)
 
     def _warn_on_health(self, ppo: PPOStats, event: TelemetryEvent) -> None:
-        """Log a warning when a metric turns worse than it was, not on every bad batch."""
+        """Log a warning when a metric's health changes for the worse, not on every batch."""
         for metric in THRESHOLDS:
             value = getattr(ppo, metric)
-            level = assess(metric, value)
-            if level >= Health.WARNING and level > self._health.get(metric, Health.OK):
+            if self._health.worsened(metric, assess(metric, value)):
                 self._note(NotableKind.WARNING, describe(metric, value), event)
-            self._health[metric] = level
 
     def _note(self, kind: NotableKind, message: str, event: TelemetryEvent | None = None) -> None:
         if event is None:

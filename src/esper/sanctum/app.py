@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import ExitStack
 from types import TracebackType
+from typing import TextIO
 
 from rich.console import Console, RenderableType
 from rich.live import Live
 
 from esper.sanctum.aggregator import SanctumAggregator
+from esper.sanctum.keys import unechoed
 from esper.sanctum.layout import render_dashboard
 from esper.sanctum.schema import RunStatus
 
@@ -31,8 +34,11 @@ class SanctumDashboard:
 
     On leaving the block (completion, failure, Ctrl-C) it draws the last
     snapshot once more, with its status and reason, then stops ``Live`` and
-    gives the terminal back. If no event ever arrived (the run was refused
-    before it started) the empty dashboard is cleared instead of left behind.
+    gives the terminal back, so what is printed next (a resume command) comes
+    below the final frame. While it shows, the terminal echoes nothing typed
+    (``keys``, stdin when None), which would shift the frames it redraws. If
+    no event ever arrived (the run was refused before it started) the empty
+    dashboard is cleared instead of left behind.
     """
 
     def __init__(
@@ -42,9 +48,12 @@ class SanctumDashboard:
         console: Console | None = None,
         refresh_per_second: float = 4.0,
         footer: str | None = None,
+        keys: TextIO | None = None,
     ) -> None:
         self.aggregator = aggregator
-        self._footer = footer
+        self.footer = footer  # the line under the dashboard; may change while it shows
+        self._keys = keys
+        self._terminal = ExitStack()
         self._interval = 1.0 / refresh_per_second
         self._live = Live(
             console=console if console is not None else Console(),
@@ -56,9 +65,10 @@ class SanctumDashboard:
         self._thread = threading.Thread(target=self._redraw, name="sanctum-dashboard", daemon=True)
 
     def render(self) -> RenderableType:
-        return render_dashboard(self.aggregator.snapshot(), footer=self._footer)
+        return render_dashboard(self.aggregator.snapshot(), footer=self.footer)
 
     def __enter__(self) -> SanctumDashboard:
+        self._terminal.enter_context(unechoed(self._keys))
         self._live.start(refresh=True)
         self._thread.start()
         return self
@@ -74,6 +84,7 @@ class SanctumDashboard:
         if self.aggregator.snapshot().status is RunStatus.WAITING:
             self._live.transient = True
         self._live.stop()  # its last refresh draws the final snapshot
+        self._terminal.close()
 
     def _redraw(self) -> None:
         drawn_version, drawn_at = self.aggregator.version, time.monotonic()

@@ -1,7 +1,8 @@
-"""The one table of health thresholds for PPO statistics, and how to read it.
+"""How to read the health thresholds of the metrics table (``telemetry/metrics.py``).
 
 Every widget that colours a metric, and the aggregator that logs a warning when
-one turns bad, asks ``assess`` here, so a threshold is changed in one place.
+one changes health, asks ``assess`` here; the thresholds themselves are rows
+of the one metrics table, so a threshold is changed in one place.
 The thresholds suit the built-in tasks' PPO defaults; a NaN or infinite value
 is critical for every metric.
 """
@@ -9,8 +10,10 @@ is critical for every metric.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections import deque
 from enum import IntEnum
+
+from esper.telemetry.metrics import HEALTH_THRESHOLDS, Threshold
 
 
 class Health(IntEnum):
@@ -28,31 +31,8 @@ HEALTH_STYLE: dict[Health, str] = {
 }
 
 
-@dataclass(frozen=True)
-class Threshold:
-    """Levels for one metric; ``warn``/``critical`` None means only non-finite is bad."""
-
-    label: str  # short name for the status banner
-    problem: str = ""  # what crossing a level means, for the event log
-    warn: float | None = None
-    critical: float | None = None
-    high_is_bad: bool = True
-
-
-# Keyed by the BatchCompletedPayload / PPOStats field name, in banner order.
-THRESHOLDS: dict[str, Threshold] = {
-    "approx_kl": Threshold("KL", "KL too high", warn=0.02, critical=0.05),
-    "entropy": Threshold(
-        "Entropy", "entropy collapsed", warn=0.1, critical=0.01, high_is_bad=False
-    ),
-    "explained_variance": Threshold(
-        "EV", "explained variance negative", warn=0.0, critical=-0.5, high_is_bad=False
-    ),
-    "clip_fraction": Threshold("Clip", "clip fraction high", warn=0.3, critical=0.5),
-    "policy_loss": Threshold("PLoss"),
-    "value_loss": Threshold("VLoss"),
-    "grad_norm": Threshold("Grad"),
-}
+# Keyed by BATCH_COMPLETED / PPOStats field name, in the metrics table's order.
+THRESHOLDS: dict[str, Threshold] = HEALTH_THRESHOLDS
 
 
 def assess(metric: str, value: float | None) -> Health:
@@ -85,3 +65,30 @@ def _beyond(value: float, level: float | None, high_is_bad: bool) -> bool:
     if level is None:
         return False
     return value > level if high_is_bad else value < level
+
+
+class HealthWatch:
+    """Each metric's announced health, so a warning is logged when it changes, not per batch.
+
+    A metric worse than announced is announced at once. It counts as better
+    again only once it has stayed better for ``settle_batches`` batches, so a
+    value hovering about a threshold (explained variance near 0 once CartPole
+    is solved) is announced once, not every other batch.
+    """
+
+    def __init__(self, settle_batches: int = 5) -> None:
+        self._settle_batches = settle_batches
+        self._announced: dict[str, Health] = {}
+        self._recent: dict[str, deque[Health]] = {}
+
+    def worsened(self, metric: str, level: Health) -> bool:
+        """Record this batch's ``level``; True when it is worse than announced (announce it)."""
+        recent = self._recent.setdefault(metric, deque(maxlen=self._settle_batches))
+        recent.append(level)
+        announced = self._announced.get(metric, Health.OK)
+        if level > announced:
+            self._announced[metric] = level
+            return True
+        if len(recent) == self._settle_batches and max(recent) < announced:
+            self._announced[metric] = max(recent)  # settled at a better level
+        return False

@@ -1,7 +1,8 @@
-"""Single key presses from the terminal, without Enter, for ``q`` to quit.
+"""The terminal's keyboard while the dashboard is up: single key presses for
+``q`` to quit, and no echo of what is typed over the dashboard.
 
-The terminal goes into cbreak mode (keys arrive at once, Ctrl-C still
-interrupts) only while the block runs, and is restored however it ends.
+The terminal's modes change only while a block runs, and are restored however
+it ends.
 """
 
 from __future__ import annotations
@@ -20,8 +21,42 @@ ReadKey = Callable[[float], str | None]
 
 
 @contextmanager
+def unechoed(stream: TextIO | None = None) -> Iterator[None]:
+    """While the block runs, typed keys and Ctrl-C's ``^C`` are not echoed.
+
+    rich ``Live`` redraws by moving the cursor up over the lines it drew last.
+    An echoed ``^C`` after a full-width line wraps onto a new line, so the next
+    frame lands one line lower and the old frame's top border stays behind.
+    Only a foreground process touches the terminal: a background one would be
+    stopped (SIGTTOU) for changing its modes.
+    """
+    stream = stream if stream is not None else sys.stdin
+    if stream is None or not stream.isatty() or not _in_foreground(stream.fileno()):
+        yield
+        return
+    fd = stream.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = termios.tcgetattr(fd)
+    quiet[3] &= ~(termios.ECHO | termios.ECHOCTL)  # the local modes
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def _in_foreground(fd: int) -> bool:
+    try:
+        return os.tcgetpgrp(fd) == os.getpgrp()
+    except OSError:  # not this process's controlling terminal: no job control applies
+        return True
+
+
+@contextmanager
 def keypresses(stream: TextIO | None = None) -> Iterator[ReadKey]:
     """Yields ``read_key(timeout)``: a key pressed within ``timeout`` seconds, or None.
+
+    The terminal goes into cbreak mode: keys arrive at once, Ctrl-C still interrupts.
 
     When the input is not a terminal there are no keys; ``read_key`` just waits.
     """

@@ -1,7 +1,7 @@
 """``SanctumSnapshot``: everything a dashboard shows, frozen at one moment.
 
 Every field comes from an event. A value that has not arrived yet is ``None``
-(or ``max_batches == 0``, as TELE-014 fixes), so widgets can show it as
+(or ``max_batches == 0``, as TELE-014 in docs/telemetry.md fixes), so widgets can show it as
 missing instead of inventing a default.
 """
 

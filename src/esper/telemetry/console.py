@@ -1,4 +1,7 @@
-"""Plain per-batch lines for when no dashboard is shown (pipes, CI, --no-sanctum)."""
+"""Plain per-batch lines for when no dashboard is shown (pipes, CI, --no-sanctum).
+
+A batch's line holds the fields the metrics table gives a console format.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +18,7 @@ from esper.telemetry.events import (
     TrainingInterruptedPayload,
     TrainingStartedPayload,
 )
-
-
-def _fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
+from esper.telemetry.metrics import console_parts
 
 
 class ConsoleSink:
@@ -50,19 +50,8 @@ class ConsoleSink:
             )
         if kind is TelemetryEventType.BATCH_COMPLETED:
             assert isinstance(data, BatchCompletedPayload)
-            ret = (
-                f"return {data.episode_return_mean:7.1f} "
-                f"[{data.episode_return_min:.0f}, {data.episode_return_max:.0f}] "
-                f"over {data.episodes_finished} eps"
-                if data.episode_return_mean is not None
-                else "return       - (no episode finished)"
-            )
-            return (
-                f"batch {event.batch}/{self._max_batches} | steps {data.env_steps:,} | "
-                f"{data.sps:,.0f} sps | {ret} | kl {_fmt(data.approx_kl, '.4f')} | "
-                f"clip {data.clip_fraction:.2f} | ev {data.explained_variance:.2f} | "
-                f"lr {data.learning_rate:.2e}"
-            )
+            parts = [f"batch {event.batch}/{self._max_batches}", *console_parts(data)]
+            return " | ".join(parts)
         if kind is TelemetryEventType.CHECKPOINT_SAVED:
             assert isinstance(data, CheckpointSavedPayload)
             return f"checkpoint: {data.path}"

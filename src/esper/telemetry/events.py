@@ -14,6 +14,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from esper.telemetry.metrics import (
+    BATCH_COMPLETED_FIELDS,
+    TRAINING_STARTED_FIELDS,
+    Absent,
+    Field,
+)
+
 
 class TelemetryEventType(StrEnum):
     TRAINING_STARTED = "TRAINING_STARTED"
@@ -47,8 +54,38 @@ def _optional_number(value: Any) -> bool:
     return value is None or _is_number(value)
 
 
+def _validate(payload: Any, fields: tuple[Field, ...]) -> None:
+    """Check ``payload`` against its rows of the metrics table (type, range, absence)."""
+    for spec in fields:
+        value = getattr(payload, spec.name)
+        name = spec.name
+        if value is None:
+            _check(spec.absent is not Absent.NEVER, f"{name} must not be None")
+            continue
+        if spec.type is int:
+            _check(_is_int(value), f"{name} must be an int")
+        elif spec.type is float:
+            _check(_is_number(value), f"{name} must be a number")
+        elif spec.type is str:
+            _check(isinstance(value, str) and bool(value), f"{name} must be a non-empty str")
+            continue
+        else:
+            _check(isinstance(value, spec.type), f"{name} must be a {spec.type.__name__}")
+            continue
+        if not math.isfinite(value):
+            # NaN passes where allowed, so a diverging run is visible, not hidden.
+            _check(spec.nan_allowed, f"{name} must be finite (got {value})")
+            continue
+        if spec.low is not None:
+            _check(value >= spec.low, f"{name} must be >= {spec.low:g} (got {value})")
+        if spec.high is not None:
+            _check(value <= spec.high, f"{name} must be <= {spec.high:g} (got {value})")
+
+
 @dataclass(frozen=True)
 class TrainingStartedPayload:
+    """Fields declared in ``metrics.TRAINING_STARTED_FIELDS``."""
+
     n_envs: int
     max_epochs: int
     max_batches: int
@@ -58,40 +95,32 @@ class TrainingStartedPayload:
     seed: int
     policy_params: int
     config: dict[str, Any] = field(default_factory=dict)
-    env_steps: int = 0  # env steps already taken before this invocation (resume)
-    world_size: int = 1  # processes (ranks) training together under torchrun
-    env_device_counts: dict[str, int] = field(default_factory=dict)  # envs per device
+    env_steps: int = 0
+    world_size: int = 1
+    env_device_counts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _check(_is_int(self.n_envs) and self.n_envs >= 1, "n_envs must be an int >= 1")
-        _check(_is_int(self.world_size) and self.world_size >= 1, "world_size must be >= 1")
+        _validate(self, TRAINING_STARTED_FIELDS)
         _check(
-            isinstance(self.env_device_counts, dict)
-            and all(_is_int(n) and n >= 1 for n in self.env_device_counts.values())
+            all(_is_int(n) and n >= 1 for n in self.env_device_counts.values())
             and (not self.env_device_counts or sum(self.env_device_counts.values()) == self.n_envs),
             "env_device_counts must map devices to env counts summing to n_envs",
         )
-        _check(_is_int(self.max_epochs) and self.max_epochs >= 1, "max_epochs must be >= 1")
-        _check(_is_int(self.max_batches) and self.max_batches >= 1, "max_batches must be >= 1")
         _check(
-            _is_int(self.start_batch) and 0 <= self.start_batch < self.max_batches,
+            self.start_batch < self.max_batches,
             f"start_batch must be in [0, max_batches) (got {self.start_batch})",
         )
-        _check(isinstance(self.task, str) and bool(self.task), "task must be a non-empty str")
-        _check(isinstance(self.device, str) and bool(self.device), "device must be a str")
-        _check(_is_int(self.seed), "seed must be an int")
-        _check(_is_int(self.policy_params) and self.policy_params >= 1, "policy_params >= 1")
-        _check(isinstance(self.config, dict), "config must be a dict")
-        _check(_is_int(self.env_steps) and self.env_steps >= 0, "env_steps must be >= 0")
 
 
 @dataclass(frozen=True)
 class BatchCompletedPayload:
-    env_steps: int  # total so far, counting steps before a resume
-    sps: float  # env steps per second of this batch
+    """Fields declared in ``metrics.BATCH_COMPLETED_FIELDS`` (a test keeps them agreeing)."""
+
+    env_steps: int
+    sps: float
     batch_seconds: float
-    episodes_finished: int  # in this batch
-    episode_return_mean: float | None  # None when no episode finished in the batch
+    episodes_finished: int
+    episode_return_mean: float | None
     episode_return_min: float | None
     episode_return_max: float | None
     episode_length_mean: float | None
@@ -105,53 +134,24 @@ class BatchCompletedPayload:
     grad_norm: float
     rollout_seconds: float = 0.0
     update_seconds: float = 0.0
-    process_memory_mb: float | None = None  # resident memory of the trainer process
-    cuda_memory_mb: float | None = None  # allocated on the CUDA device; None off CUDA
+    process_memory_mb: float | None = None
+    cuda_memory_mb: float | None = None
 
     def __post_init__(self) -> None:
-        _check(_is_int(self.env_steps) and self.env_steps >= 0, "env_steps must be >= 0")
-        _check(_is_number(self.sps) and self.sps >= 0, "sps must be >= 0")
-        _check(_is_number(self.batch_seconds) and self.batch_seconds >= 0, "batch_seconds >= 0")
-        _check(
-            _is_int(self.episodes_finished) and self.episodes_finished >= 0,
-            "episodes_finished must be an int >= 0",
-        )
-        episode_fields = (
-            self.episode_return_mean,
-            self.episode_return_min,
-            self.episode_return_max,
-            self.episode_length_mean,
-        )
-        _check(all(_optional_number(v) for v in episode_fields), "episode stats: number or None")
+        _validate(self, BATCH_COMPLETED_FIELDS)
+        episode_stats = [
+            getattr(self, f.name) for f in BATCH_COMPLETED_FIELDS if f.absent is Absent.NO_EPISODE
+        ]
         if self.episodes_finished == 0:
             _check(
-                all(v is None for v in episode_fields),
+                all(v is None for v in episode_stats),
                 "episode stats must be None when no episode finished",
             )
         else:
             _check(
-                all(v is not None for v in episode_fields),
+                all(v is not None for v in episode_stats),
                 "episode stats required when episodes finished",
             )
-        for name in (
-            "policy_loss",
-            "value_loss",
-            "entropy",
-            "approx_kl",
-            "clip_fraction",
-            "explained_variance",
-            "learning_rate",
-            "grad_norm",
-            "rollout_seconds",
-            "update_seconds",
-        ):
-            # NaN is allowed through so a diverging run is visible, not hidden.
-            _check(_is_number(getattr(self, name)), f"{name} must be a number")
-        _check(self.learning_rate >= 0, "learning_rate must be >= 0")
-        _check(
-            _optional_number(self.process_memory_mb) and _optional_number(self.cuda_memory_mb),
-            "process_memory_mb and cuda_memory_mb: number or None",
-        )
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ class TelemetryHub:
     errors: TextIO | None = None  # where failures are reported; stderr when None
     _subscribers: list[Subscriber] = field(default_factory=list)
     failures: dict[int, SubscriberFailure] = field(default_factory=dict)
-    emitted: int = 0
     closed: bool = False
 
     def subscribe(self, subscriber: Subscriber) -> Subscriber:
@@ -52,7 +51,6 @@ class TelemetryHub:
     def emit(self, event: TelemetryEvent) -> None:
         if self.closed:
             raise RuntimeError(f"emit({event.event_type}) after the hub was closed")
-        self.emitted += 1
         for subscriber in list(self._subscribers):
             try:
                 if isinstance(subscriber, Sink):

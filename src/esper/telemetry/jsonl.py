@@ -2,6 +2,12 @@
 
 Each line is written whole and flushed, so a killed process leaves at most one
 partial last line; readers skip such a line with a warning.
+
+The file is never rewritten, so a resume from batch K (after a crash past the
+last checkpoint, or an ``--overwrite`` resume) appends batches K+1.. again
+after the ones it replaces. ``effective_history`` is the reading every
+consumer takes: a TRAINING_STARTED with ``start_batch`` K supersedes the
+events of batches after K logged before it.
 """
 
 from __future__ import annotations
@@ -9,10 +15,10 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from esper.telemetry.events import TelemetryEvent
+from esper.telemetry.events import TelemetryEvent, TrainingStartedPayload
 
 TELEMETRY_FILENAME = "telemetry.jsonl"
 
@@ -58,3 +64,28 @@ def read_events(path: Path) -> Iterator[TelemetryEvent]:
                     f"{path}:{number}: skipped an unreadable telemetry line ({exc})",
                     stacklevel=2,
                 )
+
+
+def supersedes(start_batch: int, batch: int | None) -> bool:
+    """Whether a resume from ``start_batch`` replaces what was logged earlier for ``batch``.
+
+    Every event of a batch after the resume's start is superseded: its
+    BATCH_COMPLETED, CHECKPOINT_SAVED, the earlier invocation's end, an earlier
+    resume past it. Events without a batch number are kept.
+    """
+    return batch is not None and batch > start_batch
+
+
+def effective_history(events: Iterable[TelemetryEvent]) -> list[TelemetryEvent]:
+    """``events`` without those a later resume superseded, in their original order.
+
+    ``effective_history(read_events(path))`` has each batch once, as the
+    surviving invocation saw it.
+    """
+    kept: list[TelemetryEvent] = []
+    for event in events:
+        if isinstance(event.data, TrainingStartedPayload):
+            start = event.data.start_batch
+            kept = [e for e in kept if not supersedes(start, e.batch)]
+        kept.append(event)
+    return kept

@@ -1,7 +1,8 @@
 """A rich progress bar over batches, for a terminal without the dashboard.
 
 ``esper ppo --no-sanctum`` in a terminal shows this (SPS and the latest mean
-return beside the bar); outside a terminal the plain ConsoleSink lines are used.
+return beside the bar), under the console's line saying what trains (task,
+device, envs); outside a terminal the plain ConsoleSink lines are used.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ class ProgressSink:
 
     def handle(self, event: TelemetryEvent) -> None:
         data = event.data
+        if event.event_type is not TelemetryEventType.BATCH_COMPLETED:
+            line = self._lines.format(event)  # the bar stands for the batch lines
+            if line:
+                self._progress.console.print(line, highlight=False, markup=False)
         if event.event_type is TelemetryEventType.TRAINING_STARTED:
             assert isinstance(data, TrainingStartedPayload)
             if self._task is None:
@@ -67,10 +72,6 @@ class ProgressSink:
                 sps=f"{data.sps:,.0f}",
                 ret="-" if ret is None else f"{ret:.1f}",
             )
-        elif event.event_type is not TelemetryEventType.BATCH_COMPLETED:
-            line = self._lines.format(event)
-            if line:
-                self._progress.console.print(line, highlight=False, markup=False)
 
     def close(self) -> None:
         if self._task is not None:

@@ -1,5 +1,8 @@
 """TensorBoard sink: RUN_DIR/tensorboard/, CleanRL's metric names, env steps on the x-axis.
 
+The tags are the metrics table's (``metrics.TENSORBOARD_TAGS``): CleanRL's own
+names, so the curves of the two trainers overlay in one TensorBoard.
+
 ``env_steps`` counts the steps before a resume, so a resumed run continues
 the same axis. A resume also tells TensorBoard to hide whatever an earlier
 invocation logged past the checkpoint (``purge_step``), so batches that are
@@ -18,26 +21,9 @@ from esper.telemetry.events import (
     TelemetryEventType,
     TrainingStartedPayload,
 )
+from esper.telemetry.metrics import TENSORBOARD_TAGS
 
 TENSORBOARD_DIRNAME = "tensorboard"
-
-# TensorBoard tag -> BATCH_COMPLETED field, written every batch.
-SCALARS = {
-    "charts/sps": "sps",
-    "charts/learning_rate": "learning_rate",
-    "losses/policy_loss": "policy_loss",
-    "losses/value_loss": "value_loss",
-    "losses/entropy": "entropy",
-    "losses/approx_kl": "approx_kl",
-    "losses/clip_fraction": "clip_fraction",
-    "losses/explained_variance": "explained_variance",
-    "losses/grad_norm": "grad_norm",
-}
-# Written only for batches in which an episode finished.
-EPISODE_SCALARS = {
-    "charts/episodic_return": "episode_return_mean",
-    "charts/episodic_length": "episode_length_mean",
-}
 
 
 def summary_writer_class() -> type:
@@ -68,12 +54,10 @@ class TensorBoardSink:
         elif event.event_type is TelemetryEventType.BATCH_COMPLETED:
             assert isinstance(data, BatchCompletedPayload)
             writer = self._writer or self._open(purge_step=None)
-            step = data.env_steps
-            for tag, field in SCALARS.items():
-                writer.add_scalar(tag, getattr(data, field), step)
-            if data.episodes_finished > 0:
-                for tag, field in EPISODE_SCALARS.items():
-                    writer.add_scalar(tag, getattr(data, field), step)
+            for tag, name in TENSORBOARD_TAGS.items():
+                value = getattr(data, name)
+                if value is not None:  # episode scalars: only when an episode finished
+                    writer.add_scalar(tag, value, data.env_steps)
         elif (
             event.event_type
             in (

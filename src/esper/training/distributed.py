@@ -14,7 +14,8 @@ What crosses ranks, and when:
 - per update epoch: the minibatches' advantage moments (global normalisation);
 - per env step, only with ``normalize_obs`` / ``normalize_reward``: the moments
   the running normalisers fold in;
-- per batch: one all-gather of the batch's statistics with the stop flag;
+- per batch: one all-gather of the batch's packed statistics with the stop flag,
+  each column combined as the metrics table's ``Field.reduction`` says;
 - per checkpoint: every rank's environment state, gathered to rank 0.
 
 Every collective runs under the process group's timeout
@@ -37,13 +38,10 @@ import torch
 
 from esper.config import ConfigError
 from esper.errors import UserError
+from esper.telemetry.metrics import Reduction
 
 TIMEOUT_ENV = "ESPER_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
-
-# How a statistic combines across ranks (one flat float64 vector per batch).
-SUM, MEAN, MIN, MAX = "sum", "mean", "min", "max"
-KINDS = (SUM, MEAN, MIN, MAX)
 
 T = TypeVar("T")
 
@@ -118,15 +116,17 @@ class Collectives:
             self.sum_(tensor).div_(self.world_size)
         return tensor
 
-    def reduce_fields(self, values: torch.Tensor, kinds: Sequence[str]) -> torch.Tensor:
-        """Combine a flat ``[K]`` vector across ranks field by field, each by its
-        kind (sum, mean, min or max), in one collective (an all-gather)."""
+    def reduce_fields(
+        self, values: torch.Tensor, kinds: Sequence[Reduction], weight_column: int
+    ) -> torch.Tensor:
+        """Combine a flat ``[K]`` vector across ranks column by column, each by its
+        kind (the metrics table's ``Field.reduction``), in one collective (an all-gather)."""
         if not self.active:
             return values
         with self._timed() as dist:
             gathered = [torch.empty_like(values) for _ in range(self.world_size)]
             dist.all_gather(gathered, values)
-        return combine_fields(torch.stack(gathered), kinds)
+        return combine_fields(torch.stack(gathered), kinds, weight_column)
 
     # --- Python objects (start, checkpoints) -------------------------------------
     def main_decides(self, decide: Callable[[], T]) -> T:
@@ -186,15 +186,22 @@ class Collectives:
             self.seconds += time.perf_counter() - started
 
 
-def combine_fields(per_rank: torch.Tensor, kinds: Sequence[str]) -> torch.Tensor:
-    """``[world, K]`` -> ``[K]``: each column reduced by its kind."""
-    unknown = set(kinds) - set(KINDS)
-    assert not unknown and len(kinds) == per_rank.shape[1], f"bad kinds {kinds}"
+def combine_fields(
+    per_rank: torch.Tensor, kinds: Sequence[Reduction], weight_column: int
+) -> torch.Tensor:
+    """``[world, K]`` -> ``[K]``: each column reduced by its kind; a WEIGHTED column
+    is the mean of the ranks' values weighted by ``per_rank[:, weight_column]``
+    (a rank with weight 0 adds nothing, even when its value is NaN; all 0 gives NaN)."""
+    assert len(kinds) == per_rank.shape[1], f"{len(kinds)} kinds for {per_rank.shape[1]} columns"
+    weights = per_rank[:, weight_column : weight_column + 1]
+    weighted = torch.where(weights > 0, per_rank * weights, 0.0).sum(0) / weights.sum(0)
     by_kind = {
-        SUM: per_rank.sum(0),
-        MEAN: per_rank.mean(0),
-        MIN: per_rank.min(0).values,
-        MAX: per_rank.max(0).values,
+        Reduction.SUM: per_rank.sum(0),
+        Reduction.MEAN: per_rank.mean(0),
+        Reduction.MIN: per_rank.min(0).values,
+        Reduction.MAX: per_rank.max(0).values,
+        Reduction.WEIGHTED: weighted,
+        Reduction.SAME: per_rank[0],
     }
     return torch.stack([by_kind[kind][i] for i, kind in enumerate(kinds)])
 

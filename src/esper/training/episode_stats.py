@@ -9,8 +9,6 @@ once, at the end, and cross to the host with the rest of the batch's numbers.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 
@@ -44,37 +42,20 @@ class EpisodeTracker:
         self.running_return.masked_fill_(done, 0.0)
         self.running_length.masked_fill_(done, 0.0)
 
-    def totals(self) -> torch.Tensor:
-        """``[5]`` on the device: count, return sum, min, max, length sum."""
-        finished = ~torch.isnan(self.ended_return)
-        return torch.stack(
-            (
-                finished.sum().to(self.ended_return.dtype),
-                torch.nansum(self.ended_return),
-                self.ended_return.masked_fill(~finished, float("inf")).min(),
-                self.ended_return.masked_fill(~finished, float("-inf")).max(),
-                self.ended_length.sum(),
-            )
-        )
+    def totals(self) -> dict[str, torch.Tensor]:
+        """The batch's episode statistics as named device scalars (BATCH_COMPLETED fields).
 
-    @staticmethod
-    def summarize(totals: list[float]) -> dict[str, Any]:
-        """Host-side fields of BATCH_COMPLETED from the transferred totals."""
-        count = int(totals[0])  # host-sync: none, a host float after the transfer
-        if count == 0:
-            return {
-                "episodes_finished": 0,
-                "episode_return_mean": None,
-                "episode_return_min": None,
-                "episode_return_max": None,
-                "episode_length_mean": None,
-            }
+        With no finished episode the mean is NaN and min/max are +inf/-inf;
+        ``metrics.unpack_device_stats`` turns those into ``None`` on the host.
+        """
+        finished = ~torch.isnan(self.ended_return)
+        count = finished.sum().to(self.ended_return.dtype)
         return {
             "episodes_finished": count,
-            "episode_return_mean": totals[1] / count,
-            "episode_return_min": totals[2],
-            "episode_return_max": totals[3],
-            "episode_length_mean": totals[4] / count,
+            "episode_return_mean": torch.nansum(self.ended_return) / count,
+            "episode_return_min": self.ended_return.masked_fill(~finished, float("inf")).min(),
+            "episode_return_max": self.ended_return.masked_fill(~finished, float("-inf")).max(),
+            "episode_length_mean": self.ended_length.sum() / count,
         }
 
     def state_dict(self) -> dict[str, torch.Tensor]:

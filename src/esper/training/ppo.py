@@ -56,16 +56,6 @@ class UpdateSettings:
     target_kl: float | None
 
 
-UPDATE_STATS = (
-    "policy_loss",
-    "value_loss",
-    "entropy",
-    "approx_kl",
-    "clip_fraction",
-    "grad_norm",
-)
-
-
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     """1 - Var[returns - values] / Var[returns]; NaN when returns are constant."""
     var_returns = returns.var()
@@ -81,11 +71,11 @@ def minibatch_loss(
     advantages: torch.Tensor,
     returns: torch.Tensor,
     settings: UpdateSettings,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The clipped PPO loss of one minibatch and its statistics.
 
-    Returns ``(loss, stats [5])`` with stats in UPDATE_STATS order minus
-    ``grad_norm``. Pure tensor code with no host reads, so ``torch.compile``
+    Returns ``(loss, stats)``: stats are named scalars (BATCH_COMPLETED
+    fields) on the device. Pure tensor code with no host reads, so ``torch.compile``
     can trace it whole (``--compile``).
     """
     new_log_prob, entropy, new_value = policy.evaluate(obs, actions)
@@ -114,20 +104,18 @@ def minibatch_loss(
     with torch.no_grad():
         approx_kl = ((ratio - 1) - log_ratio).mean()
         clip_fraction = ((ratio - 1).abs() > settings.clip_coef).float().mean()
-        stats = torch.stack(
-            (
-                policy_loss.detach(),
-                value_loss.detach(),
-                entropy_mean.detach(),
-                approx_kl,
-                clip_fraction,
-            )
-        )
+        stats = {
+            "policy_loss": policy_loss.detach(),
+            "value_loss": value_loss.detach(),
+            "entropy": entropy_mean.detach(),
+            "approx_kl": approx_kl,
+            "clip_fraction": clip_fraction,
+        }
     return loss, stats
 
 
 # ``minibatch_loss`` or its torch.compile'd twin (training/compilation.py).
-MinibatchLoss = Callable[..., tuple[torch.Tensor, torch.Tensor]]
+MinibatchLoss = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def ppo_update(
@@ -137,8 +125,8 @@ def ppo_update(
     settings: UpdateSettings,
     loss_fn: MinibatchLoss = minibatch_loss,
     group: Collectives | None = None,
-) -> torch.Tensor:
-    """Run the epochs of minibatch updates; return the mean of UPDATE_STATS ``[6]``.
+) -> dict[str, torch.Tensor]:
+    """Run the epochs of minibatch updates; return each statistic's mean, by name.
 
     ``loss_fn`` is ``minibatch_loss`` or its ``torch.compile``d twin. With several
     ranks (``group``), ``batch`` is this rank's shard and ``settings.minibatch_size``
@@ -148,7 +136,8 @@ def ppo_update(
     """
     group = group or Collectives()
     device = batch.obs.device
-    sums = torch.zeros(len(UPDATE_STATS), device=device)
+    names: tuple[str, ...] = ()
+    sums = torch.zeros((), device=device)  # [n_stats] once the first step names them
     steps = 0
     for _ in range(settings.update_epochs):
         # One gather per field per epoch; the minibatches are then contiguous
@@ -177,9 +166,10 @@ def ppo_update(
             average_gradients(optimizer, optimizer.params, group)
             grad_norm = optimizer.clip_grad_norm_(settings.max_grad_norm)
             optimizer.step()
-            sums[:-1] += stats
-            sums[-1] += grad_norm
-            epoch_kl += stats[3]
+            stats["grad_norm"] = grad_norm
+            names = tuple(stats)
+            sums = sums + torch.stack(tuple(stats.values()))  # one add for every statistic
+            epoch_kl += stats["approx_kl"]
             steps += 1
             epoch_steps += 1
         # Optional early stop: one host read per epoch, never per step.
@@ -188,7 +178,7 @@ def ppo_update(
             mean_kl = epoch_kl.item()  # host-sync: opt-in target_kl, per epoch
             if mean_kl > settings.target_kl:
                 break
-    return sums / steps
+    return dict(zip(names, (sums / steps).unbind(0), strict=True))
 
 
 def _normalize_across(shuffled: FlatBatch, minibatch_size: int, group: Collectives) -> FlatBatch:

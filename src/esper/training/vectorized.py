@@ -30,11 +30,18 @@ from esper.telemetry.events import (
     TrainingStartedPayload,
 )
 from esper.telemetry.hub import TelemetryHub
+from esper.telemetry.metrics import (
+    PACKED_REDUCTIONS,
+    PACKED_WEIGHT_COLUMN,
+    Reduction,
+    pack_device_stats,
+    unpack_device_stats,
+)
 from esper.training.allocator import keep_freed_memory
-from esper.training.distributed import MAX, MEAN, MIN, SUM, Collectives, rank_device
+from esper.training.distributed import Collectives, rank_device
 from esper.training.gae import batch_advantages
 from esper.training.interrupt import StopRequest
-from esper.training.ppo import UPDATE_STATS, explained_variance, ppo_update
+from esper.training.ppo import explained_variance, ppo_update
 from esper.training.rollout import RolloutBuffer, collect_rollout
 from esper.training.state import TrainerState, build_state, flatten_batch, update_settings
 from esper.training.timing import BatchClock, memory_usage_mb
@@ -222,25 +229,27 @@ def _train_one_batch(
         state.loss_fn,
         state.group,
     )
+    ev = explained_variance(buffer.values.flatten(), returns.flatten())
     clock.mark("update_done")
 
-    totals = (state.episodes.totals(), update_stats.to(torch.float64))
-    if state.group.active:  # the whole job's numbers, with every rank's stop request
-        flag = 1.0 if stop_requested else 0.0
-        flags = torch.tensor([flag], dtype=torch.float64, device=state.device)
-        moments = _value_moments(buffer.values.flatten(), returns.flatten())
-        on_device = state.group.reduce_fields(torch.cat((*totals, moments, flags)), BATCH_KINDS)
-    else:
-        ev = explained_variance(buffer.values.flatten(), returns.flatten())
-        on_device = torch.cat((*totals, ev.to(torch.float64).view(1)))
-    host = on_device.tolist()  # host-sync: the batch's single transfer of statistics
+    # The one device-to-host transfer of the batch: every device statistic, by name,
+    # first combined across ranks (one collective) together with every rank's stop request.
+    packed = pack_device_stats(
+        {**state.episodes.totals(), **update_stats, "explained_variance": ev}
+    )
     if state.group.active:
-        explained, stop_agreed = _explained_from_moments(host[11:16]), host[16] > 0
-    else:
-        explained, stop_agreed = host[11], stop_requested
-    episode_totals, update_values = host[:5], host[5:11]
-    update = dict(zip(UPDATE_STATS, update_values, strict=True))
-    bad = [name for name in ("policy_loss", "value_loss", "grad_norm") if not _finite(update[name])]
+        stop = packed.new_full((1,), 1.0 if stop_requested else 0.0)  # MAX: anyone stops all
+        packed = state.group.reduce_fields(
+            torch.cat((packed, stop)), (*PACKED_REDUCTIONS, Reduction.MAX), PACKED_WEIGHT_COLUMN
+        )
+    host = packed.tolist()  # host-sync: the batch's one transfer
+    device_stats = unpack_device_stats(host[: len(PACKED_REDUCTIONS)])
+    stop_agreed = host[-1] > 0 if state.group.active else stop_requested
+    bad = [
+        name
+        for name in ("policy_loss", "value_loss", "grad_norm")
+        if not _finite(device_stats[name])
+    ]
     state.batch += 1
     if bad:
         raise NonFiniteError(f"non-finite {', '.join(bad)} in batch {state.batch}")
@@ -251,37 +260,12 @@ def _train_one_batch(
         "env_steps": state.env_steps,  # the job's: config.batch_size counts every rank
         "sps": config.batch_size / batch_seconds,
         "batch_seconds": batch_seconds,
-        **state.episodes.summarize(episode_totals),
-        **update,
-        "explained_variance": explained,
+        **device_stats,
         "learning_rate": learning_rate,
         "rollout_seconds": rollout_seconds,
         "update_seconds": update_seconds,
         **memory_usage_mb(state.device),
     }, stop_agreed
-
-
-# How each number of the batch's flat vector combines across ranks: episode
-# totals (count, return sum, min, max, length sum), the six UPDATE_STATS, the
-# value/return moments behind explained variance, and the stop flag.
-BATCH_KINDS = (SUM, SUM, MIN, MAX, SUM, *(MEAN,) * len(UPDATE_STATS), *(SUM,) * 5, MAX)
-
-
-def _value_moments(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-    """``[5]`` float64: n, sum and sum of squares of returns and of returns - values."""
-    returns = returns.to(torch.float64)
-    residual = returns - values.to(torch.float64)
-    n = torch.full((1,), returns.numel(), dtype=torch.float64, device=returns.device)
-    sums = (returns.sum(), returns.square().sum(), residual.sum(), residual.square().sum())
-    return torch.cat((n, torch.stack(sums)))
-
-
-def _explained_from_moments(moments: list[float]) -> float:
-    """``explained_variance`` over every rank's batch, from summed moments."""
-    n, total, squares, residual, residual_squares = moments
-    var_returns = (squares - total * total / n) / (n - 1)
-    var_residual = (residual_squares - residual * residual / n) / (n - 1)
-    return 1.0 - var_residual / var_returns if var_returns > 0 else float("nan")
 
 
 def _describe_devices(counts: Counter[str]) -> str:

@@ -3,11 +3,12 @@
 from esper.sanctum.widgets.event_log import render_event_log
 from esper.sanctum.widgets.metrics_panel import render_metrics_panel
 from esper.sanctum.widgets.run_header import render_batch_progress, render_run_header
-from esper.sanctum.widgets.status_banner import render_status_banner
+from esper.sanctum.widgets.status_banner import render_ending, render_status_banner
 from esper.sanctum.widgets.throughput_panel import render_throughput_panel
 
 __all__ = [
     "render_batch_progress",
+    "render_ending",
     "render_event_log",
     "render_metrics_panel",
     "render_run_header",

@@ -1,4 +1,5 @@
-"""StatusBanner: the run's state in one glance, and a health colour per PPO metric."""
+"""StatusBanner: the run's state in one glance, a health colour per PPO metric,
+and why it ended."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ def render_status_banner(snapshot: SanctumSnapshot) -> RenderableType:
             value = getattr(s.ppo, metric)
             banner.append(f"  {threshold.label} ")
             banner.append(fmt.number(value, ".3g"), style=HEALTH_STYLE[assess(metric, value)])
-    if s.reason:
-        banner.append(f"\n{s.status.value}: {s.reason}", style=REASON_STYLE.get(s.status, ""))
     return banner
+
+
+def render_ending(snapshot: SanctumSnapshot) -> RenderableType | None:
+    """Why the run ended (``interrupted: SIGINT received; ...``), for the dashboard's
+    last line, just above what the command prints next; None while nothing ended."""
+    if not snapshot.reason:
+        return None
+    status = snapshot.status
+    return Text(f"{status.value}: {snapshot.reason}", style=REASON_STYLE.get(status, ""))

@@ -1,0 +1,367 @@
+"""The one table of telemetry fields: every BATCH_COMPLETED statistic declared once.
+
+Each row says what a field is (type, unit, range, meaning), where its value is
+made (on the device, crossing to the host in the batch's one transfer, or on
+the host), how several ranks combine it, and how each consumer shows it: its
+CleanRL TensorBoard tag, its console format, its Sanctum health thresholds.
+The payload's validation (``events.py``), the packing of the batch's device
+statistics (``pack_device_stats``/``unpack_device_stats``), the console and
+TensorBoard sinks, Sanctum's health colours, the README's event table and
+``docs/telemetry.md`` are all read from here, so a field is added in one place.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+
+class Source(StrEnum):
+    """Where a value is made."""
+
+    DEVICE = "device"  # a tensor on the training device, packed into the one host transfer
+    HOST = "host"  # measured or counted on the host (clocks, memory, the schedule)
+
+
+class Reduction(StrEnum):
+    """How the value of several ranks combines into the job's value."""
+
+    SUM = "sum"
+    MEAN = "mean"
+    MIN = "min"
+    MAX = "max"
+    WEIGHTED = "mean weighted by episodes_finished"
+    SAME = "identical on every rank"
+
+
+class Absent(StrEnum):
+    """When a field may be ``None``."""
+
+    NEVER = "never"
+    NO_EPISODE = "exactly when no episode finished in the batch"
+    UNAVAILABLE = "when not measured on this platform"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Health levels of one metric; ``warn``/``critical`` None: only non-finite is bad."""
+
+    label: str  # short name for Sanctum's status banner
+    problem: str = ""  # what crossing a level means, for the event log
+    warn: float | None = None
+    critical: float | None = None
+    high_is_bad: bool = True
+
+
+@dataclass(frozen=True)
+class Field:
+    """One telemetry field: what it is, where it is made, and how it is shown."""
+
+    id: str  # stable record id in docs/telemetry.md
+    name: str
+    title: str
+    type: type  # int, float, str or dict
+    unit: str
+    description: str
+    low: float | None = None  # enforced range (inclusive); None: unbounded
+    high: float | None = None
+    range_note: str = ""  # what the range means where the bounds alone do not say
+    nan_allowed: bool = False  # a diverging update is recorded, not rejected
+    absent: Absent = Absent.NEVER
+    default: Any = None  # the payload's default; None with required=True: must be given
+    required: bool = True
+    source: Source = Source.HOST
+    reduction: Reduction = Reduction.SAME
+    tensorboard: str | None = None  # TensorBoard tag (CleanRL's name where CleanRL logs it)
+    console: str | None = None  # str.format template of its part of the console line
+    health: Threshold | None = None
+    sanctum: str | None = None  # where the snapshot holds it, e.g. "ppo.approx_kl"
+
+    @property
+    def range_text(self) -> str:
+        if self.type in (str, dict):
+            return "non-empty" if self.type is str else "any"
+        low = "(-∞" if self.low is None else f"[{self.low:g}"
+        high = "∞)" if self.high is None else f"{self.high:g}]"
+        text = f"{low}, {high}"
+        if self.nan_allowed:
+            text += ", or NaN/inf"
+        return f"{text}; {self.range_note}" if self.range_note else text
+
+
+_UPDATE_NOTE = "mean over every minibatch step of the batch's update epochs"
+
+BATCH_COMPLETED_FIELDS: tuple[Field, ...] = (
+    Field(
+        "TELE-100", "env_steps", "Environment steps", int, "env steps",
+        "Environment steps taken so far, counting those before a resume: the x-axis of "
+        "every curve (TensorBoard's global step).",
+        low=0, reduction=Reduction.SUM, console="steps {:,}", sanctum="env_steps",
+    ),
+    Field(
+        "TELE-101", "sps", "Steps per second", float, "env steps / s",
+        "Environment steps per second of wall time over this batch (rollout, update "
+        "and bookkeeping).",
+        low=0, reduction=Reduction.SUM, tensorboard="charts/SPS", console="{:,.0f} sps",
+        sanctum="throughput.sps",
+    ),
+    Field(
+        "TELE-102", "batch_seconds", "Batch seconds", float, "s",
+        "Wall time of this batch.",
+        low=0, reduction=Reduction.MAX,
+    ),
+    Field(
+        "TELE-103", "episodes_finished", "Episodes finished", int, "episodes",
+        "Episodes that ended (terminated or truncated) during this batch.",
+        low=0, source=Source.DEVICE, reduction=Reduction.SUM, console="{:d} eps",
+        sanctum="returns.episodes_finished",
+    ),
+    Field(
+        "TELE-104", "episode_return_mean", "Episode return (mean)", float, "return",
+        "Mean undiscounted return of the episodes that ended in this batch.",
+        absent=Absent.NO_EPISODE, source=Source.DEVICE, reduction=Reduction.WEIGHTED,
+        tensorboard="charts/episodic_return", console="return {:.1f}", sanctum="returns.mean",
+    ),
+    Field(
+        "TELE-105", "episode_return_min", "Episode return (min)", float, "return",
+        "Lowest return of the episodes that ended in this batch.",
+        absent=Absent.NO_EPISODE, source=Source.DEVICE, reduction=Reduction.MIN,
+        console="min {:.0f}", sanctum="returns.min",
+    ),
+    Field(
+        "TELE-106", "episode_return_max", "Episode return (max)", float, "return",
+        "Highest return of the episodes that ended in this batch.",
+        absent=Absent.NO_EPISODE, source=Source.DEVICE, reduction=Reduction.MAX,
+        console="max {:.0f}", sanctum="returns.max",
+    ),
+    Field(
+        "TELE-107", "episode_length_mean", "Episode length (mean)", float, "env steps",
+        "Mean length of the episodes that ended in this batch.",
+        low=1, absent=Absent.NO_EPISODE, source=Source.DEVICE, reduction=Reduction.WEIGHTED,
+        tensorboard="charts/episodic_length", sanctum="returns.length_mean",
+    ),
+    Field(
+        "TELE-108", "policy_loss", "Policy loss", float, "loss",
+        f"Clipped surrogate policy loss, {_UPDATE_NOTE}.",
+        nan_allowed=True, source=Source.DEVICE, reduction=Reduction.MEAN,
+        tensorboard="losses/policy_loss", health=Threshold("PLoss"), sanctum="ppo.policy_loss",
+    ),
+    Field(
+        "TELE-109", "value_loss", "Value loss", float, "loss",
+        f"Value-function loss (0.5 x squared error, clipped if configured), {_UPDATE_NOTE}.",
+        low=0, nan_allowed=True, source=Source.DEVICE, reduction=Reduction.MEAN,
+        tensorboard="losses/value_loss", health=Threshold("VLoss"), sanctum="ppo.value_loss",
+    ),
+    Field(
+        "TELE-110", "entropy", "Policy entropy", float, "nats",
+        f"Entropy of the policy's action distribution, {_UPDATE_NOTE}; low means the "
+        "policy has stopped exploring.",
+        range_note="a continuous policy's differential entropy can be negative",
+        nan_allowed=True, source=Source.DEVICE, reduction=Reduction.MEAN,
+        tensorboard="losses/entropy", sanctum="ppo.entropy",
+        health=Threshold(
+            "Entropy", "entropy collapsed", warn=0.1, critical=0.01, high_is_bad=False
+        ),
+    ),
+    Field(
+        "TELE-111", "approx_kl", "Approximate KL", float, "nats",
+        f"KL(old policy ‖ new policy) by the (ratio - 1) - log ratio estimator, {_UPDATE_NOTE}.",
+        range_note="≥ 0 in exact arithmetic; float rounding can put it a hair below, "
+        "so no bound is enforced",
+        nan_allowed=True, source=Source.DEVICE, reduction=Reduction.MEAN,
+        tensorboard="losses/approx_kl", console="kl {:.4f}", sanctum="ppo.approx_kl",
+        health=Threshold("KL", "KL too high", warn=0.02, critical=0.05),
+    ),
+    Field(
+        "TELE-112", "clip_fraction", "Clip fraction", float, "fraction",
+        f"Share of samples whose probability ratio left [1 - clip, 1 + clip], {_UPDATE_NOTE}.",
+        low=0, high=1, nan_allowed=True, source=Source.DEVICE, reduction=Reduction.MEAN,
+        tensorboard="losses/clipfrac", console="clip {:.2f}", sanctum="ppo.clip_fraction",
+        health=Threshold("Clip", "clip fraction high", warn=0.3, critical=0.5),
+    ),
+    Field(
+        "TELE-113", "explained_variance", "Explained variance", float, "fraction",
+        "1 - Var[returns - values] / Var[returns] over the batch, before the update: how "
+        "much of the returns' spread the value function predicts. NaN when the returns "
+        "are constant. Across ranks the mean of each rank's value, an approximation.",
+        high=1, nan_allowed=True, source=Source.DEVICE, reduction=Reduction.MEAN,
+        tensorboard="losses/explained_variance", console="ev {:.2f}",
+        sanctum="ppo.explained_variance",
+        health=Threshold(
+            "EV", "explained variance negative", warn=0.0, critical=-0.5, high_is_bad=False
+        ),
+    ),
+    Field(
+        "TELE-114", "learning_rate", "Learning rate", float, "step size",
+        "Adam's learning rate during this batch's update (after annealing).",
+        low=0, tensorboard="charts/learning_rate", console="lr {:.2e}",
+        sanctum="ppo.learning_rate",
+    ),
+    Field(
+        "TELE-115", "grad_norm", "Gradient norm", float, "L2 norm",
+        f"Global gradient norm before clipping, {_UPDATE_NOTE}. esper's own: CleanRL does "
+        "not log it.",
+        low=0, nan_allowed=True, source=Source.DEVICE, reduction=Reduction.MEAN,
+        tensorboard="losses/grad_norm", health=Threshold("Grad"), sanctum="ppo.grad_norm",
+    ),
+    Field(
+        "TELE-116", "rollout_seconds", "Rollout seconds", float, "s",
+        "Wall time of the rollout and advantage computation in this batch.",
+        low=0, default=0.0, required=False, reduction=Reduction.MAX,
+        sanctum="throughput.rollout_share",
+    ),
+    Field(
+        "TELE-117", "update_seconds", "Update seconds", float, "s",
+        "Wall time of the PPO update in this batch.",
+        low=0, default=0.0, required=False, reduction=Reduction.MAX,
+        sanctum="throughput.update_share",
+    ),
+    Field(
+        "TELE-118", "process_memory_mb", "Process memory", float, "MB",
+        "Resident memory of the trainer process.",
+        low=0, absent=Absent.UNAVAILABLE, required=False, reduction=Reduction.MAX,
+        sanctum="throughput.process_memory_mb",
+    ),
+    Field(
+        "TELE-119", "cuda_memory_mb", "CUDA memory", float, "MB",
+        "Memory allocated on the CUDA device; None off CUDA.",
+        low=0, absent=Absent.UNAVAILABLE, required=False, reduction=Reduction.MAX,
+        sanctum="throughput.cuda_memory_mb",
+    ),
+)  # fmt: skip
+
+TRAINING_STARTED_FIELDS: tuple[Field, ...] = (
+    Field(
+        "TELE-012", "n_envs", "Environments", int, "environments",
+        "Environments stepped in parallel (--envs).",
+        low=1, sanctum="n_envs",
+    ),
+    Field(
+        "TELE-013", "max_epochs", "Horizon", int, "env steps per env",
+        "Environment steps per environment in one batch (--max-epochs): the rollout horizon.",
+        low=1, sanctum="horizon",
+    ),
+    Field(
+        "TELE-014", "max_batches", "Max batches", int, "batches",
+        "The batch count the run ends at: --episodes + --start-episode, fixed when training "
+        "starts, so a resume from 25 with --episodes 50 runs to 75. The denominator of "
+        "every progress display.",
+        low=1, sanctum="max_batches",
+    ),
+    Field(
+        "TELE-015", "start_batch", "Start batch", int, "batches",
+        "Batches completed before this invocation (--start-episode; 0 for a fresh run). "
+        "A TRAINING_STARTED with start_batch K supersedes every earlier event of a batch "
+        "after K.",
+        low=0, range_note="below max_batches", sanctum="start_batch",
+    ),
+    Field("TELE-016", "task", "Task", str, "name", "The task trained.", sanctum="task"),
+    Field(
+        "TELE-017", "device", "Device", str, "torch device",
+        "The device the environments and policy live on.",
+        sanctum="device",
+    ),
+    Field("TELE-018", "seed", "Seed", int, "seed", "The run's seed.", sanctum="seed"),
+    Field(
+        "TELE-019", "policy_params", "Policy parameters", int, "parameters",
+        "Trainable parameters of the actor-critic.",
+        low=1,
+    ),
+    Field(
+        "TELE-020", "config", "Config", dict, "PPOConfig fields",
+        "Every PPOConfig field of the run, as a dict.",
+        default={}, required=False,
+    ),
+    Field(
+        "TELE-021", "env_steps", "Environment steps at start", int, "env steps",
+        "Environment steps taken before this invocation (a resume continues the axis).",
+        low=0, default=0, required=False, sanctum="env_steps",
+    ),
+    Field(
+        "TELE-022", "world_size", "World size", int, "ranks",
+        "Processes (ranks) training together under torchrun; 1 for plain `esper ppo`. "
+        "Each rank steps n_envs / world_size environments.",
+        low=1, default=1, required=False, sanctum="world_size",
+    ),
+    Field(
+        "TELE-023", "env_device_counts", "Environments per device", dict, "environments",
+        "Environments on each device, e.g. {\"cuda:0\": 512, \"cuda:1\": 512}; "
+        "node-qualified (node1/cuda:0) over several machines. The counts sum to n_envs.",
+        default={}, required=False, sanctum="device",
+    ),
+)  # fmt: skip
+
+BATCH_FIELDS: dict[str, Field] = {f.name: f for f in BATCH_COMPLETED_FIELDS}
+
+# The batch's device statistics, in the order of the one packed transfer.
+PACKED_FIELDS: tuple[Field, ...] = tuple(
+    f for f in BATCH_COMPLETED_FIELDS if f.source is Source.DEVICE
+)
+
+# How several ranks combine each packed column; a WEIGHTED column is weighted by this one.
+PACKED_REDUCTIONS: tuple[Reduction, ...] = tuple(f.reduction for f in PACKED_FIELDS)
+PACKED_WEIGHT_COLUMN: int = next(
+    i for i, f in enumerate(PACKED_FIELDS) if f.name == "episodes_finished"
+)
+
+
+def pack_device_stats(values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """``[len(PACKED_FIELDS)]`` float64 on the device: the named scalars in table order.
+
+    One flat tensor, so the batch crosses to the host once (and several ranks
+    can combine it in one collective, field by field per ``Field.reduction``).
+    An episode statistic of a batch in which no episode ended is NaN (mean) or
+    +inf/-inf (min/max) here and ``None`` after ``unpack_device_stats``.
+    """
+    import torch
+
+    names = [f.name for f in PACKED_FIELDS]
+    if set(values) != set(names):
+        missing, extra = set(names) - set(values), set(values) - set(names)
+        raise KeyError(f"packed statistics differ from the table: missing {missing}, extra {extra}")
+    # One stack of the 0-d scalars, then one cast: cheaper than a cast per scalar.
+    return torch.stack([values[name] for name in names]).to(torch.float64)
+
+
+def unpack_device_stats(host: Sequence[float]) -> dict[str, Any]:
+    """The packed statistics as BATCH_COMPLETED fields, by name (host values, no tensors)."""
+    if len(host) != len(PACKED_FIELDS):
+        raise ValueError(f"{len(host)} packed values for {len(PACKED_FIELDS)} fields")
+    values: dict[str, Any] = {f.name: v for f, v in zip(PACKED_FIELDS, host, strict=True)}
+    no_episode = values["episodes_finished"] == 0
+    for f in PACKED_FIELDS:
+        if f.type is int:
+            values[f.name] = int(values[f.name])
+        elif no_episode and f.absent is Absent.NO_EPISODE:
+            values[f.name] = None
+    return values
+
+
+def console_parts(payload: Any) -> list[str]:
+    """The console line's parts for a BATCH_COMPLETED payload, in table order."""
+    parts = []
+    for f in BATCH_COMPLETED_FIELDS:
+        if f.console is None:
+            continue
+        value = getattr(payload, f.name)
+        if value is None:
+            parts.append(f.console.split("{")[0] + "-")
+        elif isinstance(value, float) and not math.isfinite(value):
+            parts.append(f.console.split("{")[0] + str(value))
+        else:
+            parts.append(f.console.format(value))
+    return parts
+
+
+TENSORBOARD_TAGS: dict[str, str] = {
+    f.tensorboard: f.name for f in BATCH_COMPLETED_FIELDS if f.tensorboard is not None
+}
+HEALTH_THRESHOLDS: dict[str, Threshold] = {
+    f.name: f.health for f in BATCH_COMPLETED_FIELDS if f.health is not None
+}

@@ -1,0 +1,61 @@
+"""docs/telemetry.md and the README's event rows are generated from the metrics table."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from esper.telemetry.docs import EVENTS, main, readme_row, render_document, update_readme
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "telemetry.md"
+README = ROOT / "README.md"
+
+REGENERATE = "run `uv run python -m esper.telemetry.docs` and commit the result"
+
+
+@pytest.mark.parametrize(
+    "field", [f"{event}.{f.name}" for event, fields in EVENTS.items() for f in fields]
+)
+def test_every_field_has_a_record(field: str) -> None:
+    headings = re.findall(r"^## TELE-\d+: .* \(`(\w+\.\w+)`\)$", DOC.read_text(), re.MULTILINE)
+    assert field in headings, f"no record for {field} in {DOC.name}: {REGENERATE}"
+
+
+def test_the_document_is_not_stale() -> None:
+    assert DOC.read_text(encoding="utf-8") == render_document(), (
+        f"{DOC.name} is stale: {REGENERATE}"
+    )
+
+
+@pytest.mark.parametrize("event", list(EVENTS))
+def test_the_readme_row_lists_every_field(event: str) -> None:
+    assert readme_row(event) in README.read_text().splitlines(), f"README is stale: {REGENERATE}"
+
+
+def test_a_record_follows_the_record_form() -> None:
+    text = DOC.read_text()
+    record = text[text.index("## TELE-014: ") :].split("\n## ")[0]
+    for section in ("1. Identity", "2. Purpose", "3. Data specification", "Health thresholds"):
+        assert f"### {section}" in record or f"#### {section}" in record
+    for row in ("**Type** | `int`", "**Units** | batches", "**Range** | [1, ∞)", "**Default**"):
+        assert row in record
+    assert "run_vectorized_ppo" in record and "snapshot.max_batches" in record
+
+
+def test_generator_rewrites_the_rows_and_the_doc(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n| `BATCH_COMPLETED` | old | `sps` |\nafter\n")
+    doc = tmp_path / "docs" / "telemetry.md"
+    assert main(["--doc", str(doc), "--readme", str(readme)]) == 0
+    assert readme.read_text() == update_readme(
+        "intro\n" + readme_row("BATCH_COMPLETED") + "\nafter\n"
+    )
+    assert doc.read_text() == render_document()
+
+
+def test_generator_outside_the_repository_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
+    assert main(["--readme", str(tmp_path / "README.md")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
