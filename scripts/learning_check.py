@@ -1,6 +1,6 @@
 """Train a task with its default config and report how fast it reached its target.
 
-Each task runs with ``configs/<task>.toml`` (plus any ``--set KEY=VALUE``
+Each task runs with ``src/esper/configs/<task>.toml`` (plus any ``--set KEY=VALUE``
 overrides) until its score passes (exceeds) the task's target, or until its batch budget or
 ``--max-seconds`` runs out. The score is gymnasium's: the mean return of the
 latest >= 100 finished episodes (whole batches), judged only once every env

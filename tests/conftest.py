@@ -36,8 +36,9 @@ def solved_cartpole(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     deterministic policy averaged 471 over 100 evaluation episodes. 50 is the
     README's `esper ppo --episodes 50`, which the defaults are tuned for: the
     learning rate decays over the run's length. Only the invocation's own keys
-    are set here, so the fixture follows configs/cartpole.toml. The run dir holds the telemetry
-    record as well as the checkpoints; tests may append to it (``esper eval``).
+    are set here, so the fixture follows src/esper/configs/cartpole.toml. The run
+    dir holds the telemetry record as well as the checkpoints; tests may append to
+    it (``esper eval``).
     """
     run_dir = tmp_path_factory.mktemp("solved_cartpole")
     config = build_config(

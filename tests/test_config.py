@@ -2,11 +2,89 @@
 
 from __future__ import annotations
 
+import dataclasses
+import tomllib
 from pathlib import Path
+from typing import get_type_hints
 
 import pytest
 
-from esper.config import ConfigError, PPOConfig, build_config, task_default_values
+from esper.config import (
+    ConfigError,
+    PPOConfig,
+    build_config,
+    task_config_name,
+    task_default_values,
+)
+
+HINTS = get_type_hints(PPOConfig)
+# A TOML spelling of a valid value for each kind of field, and one of the wrong type.
+VALID = {int: "3", float: "0.125", bool: "true", str: '"cpu"', tuple[int, ...]: "[16, 16]"}
+WRONG = {int: '"three"', float: '"small"', bool: "1", str: "3", tuple[int, ...]: '["wide"]'}
+
+
+def _kind(name: str) -> object:
+    hint = HINTS[name]
+    return next((a for a in getattr(hint, "__args__", ()) if a is not type(None)), hint)
+
+
+@pytest.mark.parametrize("name", [f.name for f in dataclasses.fields(PPOConfig)])
+def test_every_field_loads_from_toml_and_names_its_key_on_a_type_error(
+    name: str, tmp_path: Path
+) -> None:
+    kind = _kind(name) if name != "hidden_sizes" else tuple[int, ...]
+    good = tmp_path / "good.toml"
+    value = {"task": '"cartpole"', "n_minibatches": "1"}.get(name, VALID[kind])
+    good.write_text(f"{name} = {value}\n")
+    expected = tomllib.loads(f"v = {value}")["v"]
+    expected = tuple(expected) if isinstance(expected, list) else expected
+    assert getattr(build_config(good), name) == expected
+    bad = tmp_path / "bad.toml"
+    bad.write_text(f"{name} = {WRONG[kind]}\n")
+    with pytest.raises(ConfigError) as info:
+        build_config(bad)
+    assert f"{name}: expected" in str(info.value) and "bad.toml" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("key", "suggestion"),
+    [
+        ("lr", "learning_rate"),
+        ("lerning_rate", "learning_rate"),
+        ("total_timesteps", "n_batches"),
+        ("num_envs", "n_envs"),
+        ("num_steps", "horizon"),
+        ("n_steps", "horizon"),
+        ("n_epochs", "update_epochs"),
+        ("batch_size", "n_minibatches"),
+        ("num_minibatches", "n_minibatches"),
+        ("max_epochs", "horizon"),
+        ("ppo_epochs", "update_epochs"),
+        ("n_episodes", "n_batches"),
+        ("start_episode", "start_batch"),
+    ],
+)
+def test_unknown_key_points_to_esper_s_name(key: str, suggestion: str, tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"{key} = 1\n")
+    with pytest.raises(ConfigError) as info:
+        build_config(path)
+    assert f"unknown key '{key}'; did you mean {suggestion}" in str(info.value)
+
+
+def test_our_own_names_are_not_mistaken_for_foreign_ones(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("update_epochs = 2\nlearning_rate = 0.001\n")
+    assert build_config(path).update_epochs == 2
+
+
+def test_gym_twin_of_a_built_in_uses_its_config_and_others_the_generic_file() -> None:
+    assert task_config_name("gym:CartPole-v1") == "cartpole.toml"
+    assert task_default_values("gym:Acrobot-v1") == task_default_values("acrobot")
+    assert task_config_name("gym-async:CartPole-v1") == "cartpole.toml"
+    assert task_config_name("gym:LunarLander-v3") == "gym_LunarLander-v3.toml"
+    assert task_config_name("gym:Pusher-v5") == "generic.toml"
+    assert task_default_values("gym:Pusher-v5") == {}
 
 
 def test_unknown_key_is_an_error_naming_the_key(tmp_path: Path) -> None:
@@ -46,21 +124,24 @@ def test_max_batches_is_episodes_plus_start() -> None:
 
 
 @pytest.mark.parametrize(
-    ("changes", "flag"),
+    ("changes", "setting"),
     [
-        ({"n_batches": 0}, "--episodes"),
-        ({"start_batch": -1}, "--start-episode"),
-        ({"n_envs": 0}, "--envs"),
-        ({"horizon": 0}, "--max-epochs"),
-        ({"update_epochs": 0}, "--ppo-epochs"),
-        ({"checkpoint_every": 0}, "--checkpoint-every"),
+        ({"n_batches": 0}, "n_batches"),
+        ({"start_batch": -1}, "start_batch"),
+        ({"n_envs": 0}, "n_envs"),
+        ({"horizon": 0}, "horizon"),
+        ({"update_epochs": 0}, "update_epochs"),
+        ({"checkpoint_every": 0}, "checkpoint_every"),
+        ({"anneal_batches": 0}, "anneal_batches"),
+        ({"keep_checkpoints": 0}, "keep_checkpoints"),
         ({"n_envs": 3, "horizon": 3, "n_minibatches": 4}, "n_minibatches"),
     ],
 )
-def test_out_of_range_values_name_their_flag(changes: dict, flag: str) -> None:
+def test_out_of_range_values_name_their_setting(changes: dict, setting: str) -> None:
     with pytest.raises(ConfigError) as info:
         PPOConfig(**changes)
-    assert info.value.flag == flag
+    assert info.value.setting == setting
+    assert str(info.value).startswith(f"{setting}: ")
 
 
 def test_default_run_dir_is_found_again_by_task() -> None:

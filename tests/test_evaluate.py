@@ -147,7 +147,7 @@ def test_a_damaged_checkpoint_is_one_line_naming_an_intact_one(
     result = runner.invoke(app, ["eval", str(run_dir), "--device", "cpu"])
     assert result.exit_code == 2
     assert len(lines(result)) == 1, result.output
-    assert "damaged" in result.output and "(--checkpoint 1)" in result.output
+    assert "damaged" in result.output and "(--checkpoint=1)" in result.output
     assert "--start-episode" not in result.output and "Traceback" not in result.output
 
 

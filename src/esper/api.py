@@ -7,7 +7,9 @@ sinks attached.
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
 import sys
 import traceback
 from contextlib import AbstractContextManager, nullcontext
@@ -17,6 +19,7 @@ from typing import Any, Literal
 
 from esper.config import ConfigError, PPOConfig, build_config, load_config_file
 from esper.envs import env_class
+from esper.envs.registry import recall_task
 from esper.errors import UserError
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.sanctum import SanctumAggregator, SanctumDashboard
@@ -25,8 +28,13 @@ from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
-from esper.training.checkpoint import load_for_resume
-from esper.training.distributed import Collectives, launch_words, process_group
+from esper.training.checkpoint import load_for_resume, newest_intact
+from esper.training.distributed import (
+    Collectives,
+    is_main_process,
+    process_group,
+    torchrun_words,
+)
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.vectorized import TrainingResult, run_vectorized_ppo
 
@@ -49,32 +57,99 @@ class TrainOutcome:
 
     @property
     def resume_command(self) -> str:
-        resume = max(RunDir(self.config.resolved_run_dir()).checkpoints(), default=0)
-        remaining = self.config.max_batches - resume
-        parts = [*launch_words(), "ppo", "--task", self.config.task]
+        """The command that continues this run to its ``max_batches``, spelled the
+        way this process was launched (``torchrun ... -m esper``, ``uv run esper``, ...)."""
+        parts = [*(torchrun_words() or launcher()), "ppo", "--task", self.config.task]
         parts += ["--run-dir", str(self.config.resolved_run_dir())]
-        parts += ["--start-episode", str(resume), "--episodes", str(max(remaining, 1))]
+        parts += ["--resume", "--episodes", str(self._remaining())]
         return shlex.join(parts)
+
+    @property
+    def resume_call(self) -> str:
+        """The Python call that continues this run (``resume_command``'s twin)."""
+        return (
+            f"esper.train(task={self.config.task!r}, episodes={self._remaining()}, "
+            f"run_dir={str(self.config.resolved_run_dir())!r}, resume=True)"
+        )
+
+    def _remaining(self) -> int:
+        """Batches from the newest checkpoint to this run's ``max_batches``."""
+        newest = max(RunDir(self.config.resolved_run_dir()).checkpoints(), default=0)
+        return max(self.config.max_batches - newest, 1)
+
+
+def launcher() -> list[str]:
+    """How to start esper again as this process was started: under ``uv run``
+    (uv sets ``UV`` for what it runs), as ``python -m esper``, or by the script."""
+    main = sys.modules.get("__main__")
+    as_module = getattr(getattr(main, "__spec__", None), "name", "") == "esper.__main__"
+    if os.environ.get("UV"):
+        return ["uv", "run", "python", "-m", "esper"] if as_module else ["uv", "run", "esper"]
+    if as_module:
+        on_path = shutil.which("python")
+        same = on_path and Path(on_path).resolve() == Path(sys.executable).resolve()
+        return ["python" if same else sys.executable, "-m", "esper"]
+    script = sys.argv[0] if sys.argv and sys.argv[0] else "esper"
+    on_path = shutil.which("esper")
+    if on_path and Path(on_path).resolve() == Path(script).resolve():
+        return ["esper"]
+    return [script if Path(script).name == "esper" else "esper"]
+
+
+def resume_point(run_dir: RunDir) -> int:
+    """The newest checkpoint that loads; damaged newer ones are set aside (renamed
+    ``*.damaged``) with a note, so the resume can replace them."""
+    checkpoints = run_dir.checkpoints()
+    intact = newest_intact(checkpoints)
+    if intact is None:
+        raise ConfigError(
+            "resume",
+            f"nothing to resume in {run_dir.path} ({describe_checkpoints(run_dir)})",
+        )
+    for batch, path in checkpoints.items():
+        if batch > intact:
+            path.rename(path.with_name(path.name + ".damaged"))
+            print(
+                f"esper: note: {path.name} does not load (kept as {path.name}.damaged); "
+                f"resuming from batch {intact}",
+                file=sys.stderr,
+                flush=True,
+            )
+    return intact
 
 
 def make_config(
-    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    *,
+    resume: bool = False,
 ) -> PPOConfig:
-    """Validated config; a resume starts from the checkpoint's saved config."""
+    """Validated config; a resume starts from the checkpoint's saved config.
+    ``resume`` picks the newest intact checkpoint (instead of ``start_batch``)."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if resume and overrides.get("start_batch"):
+        raise ConfigError(
+            "resume", "give {resume} or {start_batch}, not both", mentions=("resume", "start_batch")
+        )
     fresh = build_config(config_file, overrides)  # validates flags and file early
-    env_class(fresh.task)  # unknown task: error before anything touches the disk
+    if resume:
+        overrides["start_batch"] = resume_point(RunDir(fresh.resolved_run_dir()))
+        fresh = build_config(config_file, overrides)
     if fresh.start_batch == 0:
+        env_class(fresh.task)  # unknown task: error before anything touches the disk
         return fresh
     run_dir = RunDir(fresh.resolved_run_dir())
     path = run_dir.checkpoint_path(fresh.start_batch)
     if not path.is_file():
         raise ConfigError(
-            "--start-episode",
+            "start_batch",
             f"no checkpoint for batch {fresh.start_batch} in {run_dir.path} "
             f"({describe_checkpoints(run_dir)})",
         )
-    saved = _field_names(load_for_resume(run_dir.checkpoints(), fresh.start_batch)["config"])
+    checkpoint = load_for_resume(run_dir.checkpoints(), fresh.start_batch)
+    recall_task(checkpoint["config"]["task"], checkpoint.get("task_source"))
+    env_class(fresh.task)
+    saved = _field_names(checkpoint["config"])
     for key in INVOCATION_KEYS:
         saved.pop(key, None)
     saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
@@ -87,7 +162,8 @@ def train(
     episodes: int = 50,
     *,
     config_file: Path | str | None = None,
-    console: bool = False,
+    resume: bool = False,
+    progress: bool = True,
     tensorboard: bool = False,
     **overrides: Any,
 ) -> TrainOutcome:
@@ -95,24 +171,44 @@ def train(
 
     ``overrides`` are ``PPOConfig`` field names, or the CLI's words for them
     (``start_episode`` resumes, ``max_epochs`` is the horizon, as on the CLI).
-    Returns the outcome: status, run dir and the last batch's statistics.
+    ``resume=True`` continues from the newest intact checkpoint. ``progress``
+    shows what the CLI shows without the dashboard: a progress bar in a
+    terminal, one line per batch otherwise; ``progress=False`` is silent.
+    Errors name the keyword (``n_envs: must be >= 1``). Returns the outcome:
+    status, run dir and the last batch's statistics.
     """
-    display: Display = "lines" if console else "none"
-    return _train_in_group(
-        Path(config_file) if config_file else None,
-        {"task": task, "n_batches": episodes, **_field_names(overrides)},
-        display,
-        tensorboard,
-    )
+    words = {"n_batches": "episodes"} | {
+        EDGE_WORDS[key]: key for key in overrides if key in EDGE_WORDS
+    }
+    display: Display = ("progress" if sys.stdout.isatty() else "lines") if progress else "none"
+    try:
+        outcome = _train_in_group(
+            Path(config_file) if config_file else None,
+            {"task": task, "n_batches": episodes, **_field_names(overrides)},
+            display,
+            tensorboard,
+            resume,
+        )
+    except UserError as exc:
+        raise exc.in_words(words) from None
+    if progress and is_main_process() and outcome.status == "interrupted":
+        print(f"esper: interrupted; resume with: {outcome.resume_call}", file=sys.stderr)
+    elif progress and outcome.status == "failed":
+        print(f"esper: training failed: {outcome.reason}", file=sys.stderr)
+    return outcome
 
 
 def _train_in_group(
-    config_file: Path | None, overrides: dict[str, Any], display: Display, tensorboard: bool
+    config_file: Path | None,
+    overrides: dict[str, Any],
+    display: Display,
+    tensorboard: bool,
+    resume: bool,
 ) -> TrainOutcome:
     """One process, or this rank of a torchrun job: rank 0 reads the config (and a
     resume's checkpoint) and shares it; only rank 0 writes telemetry or draws."""
     with process_group() as group:
-        config = group.main_decides(lambda: make_config(config_file, overrides))
+        config = group.main_decides(lambda: make_config(config_file, overrides, resume=resume))
         if not group.is_main:
             display, tensorboard = "none", False
         return run_training(config, display=display, tensorboard=tensorboard, group=group)
@@ -161,7 +257,7 @@ def run_training(
         dashboard = _dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
-                result = run_vectorized_ppo(config, hub, stop, group)
+                result = run_vectorized_ppo(config, hub, stop, group, start_note(config))
         except UserError:  # the CLI makes these one line, exit 2
             raise
         except Exception as exc:  # a bug or an environment failure: keep the traceback
@@ -169,6 +265,16 @@ def run_training(
         finally:
             hub.close()
     return TrainOutcome(result, config, telemetry_failures=list(hub.failures.values()))
+
+
+def start_note(config: PPOConfig) -> str:
+    """What a resume of a task that cannot be checkpointed should tell the user."""
+    if config.start_batch and not env_class(config.task).restorable:
+        return (
+            "this task's environments cannot be checkpointed, so this resume "
+            "starts from freshly reset environments"
+        )
+    return ""
 
 
 def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception, rank: int = 0) -> TrainingResult:
@@ -186,8 +292,9 @@ def train_from_cli(
     overrides: dict[str, Any],
     sanctum: bool | None,
     tensorboard: bool = False,
+    resume: bool = False,
 ) -> TrainOutcome:
-    return _train_in_group(config_file, overrides, choose_display(sanctum), tensorboard)
+    return _train_in_group(config_file, overrides, choose_display(sanctum), tensorboard, resume)
 
 
 def choose_display(sanctum: bool | None) -> Display:

@@ -6,16 +6,18 @@ and a non-zero exit code.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple, get_args, get_type_hints
 
 import typer
-from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
+from esper.config import FIELDS, SETTING_FLAGS, PPOConfig, default_text
 from esper.errors import UserError
+from esper.extras import install_hint
 
 # Commands import what they need when they run: `esper sanctum` and `esper --help`
 # should not pay for importing torch.
@@ -23,6 +25,59 @@ from esper.errors import UserError
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_TELEMETRY_INCOMPLETE = 3
+
+
+class Invocation(NamedTuple):
+    """An ``esper ppo`` option that is not a PPOConfig setting: how this run is shown,
+    recorded or started. The key is the API's keyword for it."""
+
+    flag: str
+    type: Any
+    help: str
+    default_text: str
+
+
+INVOCATION_OPTIONS = {
+    "config_file": Invocation(
+        "--config",
+        Path,
+        "TOML file of PPOConfig keys (unknown keys are errors); flags override it.",
+        "none",
+    ),
+    "resume": Invocation(
+        "--resume",
+        bool,
+        "Continue from the newest intact checkpoint in the run dir; the run ends at "
+        "that batch + --episodes.",
+        "off",
+    ),
+    "sanctum": Invocation(
+        "--sanctum/--no-sanctum",
+        bool,
+        "Show the Sanctum dashboard when stdout is a terminal, or a progress bar; "
+        "plain lines when stdout is not a terminal.",
+        "sanctum",
+    ),
+    "tensorboard": Invocation(
+        "--tensorboard",
+        bool,
+        f"Also write TensorBoard scalars to RUN_DIR/tensorboard/ ({install_hint('tensorboard')}).",
+        "off",
+    ),
+    "nproc": Invocation(
+        "--nproc",
+        int,
+        "Train over N processes on this machine: the same as torchrun --standalone "
+        "--nproc-per-node N -m esper ppo ... (--envs is the total).",
+        "one process",
+    ),
+}
+# Setting -> what the user typed: the one place a setting becomes a flag.
+CLI_NAMES = {
+    **SETTING_FLAGS,
+    **{key: option.flag.split("/")[0] for key, option in INVOCATION_OPTIONS.items()},
+    "checkpoint": "--checkpoint",  # esper eval's choice of checkpoint
+}
 
 
 class OneLineErrors(TyperGroup):
@@ -38,13 +93,10 @@ class OneLineErrors(TyperGroup):
             code = exc.exit_code
         except typer.Abort:
             code = _fail("aborted", 130)
-        except NoArgsIsHelpError as exc:
-            print(exc.format_message())
-            code = 0
-        except ClickException as exc:
+        except typer.TyperException as exc:  # a usage error typer found
             code = _fail(f"error: {_one_line(exc.format_message())}", EXIT_BAD_INPUT)
         except UserError as exc:
-            code = _fail(f"error: {exc.one_line()}", EXIT_BAD_INPUT)
+            code = _fail(f"error: {exc.in_words(CLI_NAMES).one_line()}", EXIT_BAD_INPUT)
         code = code if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -68,174 +120,60 @@ app = typer.Typer(
         "PPO on batched tensor environments, with built-in telemetry.\n\n"
         "A batch is one PPO round: every one of --envs environments steps --max-epochs "
         "times, then one PPO update. --episodes N runs N batches; --start-episode K "
-        "resumes after batch K, so the run ends at batch max_batches = K + N."
+        "resumes after batch K (--resume: after the newest checkpoint), so the run ends "
+        "at batch max_batches = K + N."
     ),
     add_completion=False,
-    no_args_is_help=True,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 
 @app.callback()
-def _root() -> None:
+def _root(ctx: typer.Context) -> None:
     """esper: PPO on batched tensor environments, with built-in telemetry."""
+    if ctx.invoked_subcommand is None:  # bare `esper`: the help, exit 0
+        print(ctx.get_help())
 
 
-@app.command()
-def ppo(
-    episodes: Annotated[
-        int | None,
-        typer.Option(
-            "--episodes",
-            help="Batches to run in this invocation (>= 1). Default 50.",
-            show_default=False,
-        ),
-    ] = None,
-    start_episode: Annotated[
-        int | None,
-        typer.Option(
-            "--start-episode",
-            help=(
-                "Resume offset: batches already completed (>= 0). K > 0 loads "
-                "RUN_DIR/checkpoints/batch_K.pt and the run ends at batch K + --episodes."
-            ),
-            show_default=False,
-        ),
-    ] = None,
-    task: Annotated[
-        str | None,
-        typer.Option(
-            "--task", help="Built-in task to train on. Default cartpole.", show_default=False
-        ),
-    ] = None,
-    envs: Annotated[
-        int | None,
-        typer.Option("--envs", help="Environments stepped together (n_envs).", show_default=False),
-    ] = None,
-    max_epochs: Annotated[
-        int | None,
-        typer.Option(
-            "--max-epochs",
-            help="Environment steps per env in one batch (the rollout horizon).",
-            show_default=False,
-        ),
-    ] = None,
-    ppo_epochs: Annotated[
-        int | None,
-        typer.Option(
-            "--ppo-epochs", help="Passes of the PPO update over each batch.", show_default=False
-        ),
-    ] = None,
-    device: Annotated[
-        str | None,
-        typer.Option(
-            "--device",
-            help="auto (CUDA when available, else CPU), cpu, cuda or cuda:N.",
-            show_default=False,
-        ),
-    ] = None,
-    seed: Annotated[
-        int | None, typer.Option("--seed", help="Random seed.", show_default=False)
-    ] = None,
-    config: Annotated[
-        Path | None,
-        typer.Option(
-            "--config",
-            help="TOML file of PPOConfig keys (unknown keys are errors); flags override it.",
-            show_default=False,
-        ),
-    ] = None,
-    run_dir: Annotated[
-        str | None,
-        typer.Option(
-            "--run-dir",
-            help="Where telemetry.jsonl and checkpoints/ go. Default runs/<task>, "
-            "which a resume finds again.",
-            show_default=False,
-        ),
-    ] = None,
-    checkpoint_every: Annotated[
-        int | None,
-        typer.Option(
-            "--checkpoint-every",
-            help="Batches between checkpoints (the last batch always saves). Default 10.",
-            show_default=False,
-        ),
-    ] = None,
-    keep_checkpoints: Annotated[
-        int | None,
-        typer.Option(
-            "--keep-checkpoints",
-            help="Keep only the newest N checkpoints (the newest is never deleted). "
-            "Default: keep all.",
-            show_default=False,
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool,
-        typer.Option(
-            "--overwrite",
-            help="Allow a fresh run to replace the run dir's checkpoints and telemetry "
-            "(or a resume to replace later checkpoints).",
-        ),
-    ] = False,
-    compile_loss: Annotated[
-        bool,
-        typer.Option(
-            "--compile",
-            help="torch.compile the PPO loss: ~30 s of compilation first, faster "
-            "updates after; for long runs with thousands of envs.",
-        ),
-    ] = False,
-    sanctum: Annotated[
-        bool | None,
-        typer.Option(
-            "--sanctum/--no-sanctum",
-            help="Show the Sanctum dashboard when stdout is a terminal (default), "
-            "or print one plain line per batch.",
-            show_default=False,
-        ),
-    ] = None,
-    tensorboard: Annotated[
-        bool,
-        typer.Option(
-            "--tensorboard",
-            help="Also write TensorBoard scalars to RUN_DIR/tensorboard/ "
-            "(pip install 'esper[tensorboard]').",
-        ),
-    ] = False,
-    nproc: Annotated[
-        int | None,
-        typer.Option(
-            "--nproc",
-            help="Train over N processes on this machine: the same as torchrun "
-            "--standalone --nproc-per-node N -m esper ppo ... (--envs is the total).",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Train PPO: --episodes batches, resumable with --start-episode."""
+def _option(name: str, flag: str, kind: Any, help: str, default: str) -> inspect.Parameter:
+    """One generated keyword parameter: a switch (off unless given) or a value (None:
+    not given, so the config's layers decide)."""
+    switch = kind is bool and "/" not in flag
+    option = typer.Option(flag, help=f"{help} Default: {default}.", show_default=False)
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False if switch else None,
+        annotation=Annotated[kind if switch else kind | None, option],
+    )
+
+
+def _value_type(name: str) -> Any:
+    hint = get_type_hints(PPOConfig)[name]
+    return next((a for a in get_args(hint) if a is not type(None)), hint)
+
+
+PPO_OPTIONS = [
+    *(
+        _option(name, flag, _value_type(name), FIELDS[name].metadata["help"], default_text(name))
+        for name, flag in SETTING_FLAGS.items()
+    ),
+    *(_option(name, *option) for name, option in INVOCATION_OPTIONS.items()),
+]
+
+
+def ppo(**options: Any) -> None:
+    """Train PPO: --episodes batches, resumable with --resume or --start-episode K."""
+    invocation = {key: options.pop(key) for key in INVOCATION_OPTIONS}
+    nproc = invocation.pop("nproc")
     if nproc is not None:
         raise typer.Exit(_launch_ranks(nproc))
     from esper import api
 
-    overrides = {
-        "n_batches": episodes,
-        "start_batch": start_episode,
-        "task": task,
-        "n_envs": envs,
-        "horizon": max_epochs,
-        "update_epochs": ppo_epochs,
-        "device": device,
-        "seed": seed,
-        "run_dir": run_dir,
-        "checkpoint_every": checkpoint_every,
-        "keep_checkpoints": keep_checkpoints,
-        "overwrite": overwrite or None,
-        "compile": compile_loss or None,
-    }
-    result = api.train_from_cli(config, overrides, sanctum=sanctum, tensorboard=tensorboard)
+    overrides = {key: value or None if value is False else value for key, value in options.items()}
+    result = api.train_from_cli(invocation.pop("config_file"), overrides, **invocation)
     if result.status == "interrupted":
         if _is_main_rank():
             print(f"esper: interrupted; resume with: {result.resume_command}", file=sys.stderr)
@@ -250,13 +188,18 @@ def ppo(
         raise typer.Exit(EXIT_TELEMETRY_INCOMPLETE)
 
 
+ppo.__signature__ = inspect.Signature(PPO_OPTIONS)  # type: ignore[attr-defined]
+ppo.__annotations__ = {p.name: p.annotation for p in PPO_OPTIONS}
+app.command()(ppo)
+
+
 def _launch_ranks(nproc: int) -> int:
     """``--nproc N``: this command line again, minus --nproc, under torch's launcher."""
     from esper.config import ConfigError
     from esper.training.distributed import launch_local
 
     if nproc < 1:
-        raise ConfigError("--nproc", f"must be >= 1 (got {nproc})")
+        raise ConfigError("nproc", f"must be >= 1 (got {nproc})")
     argv = sys.argv[sys.argv.index("ppo") + 1 :]
     rest = [a for a in argv if not a.startswith("--nproc=")]
     if "--nproc" in rest:
@@ -351,11 +294,39 @@ def plot(
         typer.Option("--output", "-o", help="Image to write; the suffix picks the format."),
     ] = Path("curves.png"),
     dpi: Annotated[int, typer.Option("--dpi", help="Resolution of the image.")] = 150,
+    smooth: Annotated[
+        int, typer.Option("--smooth", help="Average each run over this many batches.")
+    ] = 1,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Name of each line, in order (repeat the option)."),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Title of the return panel.")] = None,
+    normalize: Annotated[
+        bool,
+        typer.Option("--normalize", help="Map each task's return range onto [0, 1]."),
+    ] = False,
+    stat: Annotated[
+        str, typer.Option("--stat", help="Line through seeds: mean or iqm (interquartile mean).")
+    ] = "mean",
 ) -> None:
-    """Draw learning curves (pip install 'esper[plot]'): return, losses, KL, throughput."""
+    """Draw learning curves (needs the plot extra): return, losses, KL, throughput.
+
+    Runs that differ only by seed are one line in a bootstrap 95% confidence band.
+    """
     from esper.plot import plot_runs
 
-    print(f"esper: wrote {plot_runs(run_dirs, output, dpi=dpi)}")
+    written = plot_runs(
+        run_dirs,
+        output,
+        dpi=dpi,
+        smooth=smooth,
+        labels=label,
+        title=title,
+        normalize=normalize,
+        stat=stat,
+    )
+    print(f"esper: wrote {written}")
 
 
 @app.command()
@@ -365,14 +336,14 @@ def tasks(
         typer.Option("--gym", help="Also describe gymnasium ids, e.g. --gym LunarLander-v3."),
     ] = None,
 ) -> None:
-    """List the built-in tasks: spaces, time limit, and whether they step on the device."""
+    """List the known tasks (built-in, registered, installed): spaces, time limit, device."""
     from rich.console import Console
     from rich.table import Table
 
     from esper.envs import describe_tasks
 
-    table = Table(title="esper tasks (--task NAME, or --task gym:ENV_ID)")
-    for column in ("task", "gymnasium id", "obs", "actions", "steps", "on device"):
+    table = Table(title="esper tasks (--task NAME, --task gym:ENV_ID or --task module:Factory)")
+    for column in ("task", "gymnasium id", "obs", "actions", "steps", "on device", "from"):
         table.add_column(column, no_wrap=True)
     for row in describe_tasks(tuple(f"gym:{gym_id}" for gym_id in gym or ())):
         table.add_row(
@@ -382,10 +353,39 @@ def tasks(
             row.action_space,
             str(row.max_episode_steps or "-"),
             "yes" if row.on_device else "no (CPU)",
+            row.origin,
         )
     console = Console()
-    console.width = max(console.width, 100)  # whole task names, even in a pipe
+    console.width = max(console.width, 160)  # whole task names, even in a pipe
     console.print(table)
+
+
+@app.command("check-env")
+def check_env(
+    task: Annotated[
+        str,
+        typer.Argument(
+            metavar="TASK", help="Any --task name: built-in, gym:ID, registered or module:Factory."
+        ),
+    ],
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cpu",
+    envs: Annotated[int, typer.Option("--envs", help="Copies the rules step.")] = 8,
+    speed: Annotated[
+        list[int] | None,
+        typer.Option("--speed", help="Batch sizes to time (repeatable). Default 1, 64, 1024."),
+    ] = None,
+) -> None:
+    """Check a task against the environment contract; exit 1 if a rule breaks."""
+    from esper.device import resolve_device
+    from esper.env_check import check_env, print_report
+
+    if envs < 1:
+        raise typer.BadParameter(f"must be >= 1 (got {envs})", param_hint="--envs")
+    sizes = tuple(speed) if speed else (1, 64, 1024)
+    report = check_env(task, resolve_device(device), num_envs=envs, speed_sizes=sizes)
+    print_report(report)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:

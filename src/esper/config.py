@@ -1,52 +1,92 @@
 """The one validated, frozen description of a training run.
 
-Layering, lowest first: the dataclass defaults below, the task's defaults in
-``configs/<task>.toml``, the user's ``--config FILE.toml``, then CLI flags.
-Every TOML key must name a field here; anything else is an error naming it.
+Layering, lowest first: the dataclass defaults below, the task's packaged
+defaults (``esper/configs/<task>.toml``), the user's config file, then explicit
+overrides. Every TOML key must name a field here; anything else is an error
+naming it, with the nearest field or esper's word for another trainer's name.
+
+Each field that is also a command-line flag carries its flag, help and lower
+bound in its metadata (``knob``): the CLI is generated from them, and errors
+here name the setting (the field), which only the CLI translates into a flag.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import tomllib
+import types
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 from esper.errors import UserError
 
 
 class ConfigError(UserError, ValueError):
-    """A configuration or command-line mistake; ``flag`` names what to fix."""
+    """A configuration mistake; ``setting`` names the key (or input) to fix."""
 
-    def __init__(self, flag: str, message: str) -> None:
-        super().__init__(message, flag=flag)
+    def __init__(self, setting: str, message: str, mentions: tuple[str, ...] = ()) -> None:
+        super().__init__(message, setting=setting, mentions=mentions)
 
-    def __str__(self) -> str:
-        return f"{self.flag}: {self.message}"
+
+def knob(
+    default: Any,
+    help: str = "",
+    *,
+    flag: str | None = None,
+    minimum: int | None = None,
+    default_text: str | None = None,
+) -> Any:
+    """A field with what the CLI and validation need to know about it.
+
+    ``flag`` makes it an ``esper ppo`` option; ``minimum`` is checked on every
+    config (``None`` is allowed for optional fields); ``default_text`` says
+    what a ``None`` default means, for help and the README.
+    """
+    metadata = {"help": help, "flag": flag, "minimum": minimum, "default_text": default_text}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
 class PPOConfig:
-    """Every knob of a run. Field comments say what each one means for PPO."""
+    """Every knob of a run. Help strings and comments say what each one means for PPO."""
 
-    # --- run shape (ARCHITECTURE.md's words) ---
-    task: str = "cartpole"  # built-in task name, see esper.envs
-    n_batches: int = 50  # batches to run in this invocation (--episodes)
-    start_batch: int = 0  # batches already completed before this invocation (--start-episode)
-    n_envs: int = 64  # environments stepped together (--envs)
-    horizon: int = 128  # env steps per env per batch: the rollout horizon (--max-epochs)
-    seed: int = 1
-    device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
+    # --- run shape ---
+    task: str = knob(
+        "cartpole", "Task to train on: a built-in name (esper tasks) or gym:ENV_ID.", flag="--task"
+    )
+    n_batches: int = knob(50, "Batches to run in this invocation.", flag="--episodes", minimum=1)
+    start_batch: int = knob(
+        0,
+        "Resume offset: batches already completed. K > 0 loads "
+        "RUN_DIR/checkpoints/batch_K.pt and the run ends at batch K + --episodes.",
+        flag="--start-episode",
+        minimum=0,
+    )
+    n_envs: int = knob(64, "Environments stepped together.", flag="--envs", minimum=1)
+    horizon: int = knob(
+        128,
+        "Environment steps per env in one batch (the rollout horizon).",
+        flag="--max-epochs",
+        minimum=1,
+    )
+    seed: int = knob(1, "Random seed.", flag="--seed")
+    device: str = knob(
+        "auto", "auto (CUDA when available, else CPU), cpu, cuda or cuda:N.", flag="--device"
+    )
 
     # --- PPO ---
-    update_epochs: int = 4  # passes over each batch in the update
+    update_epochs: int = knob(
+        4, "Passes of the PPO update over each batch.", flag="--ppo-epochs", minimum=1
+    )
     n_minibatches: int = 4  # each pass walks the shuffled batch in this many minibatches
     learning_rate: float = 2.5e-4
     anneal_lr: bool = True  # linear decay to 0 over max_batches
     # Batches the decay spans; None: this invocation's max_batches. Set it to the
     # planned total to make a run split across invocations decay exactly as one.
-    anneal_batches: int | None = None
+    anneal_batches: int | None = knob(None, minimum=1)
     adam_eps: float = 1e-5
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -60,44 +100,52 @@ class PPOConfig:
     normalize_obs: bool = False  # running mean/std of observations, clipped to +-10
     normalize_reward: bool = False  # divide rewards by a running std of the discounted return
     hidden_sizes: tuple[int, ...] = (64, 64)
-    # torch.compile the PPO loss (--compile). Costs ~30 s of compilation at the
-    # start on a 2-core CPU and ~100 MB; measured 1.2-1.3x faster updates at
-    # 4,096 CartPole envs there, so it pays only on long, large runs.
-    compile: bool = False
+    # Costs ~30 s of compilation at the start on a 2-core CPU and ~100 MB;
+    # measured 1.2-1.3x faster updates at 4,096 CartPole envs there, so it pays
+    # only on long, large runs.
+    compile: bool = knob(
+        False,
+        "torch.compile the PPO loss: ~30 s of compilation first, faster updates after; "
+        "for long runs with thousands of envs.",
+        flag="--compile",
+    )
 
     # --- bookkeeping ---
-    run_dir: str | None = None  # None: runs/<task>
-    checkpoint_every: int = 10  # batches between checkpoints; the last batch always saves
-    keep_checkpoints: int | None = None  # keep only the newest N checkpoints (None: all)
-    overwrite: bool = False
+    run_dir: str | None = knob(
+        None,
+        "Where telemetry.jsonl and checkpoints/ go; a resume finds the default again.",
+        flag="--run-dir",
+        default_text="runs/<task>",
+    )
+    checkpoint_every: int = knob(
+        10,
+        "Batches between checkpoints (the last batch always saves).",
+        flag="--checkpoint-every",
+        minimum=1,
+    )
+    keep_checkpoints: int | None = knob(
+        None,
+        "Keep only the newest N checkpoints (the newest is never deleted).",
+        flag="--keep-checkpoints",
+        minimum=1,
+        default_text="all",
+    )
+    overwrite: bool = knob(
+        False,
+        "Allow a fresh run to replace the run dir's checkpoints and telemetry "
+        "(or a resume to replace later checkpoints).",
+        flag="--overwrite",
+    )
 
     def __post_init__(self) -> None:
-        _require(self.n_batches >= 1, "--episodes", f"must be >= 1 (got {self.n_batches})")
-        _require(
-            self.start_batch >= 0,
-            "--start-episode",
-            f"must be >= 0 (got {self.start_batch})",
-        )
-        _require(self.n_envs >= 1, "--envs", f"must be >= 1 (got {self.n_envs})")
-        _require(self.horizon >= 1, "--max-epochs", f"must be >= 1 (got {self.horizon})")
-        _require(
-            self.update_epochs >= 1, "--ppo-epochs", f"must be >= 1 (got {self.update_epochs})"
-        )
-        _require(
-            self.checkpoint_every >= 1,
-            "--checkpoint-every",
-            f"must be >= 1 (got {self.checkpoint_every})",
-        )
-        _require(
-            self.anneal_batches is None or self.anneal_batches >= 1,
-            "anneal_batches",
-            f"must be >= 1 (got {self.anneal_batches})",
-        )
-        _require(
-            self.keep_checkpoints is None or self.keep_checkpoints >= 1,
-            "--keep-checkpoints",
-            f"must be >= 1 (got {self.keep_checkpoints})",
-        )
+        for item in dataclasses.fields(self):
+            minimum = item.metadata.get("minimum")
+            value = getattr(self, item.name)
+            _require(
+                minimum is None or value is None or value >= minimum,
+                item.name,
+                f"must be >= {minimum} (got {value})",
+            )
         _require(
             self.n_minibatches >= 1 and self.batch_size % self.n_minibatches == 0,
             "n_minibatches",
@@ -130,7 +178,7 @@ class PPOConfig:
         return self.batch_size // self.n_minibatches
 
     def resolved_run_dir(self) -> Path:
-        """``--run-dir`` or the default ``runs/<task>``, which a resume finds again."""
+        """``run_dir`` or the default ``runs/<task>``, which a resume finds again."""
         if self.run_dir:
             return Path(self.run_dir)
         return Path("runs") / self.task.replace(":", "_").replace("/", "_")
@@ -141,52 +189,107 @@ class PPOConfig:
         out["hidden_sizes"] = list(self.hidden_sizes)
         return out
 
-    def replace(self, **changes: Any) -> PPOConfig:
-        return dataclasses.replace(self, **changes)
 
-
-def _require(ok: bool, flag: str, message: str) -> None:
+def _require(ok: bool, setting: str, message: str) -> None:
     if not ok:
-        raise ConfigError(flag, message)
+        raise ConfigError(setting, message)
 
 
-_FIELDS = {f.name: f for f in dataclasses.fields(PPOConfig)}
-# Keys a config file may set. The run's position (episodes, start) and output
-# location belong to the invocation, but are accepted so a file can pin them.
-CONFIG_KEYS = frozenset(_FIELDS)
+FIELDS = {f.name: f for f in dataclasses.fields(PPOConfig)}
+CONFIG_KEYS = frozenset(FIELDS)
+# Each flag-carrying setting and its ``esper ppo`` flag: the CLI's one table.
+SETTING_FLAGS = {name: f.metadata["flag"] for name, f in FIELDS.items() if f.metadata.get("flag")}
 
 
-def _coerce(key: str, value: Any) -> Any:
-    """Check one TOML value against the field's declared type."""
-    annotation = str(_FIELDS[key].type)
-    if annotation == "bool":
-        ok = isinstance(value, bool)
-    elif annotation == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    elif annotation == "float" or annotation == "float | None":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        value = float(value) if ok else value
-    elif annotation == "str" or annotation == "str | None":
-        ok = isinstance(value, str)
-    elif annotation == "tuple[int, ...]":
-        ok = isinstance(value, list) and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value
-        )
-        value = tuple(value) if ok else value
-    else:  # pragma: no cover - a new field type must be taught here
-        raise AssertionError(f"no TOML coercion for {key}: {annotation}")
-    if not ok:
-        raise ConfigError(key, f"expected {annotation}, got {value!r}")
+def _reader(annotation: Any) -> tuple[str, Any]:
+    """What a TOML value for ``annotation`` must be: a description and a converter
+    that returns the value or raises TypeError. Optional fields read their inner
+    type (TOML has no null: leaving the key out keeps ``None``)."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        if len(inner) == 1:
+            return _reader(inner[0])
+    if get_origin(annotation) is tuple and get_args(annotation)[1:] == (...,):
+        _, plural, read_item = _SCALARS[get_args(annotation)[0]]
+        return f"a list of {plural}", lambda v: tuple(read_item(x) for x in _expect(v, list))
+    if annotation in _SCALARS:
+        what, _, read = _SCALARS[annotation]
+        return what, read
+    raise TypeError(f"PPOConfig has no TOML reading for {annotation!r}")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...]) -> Any:
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise TypeError
+    if not isinstance(value, kind):
+        raise TypeError
     return value
 
 
+_SCALARS: dict[Any, tuple[str, str, Any]] = {
+    bool: ("true or false", "booleans", lambda v: _expect(v, bool)),
+    int: ("an integer", "integers", lambda v: _expect(v, int)),
+    float: ("a number", "numbers", lambda v: float(_expect(v, (int, float)))),
+    str: ("a string", "strings", lambda v: _expect(v, str)),
+}
+# Built at import, so a field of a type TOML cannot express fails at once.
+_READERS = {name: _reader(hint) for name, hint in get_type_hints(PPOConfig).items()}
+
+# Other trainers' names (CleanRL, Stable-Baselines3) and esper's old ones, with
+# what esper calls the idea.
+FOREIGN_KEYS = {
+    "total_timesteps": "n_batches (batches; one batch is n_envs x horizon env steps)",
+    "num_iterations": "n_batches",
+    "n_episodes": "n_batches",
+    "episodes": "n_batches",
+    "start_episode": "start_batch",
+    "num_envs": "n_envs",
+    "num_steps": "horizon",
+    "n_steps": "horizon",
+    "max_epochs": "horizon",
+    "n_epochs": "update_epochs",
+    "ppo_epochs": "update_epochs",
+    "num_minibatches": "n_minibatches",
+    "batch_size": "n_minibatches (a count: n_envs x horizon / minibatch size)",
+    "minibatch_size": "n_minibatches (a count: n_envs x horizon / minibatch size)",
+    "lr": "learning_rate",
+    "clip_range": "clip_coef",
+    "norm_adv": "normalize_advantages",
+    "normalize_advantage": "normalize_advantages",
+    "clip_vloss": "clip_value_loss",
+    "env_id": "task",
+    "cuda": "device",
+}
+
+
+def unknown_key_message(key: str) -> str:
+    """``unknown key 'lr'; did you mean learning_rate?``, or esper's word for it."""
+    near = FOREIGN_KEYS.get(key) or next(
+        iter(difflib.get_close_matches(key, sorted(CONFIG_KEYS), n=1)), None
+    )
+    return f"unknown key '{key}'" + (f"; did you mean {near}?" if near else "")
+
+
+def read_value(key: str, value: Any) -> Any:
+    """One TOML value as the field's type; ``TypeError`` names what was expected."""
+    what, read = _READERS[key]
+    try:
+        return read(value)
+    except TypeError:
+        raise TypeError(f"expected {what}, got {value!r}") from None
+
+
 def parse_config_mapping(mapping: dict[str, Any], source: str) -> dict[str, Any]:
-    """Validate a flat key/value mapping strictly: unknown keys are errors."""
+    """Validate a flat key/value mapping strictly: unknown keys and wrong types are
+    errors naming the key and the file; they belong to the ``config_file`` input."""
     out: dict[str, Any] = {}
     for key, value in mapping.items():
         if key not in CONFIG_KEYS:
-            raise ConfigError("--config", f"unknown key '{key}' in {source}")
-        out[key] = _coerce(key, value)
+            raise ConfigError("config_file", f"{unknown_key_message(key)} (in {source})")
+        try:
+            out[key] = read_value(key, value)
+        except TypeError as exc:
+            raise ConfigError("config_file", f"{key}: {exc} (in {source})") from None
     return out
 
 
@@ -196,25 +299,72 @@ def load_config_file(path: Path) -> dict[str, Any]:
         with path.open("rb") as fh:
             mapping = tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError("--config", f"file not found: {path}") from None
+        raise ConfigError("config_file", f"file not found: {path}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("--config", f"{path} is not valid TOML ({exc})") from None
+        raise ConfigError("config_file", f"{path} is not valid TOML ({exc})") from None
     return parse_config_mapping(mapping, str(path))
 
 
-def task_defaults_dir() -> Path:
-    """Where ``configs/<task>.toml`` lives: the repository's top-level folder."""
-    return Path(__file__).resolve().parents[2] / "configs"
+GENERIC_DEFAULTS = "generic.toml"
+
+
+def _packaged(name: str) -> Any:
+    """A file in the package's ``configs/``, found in a checkout and a wheel alike."""
+    return resources.files("esper") / "configs" / name
+
+
+def task_config_name(task: str) -> str | None:
+    """The packaged file (in ``esper/configs/``) holding ``task``'s defaults, or
+    None when the task declares its own (``default_config``).
+
+    - A built-in task uses ``<task>.toml`` (or declares ``default_config``); a
+      built-in with neither is an error, never a silent fallback.
+    - A ``gym:``/``gym-async:`` id that is a built-in task's twin (the same
+      gymnasium id) uses the built-in's file: the same dynamics learn with the
+      same settings. Other gymnasium ids use ``gym_<ID>.toml`` when esper ships one.
+    - Any other task uses what its factory declares, else ``generic.toml``,
+      which keeps PPOConfig's own defaults.
+    """
+    if _packaged(f"{task}.toml").is_file():  # no torch import for the common case
+        return f"{task}.toml"
+    from esper.envs.registry import TASKS, config_name, task_defaults
+
+    name = f"{config_name(task)}.toml"
+    if _packaged(name).is_file():
+        return name
+    if task_defaults(task):
+        return None
+    if task in TASKS:
+        raise ConfigError("task", f"esper ships no defaults for {task} (configs/{task}.toml)")
+    return GENERIC_DEFAULTS
 
 
 def task_default_values(task: str) -> dict[str, Any]:
-    """Per-task hyperparameters from ``configs/<task>.toml`` (empty if none)."""
-    path = task_defaults_dir() / f"{task.replace(':', '_')}.toml"
-    if not path.is_file():
-        return {}
-    values = load_config_file(path)
+    """Per-task hyperparameters: the packaged ``configs/`` file for ``task``, else
+    those the task itself declares (a registered or installed task's defaults)."""
+    name = task_config_name(task)
+    if name is None:
+        from esper.envs.registry import task_defaults
+
+        return parse_config_mapping(task_defaults(task), f"task {task}'s default_config")
+    mapping = tomllib.loads(_packaged(name).read_text(encoding="utf-8"))
+    values = parse_config_mapping(mapping, f"esper's configs/{name}")
     values.pop("task", None)
     return values
+
+
+def default_text(name: str, task: str = "cartpole") -> str:
+    """A flag's default as help and the README say it: the task's file wins over
+    the dataclass default (``32 for cartpole``), ``off`` for a false switch."""
+    item = FIELDS[name]
+    task_values = task_default_values(task)
+    if name in task_values:
+        return f"task config ({task_values[name]} for {task})"
+    if item.default is None:
+        return item.metadata["default_text"]
+    if item.default is False:
+        return "off"
+    return str(item.default)
 
 
 def build_config(
@@ -224,7 +374,9 @@ def build_config(
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     for key in overrides:
         if key not in CONFIG_KEYS:
-            raise ConfigError(key, f"'{key}' is not a PPOConfig setting")
+            raise ConfigError(
+                key, unknown_key_message(key).replace("unknown key", "unknown setting")
+            )
     file_values = load_config_file(config_file) if config_file else {}
     task = overrides.get("task", file_values.get("task", PPOConfig.task))
     values = {**task_default_values(task), **file_values, **overrides}
@@ -233,6 +385,7 @@ def build_config(
 
 __all__ = [
     "CONFIG_KEYS",
+    "SETTING_FLAGS",
     "ConfigError",
     "PPOConfig",
     "build_config",

@@ -15,18 +15,16 @@ def resolve_device(requested: str) -> torch.device:
         device = torch.device(requested)
     except RuntimeError:
         raise ConfigError(
-            "--device", f"'{requested}' is not a device (use auto, cpu, cuda or cuda:N)"
+            "device", f"'{requested}' is not a device (use auto, cpu, cuda or cuda:N)"
         ) from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError(
-                "--device", "CUDA is not available on this machine; use --device cpu or auto"
-            )
+            raise ConfigError("device", "CUDA is not available on this machine; use cpu or auto")
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ConfigError(
-                "--device",
+                "device",
                 f"{requested} does not exist ({torch.cuda.device_count()} CUDA device(s))",
             )
     elif device.type != "cpu":
-        raise ConfigError("--device", f"'{requested}' is not supported (use auto, cpu or cuda)")
+        raise ConfigError("device", f"'{requested}' is not supported (use auto, cpu or cuda)")
     return device

@@ -17,6 +17,7 @@ import torch
 from esper.config import ConfigError
 from esper.device import resolve_device
 from esper.envs import UnknownTaskError, env_class
+from esper.envs.registry import recall_task
 from esper.envs.spaces import ActionSpace
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.training.checkpoint import CheckpointError, load_for_resume
@@ -97,7 +98,7 @@ def load_policy(
     run = RunDir(Path(run_dir))
     batch = choose_checkpoint(run, checkpoint)
     checkpoints = run.checkpoints()
-    saved = load_for_resume(checkpoints, batch, flag="--checkpoint")
+    saved = load_for_resume(checkpoints, batch, setting="checkpoint")
     target = resolve_device(str(device))
     try:
         return _rebuild(saved, run, target, deterministic)
@@ -107,7 +108,7 @@ def load_policy(
         raise CheckpointError(
             f"checkpoint {checkpoints[batch]} does not hold a policy esper can rebuild "
             f"({type(exc).__name__}: {exc})",
-            flag="--checkpoint",
+            setting="checkpoint",
         ) from None
 
 
@@ -116,6 +117,7 @@ def _rebuild(
 ) -> TrainedPolicy:
     config = saved["config"]
     task = config["task"]
+    recall_task(task, saved.get("task_source"))
     spec = env_class(task).spec
     if saved["obs_dim"] != spec.obs_dim or saved["action_space"] != describe_space(
         spec.action_space
@@ -123,7 +125,7 @@ def _rebuild(
         raise CheckpointError(
             f"batch {saved['batch']}'s checkpoint in {run.path} has other observation or "
             f"action shapes than task {task} has now",
-            flag="--checkpoint",
+            setting="checkpoint",
         )
     model = ActorCritic(spec.obs_dim, spec.action_space, tuple(config["hidden_sizes"]))
     model.load_state_dict(saved["policy"])

@@ -6,19 +6,27 @@ resume from batch K supersedes whatever an earlier invocation logged after K
 (a crash past the last checkpoint, or an ``--overwrite`` resume), so each batch
 is drawn once, as the surviving run saw it.
 
-Matplotlib is an optional extra (``esper[plot]``) and is used through its Agg
+Runs that differ only by their seed are one experiment: drawn as one line (the
+mean over seeds, or the interquartile mean as rliable recommends) inside a
+bootstrap 95% confidence band, so a figure shows how reliably a setting learns
+rather than how one lucky seed did.
+
+Matplotlib is an optional extra (``esper-rl[plot]``) and is used through its Agg
 canvas directly, so plotting never touches pyplot's global state or a display.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from esper.config import ConfigError
+from esper.envs.registry import GYM_PREFIX, TASKS
 from esper.extras import import_extra
 from esper.run_dir import RunDir
 from esper.telemetry.events import (
@@ -38,6 +46,20 @@ SMALL_PANELS = (
 )
 # Drawn on a log axis when they are positive and span more than this factor.
 LOG_SCALE = {"value_loss": 20.0}
+# Worst and best episode return each task allows, by gymnasium id: evaluation
+# bars stay inside it, and --normalize maps it onto [0, 1].
+RETURN_RANGES = {
+    "CartPole-v1": (0.0, 500.0),
+    "Acrobot-v1": (-500.0, 0.0),
+    "MountainCar-v0": (-200.0, 0.0),
+    "MountainCarContinuous-v0": (-99.9, 100.0),  # action cost 0.1 a^2 for 999 steps; the goal +100
+    "Pendulum-v1": (-200 * (math.pi**2 + 0.1 * 8**2 + 0.001 * 2**2), 0.0),  # 200 worst steps
+}
+# Config keys that do not change what is learned: runs differing only in these
+# (and the seed) are one experiment.
+NOT_THE_EXPERIMENT = {"seed", "run_dir", "overwrite", "device", "start_batch", "checkpoint_every"}
+BOOTSTRAP_RESAMPLES = 1000
+STATISTICS = ("mean", "iqm")
 
 
 @dataclass
@@ -46,6 +68,8 @@ class RunCurves:
 
     label: str
     task: str
+    seed: int | None = None
+    config: dict[str, Any] = field(default_factory=dict)
     batches: dict[int, BatchCompletedPayload] = field(default_factory=dict)
     resumes: list[int] = field(default_factory=list)  # env steps where a resume started
     evaluations: list[EvaluationCompletedPayload] = field(default_factory=list)
@@ -79,6 +103,8 @@ def read_curves(run_dir: Path, label: str | None = None) -> RunCurves:
         data = event.data
         if isinstance(data, TrainingStartedPayload):
             curves.task = curves.task or data.task
+            if curves.seed is None:
+                curves.seed, curves.config = data.seed, dict(data.config)
             if data.start_batch > 0:
                 curves.resumes.append(data.env_steps)
         elif isinstance(data, BatchCompletedPayload) and event.batch is not None:
@@ -90,6 +116,138 @@ def read_curves(run_dir: Path, label: str | None = None) -> RunCurves:
         raise ConfigError("RUN_DIR", f"{path} holds no completed batch yet")
     curves.batches = dict(sorted(curves.batches.items()))
     return curves
+
+
+def return_range(task: str) -> tuple[float, float] | None:
+    """The task's worst and best episode return, if esper knows them."""
+    gym_id = TASKS[task].spec.gym_id if task in TASKS else task.removeprefix(GYM_PREFIX)
+    return RETURN_RANGES.get(gym_id)
+
+
+@dataclass
+class RunGroup:
+    """Runs of one experiment (the same config but the seed), drawn as one line."""
+
+    label: str
+    runs: list[RunCurves]
+
+    @property
+    def task(self) -> str:
+        return self.runs[0].task
+
+    def band(
+        self, name: str, *, smooth: int = 1, stat: str = "mean"
+    ) -> tuple[list[float], list[float], list[float], list[float]]:
+        """``(env_steps, centre, low, high)`` of a BATCH_COMPLETED field over the seeds.
+
+        Each run is smoothed (a trailing mean over ``smooth`` batches) and read at
+        every env step any run reports; the centre is the mean or the IQM over
+        the runs that cover that step, the band its bootstrap 95% interval
+        (collapsed onto the centre where only one run does).
+        """
+        import numpy as np
+
+        grid = sorted({x for run in self.runs for x in run.series(name)[0]})
+        columns = []
+        for run in self.runs:
+            xs, ys = run.series(name)
+            if not xs:
+                continue
+            ys = _trailing_mean(ys, smooth)
+            column = np.interp(grid, xs, ys)
+            column[(np.asarray(grid) < xs[0]) | (np.asarray(grid) > xs[-1])] = np.nan
+            columns.append(column)
+        if not columns:
+            return [], [], [], []
+        table = np.stack(columns)
+        rng = np.random.default_rng(0)  # the same figure from the same runs
+        centre, low, high = [], [], []
+        for values in table.T:
+            values = values[~np.isnan(values)]
+            centre.append(_statistic(values[None, :], stat)[0])
+            if len(values) > 1:
+                picks = rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))
+                lo, hi = np.percentile(_statistic(values[picks], stat), [2.5, 97.5])
+            else:
+                lo = hi = centre[-1]
+            low.append(float(lo))
+            high.append(float(hi))
+        return grid, centre, low, high
+
+
+def _statistic(samples: Any, stat: str) -> Any:
+    """Mean, or interquartile mean (the middle half), of each row of ``samples``."""
+    import numpy as np
+
+    if stat == "iqm" and samples.shape[1] >= 4:
+        ordered = np.sort(samples, axis=1)
+        cut = samples.shape[1] // 4
+        return ordered[:, cut : samples.shape[1] - cut].mean(axis=1)
+    return samples.mean(axis=1)
+
+
+def _trailing_mean(values: list[float], window: int) -> list[float]:
+    """Each value averaged with up to ``window - 1`` values before it."""
+    if window <= 1:
+        return values
+    out, total = [], 0.0
+    for index, value in enumerate(values):
+        total += value
+        if index >= window:
+            total -= values[index - window]
+        out.append(total / min(index + 1, window))
+    return out
+
+
+def group_runs(runs: Sequence[RunCurves], labels: Sequence[str] | None = None) -> list[RunGroup]:
+    """Runs whose configs differ only by seed become one group, in first-seen order."""
+    keyed: dict[str, list[RunCurves]] = {}
+    for run in runs:
+        kept = {k: v for k, v in run.config.items() if k not in NOT_THE_EXPERIMENT}
+        if not kept:  # a record without its config: nothing says it repeats another run
+            kept = {"run": run.label}
+        key = json.dumps({"task": run.task, **kept}, sort_keys=True, default=str)
+        keyed.setdefault(key, []).append(run)
+    members = list(keyed.values())
+    if labels and len(labels) != len(members):
+        raise ConfigError(
+            "--label",
+            f"{len(labels)} label(s) for {len(members)} line(s) "
+            f"(runs that differ only by seed share one line)",
+        )
+    names = labels or [_group_name(group) for group in members]
+    return [RunGroup(name, group) for name, group in zip(names, members, strict=True)]
+
+
+def _group_name(runs: Sequence[RunCurves]) -> str:
+    """A lone run's label; for seeds, what their labels share, and how many there are."""
+    if len(runs) == 1:
+        return runs[0].label
+    names = [Path(run.label).name for run in runs]
+    common = names[0]  # the characters every name starts with (cartpole-s1, cartpole-s2)
+    for name in names[1:]:
+        while not name.startswith(common):
+            common = common[:-1]
+    common = re.sub(r"[-_ ]*(seed|s)?[-_ ]*$", "", common) or runs[0].task
+    return f"{common} ({len(runs)} seeds)"
+
+
+def check_scales(groups: Sequence[RunGroup], normalize: bool) -> None:
+    """Returns of tasks with different scales share an axis only when normalised."""
+    tasks = sorted({group.task for group in groups})
+    ranges = {task: return_range(task) for task in tasks}
+    if normalize:
+        unknown = [task for task, bounds in ranges.items() if bounds is None]
+        if unknown:
+            raise ConfigError(
+                "--normalize", f"no known return range for {', '.join(unknown)} to normalise by"
+            )
+    elif len(set(ranges.values())) > 1 or (len(tasks) > 1 and None in ranges.values()):
+        raise ConfigError(
+            "RUN_DIR",
+            f"tasks {', '.join(tasks)} have different return scales; "
+            "plot them separately or pass --normalize",
+        )
 
 
 def _run_name(run_dir: Path) -> str:
@@ -116,8 +274,18 @@ def plot_runs(
     *,
     dpi: int = 150,
     figsize: tuple[float, float] = (12.0, 7.5),
+    smooth: int = 1,
+    labels: Sequence[str] | None = None,
+    title: str | None = None,
+    normalize: bool = False,
+    stat: str = "mean",
 ) -> Path:
-    """Draw the runs' curves to ``output`` (its suffix picks the format); return the path."""
+    """Draw the runs' curves to ``output`` (its suffix picks the format); return the path.
+
+    Runs that differ only by seed are one line with a bootstrap 95% band;
+    ``smooth`` averages each run over that many batches first; ``labels`` name
+    the lines in order; ``normalize`` maps each task's return range onto [0, 1].
+    """
     import_extra("matplotlib", "plot", "plot")
     from matplotlib import colormaps
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -126,9 +294,15 @@ def plot_runs(
 
     if not run_dirs:
         raise ConfigError("RUN_DIR", "name at least one run directory")
+    if smooth < 1:
+        raise ConfigError("--smooth", f"must be a number of batches >= 1 (got {smooth})")
+    if stat not in STATISTICS:
+        raise ConfigError("--stat", f"must be one of {', '.join(STATISTICS)} (got {stat!r})")
     paths = [Path(d) for d in run_dirs]
     output = Path(output)
     runs = [read_curves(d, label) for d, label in zip(paths, _labels(paths), strict=True)]
+    groups = group_runs(runs, labels)
+    check_scales(groups, normalize)
 
     fig = Figure(figsize=figsize, dpi=dpi, layout="constrained")
     canvas = FigureCanvasAgg(fig)
@@ -142,25 +316,29 @@ def plot_runs(
     small = [fig.add_subplot(grid[1, i]) for i in range(len(SMALL_PANELS))]
     palette = colormaps["tab10"]
 
-    for index, run in enumerate(runs):
+    for index, group in enumerate(groups):
         color = palette(index % palette.N)
-        _draw_returns(main, run, color)
+        _draw_returns(main, group, color, smooth=smooth, stat=stat, normalize=normalize)
         for ax, (name, _, _) in zip(small, SMALL_PANELS, strict=True):
-            ax.plot(*run.series(name), color=color, linewidth=1.2)
+            steps, centre, _, _ = group.band(name, smooth=smooth, stat=stat)
+            ax.plot(steps, centre, color=color, linewidth=1.2)
 
-    tasks = sorted({run.task for run in runs})
-    main.set_title(f"Episodic return: {', '.join(tasks)}", loc="left", fontweight="bold")
-    main.set_ylabel("mean return of episodes finished in the batch")
-    _legend(main, runs)
-    for ax, (name, title, ylabel) in zip(small, SMALL_PANELS, strict=True):
-        ax.set_title(title, loc="left", fontsize="medium", fontweight="bold")
-        ax.set_ylabel(ylabel, fontsize="small")
+    tasks = sorted({group.task for group in groups})
+    main.set_title(title or f"Episodic return: {', '.join(tasks)}", loc="left", fontweight="bold")
+    ylabel = "mean return of episodes finished in the batch"
+    if normalize:
+        ylabel = "return, normalised (0 worst, 1 best possible)"
+    main.set_ylabel(ylabel)
+    _legend(main, groups, stat)
+    for ax, (name, title_, ylabel_) in zip(small, SMALL_PANELS, strict=True):
+        ax.set_title(title_, loc="left", fontsize="medium", fontweight="bold")
+        ax.set_ylabel(ylabel_, fontsize="small")
         ax.tick_params(labelsize="small")
         if name == "sps":
             ax.yaxis.set_major_formatter(FuncFormatter(_format_count))
         if _wants_log_axis(runs, name):
             ax.set_yscale("log")
-            ax.set_ylabel(f"{ylabel} (log scale)", fontsize="small")
+            ax.set_ylabel(f"{ylabel_} (log scale)", fontsize="small")
             ax.yaxis.set_major_formatter(LogFormatter())  # 10, 100 rather than 10^1, 10^2
             ax.yaxis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
     # One x range for every panel (not sharex, which would also share the tick
@@ -181,11 +359,18 @@ def plot_runs(
     return output
 
 
-def _legend(ax: Any, runs: Sequence[RunCurves]) -> None:
-    """The runs by name, then one grey key each for evaluations and resumes."""
+def _legend(ax: Any, groups: Sequence[RunGroup], stat: str) -> None:
+    """The lines by name, then one grey key each for the band, evaluations and resumes."""
     from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
 
     handles, _ = ax.get_legend_handles_labels()
+    runs = [run for group in groups for run in group.runs]
+    if any(len(group.runs) > 1 for group in groups):
+        centre = "interquartile mean" if stat == "iqm" else "mean"
+        handles.append(
+            Patch(color="grey", alpha=0.25, label=f"{centre} over seeds, bootstrap 95% CI")
+        )
     if any(run.evaluation_points() for run in runs):
         handles.append(
             Line2D([], [], color="grey", marker="D", ls="none", label="esper eval: mean ± std")
@@ -197,17 +382,38 @@ def _legend(ax: Any, runs: Sequence[RunCurves]) -> None:
     ax.legend(handles=handles, loc="best", frameon=True, framealpha=0.9)
 
 
-def _draw_returns(ax: Any, run: RunCurves, color: Any) -> None:
-    """One run on the main panel: its return line, resume marks and evaluations."""
-    ax.plot(*run.series("episode_return_mean"), color=color, linewidth=1.8, label=run.label)
-    for steps in run.resumes:
-        ax.axvline(steps, color=color, linestyle=":", linewidth=1.0, alpha=0.7)
-    points = run.evaluation_points()
-    if points:
+def _draw_returns(
+    ax: Any, group: RunGroup, color: Any, *, smooth: int, stat: str, normalize: bool
+) -> None:
+    """One line on the main panel: its returns and band, resume marks and evaluations."""
+    bounds = return_range(group.task)
+    lo, hi = bounds if bounds else (-math.inf, math.inf)
+
+    def scaled(values: Sequence[float]) -> list[float]:
+        if not normalize:
+            return list(values)
+        return [(v - lo) / (hi - lo) for v in values]
+
+    steps, centre, low, high = group.band("episode_return_mean", smooth=smooth, stat=stat)
+    ax.plot(steps, scaled(centre), color=color, linewidth=1.8, label=group.label)
+    if len(group.runs) > 1:
+        ax.fill_between(steps, scaled(low), scaled(high), color=color, alpha=0.25, linewidth=0)
+    for run in group.runs:
+        for resumed_at in run.resumes:
+            ax.axvline(resumed_at, color=color, linestyle=":", linewidth=1.0, alpha=0.7)
+        points = run.evaluation_points()
+        if not points:
+            continue
+        means = [e.return_mean for _, e in points]
+        bars = [clipped_bar(e, bounds) for _, e in points]
+        bottoms, tops = [b for b, _ in bars], [t for _, t in bars]
         ax.errorbar(
             [x for x, _ in points],
-            [e.return_mean for _, e in points],
-            yerr=[e.return_std for _, e in points],
+            scaled(means),
+            yerr=[
+                [m - b for m, b in zip(scaled(means), scaled(bottoms), strict=True)],
+                [t - m for m, t in zip(scaled(means), scaled(tops), strict=True)],
+            ],
             fmt="D",
             color=color,
             markersize=6,
@@ -216,6 +422,15 @@ def _draw_returns(ax: Any, run: RunCurves, color: Any) -> None:
             linestyle="none",
             zorder=3,
         )
+
+
+def clipped_bar(
+    evaluation: EvaluationCompletedPayload, bounds: tuple[float, float] | None
+) -> tuple[float, float]:
+    """Mean ± std of an evaluation, cut where it would leave the returns the task allows."""
+    lo, hi = bounds if bounds else (-math.inf, math.inf)
+    mean, std = evaluation.return_mean, evaluation.return_std
+    return max(mean - std, lo), min(mean + std, hi)
 
 
 def _wants_log_axis(runs: Sequence[RunCurves], name: str) -> bool:

@@ -1,7 +1,8 @@
 """The run directory: where a run's telemetry and checkpoints live, and its rules.
 
 A fresh run never writes into a directory that already holds a run unless
-``--overwrite`` is given; a resume needs the checkpoint it names.
+``overwrite`` is set; a resume needs the checkpoint it names. Errors name the
+setting to change; the CLI shows its flag.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from esper.config import ConfigError, PPOConfig
-from esper.telemetry.jsonl import TELEMETRY_FILENAME
-from esper.telemetry.tensorboard import TENSORBOARD_DIRNAME
+
+# The run directory's layout; the sinks are handed these paths.
+TELEMETRY_FILENAME = "telemetry.jsonl"
+TENSORBOARD_DIRNAME = "tensorboard"
 
 _CHECKPOINT_RE = re.compile(r"^batch_(\d{6,})\.pt$")
 
@@ -74,33 +77,39 @@ def prepare_run_dir(config: PPOConfig) -> RunDir:
     """Check the run dir against fresh/resume rules; clear it if --overwrite says so."""
     run_dir = RunDir(config.resolved_run_dir())
     if run_dir.path.exists() and not run_dir.path.is_dir():
-        raise ConfigError("--run-dir", f"{run_dir.path} exists and is not a directory")
+        raise ConfigError("run_dir", f"{run_dir.path} exists and is not a directory")
     if config.start_batch == 0:
         if run_dir.holds_a_run():
             if not config.overwrite:
                 latest = max(run_dir.checkpoints(), default=None)
-                hint = f"resume with --start-episode {latest}, " if latest else ""
+                hint = (
+                    f"continue it with {{resume}} (newest checkpoint: batch {latest}), "
+                    if latest
+                    else ""
+                )
                 raise ConfigError(
-                    "--run-dir",
-                    f"{run_dir.path} already holds a run; {hint}choose another --run-dir, "
-                    "or pass --overwrite to start afresh",
+                    "run_dir",
+                    f"{run_dir.path} already holds a run; {hint}choose another {{run_dir}}, "
+                    "or set {overwrite} to start afresh",
+                    mentions=("resume", "run_dir", "overwrite"),
                 )
             _clear(run_dir)
     else:
         checkpoints = run_dir.checkpoints()
         if config.start_batch not in checkpoints:
             raise ConfigError(
-                "--start-episode",
+                "start_batch",
                 f"no checkpoint for batch {config.start_batch} in {run_dir.path} "
                 f"({describe_checkpoints(run_dir)})",
             )
         later = [b for b in checkpoints if b > config.start_batch]
         if later and not config.overwrite:
             raise ConfigError(
-                "--start-episode",
+                "start_batch",
                 f"{run_dir.path} has checkpoints after batch {config.start_batch} "
                 f"({', '.join(map(str, later))}); resuming here would replace them: "
-                f"resume from {max(later)} or pass --overwrite",
+                f"resume from {max(later)} or set {{overwrite}}",
+                mentions=("overwrite",),
             )
         for batch in later:
             checkpoints[batch].unlink()

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from esper.envs import BoxSpace, DiscreteSpace, UnknownTaskError, describe_tasks, env_class, make
-from esper.envs.gym_adapter import GymVectorEnv
+from esper.envs import BoxSpace, DiscreteSpace, UnknownTaskError, env_class, make
+from esper.envs.gym_adapter import GymVectorEnv, UnsupportedSpaceError
 
 
 def test_cartpole_through_the_adapter() -> None:
@@ -22,7 +22,6 @@ def test_cartpole_through_the_adapter() -> None:
     assert reward.shape == (3,) and reward.dtype == torch.float32
     assert terminated.dtype == torch.bool and truncated.dtype == torch.bool
     assert torch.equal(info["final_obs"], obs)  # nothing finished yet
-    assert torch.equal(env.observation(), obs)
     env.close()
 
 
@@ -77,12 +76,73 @@ def test_unknown_gym_id_is_a_clear_error() -> None:
         make("gym:CartPole-v9", num_envs=1)
 
 
-def test_unsupported_spaces_are_rejected() -> None:
-    # FrozenLake observes a Discrete cell index; Blackjack a Tuple
-    with pytest.raises(ValueError, match=r"observation space .* is not supported"):
-        describe_tasks(extra=("gym:FrozenLake-v1",))
-    with pytest.raises(ValueError, match=r"observation space .* is not supported"):
-        make("gym:Blackjack-v1", num_envs=1)
+def test_discrete_dict_and_tuple_observations_are_flattened() -> None:
+    # FrozenLake observes a Discrete(16) cell index: one-hot
+    env = make("gym:FrozenLake-v1", num_envs=2, seed=0)
+    obs = env.reset()
+    assert env.obs_dim == 16 and obs.shape == (2, 16)
+    assert torch.equal(obs.sum(dim=1), torch.ones(2)) and obs[0, 0] == 1  # starts in cell 0
+    env.close()
+    # Blackjack a Tuple(Discrete(32), Discrete(11), Discrete(2)): three one-hots joined
+    env = make("gym:Blackjack-v1", num_envs=3, seed=0)
+    assert env.obs_dim == 45 and env.reset().sum(dim=1).tolist() == [3.0, 3.0, 3.0]
+    env.close()
+
+
+class TextWorld(gymnasium.Env):
+    """Observes a variable-length sequence: no fixed-width vector to train on."""
+
+    observation_space = gymnasium.spaces.Sequence(gymnasium.spaces.Discrete(3))
+    action_space = gymnasium.spaces.Discrete(2)
+
+
+class BinaryActions(gymnasium.Env):
+    observation_space = gymnasium.spaces.Box(-1, 1, (3,))
+    action_space = gymnasium.spaces.MultiBinary(4)
+
+
+gymnasium.register("EsperTestText-v0", entry_point=TextWorld)
+gymnasium.register("EsperTestBinaryActions-v0", entry_point=BinaryActions)
+
+
+def test_unsupported_spaces_are_one_line_errors_before_any_run(tmp_path, capsys) -> None:
+    from esper.cli import app
+
+    with pytest.raises(UnsupportedSpaceError, match=r"observation space Sequence.* not supported"):
+        env_class("gym:EsperTestText-v0")
+    with pytest.raises(UnsupportedSpaceError, match=r"action space MultiBinary.* not supported"):
+        env_class("gym:EsperTestBinaryActions-v0")
+    run_dir = tmp_path / "run"
+    code = app(
+        ["ppo", "--task", "gym:EsperTestText-v0", "--run-dir", str(run_dir), "--no-sanctum"],
+        standalone_mode=False,
+    )
+    assert code == 2
+    assert capsys.readouterr().err.startswith("esper: error: --task: EsperTestText-v0: observation")
+    assert not run_dir.exists()
+
+
+def test_async_stepping_trains(tmp_path) -> None:
+    """gym-async: steps each copy in its own process, same results as gym:."""
+    sync, asynchronous = (
+        make("gym:CartPole-v1", 2, seed=4),
+        make("gym-async:CartPole-v1", 2, seed=4),
+    )
+    assert type(asynchronous.envs).__name__ == "AsyncVectorEnv"
+    assert torch.equal(sync.reset(), asynchronous.reset())
+    for _ in range(30):
+        actions = torch.tensor([0, 1])
+        for a, b in zip(sync.step(actions)[:4], asynchronous.step(actions)[:4], strict=True):
+            assert torch.equal(a, b)
+    sync.close()
+    asynchronous.close()
+    import esper
+
+    outcome = esper.train(
+        "gym-async:CartPole-v1", episodes=2, run_dir=str(tmp_path), n_envs=2, horizon=32
+    )
+    assert outcome.status == "completed"
+    assert outcome.config.learning_rate == 0.002  # the cartpole twin's config
 
 
 def test_state_dict_names_the_env_only() -> None:
@@ -93,3 +153,68 @@ def test_state_dict_names_the_env_only() -> None:
     with pytest.raises(ValueError, match="does not match"):
         env.load_state_dict({"gym_id": "Pendulum-v1", "num_envs": 2})
     env.close()
+
+
+def test_a_gym_twin_of_a_builtin_trains_with_the_builtins_config() -> None:
+    from esper.config import build_config
+
+    twin = build_config(overrides={"task": "gym:Acrobot-v1"}).to_dict()
+    builtin = build_config(overrides={"task": "acrobot"}).to_dict()
+    assert {**twin, "task": "acrobot"} == builtin
+
+
+@pytest.mark.parametrize("task", ["gym:HalfCheetah-v5", "gym-async:Hopper-v5"])
+def test_mujoco_tasks_have_their_own_config(task: str) -> None:
+    from esper.config import PPOConfig, build_config
+
+    config = build_config(overrides={"task": task})
+    assert (config.n_envs, config.horizon, config.update_epochs) == (8, 256, 10)
+    assert config.normalize_obs and config.learning_rate != PPOConfig.learning_rate
+
+
+class PickTwo(gymnasium.Env):
+    """MultiDiscrete([3, 2]) actions; pays 1 per component that matches the observation."""
+
+    observation_space = gymnasium.spaces.MultiDiscrete([3, 2])  # flattened one-hot: 5 wide
+    action_space = gymnasium.spaces.MultiDiscrete([3, 2], start=[1, 0])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.target = self.np_random.integers([0, 0], [3, 2])
+        self.steps = 0
+        return self.target, {}
+
+    def step(self, action):
+        self.steps += 1
+        reward = float(((np.asarray(action) - [1, 0]) == self.target).sum())
+        self.target = self.np_random.integers([0, 0], [3, 2])
+        return self.target, reward, False, self.steps >= 8, {}
+
+
+gymnasium.register("EsperTestPickTwo-v0", entry_point=PickTwo, max_episode_steps=8)
+
+
+def test_multidiscrete_actions_train(tmp_path) -> None:
+    import esper
+    from esper.envs.spaces import MultiDiscreteSpace
+
+    env = make("gym:EsperTestPickTwo-v0", 2, seed=0)
+    assert env.action_space == MultiDiscreteSpace((3, 2)) and env.obs_dim == 5
+    obs = env.reset()
+    target = obs.reshape(2, 5)[:, :3].argmax(1), obs[:, 3:].argmax(1)
+    _, reward, *_ = env.step(torch.stack(target, dim=1))  # ours count from 0
+    assert reward.tolist() == [2.0, 2.0]
+    env.close()
+    outcome = esper.train(
+        "gym:EsperTestPickTwo-v0",
+        episodes=12,
+        run_dir=str(tmp_path),
+        n_envs=8,
+        horizon=16,
+        learning_rate=0.01,
+        ent_coef=0.0,
+    )
+    assert outcome.status == "completed", outcome.reason
+    assert outcome.last_batch["episode_return_mean"] > 11  # random play: 8 x (1/3 + 1/2)
+    policy = esper.load_policy(tmp_path)
+    assert policy(torch.zeros(5)).shape == (2,)

@@ -129,5 +129,5 @@ def test_missing_tensorboard_is_one_line_naming_the_extra(tmp_path: Path, monkey
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1, result.output
     assert "--tensorboard" in lines[0]
-    assert "pip install 'esper[tensorboard]'" in lines[0]
+    assert "pip install 'esper-rl[tensorboard]'" in lines[0]
     assert not (tmp_path / "run" / "telemetry.jsonl").exists()  # failed before training

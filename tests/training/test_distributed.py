@@ -9,6 +9,7 @@ machine, so the runs are few and shared between tests.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from esper.config import ConfigError
 from esper.telemetry.metrics import (
     PACKED_FIELDS,
     PACKED_REDUCTIONS,
@@ -28,7 +30,8 @@ from esper.telemetry.metrics import (
     unpack_device_stats,
 )
 from esper.training.checkpoint import load_checkpoint
-from esper.training.distributed import combine_fields
+from esper.training.distributed import Collectives, combine_fields
+from esper.training.vectorized import _combine_ranks
 
 HERE = Path(__file__).parent
 LAUNCH_DEADLINE_S = 300  # one torchrun start, imports included, on a busy 2-core machine
@@ -77,14 +80,14 @@ def batches(run_dir: Path) -> dict[int, dict]:
 @pytest.fixture(scope="module")
 def two_rank_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Two-rank CartPole: 3 batches then a resume for 2 more, and 5 in one go,
-    with one learning-rate schedule in both."""
+    with one learning-rate schedule (annealed over 5 batches) in both."""
     root = tmp_path_factory.mktemp("two_ranks")
     config = root / "schedule.toml"
-    config.write_text("anneal_lr = false\n")
+    config.write_text("anneal_batches = 5\n")
     split, whole = root / "split", root / "whole"
     runs = (
         (split, ("--episodes", "3")),
-        (split, ("--episodes", "2", "--start-episode", "3")),
+        (split, ("--episodes", "2", "--resume")),
         (whole, ("--episodes", "5")),
     )
     for run_dir, flags in runs:
@@ -129,6 +132,7 @@ def test_one_process_refuses_a_two_rank_checkpoint(two_rank_runs: dict[str, Path
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2
     message = result.output.strip()
+    assert message.startswith("esper: error: --nproc: ")
     assert "written by 2 rank(s)" in message and "this run has 1" in message
     assert "Traceback" not in message and len(message.splitlines()) == 1
 
@@ -212,6 +216,34 @@ def test_job_statistics_are_every_rank_s_episodes_combined_as_the_metrics_table_
     assert job["policy_loss"] == pytest.approx(3.0)  # losses: the ranks' mean
     nothing = job_stats(rank_stats([], loss=1.0), rank_stats([], loss=1.0))
     assert nothing["episodes_finished"] == 0 and nothing["episode_return_mean"] is None
+
+
+class RankOneHasTwiceTheMemory(Collectives):
+    """Two ranks in one process: rank 1's columns are rank 0's with its memory doubled."""
+
+    def reduce_fields(self, values, kinds, weight_column):
+        other = values.clone()
+        other[-2:] *= 2  # the memory columns end the vector
+        return combine_fields(torch.stack((values, other)), kinds, weight_column)
+
+
+def test_job_memory_is_the_largest_rank_s_and_cuda_memory_stays_absent_off_cuda() -> None:
+    group = RankOneHasTwiceTheMemory(world_size=2)
+    packed = rank_stats([(10.0, 100.0)], loss=1.0)
+    memory = {"process_memory_mb": 300.0, "cuda_memory_mb": None}
+    combined = _combine_ranks(group, packed, False, memory).tolist()
+    stop, process_mb, cuda_mb = combined[len(PACKED_REDUCTIONS) :]
+    assert (stop, process_mb) == (0.0, 600.0)
+    assert math.isnan(cuda_mb)  # off CUDA on every rank: BATCH_COMPLETED says None
+
+
+def test_envs_that_do_not_split_over_the_ranks_are_refused_naming_envs() -> None:
+    from esper.cli import CLI_NAMES
+
+    with pytest.raises(ConfigError) as refused:
+        Collectives(world_size=3).shard(8)
+    line = refused.value.in_words(CLI_NAMES).one_line()
+    assert line.startswith("--envs: 8 environments do not split evenly over 3 ranks")
 
 
 def test_a_killed_rank_ends_the_job_and_rank_0_records_the_failure(tmp_path: Path) -> None:

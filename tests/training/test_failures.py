@@ -53,7 +53,7 @@ def test_signal_checkpoints_and_prints_the_resume_command(
     resume = interrupted["data"]["resume_batch"]
     assert resume >= 1
     assert load_checkpoint(RunDir(tmp_path).checkpoint_path(resume))["batch"] == resume
-    assert f"--start-episode {resume}" in stderr
+    assert "--resume --episodes" in stderr
     assert "Traceback" not in stderr
 
 
@@ -99,7 +99,7 @@ def test_damaged_checkpoint_names_the_newest_intact_one(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError) as info:
         load_for_resume(run_dir.checkpoints(), 3)
     message = str(info.value)
-    assert "batch_000003.pt" in message and "--start-episode 2" in message
+    assert "batch_000003.pt" in message and "(start_batch=2)" in message
 
 
 def test_no_temporary_files_are_left_behind(tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ are marked ``# host-sync:`` with their reason.
 from __future__ import annotations
 
 import ast
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ import torch
 import esper
 from esper.config import PPOConfig
 from esper.envs import make
+from esper.host_sync import HostSyncError, host_reads_forbidden
 from esper.training.adam import Adam
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
@@ -46,29 +45,6 @@ HOT_PATHS = [
 ]
 HOST_READS = {"item", "cpu", "tolist", "numpy"}
 SCALAR_CASTS = {"float", "int", "bool"}
-
-
-class HostSyncError(AssertionError):
-    pass
-
-
-@contextlib.contextmanager
-def host_reads_forbidden() -> Iterator[None]:
-    def forbid(name: str):
-        def raiser(self, *args, **kwargs):
-            raise HostSyncError(f"tensor.{name}() on the hot path")
-
-        return raiser
-
-    names = ["item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__"]
-    saved = {name: getattr(torch.Tensor, name) for name in names}
-    try:
-        for name in names:
-            setattr(torch.Tensor, name, forbid(name))
-        yield
-    finally:
-        for name, method in saved.items():
-            setattr(torch.Tensor, name, method)
 
 
 @pytest.mark.parametrize("normalize_obs", [False, True])

@@ -68,7 +68,7 @@ def test_resume_with_other_shapes_is_refused_naming_the_setting(tmp_path: Path) 
     train(tmp_path, 1)
     with pytest.raises(ConfigError) as info:
         train(tmp_path, 1, start=1, n_envs=16)
-    assert info.value.flag == "--envs" and "n_envs=8" in info.value.message
+    assert info.value.setting == "n_envs" and "n_envs=8" in info.value.message
     with pytest.raises(ConfigError) as info:
         train(tmp_path, 1, start=1, hidden_sizes=(32, 32))
     assert "hidden_sizes" in info.value.message

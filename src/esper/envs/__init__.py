@@ -1,4 +1,8 @@
-"""Batched tensor environments (ARCHITECTURE.md's environment contract)."""
+"""Batched tensor environments (ARCHITECTURE.md's environment contract).
+
+Write your own task by subclassing ``BatchedEnv`` and name it with
+``register``, an ``esper.envs`` entry point, or ``--task package.module:Factory``.
+"""
 
 from esper.envs.base import BatchedEnv, EnvSpec
 from esper.envs.registry import (
@@ -8,6 +12,7 @@ from esper.envs.registry import (
     describe_tasks,
     env_class,
     make,
+    register,
     task_names,
 )
 from esper.envs.spaces import BoxSpace, DiscreteSpace
@@ -23,5 +28,6 @@ __all__ = [
     "describe_tasks",
     "env_class",
     "make",
+    "register",
     "task_names",
 ]

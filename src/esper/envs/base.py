@@ -1,12 +1,13 @@
-"""The batched-environment contract (ARCHITECTURE.md) and its shared mechanics.
+"""``BatchedEnv``: the public base class of every batched task, built-in or yours.
 
-A task supplies three pure tensor functions: the initial-state distribution,
-the dynamics (state, action -> next state, reward, terminated) and the
-observation of a state. This base class adds what every task shares and must
-get right the same way: the time limit, auto-reset of finished copies,
-``info["final_obs"]`` for bootstrapping, seeding, and save/restore for resume.
-Every step is a handful of whole-batch tensor ops: no Python loop over copies,
-no host synchronisation.
+A task supplies a ``spec`` (name, spaces, time limit) and three pure tensor
+functions: the initial-state distribution, the dynamics (state, action ->
+next state, reward, terminated) and the observation of a state. This base
+class adds what every task shares and must get right the same way: the time
+limit, auto-reset of finished copies, ``info["final_obs"]`` for bootstrapping,
+seeding, and save/restore for resume. Every step is a handful of whole-batch
+tensor ops: no Python loop over copies, no host synchronisation.
+``docs/custom_env.md`` walks through writing one.
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ class EnvSpec:
     """What a task is: its name, gymnasium twin, shapes and time limit."""
 
     name: str
-    gym_id: str
+    gym_id: str  # the gymnasium id of the same task, or "" when it has none
     obs_dim: int
-    state_dim: int
+    state_dim: int  # width of ``BatchedEnv.state``; 0 when the state is not exposed
     action_space: ActionSpace
     max_episode_steps: int | None  # None only for gym: tasks gymnasium sets no limit on
 
@@ -50,10 +51,21 @@ class SpecShapes:
 
 
 class BatchedEnv(SpecShapes, ABC):
-    """``num_envs`` copies of one task, stepped together on one device."""
+    """``num_envs`` copies of one task, stepped together on one device.
+
+    Subclass it with a class attribute ``spec`` and the methods
+    ``initial_state`` and ``dynamics`` (and ``observe`` when the observation
+    is not the state itself). Every tensor a subclass makes belongs on
+    ``self.device``; random draws come from ``self.generator`` (``uniform``
+    helps), so a seed reproduces the episodes and a checkpoint restores them.
+    ``default_config`` holds ``PPOConfig`` values that suit the task; they
+    apply under the user's ``--config`` and flags.
+    """
 
     spec: ClassVar[EnvSpec]
     on_device: ClassVar[bool] = True  # steps as tensors on the training device
+    restorable: ClassVar[bool] = True  # state_dict() holds the running episodes
+    default_config: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -117,10 +129,6 @@ class BatchedEnv(SpecShapes, ABC):
         self.elapsed_steps.masked_fill_(done, 0)
         obs = torch.where(done.unsqueeze(1), self.observe(fresh), final_obs)
         return obs, reward.to(torch.float32), terminated, truncated, {"final_obs": final_obs}
-
-    def observation(self) -> torch.Tensor:
-        """The current observation, without stepping (used after a resume)."""
-        return self.observe(self.state)
 
     # --- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -21,11 +21,13 @@ from typing import Any, ClassVar
 import gymnasium
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers import FlattenObservation
 
 from esper.envs.base import EnvSpec, SpecShapes, StepResult
-from esper.envs.registry import GYM_PREFIX
-from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
+from esper.envs.registry import GYM_ASYNC_PREFIX, GYM_PREFIX
+from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
+from esper.errors import UserError
 
 
 def registration_problem(gym_id: str) -> str | None:
@@ -37,36 +39,64 @@ def registration_problem(gym_id: str) -> str | None:
     return None
 
 
+class UnsupportedSpaceError(UserError, ValueError):
+    """A gymnasium space esper cannot train on: refused before any run starts."""
+
+    setting = "task"
+
+
+def observation_dim(gym_id: str, space: gymnasium.Space) -> int:
+    """Width of the flat observation: a ``Box`` flattened, ``Discrete`` one-hot,
+    ``Dict`` and ``Tuple`` (and ``MultiDiscrete``, ``MultiBinary``) flattened
+    and joined, as gymnasium's ``FlattenObservation`` does."""
+    if isinstance(space, gymnasium.spaces.Box):
+        return math.prod(space.shape)
+    if space.is_np_flattenable:
+        return gymnasium.spaces.flatdim(space)
+    raise UnsupportedSpaceError(
+        f"{gym_id}: observation space {space} is not supported "
+        "(Box, Discrete, MultiDiscrete, MultiBinary, and Dict or Tuple of them)"
+    )
+
+
+def make_flat(gym_id: str) -> gymnasium.Env:
+    """``gymnasium.make(gym_id)``, its observations flattened when not a ``Box``."""
+    env = gymnasium.make(gym_id)
+    if not isinstance(env.observation_space, gymnasium.spaces.Box):
+        observation_dim(gym_id, env.observation_space)  # refuse what cannot flatten
+        env = FlattenObservation(env)
+    return env
+
+
 def convert_action_space(gym_id: str, space: gymnasium.Space) -> ActionSpace:
-    """Our space for a gymnasium action space; only ``Discrete`` and 1-D ``Box`` map."""
+    """Our space for a gymnasium action space: ``Discrete``, 1-D ``MultiDiscrete``, 1-D ``Box``."""
     if isinstance(space, gymnasium.spaces.Discrete):
         return DiscreteSpace(int(space.n))
+    if isinstance(space, gymnasium.spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return MultiDiscreteSpace(tuple(int(n) for n in space.nvec))
     if isinstance(space, gymnasium.spaces.Box) and len(space.shape) == 1:
         low = tuple(float(v) for v in space.low)
         high = tuple(float(v) for v in space.high)
         return BoxSpace(low=low, high=high)
-    raise ValueError(
-        f"{GYM_PREFIX}{gym_id}: action space {space} is not supported (only Discrete and 1-D Box)"
+    raise UnsupportedSpaceError(
+        f"{gym_id}: action space {space} is not supported "
+        "(only Discrete, 1-D MultiDiscrete and 1-D Box)"
     )
 
 
 def env_spec(
-    gym_id: str, observation_space: gymnasium.Space, action_space: gymnasium.Space
+    gym_id: str,
+    observation_space: gymnasium.Space,
+    action_space: gymnasium.Space,
+    name: str | None = None,
 ) -> EnvSpec:
-    """The ``EnvSpec`` of a gymnasium env from its single-copy spaces.
-
-    Observations must be a ``Box`` (flattened to ``obs_dim``); the state is
-    not exposed, so ``state_dim`` is 0.
-    """
-    if not isinstance(observation_space, gymnasium.spaces.Box):
-        raise ValueError(
-            f"{GYM_PREFIX}{gym_id}: observation space {observation_space} "
-            "is not supported (only Box)"
-        )
+    """The ``EnvSpec`` of a gymnasium env from its single-copy spaces (the
+    observation space as gymnasium declares it, before flattening); the state
+    is not exposed, so ``state_dim`` is 0."""
     return EnvSpec(
-        name=GYM_PREFIX + gym_id,
+        name=name or GYM_PREFIX + gym_id,
         gym_id=gym_id,
-        obs_dim=math.prod(observation_space.shape),
+        obs_dim=observation_dim(gym_id, observation_space),
         state_dim=0,
         action_space=convert_action_space(gym_id, action_space),
         max_episode_steps=gymnasium.spec(gym_id).max_episode_steps,
@@ -82,31 +112,44 @@ class GymVectorEnv(SpecShapes):
     """
 
     on_device: ClassVar[bool] = False
+    restorable: ClassVar[bool] = False
 
     def __init__(
-        self, gym_id: str, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
+        self,
+        gym_id: str,
+        num_envs: int,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        asynchronous: bool = False,
     ) -> None:
+        """``asynchronous`` steps each copy in its own process (gymnasium's
+        ``AsyncVectorEnv``): worth it when one step costs far more than the
+        inter-process hop, as MuJoCo and Box2D steps do; not for classic control."""
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1 (got {num_envs})")
         self.gym_id = gym_id
         self.num_envs = num_envs
         self.device = torch.device(device)
-        self.envs = SyncVectorEnv(
-            [partial(gymnasium.make, gym_id)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP
+        vector_env = AsyncVectorEnv if asynchronous else SyncVectorEnv
+        self.envs = vector_env(
+            [partial(make_flat, gym_id)] * num_envs, autoreset_mode=AutoresetMode.SAME_STEP
         )
+        prefix = GYM_ASYNC_PREFIX if asynchronous else GYM_PREFIX
         try:
             self.spec = env_spec(
-                gym_id, self.envs.single_observation_space, self.envs.single_action_space
+                gym_id,
+                self.envs.single_observation_space,
+                self.envs.single_action_space,
+                name=prefix + gym_id,
             )
-        except ValueError:
+        except UnsupportedSpaceError:
             self.envs.close()
             raise
         single_action = self.envs.single_action_space
         # gymnasium's Discrete(n, start) counts from ``start``; ours from 0.
-        self._action_start = int(getattr(single_action, "start", 0))
+        self._action_start = np.asarray(getattr(single_action, "start", 0), dtype=np.int64)
         self._action_dtype = single_action.dtype
         self._pending_seed: int | None = seed  # used by the first reset without a seed
-        self._obs: torch.Tensor | None = None
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset every copy (copy ``i`` seeded ``seed + i``); obs ``[num_envs, obs_dim]``.
@@ -116,34 +159,27 @@ class GymVectorEnv(SpecShapes):
         if seed is None:
             seed, self._pending_seed = self._pending_seed, None
         obs, _ = self.envs.reset(seed=seed)
-        self._obs = self._to_device(obs)
-        return self._obs
+        return self._to_device(obs)
 
     def step(self, actions: torch.Tensor) -> StepResult:
         """Step every copy; finished copies reset, ``info["final_obs"]`` as ``BatchedEnv``."""
         host_actions = actions.detach().cpu().numpy()
         if self.spec.action_space.is_discrete:
             host_actions = host_actions.astype(np.int64) + self._action_start
+            host_actions = host_actions.reshape(self.num_envs, *self.spec.action_space.shape)
         else:
             host_actions = host_actions.reshape(self.num_envs, -1).astype(self._action_dtype)
         obs, reward, terminated, truncated, info = self.envs.step(host_actions)
         final_obs = np.array(obs, dtype=np.float32).reshape(self.num_envs, -1)
         for i in np.flatnonzero(info.get("_final_obs", ())):
             final_obs[i] = np.asarray(info["final_obs"][i], dtype=np.float32).reshape(-1)
-        self._obs = self._to_device(obs)
         return (
-            self._obs,
+            self._to_device(obs),
             self._to_device(reward, flatten=False),
             torch.as_tensor(terminated, dtype=torch.bool).to(self.device),
             torch.as_tensor(truncated, dtype=torch.bool).to(self.device),
             {"final_obs": self._to_device(final_obs)},
         )
-
-    def observation(self) -> torch.Tensor:
-        """The current observation, without stepping."""
-        if self._obs is None:
-            raise RuntimeError(f"{GYM_PREFIX}{self.gym_id}: call reset() before observation()")
-        return self._obs
 
     def state_dict(self) -> dict[str, Any]:
         return {"gym_id": self.gym_id, "num_envs": self.num_envs}
@@ -174,19 +210,24 @@ class GymTask:
     """
 
     on_device: ClassVar[bool] = False
+    restorable: ClassVar[bool] = False  # gymnasium's environments cannot be saved
 
-    def __init__(self, gym_id: str) -> None:
+    def __init__(self, gym_id: str, asynchronous: bool = False) -> None:
         self.gym_id = gym_id
+        self.asynchronous = asynchronous
+        self.name = (GYM_ASYNC_PREFIX if asynchronous else GYM_PREFIX) + gym_id
 
     @cached_property
     def spec(self) -> EnvSpec:
         env = gymnasium.make(self.gym_id)
         try:
-            return env_spec(self.gym_id, env.observation_space, env.action_space)
+            return env_spec(self.gym_id, env.observation_space, env.action_space, self.name)
         finally:
             env.close()
 
     def __call__(
         self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
     ) -> GymVectorEnv:
-        return GymVectorEnv(self.gym_id, num_envs=num_envs, device=device, seed=seed)
+        return GymVectorEnv(
+            self.gym_id, num_envs=num_envs, device=device, seed=seed, asynchronous=self.asynchronous
+        )

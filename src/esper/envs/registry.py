@@ -1,22 +1,42 @@
 """Task names to batched environments: ``esper.envs.make(task, num_envs, device)``.
 
-A built-in name (``cartpole``, ...) is a ``BatchedEnv`` subclass that steps on
-the training device; ``gym:ENV_ID`` wraps gymnasium's own env of that id on
-the CPU (``esper.envs.gym_adapter``, imported only when such a task is asked
-for, so gymnasium's import cost is paid only then).
+A task name is found, in this order, as:
+
+- a built-in (``cartpole``, ...): a ``BatchedEnv`` subclass in this package;
+- ``gym:ENV_ID`` (or ``gym-async:ENV_ID``, one process per copy): gymnasium's
+  own env of that id behind the batched API (``esper.envs.gym_adapter``,
+  imported only when such a task is asked for);
+- a name given to ``esper.envs.register(name, factory)`` in this process;
+- a name an installed package declares in the entry-point group ``esper.envs``
+  (``[project.entry-points."esper.envs"] my-task = "my_pkg:MyEnv"``);
+- ``package.module:Factory``, imported on the spot.
+
+A factory is a ``BatchedEnv`` subclass, or any callable
+``(num_envs=, device=, seed=) -> env`` (a ``spec`` attribute spares building
+a copy to read the task's shapes). A task found in this process only
+(``register``) records where its factory can be imported from
+(``task_source``), so that a checkpoint lets a fresh process find it again.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+import importlib
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
 from esper.envs.acrobot import Acrobot
-from esper.envs.base import BatchedEnv
+from esper.envs.base import BatchedEnv, EnvSpec
 from esper.envs.cartpole import CartPole
 from esper.envs.mountain_car import MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
+from esper.envs.probes import PROBES
 from esper.errors import UserError
 
 if TYPE_CHECKING:
@@ -28,39 +48,227 @@ TASKS: dict[str, type[BatchedEnv]] = {
     MountainCar.spec.name: MountainCar,
     MountainCarContinuous.spec.name: MountainCarContinuous,
     Pendulum.spec.name: Pendulum,
+    **{probe.spec.name: probe for probe in PROBES},
 }
 
 GYM_PREFIX = "gym:"
+GYM_ASYNC_PREFIX = "gym-async:"
+ENTRY_POINT_GROUP = "esper.envs"
+
+TaskFactory = Callable[..., Any]  # (num_envs=, device=, seed=) -> a batched env
 
 
 class UnknownTaskError(UserError, ValueError):
-    flag = "--task"
+    setting = "task"
 
     def __init__(self, task: str, reason: str | None = None) -> None:
         if reason is None:
-            reason = f"built-in: {', '.join(sorted(TASKS))}; or {GYM_PREFIX}ENV_ID"
+            reason = (
+                f"known: {', '.join(task_names())}; or {GYM_PREFIX}ENV_ID, "
+                "or package.module:Factory"
+            )
         super().__init__(f"unknown task '{task}' ({reason})")
         self.task = task
 
 
-def task_names() -> list[str]:
-    return sorted(TASKS)
+@dataclass
+class Task:
+    """A named task that is not built in: its factory and where it came from."""
+
+    name: str
+    factory: TaskFactory
+    origin: str  # "register()", "package <dist>", "module"
+    source: str | None  # "module:qualname" a fresh process can import, if any
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> EnvSpec:
+        return factory_spec(self.factory)
+
+    @property
+    def on_device(self) -> bool:
+        return bool(getattr(self.factory, "on_device", True))
+
+    @property
+    def restorable(self) -> bool:
+        return bool(getattr(self.factory, "restorable", True))
+
+    def __call__(self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0) -> Any:
+        return self.factory(num_envs=num_envs, device=device, seed=seed)
 
 
-def env_class(task: str) -> type[BatchedEnv] | GymTask:
-    """What builds ``task``: called as ``(num_envs=, device=, seed=)``, with a ``spec``."""
-    if task.startswith(GYM_PREFIX):
-        from esper.envs.gym_adapter import GymTask, registration_problem
+_REGISTERED: dict[str, Task] = {}
 
-        gym_id = task.removeprefix(GYM_PREFIX)
-        problem = registration_problem(gym_id)
-        if problem is not None:
-            raise UnknownTaskError(task, f"gymnasium: {problem}")
-        return GymTask(gym_id)
+
+def register(name: str, factory: TaskFactory, *, defaults: Mapping[str, Any] | None = None) -> None:
+    """Make ``--task name`` (and ``make(name, ...)``) build ``factory``'s env.
+
+    ``defaults`` are ``PPOConfig`` values for the task (the factory's own
+    ``default_config`` when omitted). Registering the same factory again is
+    harmless; another factory under a taken name is an error.
+    """
+    if not name or ":" in name or name != name.strip():
+        raise ValueError(f"task name {name!r} must be non-empty, without ':' or outer spaces")
+    if name in TASKS:
+        raise ValueError(f"task name {name!r} is a built-in task")
+    known = _REGISTERED.get(name)
+    if known is not None and known.factory is not factory:
+        raise ValueError(f"task {name!r} is already registered to {known.factory!r}")
+    _REGISTERED[name] = Task(
+        name,
+        factory,
+        origin="register()",
+        source=import_path(factory),
+        defaults=dict(defaults if defaults is not None else _declared_defaults(factory)),
+    )
+
+
+def import_path(obj: Any) -> str | None:
+    """``module:qualname`` of ``obj`` if another process could import it there."""
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not module or not qualname or module == "__main__" or "<locals>" in qualname:
+        return None
+    return f"{module}:{qualname}"
+
+
+@cache
+def _entry_points() -> dict[str, EntryPoint]:
+    """Installed packages' tasks; the first of two with one name wins."""
+    found: dict[str, EntryPoint] = {}
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(point.name, point)
+    return found
+
+
+def _from_entry_point(name: str, point: EntryPoint) -> Task:
+    dist = point.dist.name if point.dist is not None else "an installed package"
     try:
+        factory = point.load()
+    except Exception as exc:
+        raise UnknownTaskError(
+            name, f"entry point {point.value} of {dist} failed to load: {exc}"
+        ) from None
+    return Task(name, factory, f"package {dist}", point.value, _declared_defaults(factory))
+
+
+def _from_module(spec: str) -> Task:
+    """``package.module:Factory`` imported; the current directory is searched too."""
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise UnknownTaskError(spec, "expected package.module:Factory")
+    if "" not in sys.path and str(Path.cwd()) not in sys.path:
+        sys.path.append(str(Path.cwd()))
+    try:
+        target: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            target = getattr(target, part)
+    except ImportError as exc:
+        raise UnknownTaskError(spec, f"cannot import {module_name}: {exc}") from None
+    except AttributeError:
+        raise UnknownTaskError(spec, f"{module_name} has no attribute {attribute}") from None
+    if not callable(target):
+        raise UnknownTaskError(spec, f"{spec} is not a class or function")
+    return Task(spec, target, "module", spec, _declared_defaults(target))
+
+
+def _declared_defaults(factory: TaskFactory) -> dict[str, Any]:
+    return dict(getattr(factory, "default_config", None) or {})
+
+
+def task_names() -> list[str]:
+    """Every task name known without importing anything: built-ins, registered, installed."""
+    return sorted({*TASKS, *_REGISTERED, *_entry_points()})
+
+
+def env_class(task: str) -> type[BatchedEnv] | GymTask | Task:
+    """What builds ``task``: called as ``(num_envs=, device=, seed=)``, with a ``spec``."""
+    if task in TASKS:
         return TASKS[task]
-    except KeyError:
-        raise UnknownTaskError(task) from None
+    for prefix in (GYM_PREFIX, GYM_ASYNC_PREFIX):
+        if task.startswith(prefix):
+            from esper.envs.gym_adapter import GymTask, registration_problem
+
+            gym_id = task.removeprefix(prefix)
+            problem = registration_problem(gym_id)
+            if problem is not None:
+                raise UnknownTaskError(task, f"gymnasium: {problem}")
+            found = GymTask(gym_id, asynchronous=prefix == GYM_ASYNC_PREFIX)
+            found.spec  # noqa: B018 - an unsupported space is a one-line error here, not mid-run
+            return found
+    if task in _REGISTERED:
+        return _REGISTERED[task]
+    if task in _entry_points():
+        _REGISTERED[task] = _from_entry_point(task, _entry_points()[task])
+        return _REGISTERED[task]
+    if ":" in task:
+        _REGISTERED[task] = _from_module(task)
+        return _REGISTERED[task]
+    raise UnknownTaskError(task)
+
+
+def task_source(task: str) -> str | None:
+    """How a fresh process finds ``task`` again when its name alone is not enough:
+    the ``module:qualname`` of a factory given to ``register``, else None."""
+    known = _REGISTERED.get(task)
+    if known is None or known.origin != "register()":
+        return None
+    return known.source
+
+
+def recall_task(task: str, source: str | None) -> None:
+    """Register ``task`` from the ``source`` a run recorded, if this process lacks it.
+
+    Lets ``esper eval``, ``load_policy`` and a resume rebuild a task that was
+    registered from Python in the training process.
+    """
+    if source is None or task in TASKS or task in _REGISTERED or task in _entry_points():
+        return
+    if ":" in task:
+        return  # a module:Factory name is its own source
+    found = _from_module(source)
+    _REGISTERED[task] = Task(task, found.factory, "register()", source, found.defaults)
+
+
+def task_defaults(task: str) -> dict[str, Any]:
+    """``PPOConfig`` values a task's factory declares (empty when unknown)."""
+    if task in TASKS:
+        return dict(TASKS[task].default_config)
+    if task.startswith((GYM_PREFIX, GYM_ASYNC_PREFIX)):
+        return {}
+    try:
+        builder = env_class(task)
+    except UnknownTaskError:
+        return {}
+    return dict(builder.defaults) if isinstance(builder, Task) else {}
+
+
+def config_name(task: str) -> str:
+    """The ``configs/<name>.toml`` that holds ``task``'s defaults.
+
+    A ``gym:`` (or ``gym-async:``) twin of a built-in task uses the built-in's
+    file: ``gym:Acrobot-v1`` trains with ``acrobot.toml``.
+    """
+    for prefix in (GYM_PREFIX, GYM_ASYNC_PREFIX):
+        if task.startswith(prefix):
+            gym_id = task.removeprefix(prefix)
+            twins = [name for name, cls in TASKS.items() if cls.spec.gym_id == gym_id]
+            return twins[0] if twins else f"gym_{gym_id}"
+    return task.replace(":", "_")
+
+
+def factory_spec(factory: TaskFactory) -> EnvSpec:
+    """The ``spec`` a factory declares, or that of one copy built on the CPU."""
+    spec = getattr(factory, "spec", None)
+    if isinstance(spec, EnvSpec):
+        return spec
+    env = factory(num_envs=1, device="cpu", seed=0)
+    try:
+        return env.spec
+    finally:
+        close = getattr(env, "close", None)
+        if close is not None:
+            close()
 
 
 def make(
@@ -79,26 +287,36 @@ class TaskRow(NamedTuple):
     action_space: str
     on_device: bool  # steps as batched tensors on the training device
     max_episode_steps: int | None  # None: gymnasium sets no time limit
+    origin: str = "built-in"  # or "register()", "package <dist>", "module", "gymnasium"
 
 
 def describe_tasks(extra: tuple[str, ...] = ()) -> list[TaskRow]:
-    """The built-in tasks in name order, then ``extra`` task names (e.g. ``gym:...``).
+    """Every known task in name order, then ``extra`` task names (e.g. ``gym:...``).
 
     Describing a ``gym:`` task builds one copy of it to read its spaces, so an
-    id that is unknown or has unsupported spaces raises here.
+    id that is unknown or has unsupported spaces raises here. An installed
+    task that fails to load is listed with the reason instead of its spaces.
     """
     rows = []
     for task in [*task_names(), *extra]:
-        builder = env_class(task)
+        try:
+            builder = env_class(task)
+        except UnknownTaskError as exc:
+            if task in extra:
+                raise
+            rows.append(TaskRow(task, "-", 0, f"failed: {exc.message}", False, None, "?"))
+            continue
         spec = builder.spec
+        origin = getattr(builder, "origin", "gymnasium" if ":" in task else "built-in")
         rows.append(
             TaskRow(
-                name=spec.name,
-                gym_id=spec.gym_id,
+                name=task,
+                gym_id=spec.gym_id or "-",
                 obs_dim=spec.obs_dim,
                 action_space=spec.action_space.describe(),
                 on_device=builder.on_device,
                 max_episode_steps=spec.max_episode_steps,
+                origin=origin,
             )
         )
     return rows

@@ -51,4 +51,27 @@ class BoxSpace:
         return f"Box({self.dim}: {bounds})"
 
 
-ActionSpace = DiscreteSpace | BoxSpace
+@dataclass(frozen=True)
+class MultiDiscreteSpace:
+    """Several integer actions at once, component ``i`` in ``[0, nvec[i])``:
+    a batch of them is a ``[num_envs, len(nvec)]`` tensor."""
+
+    nvec: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if not self.nvec or min(self.nvec) < 1:
+            raise ValueError("MultiDiscreteSpace needs one or more counts >= 1")
+
+    @property
+    def is_discrete(self) -> bool:
+        return True
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.nvec),)
+
+    def describe(self) -> str:
+        return f"MultiDiscrete({', '.join(map(str, self.nvec))})"
+
+
+ActionSpace = DiscreteSpace | BoxSpace | MultiDiscreteSpace

@@ -20,8 +20,6 @@ from pathlib import Path
 
 from esper.telemetry.events import TelemetryEvent, TrainingStartedPayload
 
-TELEMETRY_FILENAME = "telemetry.jsonl"
-
 
 class JsonlSink:
     name = "jsonl"

@@ -224,13 +224,13 @@ BATCH_COMPLETED_FIELDS: tuple[Field, ...] = (
     ),
     Field(
         "TELE-118", "process_memory_mb", "Process memory", float, "MB",
-        "Resident memory of the trainer process.",
+        "Peak resident memory of the trainer process (with several ranks, the largest).",
         low=0, absent=Absent.UNAVAILABLE, required=False, reduction=Reduction.MAX,
         sanctum="throughput.process_memory_mb",
     ),
     Field(
         "TELE-119", "cuda_memory_mb", "CUDA memory", float, "MB",
-        "Memory allocated on the CUDA device; None off CUDA.",
+        "Memory allocated on the CUDA device (with several ranks, the largest); None off CUDA.",
         low=0, absent=Absent.UNAVAILABLE, required=False, reduction=Reduction.MAX,
         sanctum="throughput.cuda_memory_mb",
     ),

@@ -23,12 +23,10 @@ from esper.telemetry.events import (
 )
 from esper.telemetry.metrics import TENSORBOARD_TAGS
 
-TENSORBOARD_DIRNAME = "tensorboard"
-
 
 def summary_writer_class() -> type:
     """``torch.utils.tensorboard.SummaryWriter``, or a one-line error naming the extra."""
-    import_extra("tensorboard", "tensorboard", "--tensorboard")
+    import_extra("tensorboard", "tensorboard", "tensorboard")
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter

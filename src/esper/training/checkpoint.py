@@ -22,7 +22,7 @@ CHECKPOINT_FORMAT = 1
 class CheckpointError(UserError, RuntimeError):
     """A checkpoint that cannot be used; the message names the file and a fix."""
 
-    flag = "--start-episode"
+    setting = "start_batch"
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> int:
@@ -69,24 +69,24 @@ def load_checkpoint(path: Path, intact_hint: str = "") -> dict[str, Any]:
 
 
 def load_for_resume(
-    checkpoints: dict[int, Path], batch: int, flag: str = "--start-episode"
+    checkpoints: dict[int, Path], batch: int, setting: str = "start_batch"
 ) -> dict[str, Any]:
-    """Load ``batch``'s checkpoint; if it is damaged, name the newest intact one
-    and the ``flag`` that picks it (``esper eval`` passes ``--checkpoint``)."""
+    """Load ``batch``'s checkpoint; if it is damaged, name the newest intact one.
+    ``setting`` is what picked the batch (``load_policy`` passes ``checkpoint``)."""
     path = checkpoints[batch]
     try:
         return load_checkpoint(path)
     except CheckpointError:
         intact = newest_intact({b: p for b, p in checkpoints.items() if b != batch})
         hint = (
-            f"the newest intact checkpoint is batch {intact} ({flag} {intact})"
+            f"the newest intact checkpoint is batch {intact} ({{{setting}}}={intact})"
             if intact is not None
             else "no intact checkpoint remains"
         )
         try:
             return load_checkpoint(path, intact_hint=hint)
-        except CheckpointError as exc:  # the user fixes it with ``flag``: say so
-            raise CheckpointError(exc.message, flag=flag) from None
+        except CheckpointError as exc:  # the user fixes it with ``setting``: say so
+            raise CheckpointError(exc.message, setting=setting, mentions=(setting,)) from None
 
 
 def newest_intact(checkpoints: dict[int, Path]) -> int | None:

@@ -74,7 +74,7 @@ class Collectives:
         """This rank's environments: ``--envs`` is the job's total."""
         if n_envs % self.world_size:
             raise ConfigError(
-                "--envs",
+                "n_envs",
                 f"{n_envs} environments do not split evenly over {self.world_size} ranks; "
                 f"use a multiple of {self.world_size}",
             )
@@ -139,7 +139,7 @@ class Collectives:
             try:
                 outcome[0] = ("ok", decide())
             except UserError as exc:
-                outcome[0] = ("error", exc.flag, exc.message)
+                outcome[0] = ("error", exc.setting, exc.message, exc.mentions)
                 self._broadcast_object(outcome)
                 raise
             except Exception as exc:  # a bug: rank 0 keeps its traceback, no one waits
@@ -149,7 +149,7 @@ class Collectives:
         self._broadcast_object(outcome)
         kind, *details = outcome[0]
         if kind == "error":
-            raise UserError(details[1], flag=details[0])
+            raise UserError(details[1], setting=details[0], mentions=details[2])
         if kind == "crash":
             raise RuntimeError(f"rank 0 failed: {details[0]}")
         return details[0]
@@ -210,6 +210,11 @@ def launched_by_torchrun() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def is_main_process() -> bool:
+    """Rank 0, or a process outside torchrun: the one that speaks to the user."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def launch_local(nproc: int, esper_args: Sequence[str]) -> int:
     """``esper ppo --nproc N``: the same as ``torchrun --standalone --nproc-per-node N
     -m esper ppo ...``, through torch's own launcher, but exiting with the ranks'
@@ -238,10 +243,10 @@ def launch_local(nproc: int, esper_args: Sequence[str]) -> int:
     return 0
 
 
-def launch_words() -> list[str]:
-    """How to start esper again the way this process was started (resume hints)."""
+def torchrun_words() -> list[str]:
+    """How to start this torchrun job's esper again (resume hints); [] outside torchrun."""
     if not launched_by_torchrun():
-        return ["esper"]
+        return []
     nodes = int(os.environ["WORLD_SIZE"]) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
     words = ["torchrun", f"--nproc-per-node={os.environ.get('LOCAL_WORLD_SIZE', '1')}"]
     if nodes > 1:
@@ -298,7 +303,7 @@ def rank_device(device: torch.device, group: Collectives) -> torch.device:
         return device
     if not cuda_for_every_local_rank():  # every rank of this machine refuses alike
         raise ConfigError(
-            "--device",
+            "device",
             f"{local_world_size()} ranks on this machine need as many CUDA devices, and it has "
             f"{torch.cuda.device_count()}; start at most that many ranks, or use --device cpu",
         )

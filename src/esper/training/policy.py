@@ -14,7 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
+from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
+from esper.training import multi_categorical
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 
@@ -120,8 +121,10 @@ class ActorCritic(nn.Module):
     def __init__(self, obs_dim: int, action_space: ActionSpace, hidden: tuple[int, ...]) -> None:
         super().__init__()
         self.action_space = action_space
-        self.discrete = isinstance(action_space, DiscreteSpace)
-        n_out = action_space.n if isinstance(action_space, DiscreteSpace) else action_space.dim
+        self.discrete = isinstance(action_space, DiscreteSpace | MultiDiscreteSpace)
+        # MultiDiscrete: one block of logits per component (training/multi_categorical.py)
+        self.nvec = action_space.nvec if isinstance(action_space, MultiDiscreteSpace) else None
+        n_out = _output_width(action_space)
         self.actor = mlp(obs_dim, hidden, n_out, out_gain=0.01)
         self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0)
         if isinstance(action_space, BoxSpace):
@@ -141,7 +144,7 @@ class ActorCritic(nn.Module):
         Gumbel noise over the logits for a categorical policy, standard normal
         noise for a Gaussian one: ``[*batch_shape, n_out]``.
         """
-        n_out = self.action_space.n if self.discrete else self.action_space.dim
+        n_out = _output_width(self.action_space)
         if self.discrete:
             uniform = torch.rand(*batch_shape, n_out, device=self.device_of_parameters).clamp_(
                 1e-20, 1.0
@@ -160,7 +163,9 @@ class ActorCritic(nn.Module):
         if noise is None:
             noise = self.sample_noise(obs.shape[0])
         out = self.actor(obs)
-        if self.discrete:
+        if self.nvec is not None:
+            action, log_prob = multi_categorical.sample(out, noise, self.nvec)
+        elif self.discrete:
             log_probs = torch.log_softmax(out, dim=-1)
             # Gumbel-max: argmax(logits + Gumbel noise) is a categorical sample.
             action = torch.argmax(log_probs + noise, dim=-1)
@@ -173,6 +178,8 @@ class ActorCritic(nn.Module):
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The most likely action (argmax, or the Gaussian mean)."""
         out = self.actor(obs)
+        if self.nvec is not None:
+            return multi_categorical.mode(out, self.nvec)
         return out.argmax(dim=-1) if self.discrete else out
 
     def evaluate(
@@ -180,7 +187,10 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Score stored actions: ``(log_prob [B], entropy [B], value [B])``."""
         out = self.actor(obs)
-        if self.discrete:
+        if self.nvec is not None:
+            log_prob = multi_categorical.log_prob(out, action, self.nvec)
+            entropy = multi_categorical.entropy(out, self.nvec)
+        elif self.discrete:
             log_probs = torch.log_softmax(out, dim=-1)
             log_prob = log_probs.gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
             entropy = -(log_probs.exp() * log_probs).sum(-1)
@@ -192,6 +202,15 @@ class ActorCritic(nn.Module):
     def _gaussian_log_prob(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         z = (action - mean) / self.log_std.exp()
         return (-0.5 * z.square() - self.log_std - _LOG_SQRT_2PI).sum(-1)
+
+
+def _output_width(space: ActionSpace) -> int:
+    """Actor outputs: logits per action (all blocks' for MultiDiscrete), or Box means."""
+    if isinstance(space, DiscreteSpace):
+        return space.n
+    if isinstance(space, MultiDiscreteSpace):
+        return sum(space.nvec)
+    return space.dim
 
 
 def count_parameters(module: nn.Module) -> int:

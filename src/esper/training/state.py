@@ -16,7 +16,8 @@ import torch
 
 from esper.config import ConfigError, PPOConfig
 from esper.envs import BatchedEnv, make
-from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace
+from esper.envs.registry import task_source
+from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.run_dir import RunDir
 from esper.training.adam import Adam
 from esper.training.checkpoint import CheckpointError, load_for_resume, save_checkpoint
@@ -85,6 +86,7 @@ class TrainerState:
                 "batch": self.batch,
                 "env_steps": self.env_steps,
                 "config": self.config.to_dict(),
+                "task_source": task_source(self.config.task),  # finds a register()ed task
                 "obs_dim": self.env.obs_dim,
                 "action_space": describe_space(self.env.action_space),
                 "policy": self.policy.state_dict(),
@@ -126,6 +128,8 @@ def _module_state(module: torch.nn.Module | None) -> dict[str, Any] | None:
 def describe_space(space: ActionSpace) -> dict[str, Any]:
     if isinstance(space, DiscreteSpace):
         return {"kind": "discrete", "n": space.n}
+    if isinstance(space, MultiDiscreteSpace):
+        return {"kind": "multi_discrete", "nvec": list(space.nvec)}
     assert isinstance(space, BoxSpace)
     return {"kind": "box", "low": list(space.low), "high": list(space.high)}
 
@@ -188,10 +192,10 @@ def _load_rank_states(state: TrainerState, run_dir: RunDir) -> list[dict[str, An
     saved_world = saved.get("world_size", 1)
     if saved_world != group.world_size:
         raise ConfigError(
-            "--nproc-per-node",
+            "nproc",
             f"{path.name} was written by {saved_world} rank(s) and this run has "
             f"{group.world_size}; resume with {saved_world} rank(s) "
-            f"(torchrun --nproc-per-node ...)",
+            f"(esper ppo --nproc {saved_world} or torchrun --nproc-per-node {saved_world})",
         )
     parts = [{key: saved[key] for key in RANK_KEYS}, *saved.get("rank_states", [])]
     learner = {key: value for key, value in saved.items() if key != "rank_states"}
@@ -208,7 +212,7 @@ def _restore(state: TrainerState, run_dir: RunDir) -> None:
         state.obs_normalizer.load_state_dict(saved["obs_normalizer"])
     if state.reward_scaler is not None:
         state.reward_scaler.load_state_dict(saved["reward_scaler"])
-    if state.env.on_device:
+    if state.env.restorable:
         state.env.load_state_dict(saved["env"])
         state.episodes.load_state_dict(saved["episodes"])
         state.next_obs = saved["next_obs"].to(state.device)
@@ -232,14 +236,13 @@ def check_resume_compatible(
     current = config.to_dict()
     for key in RESUME_FIXED:
         if saved_config.get(key) != current[key]:
-            flag = {"n_envs": "--envs", "task": "--task"}.get(key, key)
             raise ConfigError(
-                flag,
+                key,
                 f"{path.name} was made with {key}={saved_config.get(key)!r}, "
                 f"not {current[key]!r}; resume with the checkpoint's value",
             )
     if saved["obs_dim"] != env.obs_dim or saved["action_space"] != describe_space(env.action_space):
-        raise ConfigError("--task", f"{path.name} has other observation or action shapes")
+        raise ConfigError("task", f"{path.name} has other observation or action shapes")
     if saved["batch"] != config.start_batch:
         raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_batch}")
 

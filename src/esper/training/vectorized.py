@@ -7,6 +7,7 @@ checkpoint. Every piece lives in its own module; this one only sequences them.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
 from collections import Counter
@@ -31,6 +32,7 @@ from esper.telemetry.events import (
 )
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.metrics import (
+    BATCH_FIELDS,
     PACKED_REDUCTIONS,
     PACKED_WEIGHT_COLUMN,
     Reduction,
@@ -78,8 +80,10 @@ def run_vectorized_ppo(
     hub: TelemetryHub,
     stop: StopRequest | None = None,
     group: Collectives | None = None,
+    start_note: str = "",
 ) -> TrainingResult:
-    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``.
+    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``; ``start_note``
+    (the caller's words for the user) ends TRAINING_STARTED's message.
 
     Under torchrun ``group`` is this rank's place in the job: rank 0 checks the
     run dir and writes checkpoints; every rank trains its share of the envs.
@@ -121,12 +125,7 @@ def run_vectorized_ppo(
             f"on {_describe_devices(env_device_counts)}, "
             f"{config.n_envs} envs x {config.horizon} steps, "
             f"batches {config.start_batch + 1}..{config.max_batches}"
-            + (
-                "; gymnasium environments cannot be checkpointed, so this resume "
-                "starts from freshly reset environments"
-                if config.start_batch and not state.env.on_device
-                else ""
-            )
+            + (f"; {start_note}" if start_note else "")
         ),
     )
     result = TrainingResult("completed", run_dir.path, run_id, state.batch, state.env_steps)
@@ -237,14 +236,16 @@ def _train_one_batch(
     packed = pack_device_stats(
         {**state.episodes.totals(), **update_stats, "explained_variance": ev}
     )
+    memory = memory_usage_mb(state.device)  # host counters: no wait on the device
     if state.group.active:
-        stop = packed.new_full((1,), 1.0 if stop_requested else 0.0)  # MAX: anyone stops all
-        packed = state.group.reduce_fields(
-            torch.cat((packed, stop)), (*PACKED_REDUCTIONS, Reduction.MAX), PACKED_WEIGHT_COLUMN
-        )
+        packed = _combine_ranks(state.group, packed, stop_requested, memory)
     host = packed.tolist()  # host-sync: the batch's one transfer
     device_stats = unpack_device_stats(host[: len(PACKED_REDUCTIONS)])
-    stop_agreed = host[-1] > 0 if state.group.active else stop_requested
+    stop_agreed = stop_requested
+    if state.group.active:
+        stop_agreed = host[len(PACKED_REDUCTIONS)] > 0
+        combined = host[len(PACKED_REDUCTIONS) + 1 :]
+        memory = {name: _or_none(v) for name, v in zip(memory, combined, strict=True)}
     bad = [
         name
         for name in ("policy_loss", "value_loss", "grad_norm")
@@ -264,8 +265,29 @@ def _train_one_batch(
         "learning_rate": learning_rate,
         "rollout_seconds": rollout_seconds,
         "update_seconds": update_seconds,
-        **memory_usage_mb(state.device),
+        **memory,
     }, stop_agreed
+
+
+def _combine_ranks(
+    group: Collectives, packed: torch.Tensor, stop_requested: bool, memory: dict[str, float | None]
+) -> torch.Tensor:
+    """The packed statistics, then every rank's stop request (anyone stops all) and
+    its memory (the job's largest), combined in the batch's one collective. NaN
+    carries memory a rank cannot measure (CUDA memory off CUDA)."""
+    extra = [1.0 if stop_requested else 0.0, *(_or_nan(v) for v in memory.values())]
+    kinds = (*PACKED_REDUCTIONS, Reduction.MAX, *(BATCH_FIELDS[name].reduction for name in memory))
+    return group.reduce_fields(
+        torch.cat((packed, packed.new_tensor(extra))), kinds, PACKED_WEIGHT_COLUMN
+    )
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _or_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
 
 
 def _describe_devices(counts: Counter[str]) -> str:

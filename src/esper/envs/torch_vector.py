@@ -1,0 +1,129 @@
+"""Simulators that already batch on the GPU, behind the batched-env API.
+
+Isaac Lab, ManiSkill 3 and Genesis expose gymnasium's vector API
+(``reset(seed=) -> (obs, info)``, ``step(actions) -> (obs, reward,
+terminated, truncated, info)``) with torch tensors on their device. This
+adapter hands those tensors to the trainer as they are: no NumPy round trip,
+and no copy when the simulator's device is the training device and the dtype
+already matches (``Tensor.to`` returns the tensor itself then).
+
+The observation a finished copy ended on is read from the info the simulator
+fills on a same-step reset: ``info["final_obs"]`` with the mask
+``info["_final_obs"]`` (gymnasium >= 1.1), or ``info["final_observation"]``
+(ManiSkill 3, gymnasium 0.29). A simulator that gives neither (Isaac Lab
+resets in place and reports time-outs only) leaves ``final_obs`` equal to the
+fresh observation, so a truncated episode bootstraps from the next episode's
+first state, the simulator's own limitation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar
+
+import gymnasium
+import torch
+
+from esper.envs.base import EnvSpec, SpecShapes, StepResult
+from esper.envs.gym_adapter import convert_action_space
+from esper.envs.spaces import DiscreteSpace
+
+FINAL_OBS_KEYS = (("final_obs", "_final_obs"), ("final_observation", "_final_observation"))
+
+
+def flat_obs(obs: Any, num_envs: int) -> torch.Tensor:
+    """``[num_envs, obs_dim]``: a tensor flattened per copy, or a dict's tensors
+    (Isaac Lab's ``{"policy": ...}``) flattened and joined in key order."""
+    if isinstance(obs, dict):
+        return torch.cat([flat_obs(obs[key], num_envs) for key in sorted(obs)], dim=1)
+    return obs.reshape(num_envs, -1)
+
+
+def _obs_dim(space: gymnasium.Space) -> int:
+    if isinstance(space, gymnasium.spaces.Dict):
+        return sum(_obs_dim(space[key]) for key in sorted(space.spaces))
+    return math.prod(space.shape)
+
+
+class TorchVectorEnv(SpecShapes):
+    """A gymnasium-style vector env whose tensors live on a torch device.
+
+    ``name`` is the task's name; ``max_episode_steps`` the time limit the
+    simulator applies (for the record; the simulator truncates by itself).
+    It cannot save the simulator's state: a resume starts fresh episodes.
+    """
+
+    on_device: ClassVar[bool] = True  # its tensors stay on the device
+    restorable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        vector_env: Any,
+        name: str,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+        max_episode_steps: int | None = None,
+    ) -> None:
+        self.envs = vector_env
+        self.num_envs: int = vector_env.num_envs
+        self.device = torch.device(device or getattr(vector_env, "device", "cpu"))
+        action_space = convert_action_space(name, vector_env.single_action_space)
+        self.spec = EnvSpec(
+            name=name,
+            gym_id="",
+            obs_dim=_obs_dim(vector_env.single_observation_space),
+            state_dim=0,
+            action_space=action_space,
+            max_episode_steps=max_episode_steps,
+        )
+        self._discrete = isinstance(action_space, DiscreteSpace)
+        self._pending_seed: int | None = seed
+
+    def reset(self, seed: int | None = None) -> torch.Tensor:
+        """Reset every copy; the first reset without a seed uses the constructor's."""
+        if seed is None:
+            seed, self._pending_seed = self._pending_seed, None
+        obs, _ = self.envs.reset(seed=seed)
+        return self._float(flat_obs(obs, self.num_envs))
+
+    def step(self, actions: torch.Tensor) -> StepResult:
+        actions = actions.to(self.device, torch.int64 if self._discrete else torch.float32)
+        obs, reward, terminated, truncated, info = self.envs.step(actions)
+        obs = self._float(flat_obs(obs, self.num_envs))
+        terminated = terminated.to(self.device, torch.bool).reshape(self.num_envs)
+        truncated = truncated.to(self.device, torch.bool).reshape(self.num_envs)
+        return (
+            obs,
+            self._float(reward).reshape(self.num_envs),
+            terminated,
+            truncated,
+            {"final_obs": self._final_obs(obs, info)},
+        )
+
+    def _final_obs(self, obs: torch.Tensor, info: dict[str, Any]) -> torch.Tensor:
+        for key, mask_key in FINAL_OBS_KEYS:
+            final = info.get(key)
+            if isinstance(final, torch.Tensor | dict) and mask_key in info:
+                final = self._float(flat_obs(final, self.num_envs))
+                mask = torch.as_tensor(info[mask_key], device=self.device).reshape(-1, 1)
+                return torch.where(mask.to(torch.bool), final, obs)
+        return obs
+
+    def _float(self, tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.to(self.device, torch.float32)  # the same tensor when nothing changes
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"name": self.spec.name, "num_envs": self.num_envs}
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        """Only checks the saved env is this one: the simulator's state is its own."""
+        if saved.get("name") != self.spec.name or saved.get("num_envs") != self.num_envs:
+            raise ValueError(
+                f"saved environment {saved.get('name')} x{saved.get('num_envs')} "
+                f"does not match {self.spec.name} x{self.num_envs}"
+            )
+
+    def close(self) -> None:
+        close = getattr(self.envs, "close", None)
+        if close is not None:
+            close()

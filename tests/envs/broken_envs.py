@@ -1,0 +1,47 @@
+"""Deliberately broken tasks, each breaking one rule ``esper check-env`` enforces."""
+
+from __future__ import annotations
+
+import torch
+
+from esper.envs.cartpole import CartPole
+
+
+class WrongObsShape(CartPole):
+    """Observes one number fewer than its spec's obs_dim says."""
+
+    def observe(self, state: torch.Tensor) -> torch.Tensor:
+        return state[:, :3].to(torch.float32)
+
+
+class NoFinalObs(CartPole):
+    """Forgets info["final_obs"]."""
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, _ = super().step(actions)
+        return obs, reward, terminated, truncated, {}
+
+
+class RewardOnWrongDevice(CartPole):
+    """Leaves its reward on another device (``meta`` stands in for a GPU)."""
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = super().step(actions)
+        return obs, reward.to("meta"), terminated, truncated, info
+
+
+class SyncsEveryStep(CartPole):
+    """Branches in Python on a tensor's value: a host sync every step."""
+
+    def dynamics(self, state, actions):
+        next_state, reward, terminated = super().dynamics(state, actions)
+        if terminated.any().item():
+            reward = reward.clone()
+        return next_state, reward, terminated
+
+
+class GlobalRandomStart(CartPole):
+    """Draws its initial states from torch's global generator, not its own."""
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        return torch.rand(n, 4, device=self.device, dtype=self.dtype) * 0.1 - 0.05

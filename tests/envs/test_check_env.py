@@ -1,0 +1,81 @@
+"""``esper check-env``: every built-in task passes; each broken env is named."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import broken_envs
+import pytest
+
+from esper.env_check import FAIL, PASS, SKIP, check_env, check_factory
+from esper.envs import TASKS
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.parametrize("task", [*sorted(TASKS), "gym:CartPole-v1"])
+def test_every_builtin_task_keeps_the_contract(task: str) -> None:
+    report = check_env(task, speed_sizes=(4,))
+    assert report.ok, [(r.rule, r.detail) for r in report.results if r.status == FAIL]
+    statuses = {r.rule: r.status for r in report.results}
+    assert all(s == PASS for s in statuses.values()) or task.startswith("gym:")
+    assert report.steps_per_second[4] > 0
+
+
+def test_gym_tasks_skip_what_gymnasium_cannot_do() -> None:
+    statuses = {r.rule: r.status for r in check_env("gym:CartPole-v1", speed_sizes=()).results}
+    assert statuses["state_dict round trip"] == statuses["no host sync per step"] == SKIP
+    assert statuses["determinism under a seed"] == PASS
+
+
+def failures(factory) -> dict[str, str]:
+    report = check_factory(factory, factory.__name__, speed_sizes=())
+    assert not report.ok
+    return {r.rule: r.detail for r in report.results if r.status == FAIL}
+
+
+def test_wrong_observation_shape_is_named() -> None:
+    failed = failures(broken_envs.WrongObsShape)
+    assert failed["reset() observation"].startswith("reset() obs has shape (8, 3), want (8, 4)")
+    assert "obs_dim in the spec must match" in failed["step() tensors"]
+
+
+def test_missing_final_obs_is_named() -> None:
+    assert failures(broken_envs.NoFinalObs) == {
+        "step() tensors": 'info has no "final_obs": return the observation each copy reached '
+        "before any reset (BatchedEnv.step does this for you)"
+    }
+
+
+def test_tensor_on_the_wrong_device_is_named() -> None:
+    assert failures(broken_envs.RewardOnWrongDevice) == {
+        "step() tensors": "reward is on meta, the env on cpu: make it with device=self.device"
+    }
+
+
+def test_a_host_sync_in_step_is_named() -> None:
+    failed = failures(broken_envs.SyncsEveryStep)
+    assert list(failed) == ["no host sync per step"]
+    assert "tensor.item()" in failed["no host sync per step"]
+
+
+def test_nondeterminism_is_named() -> None:
+    failed = failures(broken_envs.GlobalRandomStart)
+    assert "determinism under a seed" in failed
+
+
+def test_the_command_exits_non_zero_on_a_broken_env(tmp_path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "esper", "check-env", "broken_envs:NoFinalObs", "--speed", "4"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(HERE), "COLUMNS": "200"},
+    )
+    assert done.returncode == 1, done.stderr
+    assert 'info has no "final_obs"' in done.stdout
+    assert "broken rules: step() tensors" in done.stdout

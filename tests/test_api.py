@@ -1,0 +1,34 @@
+"""The Python API: what it adds to the trainer for the user."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import esper
+
+
+def test_a_gym_resume_says_its_environments_start_afresh(tmp_path: Path) -> None:
+    settings = dict(n_envs=4, max_epochs=16, device="cpu", run_dir=str(tmp_path), progress=False)
+    esper.train(task="gym:CartPole-v1", episodes=1, **settings)
+    esper.train(task="gym:CartPole-v1", episodes=1, start_episode=1, **settings)
+    lines = (tmp_path / "telemetry.jsonl").read_text().splitlines()
+    events = [e for e in map(json.loads, lines) if e["event_type"] == "TRAINING_STARTED"]
+    assert "freshly reset" not in events[0]["message"]
+    assert "freshly reset environments" in events[1]["message"]
+
+
+def test_an_interrupted_train_says_how_to_resume_from_python(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from esper.api import TrainOutcome
+    from esper.config import PPOConfig
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "batch_000004.pt").write_bytes(b"")
+    outcome = TrainOutcome(SimpleNamespace(final_batch=4), PPOConfig(run_dir=str(tmp_path)))
+    call = outcome.resume_call
+    assert (
+        call == f"esper.train(task='cartpole', episodes=46, run_dir={str(tmp_path)!r}, resume=True)"
+    )
+    assert "--resume --episodes 46" in outcome.resume_command
