@@ -29,6 +29,10 @@ NOT_RUN = {
     r"uv run ruff .*": "CI's lint step, over the repository",
     r"uv run python scripts/bench\.py.*": "a benchmark of minutes",
     r"(uv )?pip install .*": "installs from the package registry",
+    r"torchrun .*": "several ranks; tests/training/test_distributed.py launches torchrun",
+    r"esper ppo --nproc .*": (
+        "several ranks; tests/training/test_distributed.py runs esper ppo --nproc 2"
+    ),
     r"uv run esper sanctum runs/cartpole": (
         "follows the run until q; tests/sanctum/test_attach.py and test_e2e_tmux.py drive it"
     ),

@@ -29,6 +29,12 @@ from esper.telemetry.jsonl import JsonlSink
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
 from esper.training.checkpoint import load_for_resume, newest_intact
+from esper.training.distributed import (
+    Collectives,
+    is_main_process,
+    process_group,
+    torchrun_words,
+)
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.vectorized import TrainingResult, run_vectorized_ppo
 
@@ -52,8 +58,8 @@ class TrainOutcome:
     @property
     def resume_command(self) -> str:
         """The command that continues this run to its ``max_batches``, spelled the
-        way this process was launched (``uv run esper``, ``python -m esper``, ...)."""
-        parts = [*launcher(), "ppo", "--task", self.config.task]
+        way this process was launched (``torchrun ... -m esper``, ``uv run esper``, ...)."""
+        parts = [*(torchrun_words() or launcher()), "ppo", "--task", self.config.task]
         parts += ["--run-dir", str(self.config.resolved_run_dir())]
         parts += ["--resume", "--episodes", str(self._remaining())]
         return shlex.join(parts)
@@ -174,21 +180,38 @@ def train(
     words = {"n_batches": "episodes"} | {
         EDGE_WORDS[key]: key for key in overrides if key in EDGE_WORDS
     }
+    display: Display = ("progress" if sys.stdout.isatty() else "lines") if progress else "none"
     try:
-        config = make_config(
+        outcome = _train_in_group(
             Path(config_file) if config_file else None,
             {"task": task, "n_batches": episodes, **_field_names(overrides)},
-            resume=resume,
+            display,
+            tensorboard,
+            resume,
         )
-        display: Display = ("progress" if sys.stdout.isatty() else "lines") if progress else "none"
-        outcome = run_training(config, display=display, tensorboard=tensorboard)
     except UserError as exc:
         raise exc.in_words(words) from None
-    if progress and outcome.status == "interrupted":
+    if progress and is_main_process() and outcome.status == "interrupted":
         print(f"esper: interrupted; resume with: {outcome.resume_call}", file=sys.stderr)
     elif progress and outcome.status == "failed":
         print(f"esper: training failed: {outcome.reason}", file=sys.stderr)
     return outcome
+
+
+def _train_in_group(
+    config_file: Path | None,
+    overrides: dict[str, Any],
+    display: Display,
+    tensorboard: bool,
+    resume: bool,
+) -> TrainOutcome:
+    """One process, or this rank of a torchrun job: rank 0 reads the config (and a
+    resume's checkpoint) and shares it; only rank 0 writes telemetry or draws."""
+    with process_group() as group:
+        config = group.main_decides(lambda: make_config(config_file, overrides, resume=resume))
+        if not group.is_main:
+            display, tensorboard = "none", False
+        return run_training(config, display=display, tensorboard=tensorboard, group=group)
 
 
 # The CLI's words for a setting (the contract with users), and the field each names.
@@ -211,9 +234,12 @@ def run_training(
     display: Display = "lines",
     stop: StopRequest | None = None,
     tensorboard: bool = False,
+    group: Collectives | None = None,
 ) -> TrainOutcome:
     """Run ``config`` with the JSONL record and a display: the Sanctum dashboard, a
-    progress bar, plain lines or nothing; ``tensorboard`` adds RUN_DIR/tensorboard/."""
+    progress bar, plain lines or nothing; ``tensorboard`` adds RUN_DIR/tensorboard/.
+    A rank other than 0 of a torchrun job (``group``) writes no telemetry."""
+    group = group or Collectives()
     hub = TelemetryHub()
     run_dir = RunDir(config.resolved_run_dir())
     if tensorboard:  # a missing package is an error before training starts
@@ -222,7 +248,8 @@ def run_training(
     with graceful_signals(stop):
         # The run dir is checked (and cleared on --overwrite) by the trainer before
         # it emits anything, so the JSONL sink subscribes lazily on the first event.
-        hub.subscribe(_LazyJsonl(run_dir))
+        if group.is_main:
+            hub.subscribe(_LazyJsonl(run_dir))
         if display == "lines":
             hub.subscribe(ConsoleSink())
         elif display == "progress":
@@ -230,11 +257,11 @@ def run_training(
         dashboard = _dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
-                result = run_vectorized_ppo(config, hub, stop, start_note(config))
+                result = run_vectorized_ppo(config, hub, stop, group, start_note(config))
         except UserError:  # the CLI makes these one line, exit 2
             raise
         except Exception as exc:  # a bug or an environment failure: keep the traceback
-            result = _crashed(config, run_dir, exc)
+            result = _crashed(config, run_dir, exc, group.rank)
         finally:
             hub.close()
     return TrainOutcome(result, config, telemetry_failures=list(hub.failures.values()))
@@ -250,9 +277,9 @@ def start_note(config: PPOConfig) -> str:
     return ""
 
 
-def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception) -> TrainingResult:
+def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception, rank: int = 0) -> TrainingResult:
     """Save the traceback beside the run and describe the failure in one line."""
-    log = run_dir.path / "error.log"
+    log = run_dir.path / ("error.log" if rank == 0 else f"error.rank{rank}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as fh:
         fh.write("".join(traceback.format_exception(exc)))
@@ -267,8 +294,7 @@ def train_from_cli(
     tensorboard: bool = False,
     resume: bool = False,
 ) -> TrainOutcome:
-    config = make_config(config_file, overrides, resume=resume)
-    return run_training(config, display=choose_display(sanctum), tensorboard=tensorboard)
+    return _train_in_group(config_file, overrides, choose_display(sanctum), tensorboard, resume)
 
 
 def choose_display(sanctum: bool | None) -> Display:

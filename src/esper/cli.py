@@ -7,6 +7,7 @@ and a non-zero exit code.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, get_args, get_type_hints
@@ -64,6 +65,13 @@ INVOCATION_OPTIONS = {
         f"Also write TensorBoard scalars to RUN_DIR/tensorboard/ ({install_hint('tensorboard')}).",
         "off",
     ),
+    "nproc": Invocation(
+        "--nproc",
+        int,
+        "Train over N processes on this machine: the same as torchrun --standalone "
+        "--nproc-per-node N -m esper ppo ... (--envs is the total).",
+        "one process",
+    ),
 }
 # Setting -> what the user typed: the one place a setting becomes a flag.
 CLI_NAMES = {
@@ -97,8 +105,13 @@ class OneLineErrors(TyperGroup):
 
 
 def _fail(line: str, code: int) -> int:
-    print(f"esper: {line}", file=sys.stderr, flush=True)
+    if _is_main_rank():  # under torchrun every rank sees the same bad input: say it once
+        print(f"esper: {line}", file=sys.stderr, flush=True)
     return code
+
+
+def _is_main_rank() -> bool:
+    return os.environ.get("RANK", "0") == "0"
 
 
 app = typer.Typer(
@@ -154,16 +167,21 @@ PPO_OPTIONS = [
 
 def ppo(**options: Any) -> None:
     """Train PPO: --episodes batches, resumable with --resume or --start-episode K."""
+    invocation = {key: options.pop(key) for key in INVOCATION_OPTIONS}
+    nproc = invocation.pop("nproc")
+    if nproc is not None:
+        raise typer.Exit(_launch_ranks(nproc))
     from esper import api
 
-    invocation = {key: options.pop(key) for key in INVOCATION_OPTIONS}
     overrides = {key: value or None if value is False else value for key, value in options.items()}
     result = api.train_from_cli(invocation.pop("config_file"), overrides, **invocation)
     if result.status == "interrupted":
-        print(f"esper: interrupted; resume with: {result.resume_command}", file=sys.stderr)
+        if _is_main_rank():
+            print(f"esper: interrupted; resume with: {result.resume_command}", file=sys.stderr)
         raise typer.Exit(143 if result.exit_signal == "SIGTERM" else 130)
     if result.status == "failed":
-        print(f"esper: training failed: {result.reason}", file=sys.stderr)
+        where = "" if _is_main_rank() else f" (rank {os.environ['RANK']})"
+        print(f"esper: training failed{where}: {result.reason}", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
     if result.telemetry_failures:
         names = ", ".join(f"{f.name} ({f.first_error})" for f in result.telemetry_failures)
@@ -174,6 +192,21 @@ def ppo(**options: Any) -> None:
 ppo.__signature__ = inspect.Signature(PPO_OPTIONS)  # type: ignore[attr-defined]
 ppo.__annotations__ = {p.name: p.annotation for p in PPO_OPTIONS}
 app.command()(ppo)
+
+
+def _launch_ranks(nproc: int) -> int:
+    """``--nproc N``: this command line again, minus --nproc, under torch's launcher."""
+    from esper.config import ConfigError
+    from esper.training.distributed import launch_local
+
+    if nproc < 1:
+        raise ConfigError("nproc", f"must be >= 1 (got {nproc})")
+    argv = sys.argv[sys.argv.index("ppo") + 1 :]
+    rest = [a for a in argv if not a.startswith("--nproc=")]
+    if "--nproc" in rest:
+        at = rest.index("--nproc")
+        del rest[at : at + 2]
+    return launch_local(nproc, rest)
 
 
 @app.command()

@@ -19,7 +19,6 @@ from esper.config import PPOConfig
 from esper.envs import make, task_names
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
-from esper.training.speedups import FlatAdam
 from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
@@ -27,6 +26,7 @@ from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.policy import ActorCritic
 from esper.training.ppo import ppo_update
 from esper.training.rollout import RolloutBuffer, collect_rollout
+from esper.training.speedups import FlatAdam
 from esper.training.state import flatten_batch, update_settings
 
 pytestmark = [

@@ -152,9 +152,10 @@ class SanctumAggregator:
             SanctumSnapshot(
                 group_id=event.group_id,
                 task=data.task,
-                device=data.device,
+                device=", ".join(data.env_device_counts) or data.device,
                 seed=data.seed,
                 n_envs=data.n_envs,
+                world_size=data.world_size,
                 horizon=data.max_epochs,
                 start_batch=data.start_batch,
                 current_batch=data.start_batch,

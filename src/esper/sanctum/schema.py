@@ -94,9 +94,10 @@ class SanctumSnapshot:
     # --- run identity (TRAINING_STARTED) ---
     group_id: str | None = None
     task: str | None = None
-    device: str | None = None
+    device: str | None = None  # every rank's device, comma-separated, under torchrun
     seed: int | None = None
     n_envs: int | None = None
+    world_size: int = 1  # ranks training together
     horizon: int | None = None
 
     # --- progress ---

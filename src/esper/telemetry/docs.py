@@ -60,6 +60,11 @@ noted once. "Across ranks" says how the ranks of one job combine a value.
 def _emitter(event: str, spec: Field) -> str:
     if event == "TRAINING_STARTED":
         return "`run_vectorized_ppo` in `src/esper/training/vectorized.py`, once per invocation"
+    if spec.name in ("process_memory_mb", "cuda_memory_mb"):
+        return (
+            "`memory_usage_mb` in `src/esper/training/timing.py`, on each rank's host; "
+            "with several ranks the largest crosses in the batch's one all-gather"
+        )
     if spec.source is Source.HOST:
         return "`_train_one_batch` in `src/esper/training/vectorized.py`, on the host"
     if spec.name.startswith("episode"):
@@ -70,7 +75,8 @@ def _emitter(event: str, spec: Field) -> str:
         origin = "`ppo_update` in `src/esper/training/ppo.py`"
     return (
         f"{origin}, on the device; packed with the batch's other device statistics "
-        "(`pack_device_stats`) into the one host transfer per batch"
+        "(`pack_device_stats`), combined across ranks in one all-gather when several "
+        "train together, into the one host transfer per batch"
     )
 
 

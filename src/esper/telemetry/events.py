@@ -95,10 +95,17 @@ class TrainingStartedPayload:
     seed: int
     policy_params: int
     config: dict[str, Any] = field(default_factory=dict)
-    env_steps: int = 0  # env steps already taken before this invocation (resume)
+    env_steps: int = 0
+    world_size: int = 1
+    env_device_counts: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _validate(self, TRAINING_STARTED_FIELDS)
+        _check(
+            all(_is_int(n) and n >= 1 for n in self.env_device_counts.values())
+            and (not self.env_device_counts or sum(self.env_device_counts.values()) == self.n_envs),
+            "env_device_counts must map devices to env counts summing to n_envs",
+        )
         _check(
             self.start_batch < self.max_batches,
             f"start_batch must be in [0, max_batches) (got {self.start_batch})",

@@ -224,13 +224,13 @@ BATCH_COMPLETED_FIELDS: tuple[Field, ...] = (
     ),
     Field(
         "TELE-118", "process_memory_mb", "Process memory", float, "MB",
-        "Resident memory of the trainer process.",
+        "Peak resident memory of the trainer process (with several ranks, the largest).",
         low=0, absent=Absent.UNAVAILABLE, required=False, reduction=Reduction.MAX,
         sanctum="throughput.process_memory_mb",
     ),
     Field(
         "TELE-119", "cuda_memory_mb", "CUDA memory", float, "MB",
-        "Memory allocated on the CUDA device; None off CUDA.",
+        "Memory allocated on the CUDA device (with several ranks, the largest); None off CUDA.",
         low=0, absent=Absent.UNAVAILABLE, required=False, reduction=Reduction.MAX,
         sanctum="throughput.cuda_memory_mb",
     ),
@@ -283,6 +283,18 @@ TRAINING_STARTED_FIELDS: tuple[Field, ...] = (
         "Environment steps taken before this invocation (a resume continues the axis).",
         low=0, default=0, required=False, sanctum="env_steps",
     ),
+    Field(
+        "TELE-022", "world_size", "World size", int, "ranks",
+        "Processes (ranks) training together under torchrun; 1 for plain `esper ppo`. "
+        "Each rank steps n_envs / world_size environments.",
+        low=1, default=1, required=False, sanctum="world_size",
+    ),
+    Field(
+        "TELE-023", "env_device_counts", "Environments per device", dict, "environments",
+        "Environments on each device, e.g. {\"cuda:0\": 512, \"cuda:1\": 512}; "
+        "node-qualified (node1/cuda:0) over several machines. The counts sum to n_envs.",
+        default={}, required=False, sanctum="device",
+    ),
 )  # fmt: skip
 
 BATCH_FIELDS: dict[str, Field] = {f.name: f for f in BATCH_COMPLETED_FIELDS}
@@ -290,6 +302,12 @@ BATCH_FIELDS: dict[str, Field] = {f.name: f for f in BATCH_COMPLETED_FIELDS}
 # The batch's device statistics, in the order of the one packed transfer.
 PACKED_FIELDS: tuple[Field, ...] = tuple(
     f for f in BATCH_COMPLETED_FIELDS if f.source is Source.DEVICE
+)
+
+# How several ranks combine each packed column; a WEIGHTED column is weighted by this one.
+PACKED_REDUCTIONS: tuple[Reduction, ...] = tuple(f.reduction for f in PACKED_FIELDS)
+PACKED_WEIGHT_COLUMN: int = next(
+    i for i, f in enumerate(PACKED_FIELDS) if f.name == "episodes_finished"
 )
 
 

@@ -8,6 +8,8 @@ so of every checkpoint.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -20,14 +22,24 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+        # Several ranks: sums a tensor over them, so every rank folds in the
+        # moments of the whole job's batch (training/distributed.py).
+        self.sum_across: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @torch.no_grad()
     def update(self, batch: torch.Tensor) -> None:
         """Fold a ``[B, *shape]`` batch into the running statistics."""
         x = batch.to(torch.float64)
-        batch_mean = x.mean(0)
-        batch_var = x.var(0, unbiased=False)
-        n = x.shape[0]
+        if self.sum_across is None:
+            batch_mean = x.mean(0)
+            batch_var = x.var(0, unbiased=False)
+            n = x.shape[0]
+        else:
+            moments = torch.stack((torch.full_like(x[0], x.shape[0]), x.sum(0), x.square().sum(0)))
+            counts, total, squares = self.sum_across(moments).unbind(0)
+            batch_mean = total / counts
+            batch_var = (squares / counts - batch_mean.square()).clamp_(min=0.0)
+            n = counts.reshape(-1)[0]  # the job's batch size (the same in every column)
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean += delta * n / total

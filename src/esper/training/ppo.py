@@ -8,10 +8,11 @@ once per batch together with everything else.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
+from esper.training.distributed import Collectives, average_gradients
 from esper.training.policy import ActorCritic
 from esper.training.speedups import Optimizer
 
@@ -124,11 +125,17 @@ def ppo_update(
     batch: FlatBatch,
     settings: UpdateSettings,
     loss_fn: MinibatchLoss = minibatch_loss,
+    group: Collectives | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the epochs of minibatch updates; return each statistic's mean, by name.
 
-    ``loss_fn`` is ``minibatch_loss`` or its ``torch.compile``d twin.
+    ``loss_fn`` is ``minibatch_loss`` or its ``torch.compile``d twin. With several
+    ranks (``group``), ``batch`` is this rank's shard and ``settings.minibatch_size``
+    its slice of each minibatch: advantages are normalised with the whole
+    minibatch's moments and gradients averaged, so each step is the step one
+    process would take over the union of the shards.
     """
+    group = group or Collectives()
     device = batch.obs.device
     names: tuple[str, ...] = ()
     sums = torch.zeros((), device=device)  # [n_stats] once the first step names them
@@ -137,6 +144,10 @@ def ppo_update(
         # One gather per field per epoch; the minibatches are then contiguous
         # slices of the shuffled copy (views), not one gather each.
         shuffled = batch.permuted(torch.randperm(batch.size, device=device))
+        step_settings = settings
+        if group.active and settings.normalize_advantages:
+            shuffled = _normalize_across(shuffled, settings.minibatch_size, group)
+            step_settings = replace(settings, normalize_advantages=False)
         epoch_kl = torch.zeros((), device=device)
         epoch_steps = 0
         for start in range(0, batch.size, settings.minibatch_size):
@@ -149,10 +160,11 @@ def ppo_update(
                 shuffled.values[start:end],
                 shuffled.advantages[start:end],
                 shuffled.returns[start:end],
-                settings,
+                step_settings,
             )
             optimizer.zero_grad()
             loss.backward()
+            average_gradients(optimizer, group)
             grad_norm = optimizer.clip_grad_norm_(settings.max_grad_norm)
             optimizer.step()
             stats["grad_norm"] = grad_norm
@@ -162,8 +174,21 @@ def ppo_update(
             steps += 1
             epoch_steps += 1
         # Optional early stop: one host read per epoch, never per step.
-        if settings.target_kl is not None:
-            mean_kl = (epoch_kl / epoch_steps).item()  # host-sync: opt-in target_kl, per epoch
+        if settings.target_kl is not None:  # every rank stops at the same epoch
+            epoch_kl = group.average_(epoch_kl / epoch_steps)
+            mean_kl = epoch_kl.item()  # host-sync: opt-in target_kl, per epoch
             if mean_kl > settings.target_kl:
                 break
     return dict(zip(names, (sums / steps).unbind(0), strict=True))
+
+
+def _normalize_across(shuffled: FlatBatch, minibatch_size: int, group: Collectives) -> FlatBatch:
+    """Each minibatch's advantages normalised by the mean and (unbiased) std of
+    that minibatch over every rank: one all-reduce for the whole epoch."""
+    advantages = shuffled.advantages.to(torch.float64).view(-1, minibatch_size)
+    moments = group.sum_(torch.stack((advantages.sum(1), advantages.square().sum(1))))
+    n = minibatch_size * group.world_size
+    mean = moments[0] / n
+    var = (moments[1] - n * mean.square()).clamp_(min=0.0) / max(n - 1, 1)
+    normalized = (advantages - mean.unsqueeze(1)) / (var.sqrt().unsqueeze(1) + 1e-8)
+    return replace(shuffled, advantages=normalized.to(shuffled.advantages.dtype).view(-1))

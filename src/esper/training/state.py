@@ -8,7 +8,7 @@ so the batch after a resume is the batch that would have come.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,11 @@ from esper.training.checkpoint import (
     save_checkpoint,
 )
 from esper.training.compilation import loss_function
+from esper.training.distributed import (
+    Collectives,
+    broadcast_parameters,
+    sum_moments,
+)
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.policy import ActorCritic, count_parameters
@@ -35,6 +40,8 @@ from esper.training.speedups import Optimizer, optimizer
 
 # Settings that shape the saved tensors: a resume must keep them.
 RESUME_FIXED = ("task", "n_envs", "hidden_sizes", "normalize_obs", "normalize_reward")
+# What each rank keeps for itself (the reward scaler holds per-env returns).
+RANK_KEYS = ("reward_scaler", "env", "next_obs", "episodes", "rng")
 
 
 @dataclass
@@ -52,6 +59,12 @@ class TrainerState:
     env_steps: int = 0
     run_id: str = ""
     loss_fn: MinibatchLoss = minibatch_loss  # or its compiled twin (--compile)
+    group: Collectives = field(default_factory=Collectives)  # this rank in the job
+
+    @property
+    def local_envs(self) -> int:
+        """The environments this rank steps (``n_envs / world_size``)."""
+        return self.env.num_envs
 
     @property
     def policy_params(self) -> int:
@@ -63,6 +76,13 @@ class TrainerState:
         return self.obs_normalizer.normalize(raw_obs)
 
     def save(self, path: Path) -> int:
+        """Write the checkpoint on rank 0: the learner once, and every rank's
+        environments, RNG streams and trackers (gathered here; rank 0's at the
+        top level, as in a one-process run). Other ranks return 0."""
+        part = self.rank_part()
+        parts = self.group.gather_to_main(_to_cpu(part) if self.group.active else part)
+        if parts is None:
+            return 0
         return save_checkpoint(
             path,
             {
@@ -76,30 +96,71 @@ class TrainerState:
                 "policy": self.policy.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "obs_normalizer": _module_state(self.obs_normalizer),
-                "reward_scaler": _module_state(self.reward_scaler),
-                "env": self.env.state_dict(),
-                "next_obs": self.next_obs,
-                "episodes": self.episodes.state_dict(),
-                "rng": rng_state(),
+                "world_size": self.group.world_size,
+                **parts[0],
+                "rank_states": parts[1:],
             },
         )
+
+    def rank_part(self) -> dict[str, Any]:
+        """What differs between ranks: the values of RANK_KEYS."""
+        part = {
+            "reward_scaler": _module_state(self.reward_scaler),
+            "env": self.env.state_dict(),
+            "next_obs": self.next_obs,
+            "episodes": self.episodes.state_dict(),
+            "rng": rng_state(),
+        }
+        assert tuple(part) == RANK_KEYS
+        return part
+
+
+def _to_cpu(tree: Any) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return tree.cpu()
+    if isinstance(tree, dict):
+        return {key: _to_cpu(value) for key, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_to_cpu(value) for value in tree)
+    return tree
 
 
 def _module_state(module: torch.nn.Module | None) -> dict[str, Any] | None:
     return module.state_dict() if module is not None else None
 
 
-def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> TrainerState:
-    """A fresh state for a new run, or the state saved after ``start_batch``."""
-    seed_everything(config.seed)
-    env = make(config.task, config.n_envs, device, seed=config.seed)
+def build_state(
+    config: PPOConfig,
+    device: torch.device,
+    run_dir: RunDir,
+    group: Collectives | None = None,
+) -> TrainerState:
+    """A fresh state for a new run, or the state saved after ``start_batch``.
+
+    With several ranks this rank builds its share of the environments, seeded
+    from (seed, rank), and takes rank 0's parameters.
+    """
+    group = group or Collectives()
+    local_envs = group.shard(config.n_envs)
+    if (local_envs * config.horizon) % config.n_minibatches:
+        raise ConfigError(
+            "n_minibatches",
+            f"each of {group.world_size} ranks holds {local_envs * config.horizon} transitions "
+            f"per batch, which {config.n_minibatches} minibatches do not divide",
+        )
+    seed = group.rank_seed(config.seed)
+    seed_everything(seed)
+    env = make(config.task, local_envs, device, seed=seed)
     policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes, config.speedups)
     policy.to(device)
     adam = optimizer(policy.parameters(), config.learning_rate, config.adam_eps, config.speedups)
+    broadcast_parameters(adam, adam.params, group)
     normalizer = RunningMeanStd((env.obs_dim,)).to(device) if config.normalize_obs else None
-    scaler = (
-        RewardScaler(config.n_envs, config.gamma).to(device) if config.normalize_reward else None
-    )
+    scaler = RewardScaler(local_envs, config.gamma).to(device) if config.normalize_reward else None
+    if normalizer is not None:
+        normalizer.sum_across = sum_moments(group)
+    if scaler is not None:
+        scaler.return_stats.sum_across = sum_moments(group)
     state = TrainerState(
         config=config,
         device=device,
@@ -108,20 +169,39 @@ def build_state(config: PPOConfig, device: torch.device, run_dir: RunDir) -> Tra
         optimizer=adam,
         obs_normalizer=normalizer,
         reward_scaler=scaler,
-        episodes=EpisodeTracker(config.n_envs, device, config.horizon),
-        next_obs=env.reset(seed=config.seed),
+        episodes=EpisodeTracker(local_envs, device, config.horizon),
+        next_obs=env.reset(seed=seed),
         loss_fn=loss_function(config.compile),
+        group=group,
     )
     if config.start_batch > 0:
         _restore(state, run_dir)
     return state
 
 
-def _restore(state: TrainerState, run_dir: RunDir) -> None:
-    config = state.config
+def _load_rank_states(state: TrainerState, run_dir: RunDir) -> list[dict[str, Any]]:
+    """Rank 0: the checkpoint as one resume payload per rank (learner + its part)."""
+    config, group = state.config, state.group
     path = run_dir.checkpoint_path(config.start_batch)
     saved = load_for_resume(run_dir.checkpoints(), config.start_batch)
     check_resume_compatible(saved, config, state.env, path)
+    saved_world = saved.get("world_size", 1)
+    if saved_world != group.world_size:
+        raise ConfigError(
+            "nproc",
+            f"{path.name} was written by {saved_world} rank(s) and this run has "
+            f"{group.world_size}; resume with {saved_world} rank(s) "
+            f"(esper ppo --nproc {saved_world} or torchrun --nproc-per-node {saved_world})",
+        )
+    parts = [{key: saved[key] for key in RANK_KEYS}, *saved.get("rank_states", [])]
+    learner = {key: value for key, value in saved.items() if key != "rank_states"}
+    return [{**learner, **part} for part in parts]
+
+
+def _restore(state: TrainerState, run_dir: RunDir) -> None:
+    config = state.config
+    payloads = state.group.main_decides(lambda: _load_rank_states(state, run_dir))
+    saved = payloads[state.group.rank]
     state.policy.load_state_dict(saved["policy"])
     state.optimizer.load_state_dict(saved["optimizer"])
     if state.obs_normalizer is not None:
@@ -135,7 +215,7 @@ def _restore(state: TrainerState, run_dir: RunDir) -> None:
     else:
         # gymnasium's environments cannot be saved: continue from fresh episodes,
         # seeded by the batch so a resume is still reproducible.
-        state.next_obs = state.env.reset(seed=config.seed + saved["batch"])
+        state.next_obs = state.env.reset(seed=state.group.rank_seed(config.seed) + saved["batch"])
         if state.reward_scaler is not None:
             state.reward_scaler.discounted_return.zero_()
     state.batch = saved["batch"]
@@ -163,10 +243,11 @@ def check_resume_compatible(
         raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_batch}")
 
 
-def update_settings(config: PPOConfig) -> UpdateSettings:
+def update_settings(config: PPOConfig, world_size: int = 1) -> UpdateSettings:
+    """The update's settings for one rank: its slice of each minibatch."""
     return UpdateSettings(
         update_epochs=config.update_epochs,
-        minibatch_size=config.minibatch_size,
+        minibatch_size=config.minibatch_size // world_size,
         clip_coef=config.clip_coef,
         clip_value_loss=config.clip_value_loss,
         ent_coef=config.ent_coef,

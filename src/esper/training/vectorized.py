@@ -7,11 +7,15 @@ checkpoint. Every piece lives in its own module; this one only sequences them.
 
 from __future__ import annotations
 
+import math
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import torch
 
 from esper.config import PPOConfig
 from esper.device import resolve_device
@@ -27,7 +31,15 @@ from esper.telemetry.events import (
     TrainingStartedPayload,
 )
 from esper.telemetry.hub import TelemetryHub
-from esper.telemetry.metrics import pack_device_stats, unpack_device_stats
+from esper.telemetry.metrics import (
+    BATCH_FIELDS,
+    PACKED_REDUCTIONS,
+    PACKED_WEIGHT_COLUMN,
+    Reduction,
+    pack_device_stats,
+    unpack_device_stats,
+)
+from esper.training.distributed import Collectives, rank_device
 from esper.training.gae import batch_advantages
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import explained_variance, ppo_update
@@ -49,6 +61,7 @@ class TrainingResult:
     env_steps: int
     reason: str = ""
     exit_signal: str | None = None
+    collective_seconds: float = 0.0  # host time this rank spent in collectives
     last_batch: dict[str, Any] = field(default_factory=dict)  # BATCH_COMPLETED fields
     history: list[dict[str, Any]] = field(default_factory=list)
 
@@ -62,16 +75,29 @@ def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
 
 
 def run_vectorized_ppo(
-    config: PPOConfig, hub: TelemetryHub, stop: StopRequest | None = None, start_note: str = ""
+    config: PPOConfig,
+    hub: TelemetryHub,
+    stop: StopRequest | None = None,
+    group: Collectives | None = None,
+    start_note: str = "",
 ) -> TrainingResult:
     """Train ``config.n_batches`` batches, emitting telemetry to ``hub``; ``start_note``
-    (the caller's words for the user) ends TRAINING_STARTED's message."""
+    (the caller's words for the user) ends TRAINING_STARTED's message.
+
+    Under torchrun ``group`` is this rank's place in the job: rank 0 checks the
+    run dir and writes checkpoints; every rank trains its share of the envs.
+    """
     stop = stop or StopRequest()
-    device = resolve_device(config.device)
-    run_dir = prepare_run_dir(config)
-    state = build_state(config, device, run_dir)
-    run_id = state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
+    group = group or Collectives()
+    device = rank_device(resolve_device(config.device), group)
+    group.shard(config.n_envs)  # an uneven split is bad input: refused before the run dir
+    run_dir = group.main_decides(lambda: prepare_run_dir(config))
+    state = build_state(config, device, run_dir, group)
+    run_id = group.main_decides(lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}")
     state.run_id = run_id
+    env_device_counts: Counter[str] = Counter()
+    for label, count in group.all_gather_object((group.device_label(device), state.local_envs)):
+        env_device_counts[label] += count
     _emit(
         hub,
         run_id,
@@ -87,11 +113,14 @@ def run_vectorized_ppo(
             policy_params=state.policy_params,
             config=config.to_dict(),
             env_steps=state.env_steps,
+            world_size=group.world_size,
+            env_device_counts=dict(env_device_counts),
         ),
         batch=config.start_batch,
         message=(
             f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
-            f"on {device}, {config.n_envs} envs x {config.horizon} steps, "
+            f"on {_describe_devices(env_device_counts)}, "
+            f"{config.n_envs} envs x {config.horizon} steps, "
             f"batches {config.start_batch + 1}..{config.max_batches}"
             + (f"; {start_note}" if start_note else "")
         ),
@@ -99,17 +128,19 @@ def run_vectorized_ppo(
     result = TrainingResult("completed", run_dir.path, run_id, state.batch, state.env_steps)
     buffer = RolloutBuffer.allocate(
         config.horizon,
-        config.n_envs,
+        state.local_envs,
         state.env.obs_dim,
         state.env.action_space.shape,
         device,
     )
     started = time.perf_counter()
+    stop_agreed = False  # several ranks stop together, at the batch all of them agree on
+    saved_batch = config.start_batch
     try:
         while state.batch < config.max_batches:
-            if stop.requested:
-                return _interrupt(hub, config, state, run_dir, result, stop)
-            stats = _train_one_batch(config, state, buffer)
+            if stop_agreed if group.active else stop.requested:
+                return _interrupt(hub, config, state, run_dir, result, stop, saved_batch)
+            stats, stop_agreed = _train_one_batch(config, state, buffer, stop.requested)
             result.last_batch = stats
             result.history.append(stats)
             _emit(
@@ -121,6 +152,7 @@ def run_vectorized_ppo(
             )
             if state.batch % config.checkpoint_every == 0 or state.batch == config.max_batches:
                 _save(hub, state, run_dir)
+                saved_batch = state.batch
     except NonFiniteError as exc:
         return _fail(hub, state, run_dir, result, str(exc), "NonFiniteError")
     except KeyboardInterrupt:
@@ -133,6 +165,7 @@ def run_vectorized_ppo(
         raise
     finally:  # however the loop ended, the result reports where training stands
         result.final_batch, result.env_steps = state.batch, state.env_steps
+        result.collective_seconds = group.seconds
     _emit(
         hub,
         run_id,
@@ -150,9 +183,13 @@ def run_vectorized_ppo(
 
 
 def _train_one_batch(
-    config: PPOConfig, state: TrainerState, buffer: RolloutBuffer
-) -> dict[str, Any]:
-    """One batch: rollout, GAE, update, then the batch's single host transfer."""
+    config: PPOConfig, state: TrainerState, buffer: RolloutBuffer, stop_requested: bool
+) -> tuple[dict[str, Any], bool]:
+    """One batch: rollout, GAE, update, then the batch's single host transfer.
+
+    With several ranks the statistics cross ranks in one collective first,
+    carrying each rank's stop request; returns the stats and whether the job stops.
+    """
     clock = BatchClock(state.device)
     clock.mark("start")
     learning_rate = learning_rate_at(config, state.batch)
@@ -184,17 +221,28 @@ def _train_one_batch(
         state.policy,
         state.optimizer,
         flatten_batch(buffer, advantages, returns),
-        update_settings(config),
+        update_settings(config, state.group.world_size),
         state.loss_fn,
+        state.group,
     )
     ev = explained_variance(buffer.values.flatten(), returns.flatten())
     clock.mark("update_done")
 
-    # The one device-to-host transfer of the batch: every device statistic, by name.
+    # The one device-to-host transfer of the batch: every device statistic, by name,
+    # first combined across ranks (one collective) together with every rank's stop request.
     packed = pack_device_stats(
         {**state.episodes.totals(), **update_stats, "explained_variance": ev}
     )
-    device_stats = unpack_device_stats(packed.tolist())  # host-sync: the batch's one transfer
+    memory = memory_usage_mb(state.device)  # host counters: no wait on the device
+    if state.group.active:
+        packed = _combine_ranks(state.group, packed, stop_requested, memory)
+    host = packed.tolist()  # host-sync: the batch's one transfer
+    device_stats = unpack_device_stats(host[: len(PACKED_REDUCTIONS)])
+    stop_agreed = stop_requested
+    if state.group.active:
+        stop_agreed = host[len(PACKED_REDUCTIONS)] > 0
+        combined = host[len(PACKED_REDUCTIONS) + 1 :]
+        memory = {name: _or_none(v) for name, v in zip(memory, combined, strict=True)}
     bad = [
         name
         for name in ("policy_loss", "value_loss", "grad_norm")
@@ -207,15 +255,40 @@ def _train_one_batch(
     batch_seconds = clock.since_start()
     rollout_seconds, update_seconds = clock.split()
     return {
-        "env_steps": state.env_steps,
+        "env_steps": state.env_steps,  # the job's: config.batch_size counts every rank
         "sps": config.batch_size / batch_seconds,
         "batch_seconds": batch_seconds,
         **device_stats,
         "learning_rate": learning_rate,
         "rollout_seconds": rollout_seconds,
         "update_seconds": update_seconds,
-        **memory_usage_mb(state.device),
-    }
+        **memory,
+    }, stop_agreed
+
+
+def _combine_ranks(
+    group: Collectives, packed: torch.Tensor, stop_requested: bool, memory: dict[str, float | None]
+) -> torch.Tensor:
+    """The packed statistics, then every rank's stop request (anyone stops all) and
+    its memory (the job's largest), combined in the batch's one collective. NaN
+    carries memory a rank cannot measure (CUDA memory off CUDA)."""
+    extra = [1.0 if stop_requested else 0.0, *(_or_nan(v) for v in memory.values())]
+    kinds = (*PACKED_REDUCTIONS, Reduction.MAX, *(BATCH_FIELDS[name].reduction for name in memory))
+    return group.reduce_fields(
+        torch.cat((packed, packed.new_tensor(extra))), kinds, PACKED_WEIGHT_COLUMN
+    )
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _or_none(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _describe_devices(counts: Counter[str]) -> str:
+    return ", ".join(counts) if len(counts) > 1 else next(iter(counts))
 
 
 def _finite(value: float) -> bool:
@@ -239,7 +312,9 @@ def _emit(
 
 def _save(hub: TelemetryHub, state: TrainerState, run_dir: RunDir) -> None:
     path = run_dir.checkpoint_path(state.batch)
-    size = state.save(path)
+    size = state.save(path)  # every rank takes part; rank 0 writes
+    if not state.group.is_main:
+        return
     run_dir.prune(state.config.keep_checkpoints)
     _emit(
         hub,
@@ -260,11 +335,12 @@ def _interrupt(
     run_dir: RunDir,
     result: TrainingResult,
     stop: StopRequest,
+    saved_batch: int,
 ) -> TrainingResult:
-    if state.batch > config.start_batch and state.batch not in run_dir.checkpoints():
+    if state.batch != saved_batch:  # every rank takes part in the save
         _save(hub, state, run_dir)
     resume = max(run_dir.checkpoints(), default=0)
-    reason = f"{stop.signal_name} received"
+    reason = f"{stop.signal_name or 'a stop on another rank'} received"
     _emit(
         hub,
         state.run_id,

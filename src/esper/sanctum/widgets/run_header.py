@@ -29,6 +29,8 @@ def render_run_header(snapshot: SanctumSnapshot, bar_width: int = 8) -> Renderab
     else:
         identity.append(s.group_id or fmt.MISSING, style="bold")
         identity.append(f"  {s.task or fmt.MISSING} on {s.device or fmt.MISSING}")
+        if s.world_size > 1:
+            identity.append(f"  {s.world_size} ranks")
         identity.append(f"  seed {fmt.number(s.seed, 'd')}")
         identity.append(f"  {fmt.number(s.n_envs, 'd')} envs × {fmt.number(s.horizon, 'd')} steps")
         if s.start_batch > 0:

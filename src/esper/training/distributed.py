@@ -1,0 +1,369 @@
+"""One training over several processes: who this process is, and the few
+collectives the trainer needs.
+
+torchrun (``python -m torch.distributed.run``) starts one process per rank and
+sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``. Plain ``esper ppo`` sees none
+of them and runs as world size 1: every collective below is then a no-op and
+``torch.distributed`` is never imported (importing it costs seconds).
+
+What crosses ranks, and when:
+
+- at the start: the config and run-dir checks (rank 0 decides, errors included),
+  the parameters (broadcast from rank 0), and a resume's checkpoint;
+- per minibatch step: one all-reduce of the flat gradient buffer (averaged);
+- per update epoch: the minibatches' advantage moments (global normalisation);
+- per env step, only with ``normalize_obs`` / ``normalize_reward``: the moments
+  the running normalisers fold in;
+- per batch: one all-gather of the batch's packed statistics with the stop flag,
+  each column combined as the metrics table's ``Field.reduction`` says;
+- per checkpoint: every rank's environment state, gathered to rank 0.
+
+Every collective runs under the process group's timeout
+(``ESPER_DIST_TIMEOUT`` seconds, default 120), so a dead rank ends the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import torch
+
+from esper.config import ConfigError
+from esper.errors import UserError
+from esper.telemetry.metrics import Reduction
+
+TIMEOUT_ENV = "ESPER_DIST_TIMEOUT"
+DEFAULT_TIMEOUT_S = 120.0
+
+T = TypeVar("T")
+
+
+@dataclass
+class Collectives:
+    """This process's place in the job and the collectives over it.
+
+    ``Collectives()`` is world size 1: every method returns its input unchanged.
+    ``seconds`` adds up the host time spent inside collectives (exact on gloo,
+    where they block; on nccl only the time to enqueue them).
+    """
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    nodes: int = 1
+    seconds: float = 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    # --- sharding --------------------------------------------------------------
+    def shard(self, n_envs: int) -> int:
+        """This rank's environments: ``--envs`` is the job's total."""
+        if n_envs % self.world_size:
+            raise ConfigError(
+                "n_envs",
+                f"{n_envs} environments do not split evenly over {self.world_size} ranks; "
+                f"use a multiple of {self.world_size}",
+            )
+        return n_envs // self.world_size
+
+    def rank_seed(self, seed: int) -> int:
+        """This rank's stream, derived from (seed, rank); rank 0 keeps ``seed``,
+        so a one-process run is unchanged."""
+        if self.rank == 0:
+            return seed
+        digest = hashlib.sha256(f"esper:{seed}:{self.rank}".encode()).digest()
+        return int.from_bytes(digest[:7], "little")
+
+    def device_label(self, device: torch.device) -> str:
+        """How TRAINING_STARTED names this rank's device (node-qualified when
+        several machines would otherwise share names such as ``cuda:0``)."""
+        if self.nodes > 1:
+            return f"node{os.environ.get('GROUP_RANK', '0')}/{device}"
+        return str(device)
+
+    # --- tensors -----------------------------------------------------------------
+    def broadcast_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Rank 0's values into ``tensor`` on every rank (in place)."""
+        if self.active:
+            with self._timed() as dist:
+                dist.broadcast(tensor, src=0)
+        return tensor
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum over ranks, in place."""
+        if self.active:
+            with self._timed() as dist:
+                dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensor
+
+    def average_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Mean over ranks, in place (the gradient average of a minibatch step)."""
+        if self.active:
+            self.sum_(tensor).div_(self.world_size)
+        return tensor
+
+    def reduce_fields(
+        self, values: torch.Tensor, kinds: Sequence[Reduction], weight_column: int
+    ) -> torch.Tensor:
+        """Combine a flat ``[K]`` vector across ranks column by column, each by its
+        kind (the metrics table's ``Field.reduction``), in one collective (an all-gather)."""
+        if not self.active:
+            return values
+        with self._timed() as dist:
+            gathered = [torch.empty_like(values) for _ in range(self.world_size)]
+            dist.all_gather(gathered, values)
+        return combine_fields(torch.stack(gathered), kinds, weight_column)
+
+    # --- Python objects (start, checkpoints) -------------------------------------
+    def main_decides(self, decide: Callable[[], T]) -> T:
+        """Run ``decide`` on rank 0 and give every rank its result; a user error
+        there is raised on every rank (the CLI prints it on rank 0 only)."""
+        if not self.active:
+            return decide()
+        outcome: list[Any] = [None]
+        if self.is_main:
+            try:
+                outcome[0] = ("ok", decide())
+            except UserError as exc:
+                outcome[0] = ("error", exc.setting, exc.message, exc.mentions)
+                self._broadcast_object(outcome)
+                raise
+            except Exception as exc:  # a bug: rank 0 keeps its traceback, no one waits
+                outcome[0] = ("crash", f"{type(exc).__name__}: {exc}")
+                self._broadcast_object(outcome)
+                raise
+        self._broadcast_object(outcome)
+        kind, *details = outcome[0]
+        if kind == "error":
+            raise UserError(details[1], setting=details[0], mentions=details[2])
+        if kind == "crash":
+            raise RuntimeError(f"rank 0 failed: {details[0]}")
+        return details[0]
+
+    def gather_to_main(self, part: Any) -> list[Any] | None:
+        """Every rank's ``part`` as a list on rank 0 (None elsewhere)."""
+        if not self.active:
+            return [part]
+        with self._timed() as dist:
+            parts: list[Any] | None = [None] * self.world_size if self.is_main else None
+            dist.gather_object(part, parts, dst=0)
+        return parts
+
+    def all_gather_object(self, part: Any) -> list[Any]:
+        if not self.active:
+            return [part]
+        with self._timed() as dist:
+            parts: list[Any] = [None] * self.world_size
+            dist.all_gather_object(parts, part)
+        return parts
+
+    def _broadcast_object(self, box: list[Any]) -> None:
+        with self._timed() as dist:
+            dist.broadcast_object_list(box, src=0)
+
+    @contextmanager
+    def _timed(self) -> Iterator[Any]:
+        import torch.distributed as dist
+
+        started = time.perf_counter()
+        try:
+            yield dist
+        finally:
+            self.seconds += time.perf_counter() - started
+
+
+def combine_fields(
+    per_rank: torch.Tensor, kinds: Sequence[Reduction], weight_column: int
+) -> torch.Tensor:
+    """``[world, K]`` -> ``[K]``: each column reduced by its kind; a WEIGHTED column
+    is the mean of the ranks' values weighted by ``per_rank[:, weight_column]``
+    (a rank with weight 0 adds nothing, even when its value is NaN; all 0 gives NaN)."""
+    assert len(kinds) == per_rank.shape[1], f"{len(kinds)} kinds for {per_rank.shape[1]} columns"
+    weights = per_rank[:, weight_column : weight_column + 1]
+    weighted = torch.where(weights > 0, per_rank * weights, 0.0).sum(0) / weights.sum(0)
+    by_kind = {
+        Reduction.SUM: per_rank.sum(0),
+        Reduction.MEAN: per_rank.mean(0),
+        Reduction.MIN: per_rank.min(0).values,
+        Reduction.MAX: per_rank.max(0).values,
+        Reduction.WEIGHTED: weighted,
+        Reduction.SAME: per_rank[0],
+    }
+    return torch.stack([by_kind[kind][i] for i, kind in enumerate(kinds)])
+
+
+def launched_by_torchrun() -> bool:
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_main_process() -> bool:
+    """Rank 0, or a process outside torchrun: the one that speaks to the user."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+def launch_local(nproc: int, esper_args: Sequence[str]) -> int:
+    """``esper ppo --nproc N``: the same as ``torchrun --standalone --nproc-per-node N
+    -m esper ppo ...``, through torch's own launcher, but exiting with the ranks'
+    exit code (2 for bad input, 130/143 when stopped) instead of torchrun's traceback."""
+    import uuid
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import elastic_launch
+    from torch.distributed.run import config_from_args, get_args_parser
+
+    args = get_args_parser().parse_args(
+        ["--standalone", f"--nproc-per-node={nproc}", "-m", "esper", "ppo", *esper_args]
+    )
+    args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id = "c10d", "localhost:0", str(uuid.uuid4())
+    config, command, command_args = config_from_args(args)
+    # The ranks say what went wrong themselves; the agent's own report of it is noise.
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
+    try:
+        elastic_launch(config=config, entrypoint=command)(*command_args)
+    except ChildFailedError as exc:
+        codes = [failure.exitcode for failure in exc.failures.values()]
+        return next((code for code in codes if code > 0), 1)
+    except SignalException as exc:
+        return 128 + int(exc.sigval)
+    return 0
+
+
+def torchrun_words() -> list[str]:
+    """How to start this torchrun job's esper again (resume hints); [] outside torchrun."""
+    if not launched_by_torchrun():
+        return []
+    nodes = int(os.environ["WORLD_SIZE"]) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    words = ["torchrun", f"--nproc-per-node={os.environ.get('LOCAL_WORLD_SIZE', '1')}"]
+    if nodes > 1:
+        words += [f"--nnodes={nodes}", "--node-rank=NODE", "--rdzv-endpoint=HOST:PORT"]
+    return [*words, "-m", "esper"]
+
+
+def timeout_seconds() -> float:
+    raw = os.environ.get(TIMEOUT_ENV, "")
+    if not raw:
+        return DEFAULT_TIMEOUT_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise ConfigError(TIMEOUT_ENV, f"must be a positive number of seconds (got {raw!r})")
+    return value
+
+
+@contextmanager
+def process_group() -> Iterator[Collectives]:
+    """This process's ``Collectives``: world size 1 outside torchrun; under
+    torchrun a process group over every rank (gloo for CPU tensors, nccl for
+    CUDA ones when this machine has CUDA), closed when the block ends."""
+    if not launched_by_torchrun():
+        yield Collectives()
+        return
+    import torch.distributed as dist
+
+    timeout = timedelta(seconds=timeout_seconds())
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    local_world = local_world_size()
+    backend = "gloo"
+    if cuda_for_every_local_rank():  # the same answer on every rank of a machine
+        torch.cuda.set_device(local_rank)
+        backend = "cpu:gloo,cuda:nccl"
+    dist.init_process_group(backend=backend, timeout=timeout)
+    world_size = dist.get_world_size()
+    try:
+        yield Collectives(
+            rank=dist.get_rank(),
+            world_size=world_size,
+            local_rank=local_rank,
+            nodes=max(1, world_size // max(local_world, 1)),
+        )
+    finally:
+        dist.destroy_process_group()
+
+
+def rank_device(device: torch.device, group: Collectives) -> torch.device:
+    """Each rank's device: ``cuda:LOCAL_RANK`` when the run is on CUDA, else the CPU."""
+    if not group.active or device.type != "cuda":
+        return device
+    if not cuda_for_every_local_rank():  # every rank of this machine refuses alike
+        raise ConfigError(
+            "device",
+            f"{local_world_size()} ranks on this machine need as many CUDA devices, and it has "
+            f"{torch.cuda.device_count()}; start at most that many ranks, or use --device cpu",
+        )
+    return torch.device("cuda", group.local_rank)
+
+
+def local_world_size() -> int:
+    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+
+
+def cuda_for_every_local_rank() -> bool:
+    """Whether each rank on this machine can have a CUDA device of its own."""
+    return torch.cuda.is_available() and torch.cuda.device_count() >= local_world_size()
+
+
+# Where an optimizer that keeps one flat buffer exposes it (training/adam.py).
+PARAMETER_BUFFERS = ("flat", "flat_params", "flat_parameters")
+
+
+def flat_buffer(optimizer: Any, names: Sequence[str]) -> torch.Tensor | None:
+    """The optimizer's flat buffer under the first of ``names`` it has, or None."""
+    for name in names:
+        buffer = getattr(optimizer, name, None)
+        if isinstance(buffer, torch.Tensor):
+            return buffer
+    return None
+
+
+@torch.no_grad()
+def _in_one_buffer(
+    collective: Callable[[torch.Tensor], torch.Tensor],
+    flat: torch.Tensor | None,
+    tensors: Sequence[torch.Tensor],
+) -> None:
+    """Run ``collective`` once: on ``flat`` when the optimizer keeps one, else on
+    the tensors packed into one buffer and unpacked again."""
+    if flat is not None:
+        collective(flat)
+        return
+    packed = collective(torch.cat([t.reshape(-1) for t in tensors]))
+    offset = 0
+    for tensor in tensors:
+        tensor.copy_(packed[offset : offset + tensor.numel()].view_as(tensor))
+        offset += tensor.numel()
+
+
+def average_gradients(optimizer: Any, group: Collectives) -> None:
+    """One all-reduce of every gradient, averaged over ranks, on the optimizer's
+    flat gradient (``reduce_gradients``: no copy with the flat Adam)."""
+    if group.active:
+        optimizer.reduce_gradients(group.average_)
+
+
+def broadcast_parameters(optimizer: Any, params: Sequence[torch.nn.Parameter], group: Collectives):
+    """Rank 0's parameters on every rank, in one broadcast."""
+    if group.active:
+        tensors = [p.data for p in params]
+        _in_one_buffer(group.broadcast_, flat_buffer(optimizer, PARAMETER_BUFFERS), tensors)
+
+
+def sum_moments(group: Collectives) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The running normalisers' cross-rank hook (None in one process)."""
+    return group.sum_ if group.active else None
