@@ -74,7 +74,7 @@ def make_env(gym_id: str) -> gymnasium.Env:
     """``gymnasium.make(gym_id)``; a missing simulator is one line naming the extra."""
     try:
         return gymnasium.make(gym_id)
-    except gymnasium.error.DependencyNotInstalled as exc:
+    except (gymnasium.error.DependencyNotInstalled, ImportError) as exc:
         entry = str(getattr(gymnasium.spec(gym_id), "entry_point", ""))
         extra = next((e for key, e in SIMULATOR_EXTRAS.items() if f".{key}." in entry), None)
         hint = f"; {install_hint(extra)}" if extra else ""
