@@ -4,7 +4,7 @@ Write your own task by subclassing ``BatchedEnv`` and name it with
 ``register``, an ``esper.envs`` entry point, or ``--task package.module:Factory``.
 """
 
-from esper.envs.base import BatchedEnv, EnvSpec
+from esper.envs.base import BatchedEnv, EnvSpec, Transition
 from esper.envs.registry import (
     TASKS,
     TaskRow,
@@ -24,6 +24,7 @@ __all__ = [
     "DiscreteSpace",
     "EnvSpec",
     "TaskRow",
+    "Transition",
     "UnknownTaskError",
     "describe_tasks",
     "env_class",

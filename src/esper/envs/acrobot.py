@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from esper.envs.base import BatchedEnv, EnvSpec
+from esper.envs.base import BatchedEnv, EnvSpec, Transition
 from esper.envs.spaces import DiscreteSpace
 
 DT = 0.2
@@ -76,20 +76,14 @@ def rk4_step(state: torch.Tensor, torque: torch.Tensor, dt: float) -> torch.Tens
 
 class Acrobot(BatchedEnv):
     spec = EnvSpec(
-        name="acrobot",
-        gym_id="Acrobot-v1",
-        obs_dim=6,
-        state_dim=4,
-        action_space=DiscreteSpace(3),
-        max_episode_steps=500,
-    )
+        "acrobot", "Acrobot-v1", max_episode_steps=500,
+        obs_dim=6, state_dim=4, action_space=DiscreteSpace(3),
+    )  # fmt: skip
 
     def initial_state(self, n: int) -> torch.Tensor:
         return self.uniform(n, 4, -0.1, 0.1)
 
-    def dynamics(
-        self, state: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
         # Actions 0, 1, 2 are torques -1, 0, +1: arithmetic, not a lookup table,
         # which would be copied to the device (a host sync) every step.
         torque = actions.to(state.dtype) - 1

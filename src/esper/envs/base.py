@@ -34,6 +34,7 @@ class EnvSpec:
 
 
 StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
+Transition = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # next_state, reward, terminated
 
 
 class SpecShapes:
@@ -93,9 +94,7 @@ class BatchedEnv(SpecShapes, ABC):
         """``[n, state_dim]`` fresh states drawn with ``self.generator``."""
 
     @abstractmethod
-    def dynamics(
-        self, state: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
         """One step for every copy: ``(next_state, reward [n], terminated [n] bool)``."""
 
     def observe(self, state: torch.Tensor) -> torch.Tensor:

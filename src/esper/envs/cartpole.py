@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from esper.envs.base import BatchedEnv, EnvSpec
+from esper.envs.base import BatchedEnv, EnvSpec, Transition
 from esper.envs.spaces import DiscreteSpace
 
 GRAVITY = 9.8
@@ -28,16 +28,9 @@ X_THRESHOLD = 2.4
 
 class CartPole(BatchedEnv):
     spec = EnvSpec(
-        name="cartpole",
-        gym_id="CartPole-v1",
-        obs_dim=4,
-        state_dim=4,
-        action_space=DiscreteSpace(2),
-        max_episode_steps=500,
-    )
-
-    def initial_state(self, n: int) -> torch.Tensor:
-        return self.uniform(n, 4, -0.05, 0.05)
+        "cartpole", "CartPole-v1", max_episode_steps=500,
+        obs_dim=4, state_dim=4, action_space=DiscreteSpace(2),
+    )  # fmt: skip
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -46,9 +39,10 @@ class CartPole(BatchedEnv):
             [X_THRESHOLD, THETA_THRESHOLD], dtype=self.state.dtype, device=self.device
         )
 
-    def dynamics(
-        self, state: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def initial_state(self, n: int) -> torch.Tensor:
+        return self.uniform(n, 4, -0.05, 0.05)
+
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
         # gymnasium's equations, arranged into few whole-batch ops (fused
         # multiply-adds) because per-op overhead dominates small batches.
         _, x_dot, theta, theta_dot = state.unbind(1)

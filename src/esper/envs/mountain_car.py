@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from esper.envs.base import BatchedEnv, EnvSpec
+from esper.envs.base import BatchedEnv, EnvSpec, Transition
 from esper.envs.spaces import BoxSpace, DiscreteSpace
 
 MIN_POSITION = -1.2
@@ -49,22 +49,16 @@ class MountainCar(BatchedEnv):
     """Three actions (push left, none, right) of force 0.001; -1 per step; goal at 0.5."""
 
     spec = EnvSpec(
-        name="mountaincar",
-        gym_id="MountainCar-v0",
-        obs_dim=2,
-        state_dim=2,
-        action_space=DiscreteSpace(3),
-        max_episode_steps=200,
-    )
+        "mountaincar", "MountainCar-v0", max_episode_steps=200,
+        obs_dim=2, state_dim=2, action_space=DiscreteSpace(3),
+    )  # fmt: skip
     FORCE = 0.001
     GOAL_POSITION = 0.5
 
     def initial_state(self, n: int) -> torch.Tensor:
         return start_states(self, n)
 
-    def dynamics(
-        self, state: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
         push = (actions.to(state.dtype) - 1) * self.FORCE
         next_state, terminated = drive(state, push, self.GOAL_POSITION)
         return next_state, torch.full_like(push, -1.0), terminated
@@ -78,13 +72,9 @@ class MountainCarContinuous(BatchedEnv):
     """
 
     spec = EnvSpec(
-        name="mountaincar-continuous",
-        gym_id="MountainCarContinuous-v0",
-        obs_dim=2,
-        state_dim=2,
-        action_space=BoxSpace(low=(-1.0,), high=(1.0,)),
-        max_episode_steps=999,
-    )
+        "mountaincar-continuous", "MountainCarContinuous-v0", max_episode_steps=999,
+        obs_dim=2, state_dim=2, action_space=BoxSpace(low=(-1.0,), high=(1.0,)),
+    )  # fmt: skip
     POWER = 0.0015
     GOAL_POSITION = 0.45
     GOAL_REWARD = 100.0
@@ -92,9 +82,7 @@ class MountainCarContinuous(BatchedEnv):
     def initial_state(self, n: int) -> torch.Tensor:
         return start_states(self, n)
 
-    def dynamics(
-        self, state: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
         action = actions.reshape(-1).to(state.dtype)
         push = action.clamp(-1.0, 1.0) * self.POWER
         next_state, terminated = drive(state, push, self.GOAL_POSITION)

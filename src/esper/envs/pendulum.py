@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from esper.envs.base import BatchedEnv, EnvSpec
+from esper.envs.base import BatchedEnv, EnvSpec, Transition
 from esper.envs.spaces import BoxSpace
 
 MAX_SPEED = 8.0
@@ -39,23 +39,12 @@ def angle_normalize(theta: torch.Tensor) -> torch.Tensor:
 
 class Pendulum(BatchedEnv):
     spec = EnvSpec(
-        name="pendulum",
-        gym_id="Pendulum-v1",
-        obs_dim=3,
-        state_dim=2,
-        action_space=BoxSpace(low=(-MAX_TORQUE,), high=(MAX_TORQUE,)),
-        max_episode_steps=200,
-    )
+        "pendulum", "Pendulum-v1", max_episode_steps=200,
+        obs_dim=3, state_dim=2, action_space=BoxSpace(low=(-MAX_TORQUE,), high=(MAX_TORQUE,)),
+    )  # fmt: skip
 
-    def __init__(
-        self,
-        num_envs: int,
-        device: torch.device | str = "cpu",
-        seed: int = 0,
-        dtype: torch.dtype = torch.float32,
-        g: float = 10.0,
-    ) -> None:
-        super().__init__(num_envs, device=device, seed=seed, dtype=dtype)
+    def __init__(self, *args, g: float = 10.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
         self.g = g  # gymnasium's ``g`` argument of Pendulum-v1
 
     def initial_state(self, n: int) -> torch.Tensor:
@@ -63,9 +52,7 @@ class Pendulum(BatchedEnv):
         theta_dot = self.uniform(n, 1, -1.0, 1.0)
         return torch.cat((theta, theta_dot), dim=1)
 
-    def dynamics(
-        self, state: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
         theta, theta_dot = state.unbind(1)
         torque = actions.reshape(-1).to(state.dtype).clamp(-MAX_TORQUE, MAX_TORQUE)
         cost = angle_normalize(theta).square() + 0.1 * theta_dot.square() + 0.001 * torque.square()

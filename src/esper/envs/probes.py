@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from esper.envs.base import BatchedEnv, EnvSpec
+from esper.envs.base import BatchedEnv, EnvSpec, Transition
 from esper.envs.spaces import DiscreteSpace
 
 # Enough updates for every probe to settle, in a few seconds on a CPU.
@@ -59,9 +59,7 @@ class Probe(BatchedEnv):
     def observe(self, state: torch.Tensor) -> torch.Tensor:
         return state[:, :1].to(torch.float32)
 
-    def dynamics(
-        self, state: torch.Tensor, actions: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
         observation, step = state.unbind(1)
         next_step = step + 1
         reward = self.reward(observation, step, actions.to(state.dtype))

@@ -36,18 +36,8 @@ from esper.sanctum.schema import (
     Throughput,
 )
 from esper.sanctum.tail import JsonlTail
-from esper.telemetry.events import (
-    BatchCompletedPayload,
-    CheckpointSavedPayload,
-    EvaluationCompletedPayload,
-    SinkFailedPayload,
-    TelemetryEvent,
-    TelemetryEventType,
-    TrainingCompletedPayload,
-    TrainingFailedPayload,
-    TrainingInterruptedPayload,
-    TrainingStartedPayload,
-)
+from esper.telemetry import events
+from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 from esper.telemetry.jsonl import supersedes
 
 _PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOStats))
@@ -93,11 +83,11 @@ class SanctumAggregator:
             handler = self._handlers.get(event.event_type)
             if handler is None:
                 self._note(NotableKind.ANOMALY, f"no handler for {event.event_type}", event)
-            else:
-                handler(event)
+            elif event.event_type is TelemetryEventType.TRAINING_STARTED or self._accepts(event):
+                handler(event)  # TRAINING_STARTED opens a run; every other event joins one
 
-    def feed(self, events: Iterable[TelemetryEvent]) -> None:
-        for event in events:
+    def feed(self, stream: Iterable[TelemetryEvent]) -> None:
+        for event in stream:
             self.handle(event)
 
     def record_anomaly(self, message: str) -> None:
@@ -145,7 +135,7 @@ class SanctumAggregator:
 
     def _on_training_started(self, event: TelemetryEvent) -> None:
         data = event.data
-        assert isinstance(data, TrainingStartedPayload)
+        assert isinstance(data, events.TrainingStartedPayload)
         previous = self._view
         superseded = self._supersede(data.start_batch)
         self._new_view(
@@ -182,9 +172,7 @@ class SanctumAggregator:
 
     def _on_batch_completed(self, event: TelemetryEvent) -> None:
         data = event.data
-        assert isinstance(data, BatchCompletedPayload)
-        if not self._accepts(event):
-            return
+        assert isinstance(data, events.BatchCompletedPayload)
         view = self._view
         batch = event.batch
         if batch is None:
@@ -216,16 +204,13 @@ class SanctumAggregator:
 
     def _on_checkpoint_saved(self, event: TelemetryEvent) -> None:
         data = event.data
-        assert isinstance(data, CheckpointSavedPayload)
-        if self._accepts(event):
-            name = Path(data.path).name
-            self._note(NotableKind.CHECKPOINT, f"saved {name} ({data.bytes / 1e6:.2f} MB)", event)
+        assert isinstance(data, events.CheckpointSavedPayload)
+        name = Path(data.path).name
+        self._note(NotableKind.CHECKPOINT, f"saved {name} ({data.bytes / 1e6:.2f} MB)", event)
 
     def _on_training_completed(self, event: TelemetryEvent) -> None:
         data = event.data
-        assert isinstance(data, TrainingCompletedPayload)
-        if not self._accepts(event):
-            return
+        assert isinstance(data, events.TrainingCompletedPayload)
         view = self._view
         if view.max_batches > 0 and data.final_batch != view.max_batches:
             self._note(
@@ -240,43 +225,39 @@ class SanctumAggregator:
 
     def _on_training_interrupted(self, event: TelemetryEvent) -> None:
         data = event.data
-        assert isinstance(data, TrainingInterruptedPayload)
-        if self._accepts(event):
-            reason = f"{data.reason}; resume from batch {data.resume_batch}"
-            self._finish(event, RunStatus.INTERRUPTED, reason)
-            self._note(NotableKind.INTERRUPTED, reason, event)
+        assert isinstance(data, events.TrainingInterruptedPayload)
+        reason = f"{data.reason}; resume from batch {data.resume_batch}"
+        self._finish(event, RunStatus.INTERRUPTED, reason)
+        self._note(NotableKind.INTERRUPTED, reason, event)
 
     def _on_training_failed(self, event: TelemetryEvent) -> None:
         data = event.data
-        assert isinstance(data, TrainingFailedPayload)
-        if self._accepts(event):
-            reason = data.reason
-            if data.last_good_batch is not None:
-                reason += f" (last checkpoint: batch {data.last_good_batch})"
-            self._finish(event, RunStatus.FAILED, reason)
-            self._note(NotableKind.FAILED, reason, event)
+        assert isinstance(data, events.TrainingFailedPayload)
+        reason = data.reason
+        if data.last_good_batch is not None:
+            reason += f" (last checkpoint: batch {data.last_good_batch})"
+        self._finish(event, RunStatus.FAILED, reason)
+        self._note(NotableKind.FAILED, reason, event)
 
     def _on_evaluation_completed(self, event: TelemetryEvent) -> None:
         data = event.data
-        assert isinstance(data, EvaluationCompletedPayload)
-        if self._accepts(event):
-            mode = "deterministic" if data.deterministic else "sampled"
-            self._note(
-                NotableKind.EVALUATION,
-                f"checkpoint {data.checkpoint_batch}: return {data.return_mean:.1f} "
-                f"± {data.return_std:.1f} over {data.episodes} {mode} episodes",
-                event,
-            )
+        assert isinstance(data, events.EvaluationCompletedPayload)
+        mode = "deterministic" if data.deterministic else "sampled"
+        self._note(
+            NotableKind.EVALUATION,
+            f"checkpoint {data.checkpoint_batch}: return {data.return_mean:.1f} "
+            f"± {data.return_std:.1f} over {data.episodes} {mode} episodes",
+            event,
+        )
 
     def _on_sink_failed(self, event: TelemetryEvent) -> None:
         data = event.data
-        assert isinstance(data, SinkFailedPayload)
-        if self._accepts(event):
-            self._note(
-                NotableKind.WARNING,
-                f"telemetry sink {data.sink} failed on {data.on_event}: {data.error}",
-                event,
-            )
+        assert isinstance(data, events.SinkFailedPayload)
+        self._note(
+            NotableKind.WARNING,
+            f"telemetry sink {data.sink} failed on {data.on_event}: {data.error}",
+            event,
+        )
 
     # --- helpers (lock held) -------------------------------------------------
 
@@ -318,7 +299,7 @@ class SanctumAggregator:
         self._ended_at = parse_timestamp(event.timestamp)
 
     def _returns(
-        self, previous: ReturnStats, data: BatchCompletedPayload, batch: int
+        self, previous: ReturnStats, data: events.BatchCompletedPayload, batch: int
     ) -> ReturnStats:
         """This batch's episode returns, or the previous ones when none finished."""
         if data.episodes_finished == 0 or data.episode_return_mean is None:
@@ -366,7 +347,7 @@ class SanctumAggregator:
             self._notable.append(NotableEvent(kind, message, event.batch, event.timestamp))
 
 
-def _throughput(data: BatchCompletedPayload) -> Throughput:
+def _throughput(data: events.BatchCompletedPayload) -> Throughput:
     rollout = update = other = None
     if data.batch_seconds > 0:
         rollout = min(max(data.rollout_seconds / data.batch_seconds, 0.0), 1.0)

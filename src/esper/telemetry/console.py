@@ -8,16 +8,8 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
-from esper.telemetry.events import (
-    BatchCompletedPayload,
-    CheckpointSavedPayload,
-    EvaluationCompletedPayload,
-    TelemetryEvent,
-    TelemetryEventType,
-    TrainingFailedPayload,
-    TrainingInterruptedPayload,
-    TrainingStartedPayload,
-)
+from esper.telemetry import events
+from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 from esper.telemetry.metrics import console_parts
 
 
@@ -41,7 +33,7 @@ class ConsoleSink:
         data = event.data
         kind = event.event_type
         if kind is TelemetryEventType.TRAINING_STARTED:
-            assert isinstance(data, TrainingStartedPayload)
+            assert isinstance(data, events.TrainingStartedPayload)
             self._max_batches = data.max_batches
             return (
                 f"esper: {data.task} on {data.device}: {data.n_envs} envs x "
@@ -49,20 +41,20 @@ class ConsoleSink:
                 f"..{data.max_batches}, {data.policy_params:,} parameters, seed {data.seed}"
             )
         if kind is TelemetryEventType.BATCH_COMPLETED:
-            assert isinstance(data, BatchCompletedPayload)
+            assert isinstance(data, events.BatchCompletedPayload)
             parts = [f"batch {event.batch}/{self._max_batches}", *console_parts(data)]
             return " | ".join(parts)
         if kind is TelemetryEventType.CHECKPOINT_SAVED:
-            assert isinstance(data, CheckpointSavedPayload)
+            assert isinstance(data, events.CheckpointSavedPayload)
             return f"checkpoint: {data.path}"
         if kind is TelemetryEventType.TRAINING_INTERRUPTED:
-            assert isinstance(data, TrainingInterruptedPayload)
+            assert isinstance(data, events.TrainingInterruptedPayload)
             return f"interrupted: {data.reason} (resume from batch {data.resume_batch})"
         if kind is TelemetryEventType.TRAINING_FAILED:
-            assert isinstance(data, TrainingFailedPayload)
+            assert isinstance(data, events.TrainingFailedPayload)
             return f"failed: {data.reason}"
         if kind is TelemetryEventType.EVALUATION_COMPLETED:
-            assert isinstance(data, EvaluationCompletedPayload)
+            assert isinstance(data, events.EvaluationCompletedPayload)
             mode = "deterministic" if data.deterministic else "stochastic"
             return (
                 f"evaluation of batch {data.checkpoint_batch}: return {data.return_mean:.1f} "

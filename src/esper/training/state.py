@@ -8,7 +8,7 @@ so the batch after a resume is the batch that would have come.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -244,18 +244,10 @@ def check_resume_compatible(
 
 
 def update_settings(config: PPOConfig, world_size: int = 1) -> UpdateSettings:
-    """The update's settings for one rank: its slice of each minibatch."""
-    return UpdateSettings(
-        update_epochs=config.update_epochs,
-        minibatch_size=config.minibatch_size // world_size,
-        clip_coef=config.clip_coef,
-        clip_value_loss=config.clip_value_loss,
-        ent_coef=config.ent_coef,
-        vf_coef=config.vf_coef,
-        max_grad_norm=config.max_grad_norm,
-        normalize_advantages=config.normalize_advantages,
-        target_kl=config.target_kl,
-    )
+    """The config's update settings, for one rank: its slice of each minibatch."""
+    settings = {f.name: getattr(config, f.name) for f in fields(UpdateSettings)}
+    settings["minibatch_size"] = config.minibatch_size // world_size
+    return UpdateSettings(**settings)
 
 
 def flatten_batch(

@@ -20,16 +20,8 @@ import torch
 from esper.config import PPOConfig
 from esper.device import resolve_device
 from esper.run_dir import RunDir, prepare_run_dir
-from esper.telemetry.events import (
-    BatchCompletedPayload,
-    CheckpointSavedPayload,
-    TelemetryEvent,
-    TelemetryEventType,
-    TrainingCompletedPayload,
-    TrainingFailedPayload,
-    TrainingInterruptedPayload,
-    TrainingStartedPayload,
-)
+from esper.telemetry import events
+from esper.telemetry.events import TelemetryEvent
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.metrics import (
     BATCH_FIELDS,
@@ -101,8 +93,7 @@ def run_vectorized_ppo(
     _emit(
         hub,
         run_id,
-        TelemetryEventType.TRAINING_STARTED,
-        TrainingStartedPayload(
+        events.TrainingStartedPayload(
             n_envs=config.n_envs,
             max_epochs=config.horizon,
             max_batches=config.max_batches,
@@ -146,8 +137,7 @@ def run_vectorized_ppo(
             _emit(
                 hub,
                 run_id,
-                TelemetryEventType.BATCH_COMPLETED,
-                BatchCompletedPayload(**stats),
+                events.BatchCompletedPayload(**stats),
                 batch=state.batch,
             )
             if state.batch % config.checkpoint_every == 0 or state.batch == config.max_batches:
@@ -169,8 +159,7 @@ def run_vectorized_ppo(
     _emit(
         hub,
         run_id,
-        TelemetryEventType.TRAINING_COMPLETED,
-        TrainingCompletedPayload(
+        events.TrainingCompletedPayload(
             final_batch=state.batch,
             env_steps=state.env_steps,
             total_seconds=time.perf_counter() - started,
@@ -295,14 +284,18 @@ def _finite(value: float) -> bool:
     return value == value and abs(value) != float("inf")
 
 
+_EVENT_TYPE_OF = {payload: event_type for event_type, payload in events.PAYLOAD_TYPES.items()}
+
+
 def _emit(
     hub: TelemetryHub,
     run_id: str,
-    event_type: TelemetryEventType,
-    payload: Any,
+    payload: events.Payload,
     batch: int | None = None,
     message: str = "",
 ) -> None:
+    """Emit ``payload`` as the event its type belongs to."""
+    event_type = _EVENT_TYPE_OF[type(payload)]
     hub.emit(
         TelemetryEvent(
             event_type=event_type, group_id=run_id, data=payload, batch=batch, message=message
@@ -319,8 +312,7 @@ def _save(hub: TelemetryHub, state: TrainerState, run_dir: RunDir) -> None:
     _emit(
         hub,
         state.run_id,
-        TelemetryEventType.CHECKPOINT_SAVED,
-        CheckpointSavedPayload(
+        events.CheckpointSavedPayload(
             path=str(path), batch=state.batch, env_steps=state.env_steps, bytes=size
         ),
         batch=state.batch,
@@ -344,8 +336,7 @@ def _interrupt(
     _emit(
         hub,
         state.run_id,
-        TelemetryEventType.TRAINING_INTERRUPTED,
-        TrainingInterruptedPayload(resume_batch=resume, reason=reason),
+        events.TrainingInterruptedPayload(resume_batch=resume, reason=reason),
         batch=state.batch,
         message=f"training interrupted at batch {state.batch}; resume from batch {resume}",
     )
@@ -365,8 +356,9 @@ def _fail(
     _emit(
         hub,
         state.run_id,
-        TelemetryEventType.TRAINING_FAILED,
-        TrainingFailedPayload(reason=reason, error_type=error_type, last_good_batch=last_good),
+        events.TrainingFailedPayload(
+            reason=reason, error_type=error_type, last_good_batch=last_good
+        ),
         batch=state.batch,
         message=f"training failed: {reason}",
     )
