@@ -317,16 +317,8 @@ def plot(
     """
     from esper.plot import plot_runs
 
-    written = plot_runs(
-        run_dirs,
-        output,
-        dpi=dpi,
-        smooth=smooth,
-        labels=label,
-        title=title,
-        normalize=normalize,
-        stat=stat,
-    )
+    style = {"smooth": smooth, "labels": label, "title": title, "stat": stat}
+    written = plot_runs(run_dirs, output, dpi=dpi, normalize=normalize, **style)
     print(f"esper: wrote {written}")
 
 

@@ -25,6 +25,17 @@ from esper.host_sync import HostSyncError, host_reads_forbidden
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
 
 
+# What a failed replay says, with {name} (the diverging tensor) and {step} filled in.
+NOT_DETERMINISTIC = (
+    "same seed and actions, different {name} at step {step}: draw every "
+    "random number from self.generator"
+)
+NOT_RESTORED = (
+    "after load_state_dict the {name} differs at step {step}: state_dict "
+    "must hold every tensor the dynamics read (and the generator's state)"
+)
+
+
 @dataclass
 class RuleResult:
     rule: str
@@ -119,6 +130,13 @@ def _check_step(env: Any, out: Any) -> None:
     _check_tensor('info["final_obs"]', info["final_obs"], (n, env.obs_dim), torch.float32, device)
     _expect(bool(torch.isfinite(obs).all()), "obs holds NaN or inf")
     _expect(bool(torch.isfinite(reward).all()), "reward holds NaN or inf")
+
+
+def _skip_unless(env: Any, capability: str, why: str) -> None:
+    """Skip a rule that needs ``capability`` (a flag environments declare, True
+    unless they say otherwise) on an environment that lacks it."""
+    if not getattr(env, capability, True):
+        raise _Skip(f"{why} ({capability} = False)")
 
 
 def _expect_same_steps(first: Any, second: Any, actions: list[torch.Tensor], fix: str) -> None:
@@ -218,18 +236,11 @@ class Checker:
             "two resets with one seed gave different observations: "
             "draw initial states from self.generator",
         )
-        _expect_same_steps(
-            first,
-            second,
-            _actions(first, 50, seed=4),
-            "same seed and actions, different {name} at step {step}: draw every "
-            "random number from self.generator",
-        )
+        _expect_same_steps(first, second, _actions(first, 50, seed=4), NOT_DETERMINISTIC)
         return "same seed, same actions: identical 50 steps"
 
     def save_restore(self, env: Any) -> str:
-        if not getattr(env, "restorable", True):
-            raise _Skip("this environment cannot save its episodes (restorable = False)")
+        _skip_unless(env, "restorable", "this environment cannot save its episodes")
         env.reset(seed=0)
         actions = _actions(env, 40, seed=5)
         for a in actions[:20]:
@@ -238,18 +249,11 @@ class Checker:
         restored = self.make(seed=99)
         restored.reset(seed=99)
         restored.load_state_dict(saved)
-        _expect_same_steps(
-            env,
-            restored,
-            actions[20:],
-            "after load_state_dict the {name} differs at step {step}: state_dict "
-            "must hold every tensor the dynamics read (and the generator's state)",
-        )
+        _expect_same_steps(env, restored, actions[20:], NOT_RESTORED)
         return "20 steps, save, load into a fresh env: the next 20 steps identical"
 
     def host_sync(self, env: Any) -> str:
-        if not getattr(env, "on_device", True):
-            raise _Skip("steps on the CPU through gymnasium: crossing to the host is its design")
+        _skip_unless(env, "on_device", "steps on the CPU: crossing to the host is its design")
         env.reset(seed=0)
         actions = _actions(env, 20, seed=6)
         try:
