@@ -71,6 +71,7 @@ def one_step(rank: int, world_size: int, group=None) -> dict[str, torch.Tensor]:
         normalizer.sum_across = sum_moments(group)
     normalizer.update(batch.obs)
     normalizer.update(batch.obs * 2.0 + 1.0)
+    normalizer.merge_across()
     return {
         "gradient": optimizer.flat_grad.clone(),
         "parameters": flat_buffer(optimizer, PARAMETER_BUFFERS).clone(),

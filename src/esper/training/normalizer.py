@@ -22,24 +22,44 @@ class RunningMeanStd(nn.Module):
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
-        # Several ranks: sums a tensor over them, so every rank folds in the
-        # moments of the whole job's batch (training/distributed.py).
+        # Several ranks: sums a tensor over them. Each rank folds its own steps in
+        # at once and the job's moments are merged once per batch (merge_across),
+        # so no collective runs per environment step (training/distributed.py).
         self.sum_across: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self._base: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._pending: torch.Tensor | None = None  # [3, *shape]: count, sum, sum of squares
 
     @torch.no_grad()
     def update(self, batch: torch.Tensor) -> None:
         """Fold a ``[B, *shape]`` batch into the running statistics."""
         x = batch.to(torch.float64)
-        if self.sum_across is None:
-            batch_mean = x.mean(0)
-            batch_var = x.var(0, unbiased=False)
-            n = x.shape[0]
-        else:
-            moments = torch.stack((torch.full_like(x[0], x.shape[0]), x.sum(0), x.square().sum(0)))
-            counts, total, squares = self.sum_across(moments).unbind(0)
-            batch_mean = total / counts
-            batch_var = (squares / counts - batch_mean.square()).clamp_(min=0.0)
-            n = counts.reshape(-1)[0]  # the job's batch size (the same in every column)
+        if self.sum_across is not None:
+            if self._base is None:  # the job's statistics as of the last merge
+                self._base = (self.mean.clone(), self.var.clone(), self.count.clone())
+                self._pending = self.mean.new_zeros((3, *self.mean.shape))
+            assert self._pending is not None
+            self._pending[0] += x.shape[0]
+            self._pending[1] += x.sum(0)
+            self._pending[2] += x.square().sum(0)
+        self._fold(x.mean(0), x.var(0, unbiased=False), x.shape[0])
+
+    @torch.no_grad()
+    def merge_across(self) -> None:
+        """Several ranks, once per batch: replace this rank's running view with
+        the job's: the last merged statistics plus every rank's steps since."""
+        if self.sum_across is None or self._base is None or self._pending is None:
+            return
+        counts, total, squares = self.sum_across(self._pending).unbind(0)
+        self.mean.copy_(self._base[0])
+        self.var.copy_(self._base[1])
+        self.count.copy_(self._base[2])
+        batch_mean = total / counts
+        batch_var = (squares / counts - batch_mean.square()).clamp_(min=0.0)
+        self._fold(batch_mean, batch_var, counts.reshape(-1)[0])  # the job's step count
+        self._base = None
+
+    def _fold(self, batch_mean: torch.Tensor, batch_var: torch.Tensor, n) -> None:
+        """Parallel-variance merge of a batch's moments into the running ones."""
         delta = batch_mean - self.mean
         total = self.count + n
         self.mean += delta * n / total

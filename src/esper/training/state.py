@@ -70,6 +70,14 @@ class TrainerState:
     def policy_params(self) -> int:
         return count_parameters(self.policy)
 
+    def merge_normalizers(self) -> None:
+        """Several ranks: make every running normaliser the job's (one
+        all-reduce each, once a batch); nothing in one process."""
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.merge_across()
+        if self.reward_scaler is not None:
+            self.reward_scaler.return_stats.merge_across()
+
     def policy_obs(self, raw_obs: torch.Tensor) -> torch.Tensor:
         if self.obs_normalizer is None:
             return raw_obs

@@ -194,6 +194,7 @@ def _train_one_batch(
         state.episodes,
         state.reward_scaler,
     )
+    state.merge_normalizers()  # several ranks: the job's moments, once a batch
     advantages, returns = batch_advantages(
         buffer.values,
         buffer.rewards,
