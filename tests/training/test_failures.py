@@ -42,7 +42,9 @@ def test_signal_checkpoints_and_prints_the_resume_command(
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not any(e["event_type"] == "BATCH_COMPLETED" for e in record(tmp_path)):
-        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        if proc.poll() is not None or time.monotonic() >= deadline:
+            proc.kill()  # a hung run must fail the test, not hang it in communicate()
+            pytest.fail(f"no batch completed: {proc.communicate(timeout=30)}")
         time.sleep(0.1)
     proc.send_signal(signum)
     _, stderr = proc.communicate(timeout=120)
