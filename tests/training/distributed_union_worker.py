@@ -11,8 +11,6 @@ import torch
 
 from esper.envs.spaces import DiscreteSpace
 from esper.training.distributed import (
-    PARAMETER_BUFFERS,
-    flat_buffer,
     process_group,
     sum_moments,
 )
@@ -74,7 +72,7 @@ def one_step(rank: int, world_size: int, group=None) -> dict[str, torch.Tensor]:
     normalizer.merge_across()
     return {
         "gradient": optimizer.flat_grad.clone(),
-        "parameters": flat_buffer(optimizer, PARAMETER_BUFFERS).clone(),
+        "parameters": optimizer.flat.clone(),
         "policy_loss": stats["policy_loss"],
         "obs_mean": normalizer.mean.clone(),
         "obs_var": normalizer.var.clone(),

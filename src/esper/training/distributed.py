@@ -319,37 +319,6 @@ def cuda_for_every_local_rank() -> bool:
     return torch.cuda.is_available() and torch.cuda.device_count() >= local_world_size()
 
 
-# Where an optimizer that keeps one flat buffer exposes it (training/adam.py).
-PARAMETER_BUFFERS = ("flat", "flat_params", "flat_parameters")
-
-
-def flat_buffer(optimizer: Any, names: Sequence[str]) -> torch.Tensor | None:
-    """The optimizer's flat buffer under the first of ``names`` it has, or None."""
-    for name in names:
-        buffer = getattr(optimizer, name, None)
-        if isinstance(buffer, torch.Tensor):
-            return buffer
-    return None
-
-
-@torch.no_grad()
-def _in_one_buffer(
-    collective: Callable[[torch.Tensor], torch.Tensor],
-    flat: torch.Tensor | None,
-    tensors: Sequence[torch.Tensor],
-) -> None:
-    """Run ``collective`` once: on ``flat`` when the optimizer keeps one, else on
-    the tensors packed into one buffer and unpacked again."""
-    if flat is not None:
-        collective(flat)
-        return
-    packed = collective(torch.cat([t.reshape(-1) for t in tensors]))
-    offset = 0
-    for tensor in tensors:
-        tensor.copy_(packed[offset : offset + tensor.numel()].view_as(tensor))
-        offset += tensor.numel()
-
-
 def average_gradients(optimizer: Any, group: Collectives) -> None:
     """One all-reduce of every gradient, averaged over ranks, on the optimizer's
     flat gradient (``reduce_gradients``: no copy with the flat Adam)."""
@@ -357,11 +326,17 @@ def average_gradients(optimizer: Any, group: Collectives) -> None:
         optimizer.reduce_gradients(group.average_)
 
 
-def broadcast_parameters(optimizer: Any, params: Sequence[torch.nn.Parameter], group: Collectives):
-    """Rank 0's parameters on every rank, in one broadcast."""
+@torch.no_grad()
+def broadcast_parameters(params: Sequence[torch.nn.Parameter], group: Collectives) -> None:
+    """Rank 0's parameters on every rank, in one broadcast (once, at the start):
+    packed into one tensor and copied back in place, so parameters that are
+    views of an optimizer's flat buffer stay views."""
     if group.active:
-        tensors = [p.data for p in params]
-        _in_one_buffer(group.broadcast_, flat_buffer(optimizer, PARAMETER_BUFFERS), tensors)
+        packed = group.broadcast_(torch.cat([p.detach().reshape(-1) for p in params]))
+        offset = 0
+        for param in params:
+            param.copy_(packed[offset : offset + param.numel()].view_as(param))
+            offset += param.numel()
 
 
 def sum_moments(group: Collectives) -> Callable[[torch.Tensor], torch.Tensor] | None:

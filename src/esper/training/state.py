@@ -162,7 +162,7 @@ def build_state(
     policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes, config.speedups)
     policy.to(device)
     adam = optimizer(policy.parameters(), config.learning_rate, config.adam_eps, config.speedups)
-    broadcast_parameters(adam, adam.params, group)
+    broadcast_parameters(adam.params, group)
     normalizer = RunningMeanStd((env.obs_dim,)).to(device) if config.normalize_obs else None
     scaler = RewardScaler(local_envs, config.gamma).to(device) if config.normalize_reward else None
     if normalizer is not None:
