@@ -12,8 +12,9 @@ What crosses ranks, and when:
   the parameters (broadcast from rank 0), and a resume's checkpoint;
 - per minibatch step: one all-reduce of the flat gradient buffer (averaged);
 - per update epoch: the minibatches' advantage moments (global normalisation);
-- per env step, only with ``normalize_obs`` / ``normalize_reward``: the moments
-  the running normalisers fold in;
+- per batch, only with ``normalize_obs`` / ``normalize_reward``: each running
+  normaliser's moments since the last merge (every rank folds in its own steps
+  as they come, and the job's moments replace them once a batch);
 - per batch: one all-gather of the batch's packed statistics with the stop flag,
   each column combined as the metrics table's ``Field.reduction`` says;
 - per checkpoint: every rank's environment state, gathered to rank 0.
