@@ -165,12 +165,17 @@ def test_a_gym_twin_of_a_builtin_trains_with_the_builtins_config() -> None:
     assert {**twin, "task": "acrobot"} == builtin
 
 
-@pytest.mark.parametrize("task", ["gym:HalfCheetah-v5", "gym-async:Hopper-v5"])
-def test_mujoco_tasks_have_their_own_config(task: str) -> None:
+@pytest.mark.parametrize(
+    ("task", "layout"), [("gym:HalfCheetah-v5", (8, 256)), ("gym-async:Hopper-v5", (1, 2048))]
+)
+def test_mujoco_tasks_have_their_own_config(task: str, layout: tuple[int, int]) -> None:
+    """CleanRL's 2,048-step batch in 32 minibatches and 10 epochs, in the layout
+    measured best per task (docs/learning.md)."""
     from esper.config import PPOConfig, build_config
 
     config = build_config(overrides={"task": task})
-    assert (config.n_envs, config.horizon, config.update_epochs) == (8, 256, 10)
+    assert (config.n_envs, config.horizon) == layout
+    assert (config.n_minibatches, config.update_epochs) == (32, 10)
     assert config.normalize_obs and config.learning_rate != PPOConfig.learning_rate
 
 
