@@ -171,6 +171,12 @@ def test_failed_status_carries_the_reason(events):
     assert s.events[0].kind is NotableKind.FAILED
 
 
+def test_another_run_starting_keeps_the_earlier_runs_log_whole(events):
+    first = [*events.run(10, 3), events.interrupted(3)]
+    s = fed(first, events.started(max_batches=5, group_id="another-run")).snapshot()
+    assert (NotableKind.INTERRUPTED, 3) in [(e.kind, e.batch) for e in s.events]
+
+
 def test_interrupted_status_carries_the_reason_and_resume_point(events):
     s = fed(events.run(10, 3), events.interrupted(3, "SIGTERM received")).snapshot()
     assert s.status is RunStatus.INTERRUPTED

@@ -137,7 +137,9 @@ class SanctumAggregator:
         data = event.data
         assert isinstance(data, events.TrainingStartedPayload)
         previous = self._view
-        superseded = self._supersede(data.start_batch)
+        resumed = previous.group_id == event.group_id
+        # Only a resume of the same run supersedes: another run's log stays whole.
+        surviving = self._supersede(data.start_batch) if resumed else None
         self._new_view(
             SanctumSnapshot(
                 group_id=event.group_id,
@@ -154,14 +156,13 @@ class SanctumAggregator:
                 status=RunStatus.RUNNING,
             )
         )
-        if previous.group_id == event.group_id:  # a resume: the surviving batches stay on show
-            self._batch_returns = superseded
-            if superseded:
-                self._view = dataclasses.replace(self._view, returns=self._returns_view())
+        if surviving:  # a resume: the surviving batches stay on show
+            self._batch_returns = surviving
+            self._view = dataclasses.replace(self._view, returns=self._returns_view())
         self._started_at = parse_timestamp(event.timestamp)
         if data.start_batch > 0:
             message = f"resumed at {data.start_batch}/{data.max_batches}"
-            if previous.group_id == event.group_id and previous.current_batch > data.start_batch:
+            if resumed and previous.current_batch > data.start_batch:
                 message += (
                     f"; batches {data.start_batch + 1}-{previous.current_batch} of the "
                     "earlier invocation superseded"
