@@ -316,10 +316,12 @@ def test_the_printed_resume_command_runs_as_printed(
         while not any((run_dir / "checkpoints").glob("*.pt")) and time.monotonic() < deadline:
             assert process.poll() is None, process.stderr.read()
             time.sleep(0.2)
+        assert any((run_dir / "checkpoints").glob("*.pt")), "no checkpoint within 120 s"
         process.send_signal(signal.SIGINT)
         _, stderr = process.communicate(timeout=120)
     finally:
         process.kill()
+        process.wait(timeout=30)
     assert process.returncode == 130, stderr
     command = shlex.split(re.search(r"resume with: (.*)", stderr).group(1))
     if printed is None:

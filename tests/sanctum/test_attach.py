@@ -117,7 +117,8 @@ def following(run_dir):
     keys = os.fdopen(terminal, "r")
     exit_codes: list[int] = []
     follower = threading.Thread(
-        target=lambda: exit_codes.append(attach(run_dir, console=console, keys=keys))
+        target=lambda: exit_codes.append(attach(run_dir, console=console, keys=keys)),
+        daemon=True,  # an attach that ignores q fails the test, not pytest's exit
     )
     follower.start()
     try:
