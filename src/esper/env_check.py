@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from esper.envs.registry import env_class
-from esper.envs.spaces import BoxSpace, DiscreteSpace
+from esper.envs.spaces import ActionSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.host_sync import HostSyncError, host_reads_forbidden
 
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
@@ -69,6 +69,9 @@ def random_actions(env: Any, generator: torch.Generator) -> torch.Tensor:
     n = env.num_envs
     if isinstance(space, DiscreteSpace):
         drawn = torch.randint(space.n, (n,), generator=generator)
+    elif isinstance(space, MultiDiscreteSpace):
+        upper = torch.tensor(space.nvec)
+        drawn = (torch.rand(n, len(space.nvec), generator=generator) * upper).long()
     else:
         low, high = torch.tensor(space.low), torch.tensor(space.high)
         drawn = low + (high - low) * torch.rand(n, space.dim, generator=generator)
@@ -161,8 +164,9 @@ class Checker:
     def spaces(self, env: Any) -> str:
         space = env.action_space
         _expect(
-            isinstance(space, DiscreteSpace | BoxSpace),
-            f"action_space is {space!r}: use esper.envs.DiscreteSpace or BoxSpace",
+            isinstance(space, ActionSpace),
+            f"action_space is {space!r}: use esper.envs.DiscreteSpace, BoxSpace "
+            "or MultiDiscreteSpace",
         )
         _expect(env.obs_dim >= 1, f"obs_dim is {env.obs_dim}: must be >= 1")
         _expect(
@@ -230,13 +234,16 @@ class Checker:
 
     def determinism(self, env: Any) -> str:
         first, second = self.make(seed=7), self.make(seed=7)
-        a, b = first.reset(seed=11), second.reset(seed=11)
-        _expect(
-            torch.equal(a, b),
-            "two resets with one seed gave different observations: "
-            "draw initial states from self.generator",
-        )
-        _expect_same_steps(first, second, _actions(first, 50, seed=4), NOT_DETERMINISTIC)
+        try:
+            a, b = first.reset(seed=11), second.reset(seed=11)
+            _expect(
+                torch.equal(a, b),
+                "two resets with one seed gave different observations: "
+                "draw initial states from self.generator",
+            )
+            _expect_same_steps(first, second, _actions(first, 50, seed=4), NOT_DETERMINISTIC)
+        finally:
+            _close(first, second)
         return "same seed, same actions: identical 50 steps"
 
     def save_restore(self, env: Any) -> str:
@@ -247,9 +254,12 @@ class Checker:
             env.step(a)
         saved = env.state_dict()
         restored = self.make(seed=99)
-        restored.reset(seed=99)
-        restored.load_state_dict(saved)
-        _expect_same_steps(env, restored, actions[20:], NOT_RESTORED)
+        try:
+            restored.reset(seed=99)
+            restored.load_state_dict(saved)
+            _expect_same_steps(env, restored, actions[20:], NOT_RESTORED)
+        finally:
+            _close(restored)
         return "20 steps, save, load into a fresh env: the next 20 steps identical"
 
     def host_sync(self, env: Any) -> str:
@@ -300,10 +310,16 @@ def measure_speed(
         env.step(a)
     _synchronize(device)
     seconds = time.perf_counter() - start
-    close = getattr(env, "close", None)
-    if close is not None:
-        close()
+    _close(env)
     return num_envs * steps / seconds
+
+
+def _close(*envs: Any) -> None:
+    """Close what has a ``close`` (gymnasium's vector envs; ``gym-async:`` workers)."""
+    for env in envs:
+        close = getattr(env, "close", None)
+        if close is not None:
+            close()
 
 
 def _synchronize(device: torch.device) -> None:
@@ -363,9 +379,7 @@ def check_factory(
     if report.ok:
         for size in speed_sizes:
             report.steps_per_second[size] = measure_speed(build, device, size)
-    close = getattr(env, "close", None)
-    if close is not None:
-        close()
+    _close(env)
     return report
 
 

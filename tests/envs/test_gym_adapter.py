@@ -227,6 +227,13 @@ def test_multidiscrete_actions_train(tmp_path) -> None:
     assert policy(torch.zeros(5)).shape == (2,)
 
 
+def test_check_env_keeps_a_multidiscrete_task_to_the_contract() -> None:
+    from esper.env_check import FAIL, check_env
+
+    report = check_env("gym:EsperTestPickTwo-v0", speed_sizes=())
+    assert [r for r in report.results if r.status == FAIL] == []
+
+
 @pytest.mark.skipif(
     importlib.util.find_spec("mujoco") is not None, reason="MuJoCo is installed here"
 )

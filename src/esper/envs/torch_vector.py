@@ -26,7 +26,6 @@ import torch
 
 from esper.envs.base import EnvSpec, SpecShapes, StepResult
 from esper.envs.gym_adapter import convert_action_space
-from esper.envs.spaces import DiscreteSpace
 
 FINAL_OBS_KEYS = (("final_obs", "_final_obs"), ("final_observation", "_final_observation"))
 
@@ -76,7 +75,7 @@ class TorchVectorEnv(SpecShapes):
             action_space=action_space,
             max_episode_steps=max_episode_steps,
         )
-        self._discrete = isinstance(action_space, DiscreteSpace)
+        self._discrete = action_space.is_discrete
         self._pending_seed: int | None = seed
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
