@@ -274,6 +274,7 @@ def test_evaluation_bars_stay_inside_the_task_return_range(tmp_path: Path) -> No
         seed=1,
     )
     assert return_range("cartpole") == return_range("gym:CartPole-v1") == (0.0, 500.0)
+    assert return_range("gym-async:CartPole-v1") == (0.0, 500.0)
     assert clipped_bar(evaluation, return_range("cartpole")) == (460.0, 500.0)
     assert clipped_bar(evaluation, None) == (460.0, 520.0)  # a task of unknown range
     run = _write_run(tmp_path / "evaluated", [300.0, 480.0], evaluation=evaluation)

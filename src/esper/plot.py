@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from esper.config import ConfigError
-from esper.envs.registry import GYM_PREFIX, TASKS
+from esper.envs.registry import TASKS, gym_id_of
 from esper.extras import import_extra
 from esper.run_dir import RunDir
 from esper.seed_groups import STATISTICS, RunGroup, group_runs
@@ -112,8 +112,8 @@ def read_curves(run_dir: Path, label: str | None = None) -> RunCurves:
 
 def return_range(task: str) -> tuple[float, float] | None:
     """The task's worst and best episode return, if esper knows them."""
-    gym_id = TASKS[task].spec.gym_id if task in TASKS else task.removeprefix(GYM_PREFIX)
-    return RETURN_RANGES.get(gym_id)
+    gym_id = TASKS[task].spec.gym_id if task in TASKS else gym_id_of(task)
+    return RETURN_RANGES.get(gym_id or "")
 
 
 def check_scales(groups: Sequence[RunGroup], normalize: bool) -> None:

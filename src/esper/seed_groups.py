@@ -19,7 +19,9 @@ if TYPE_CHECKING:
 
 # Config keys that do not change what is learned: runs differing only in these
 # (and the seed) are one experiment.
-NOT_THE_EXPERIMENT = {"seed", "run_dir", "overwrite", "device", "start_batch", "checkpoint_every"}
+NOT_THE_EXPERIMENT = {
+    "seed", "run_dir", "overwrite", "device", "start_batch", "checkpoint_every", "keep_checkpoints",
+}  # fmt: skip
 BOOTSTRAP_RESAMPLES = 1000
 STATISTICS = ("mean", "iqm")
 

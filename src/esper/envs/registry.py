@@ -185,17 +185,16 @@ def env_class(task: str) -> type[BatchedEnv] | GymTask | Task:
     """What builds ``task``: called as ``(num_envs=, device=, seed=)``, with a ``spec``."""
     if task in TASKS:
         return TASKS[task]
-    for prefix in (GYM_PREFIX, GYM_ASYNC_PREFIX):
-        if task.startswith(prefix):
-            from esper.envs.gym_adapter import GymTask, registration_problem
+    gym_id = gym_id_of(task)
+    if gym_id is not None:
+        from esper.envs.gym_adapter import GymTask, registration_problem
 
-            gym_id = task.removeprefix(prefix)
-            problem = registration_problem(gym_id)
-            if problem is not None:
-                raise UnknownTaskError(task, f"gymnasium: {problem}")
-            found = GymTask(gym_id, asynchronous=prefix == GYM_ASYNC_PREFIX)
-            found.spec  # noqa: B018 - an unsupported space is a one-line error here, not mid-run
-            return found
+        problem = registration_problem(gym_id)
+        if problem is not None:
+            raise UnknownTaskError(task, f"gymnasium: {problem}")
+        found = GymTask(gym_id, asynchronous=task.startswith(GYM_ASYNC_PREFIX))
+        found.spec  # noqa: B018 - an unsupported space is a one-line error here, not mid-run
+        return found
     if task in _REGISTERED:
         return _REGISTERED[task]
     if task in _entry_points():
@@ -249,12 +248,19 @@ def config_name(task: str) -> str:
     A ``gym:`` (or ``gym-async:``) twin of a built-in task uses the built-in's
     file: ``gym:Acrobot-v1`` trains with ``acrobot.toml``.
     """
+    gym_id = gym_id_of(task)
+    if gym_id is not None:
+        twins = [name for name, cls in TASKS.items() if cls.spec.gym_id == gym_id]
+        return twins[0] if twins else f"gym_{gym_id}"
+    return task.replace(":", "_")
+
+
+def gym_id_of(task: str) -> str | None:
+    """The gymnasium id a ``gym:`` or ``gym-async:`` task names; None for others."""
     for prefix in (GYM_PREFIX, GYM_ASYNC_PREFIX):
         if task.startswith(prefix):
-            gym_id = task.removeprefix(prefix)
-            twins = [name for name, cls in TASKS.items() if cls.spec.gym_id == gym_id]
-            return twins[0] if twins else f"gym_{gym_id}"
-    return task.replace(":", "_")
+            return task.removeprefix(prefix)
+    return None
 
 
 def factory_spec(factory: TaskFactory) -> EnvSpec:
