@@ -33,15 +33,18 @@ class RunningMeanStd(nn.Module):
     def update(self, batch: torch.Tensor) -> None:
         """Fold a ``[B, *shape]`` batch into the running statistics."""
         x = batch.to(torch.float64)
+        n = x.shape[0]
+        mean, var = x.mean(0), x.var(0, unbiased=False)
         if self.sum_across is not None:
             if self._base is None:  # the job's statistics as of the last merge
                 self._base = (self.mean.clone(), self.var.clone(), self.count.clone())
                 self._pending = self.mean.new_zeros((3, *self.mean.shape))
             assert self._pending is not None
-            self._pending[0] += x.shape[0]
-            self._pending[1] += x.sum(0)
-            self._pending[2] += x.square().sum(0)
-        self._fold(x.mean(0), x.var(0, unbiased=False), x.shape[0])
+            # The sums come from the moments already taken: no second pass over x.
+            self._pending[0] += n
+            self._pending[1] += mean * n
+            self._pending[2] += (var + mean.square()) * n
+        self._fold(mean, var, n)
 
     @torch.no_grad()
     def merge_across(self) -> None:

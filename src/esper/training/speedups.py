@@ -136,6 +136,7 @@ class Optimizer(Protocol):
     """
 
     param_groups: list[dict[str, Any]]
+    params: list[nn.Parameter]
 
     def zero_grad(self) -> None: ...
     def clip_grad_norm_(self, max_norm: float) -> torch.Tensor: ...
