@@ -22,7 +22,7 @@ from esper.envs import UnknownTaskError, env_class
 from esper.envs.registry import recall_task
 from esper.envs.spaces import ActionSpace
 from esper.run_dir import RunDir, describe_checkpoints
-from esper.training.checkpoint import CheckpointError, describe_space, load_for_resume
+from esper.training.checkpoint import CheckpointError, fits, load_for_resume
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
 
@@ -119,9 +119,7 @@ def _rebuild(
     task = config["task"]
     recall_task(task, saved.get("task_source"))
     spec = env_class(task).spec
-    if saved["obs_dim"] != spec.obs_dim or saved["action_space"] != describe_space(
-        spec.action_space
-    ):
+    if not fits(saved, spec.obs_dim, spec.action_space):
         raise CheckpointError(
             f"batch {saved['batch']}'s checkpoint in {run.path} has other observation or "
             f"action shapes than task {task} has now",

@@ -110,3 +110,8 @@ def describe_space(space: ActionSpace) -> dict[str, Any]:
         return {"kind": "multi_discrete", "nvec": list(space.nvec)}
     assert isinstance(space, BoxSpace)
     return {"kind": "box", "low": list(space.low), "high": list(space.high)}
+
+
+def fits(saved: dict[str, Any], obs_dim: int, action_space: ActionSpace) -> bool:
+    """Whether a checkpoint's policy has the observation and action shapes of a task."""
+    return saved["obs_dim"] == obs_dim and saved["action_space"] == describe_space(action_space)

@@ -21,6 +21,7 @@ from esper.run_dir import RunDir
 from esper.training.checkpoint import (
     CheckpointError,
     describe_space,
+    fits,
     load_for_resume,
     save_checkpoint,
 )
@@ -245,7 +246,7 @@ def check_resume_compatible(
                 f"{path.name} was made with {key}={saved_config.get(key)!r}, "
                 f"not {current[key]!r}; resume with the checkpoint's value",
             )
-    if saved["obs_dim"] != env.obs_dim or saved["action_space"] != describe_space(env.action_space):
+    if not fits(saved, env.obs_dim, env.action_space):
         raise ConfigError("task", f"{path.name} has other observation or action shapes")
     if saved["batch"] != config.start_batch:
         raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_batch}")
