@@ -49,19 +49,24 @@ class Events:
         return event
 
     def started(
-        self, max_batches: int = 100, start_batch: int = 0, group_id: str | None = None
+        self,
+        max_batches: int = 100,
+        start_batch: int = 0,
+        group_id: str | None = None,
+        **changes: Any,
     ) -> TelemetryEvent:
-        data = TrainingStartedPayload(
-            n_envs=8,
-            max_epochs=16,
-            max_batches=max_batches,
-            start_batch=start_batch,
-            task="cartpole",
-            device="cpu",
-            seed=7,
-            policy_params=9155,
-            env_steps=start_batch * 128,
-        )
+        fields: dict[str, Any] = {
+            "n_envs": 8,
+            "max_epochs": 16,
+            "max_batches": max_batches,
+            "start_batch": start_batch,
+            "task": "cartpole",
+            "device": "cpu",
+            "seed": 7,
+            "policy_params": 9155,
+            "env_steps": start_batch * 128,
+        }
+        data = TrainingStartedPayload(**(fields | changes))
         return self._event(TelemetryEventType.TRAINING_STARTED, data, start_batch, group_id)
 
     def batch(

@@ -11,6 +11,7 @@ import pytest
 
 from esper.sanctum import NotableKind, RunStatus, SanctumAggregator, SanctumSnapshot
 from esper.sanctum.schema import PPOStats, ReturnStats, Throughput
+from esper.sanctum.widgets import render_run_header
 from esper.telemetry.events import TelemetryEventType
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
@@ -175,6 +176,19 @@ def test_another_run_starting_keeps_the_earlier_runs_log_whole(events):
     first = [*events.run(10, 3), events.interrupted(3)]
     s = fed(first, events.started(max_batches=5, group_id="another-run")).snapshot()
     assert (NotableKind.INTERRUPTED, 3) in [(e.kind, e.batch) for e in s.events]
+
+
+def test_the_header_names_the_ranks_and_their_devices(events, render):
+    started = events.started(
+        max_batches=50,
+        n_envs=1024,
+        max_epochs=64,
+        device="cuda:0",
+        world_size=2,
+        env_device_counts={"cuda:0": 512, "cuda:1": 512},
+    )
+    text = render(render_run_header(fed(started).snapshot()), width=120)
+    assert "cartpole on cuda:0, cuda:1  2 ranks" in text
 
 
 def test_interrupted_status_carries_the_reason_and_resume_point(events):

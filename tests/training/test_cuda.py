@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from batch_stats import learning_fields
 
 from esper.config import PPOConfig
 from esper.envs import make, task_names
@@ -33,16 +34,6 @@ pytestmark = [
     pytest.mark.cuda,
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA"),
 ]
-
-# Measurements of the machine, not of training: they differ between processes.
-TIMING = {
-    "sps",
-    "batch_seconds",
-    "rollout_seconds",
-    "update_seconds",
-    "process_memory_mb",
-    "cuda_memory_mb",
-}
 
 
 def test_esper_ppo_trains_on_cuda(tmp_path: Path) -> None:
@@ -76,7 +67,7 @@ def train(run_dir: Path, task: str, episodes: int, start: int = 0) -> list[dict]
     )
     result = run_vectorized_ppo(config, TelemetryHub())
     assert result.status == "completed", result.reason
-    return [{k: v for k, v in s.items() if k not in TIMING} for s in result.history]
+    return [learning_fields(s) for s in result.history]
 
 
 @pytest.mark.parametrize("task", task_names())

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from batch_stats import learning_fields
 
 from esper.config import ConfigError
 from esper.telemetry.metrics import (
@@ -137,12 +138,6 @@ def test_one_process_refuses_a_two_rank_checkpoint(two_rank_runs: dict[str, Path
     assert message.startswith("esper: error: --nproc: ")
     assert "written by 2 rank(s)" in message and "this run has 1" in message
     assert "Traceback" not in message and len(message.splitlines()) == 1
-
-
-def learning_fields(stats: dict) -> dict:
-    """A batch's statistics less the machine's timings and memory, which differ
-    between processes."""
-    return {k: v for k, v in stats.items() if k != "sps" and not k.endswith(("_seconds", "_mb"))}
 
 
 def assert_same(left, right, where: str) -> None:
@@ -309,38 +304,6 @@ def rank_pid(marker: str, rank: int) -> int:
         if wanted <= environ:
             return int(entry.name)
     raise AssertionError(f"no rank {rank} process found")
-
-
-def test_sanctum_header_names_the_ranks_and_their_devices() -> None:
-    from rich.console import Console
-
-    from esper.sanctum import SanctumAggregator
-    from esper.sanctum.widgets import render_run_header
-    from esper.telemetry.events import (
-        TelemetryEvent,
-        TelemetryEventType,
-        TrainingStartedPayload,
-    )
-
-    started = TrainingStartedPayload(
-        n_envs=1024,
-        max_epochs=64,
-        max_batches=50,
-        start_batch=0,
-        task="cartpole",
-        device="cuda:0",
-        seed=1,
-        policy_params=9155,
-        world_size=2,
-        env_device_counts={"cuda:0": 512, "cuda:1": 512},
-    )
-    aggregator = SanctumAggregator()
-    aggregator.handle(
-        TelemetryEvent(TelemetryEventType.TRAINING_STARTED, group_id="run", data=started, batch=0)
-    )
-    console = Console(record=True, width=120, file=open(os.devnull, "w"))  # noqa: SIM115
-    console.print(render_run_header(aggregator.snapshot()))
-    assert "cartpole on cuda:0, cuda:1  2 ranks" in console.export_text()
 
 
 def test_sigterm_to_the_launcher_stops_every_rank_at_one_batch(tmp_path: Path) -> None:

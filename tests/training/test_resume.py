@@ -5,21 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from batch_stats import learning_fields
 
 from esper.config import PPOConfig
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 from esper.training.checkpoint import load_checkpoint
-
-# Measurements of the machine, not of training: they differ between processes.
-TIMING = {
-    "sps",
-    "batch_seconds",
-    "rollout_seconds",
-    "update_seconds",
-    "process_memory_mb",
-    "cuda_memory_mb",
-}
 
 
 def train(run_dir: Path, episodes: int, start: int = 0, **changes) -> list[dict]:
@@ -42,7 +33,7 @@ def train(run_dir: Path, episodes: int, start: int = 0, **changes) -> list[dict]
     config = PPOConfig(**{**settings, **changes})
     result = run_vectorized_ppo(config, TelemetryHub())
     assert result.status == "completed"
-    return [{k: v for k, v in s.items() if k not in TIMING} for s in result.history]
+    return [learning_fields(s) for s in result.history]
 
 
 def test_two_plus_two_equals_four_bit_for_bit(tmp_path: Path) -> None:
