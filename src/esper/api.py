@@ -257,7 +257,7 @@ def run_training(
         dashboard = _dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
-                result = run_vectorized_ppo(config, hub, stop, group, start_note(config))
+                result = run_vectorized_ppo(config, hub, stop, group)
         except UserError:  # the CLI makes these one line, exit 2
             raise
         except Exception as exc:  # a bug or an environment failure: keep the traceback
@@ -265,16 +265,6 @@ def run_training(
         finally:
             hub.close()
     return TrainOutcome(result, config, telemetry_failures=list(hub.failures.values()))
-
-
-def start_note(config: PPOConfig) -> str:
-    """What a resume of a task that cannot be checkpointed should tell the user."""
-    if config.start_batch and not env_class(config.task).restorable:
-        return (
-            "this task's environments cannot be checkpointed, so this resume "
-            "starts from freshly reset environments"
-        )
-    return ""
 
 
 def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception, rank: int = 0) -> TrainingResult:

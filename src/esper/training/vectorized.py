@@ -66,15 +66,20 @@ def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
     return config.learning_rate * max(0.0, 1.0 - batch_index / span)
 
 
+# A resume of a task whose environments cannot be checkpointed (gym: tasks).
+FRESH_ENVS_NOTE = (
+    "; this task's environments cannot be checkpointed, so this resume "
+    "starts from freshly reset environments"
+)
+
+
 def run_vectorized_ppo(
     config: PPOConfig,
     hub: TelemetryHub,
     stop: StopRequest | None = None,
     group: Collectives | None = None,
-    start_note: str = "",
 ) -> TrainingResult:
-    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``; ``start_note``
-    (the caller's words for the user) ends TRAINING_STARTED's message.
+    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``.
 
     Under torchrun ``group`` is this rank's place in the job: rank 0 checks the
     run dir and writes checkpoints; every rank trains its share of the envs.
@@ -113,7 +118,7 @@ def run_vectorized_ppo(
             f"on {_describe_devices(env_device_counts)}, "
             f"{config.n_envs} envs x {config.horizon} steps, "
             f"batches {config.start_batch + 1}..{config.max_batches}"
-            + (f"; {start_note}" if start_note else "")
+            + (FRESH_ENVS_NOTE if config.start_batch and not state.env.restorable else "")
         ),
     )
     result = TrainingResult("completed", run_dir.path, run_id, state.batch, state.env_steps)
