@@ -130,13 +130,15 @@ def run_vectorized_ppo(
         device,
     )
     started = time.perf_counter()
-    stop_agreed = False  # several ranks stop together, at the batch all of them agree on
+    # Several ranks stop together, at the batch whose collective carries the first
+    # request; one process also stops on a request made before its first batch.
+    stop_agreed = stop.requested and not group.active
     saved_batch = config.start_batch
     try:
         while state.batch < config.max_batches:
-            if stop_agreed if group.active else stop.requested:
+            if stop_agreed:
                 return _interrupt(hub, config, state, run_dir, result, stop, saved_batch)
-            stats, stop_agreed = _train_one_batch(config, state, buffer, stop.requested)
+            stats, stop_agreed = _train_one_batch(config, state, buffer, stop)
             result.last_batch = stats
             result.history.append(stats)
             _emit(
@@ -177,7 +179,7 @@ def run_vectorized_ppo(
 
 
 def _train_one_batch(
-    config: PPOConfig, state: TrainerState, buffer: RolloutBuffer, stop_requested: bool
+    config: PPOConfig, state: TrainerState, buffer: RolloutBuffer, stop: StopRequest
 ) -> tuple[dict[str, Any], bool]:
     """One batch: rollout, GAE, update, then the batch's single host transfer.
 
@@ -229,6 +231,9 @@ def _train_one_batch(
         {**state.episodes.totals(), **update_stats, "explained_variance": ev}
     )
     memory = memory_usage_mb(state.device)  # host counters: no wait on the device
+    # The stop request is read as late as possible: one made during this batch
+    # stops the job after it, on every rank.
+    stop_requested = stop.requested
     if state.group.active:
         packed = _combine_ranks(state.group, packed, stop_requested, memory)
     host = packed.tolist()  # host-sync: the batch's one transfer
