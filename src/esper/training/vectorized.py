@@ -130,13 +130,14 @@ def run_vectorized_ppo(
         device,
     )
     started = time.perf_counter()
-    # Several ranks stop together, at the batch whose collective carries the first
-    # request; one process also stops on a request made before its first batch.
-    stop_agreed = stop.requested and not group.active
+    # One process stops on its own request, whenever made (a signal, a telemetry
+    # subscriber); several ranks stop together, at the batch whose collective
+    # carries the first request.
+    stop_agreed = False
     saved_batch = config.start_batch
     try:
         while state.batch < config.max_batches:
-            if stop_agreed:
+            if stop_agreed if group.active else stop.requested:
                 return _interrupt(hub, config, state, run_dir, result, stop, saved_batch)
             stats, stop_agreed = _train_one_batch(config, state, buffer, stop)
             result.last_batch = stats
