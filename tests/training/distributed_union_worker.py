@@ -5,10 +5,12 @@ shard of a fixed batch, written to OUT_DIR/rank{R}.pt for the test to compare.""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from esper.config import PPOConfig
 from esper.envs.spaces import DiscreteSpace
 from esper.training.distributed import (
     process_group,
@@ -16,8 +18,9 @@ from esper.training.distributed import (
 )
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
-from esper.training.ppo import FlatBatch, UpdateSettings, ppo_update
+from esper.training.ppo import FlatBatch, ppo_update
 from esper.training.speedups import FlatAdam
+from esper.training.state import update_settings
 
 OBS_DIM, SHARD = 4, 32
 
@@ -52,17 +55,8 @@ def one_step(rank: int, world_size: int, group=None) -> dict[str, torch.Tensor]:
     policy = ActorCritic(OBS_DIM, DiscreteSpace(2), (16, 16))
     optimizer = FlatAdam(policy.parameters(), lr=1e-2, eps=1e-5)
     batch = shard(union_batch(policy), rank, world_size)
-    settings = UpdateSettings(
-        update_epochs=1,
-        minibatch_size=batch.size,  # one minibatch: this rank's slice of the whole batch
-        clip_coef=0.2,
-        clip_value_loss=True,
-        ent_coef=0.01,
-        vf_coef=0.5,
-        max_grad_norm=0.5,
-        normalize_advantages=True,
-        target_kl=None,
-    )
+    # The default loss settings, one epoch in one minibatch: this rank's slice of the whole batch.
+    settings = replace(update_settings(PPOConfig()), update_epochs=1, minibatch_size=batch.size)
     stats = ppo_update(policy, optimizer, batch, settings, group=group)
     normalizer = RunningMeanStd((OBS_DIM,))
     if group is not None:
