@@ -23,7 +23,7 @@ import tempfile
 from esper.config import build_config
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed import process_group
-from esper.training.vectorized import run_vectorized_ppo
+from esper.training.loop import run_vectorized_ppo
 
 
 def main() -> None:

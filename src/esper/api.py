@@ -36,7 +36,8 @@ from esper.training.distributed import (
     torchrun_words,
 )
 from esper.training.interrupt import StopRequest, graceful_signals
-from esper.training.vectorized import TrainingResult, run_vectorized_ppo
+from esper.training.loop import run_vectorized_ppo
+from esper.training.report import TrainingResult
 
 Display = Literal["sanctum", "progress", "lines", "none"]
 

@@ -16,14 +16,12 @@ from esper.telemetry.events import (
 )
 from esper.telemetry.metrics import (
     BATCH_COMPLETED_FIELDS,
-    PACKED_FIELDS,
     TRAINING_STARTED_FIELDS,
     Absent,
     Field,
-    pack_device_stats,
-    unpack_device_stats,
 )
 from esper.training.episode_stats import EpisodeTracker
+from esper.training.transfer import PACKED_FIELDS, pack_device_stats, unpack_device_stats
 
 TABLES = [
     (BatchCompletedPayload, BATCH_COMPLETED_FIELDS),

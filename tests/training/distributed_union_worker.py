@@ -18,9 +18,8 @@ from esper.training.distributed import (
 )
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
-from esper.training.ppo import FlatBatch, ppo_update
+from esper.training.ppo import FlatBatch, ppo_update, update_settings
 from esper.training.speedups import FlatAdam
-from esper.training.state import update_settings
 
 OBS_DIM, SHARD = 4, 32
 

@@ -7,7 +7,7 @@ import torch
 from esper.envs.spaces import DiscreteSpace
 from esper.training.compilation import loss_function
 from esper.training.policy import ActorCritic
-from esper.training.ppo import UpdateSettings, minibatch_loss
+from esper.training.ppo import FlatBatch, UpdateSettings, minibatch_loss
 
 SETTINGS = UpdateSettings(
     update_epochs=1,
@@ -24,7 +24,7 @@ SETTINGS = UpdateSettings(
 
 def _loss_and_grads(loss_fn, policy: ActorCritic, inputs: tuple[torch.Tensor, ...]):
     policy.zero_grad(set_to_none=True)
-    loss, stats = loss_fn(policy, *inputs, SETTINGS)
+    loss, stats = loss_fn(policy, FlatBatch(*inputs), SETTINGS)
     loss.backward()
     return loss.detach(), stats, [p.grad.clone() for p in policy.parameters()]
 

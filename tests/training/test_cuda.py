@@ -25,10 +25,9 @@ from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.policy import ActorCritic
-from esper.training.ppo import ppo_update
+from esper.training.ppo import flatten_batch, ppo_update, update_settings
 from esper.training.rollout import RolloutBuffer, collect_rollout
 from esper.training.speedups import FlatAdam
-from esper.training.state import flatten_batch, update_settings
 
 pytestmark = [
     pytest.mark.cuda,
@@ -108,11 +107,7 @@ def test_a_whole_batch_never_waits_for_the_host(task: str) -> None:
     def one_batch(obs: torch.Tensor) -> torch.Tensor:
         obs = collect_rollout(env, policy, buffer, obs, normalizer, episodes, scaler)
         advantages, returns = batch_advantages(
-            buffer.values,
-            buffer.rewards,
-            buffer.terminated,
-            buffer.truncated,
-            buffer.final_obs,
+            buffer,
             normalizer.normalize(obs),
             policy.value,
             config.gamma,

@@ -35,7 +35,7 @@ from typing import Any
 import pytest
 import torch
 
-import esper.training.vectorized as vectorized
+import esper.training.loop as loop
 from esper.config import PPOConfig
 from esper.envs import task_names
 from esper.telemetry.hub import TelemetryHub
@@ -91,7 +91,7 @@ def _load_as_on_cpu(real_load):
 @pytest.fixture
 def on_meta(monkeypatch: pytest.MonkeyPatch) -> HostTransfers:
     transfers = HostTransfers()
-    monkeypatch.setattr(vectorized, "resolve_device", lambda requested: DEVICE)
+    monkeypatch.setattr(loop, "resolve_device", lambda requested: DEVICE)
     monkeypatch.setattr(torch.Tensor, "tolist", lambda tensor: transfers(tensor))
     monkeypatch.setattr(torch, "Generator", HostGenerator)
     monkeypatch.setattr(torch, "load", _load_as_on_cpu(torch.load))

@@ -25,16 +25,16 @@ import torch
 from batch_stats import learning_fields
 
 from esper.config import ConfigError
-from esper.telemetry.metrics import (
+from esper.training.checkpoint import load_checkpoint
+from esper.training.distributed import Collectives, combine_fields
+from esper.training.transfer import (
     PACKED_FIELDS,
     PACKED_REDUCTIONS,
     PACKED_WEIGHT_COLUMN,
     pack_device_stats,
     unpack_device_stats,
 )
-from esper.training.checkpoint import load_checkpoint
-from esper.training.distributed import Collectives, combine_fields
-from esper.training.vectorized import _combine_ranks
+from esper.training.transfer import combine_ranks as _combine_ranks
 
 HERE = Path(__file__).parent
 LAUNCH_DEADLINE_S = 300  # one torchrun start, imports included, on a busy 2-core machine

@@ -3,7 +3,7 @@
 Two checks: a dynamic one that makes every host read raise while one batch is
 collected and learned from, and a static one over the hot-path modules, so a
 sync in a branch the dynamic run did not take is caught too. The one
-per-batch transfer in vectorized.py and the optional per-epoch KL early stop
+per-batch transfer in transfer.py and the optional per-epoch KL early stop
 are marked ``# host-sync:`` with their reason.
 """
 
@@ -23,10 +23,9 @@ from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
-from esper.training.ppo import ppo_update
+from esper.training.ppo import flatten_batch, ppo_update, update_settings
 from esper.training.rollout import RolloutBuffer, collect_rollout
 from esper.training.speedups import FlatAdam
-from esper.training.state import flatten_batch, update_settings
 
 PACKAGE = Path(esper.__file__).parent
 HOT_PATHS = [
@@ -61,11 +60,7 @@ def test_one_batch_runs_without_host_reads(normalize_obs: bool) -> None:
     with host_reads_forbidden():
         obs = collect_rollout(env, policy, buffer, obs, normalizer, episodes)
         advantages, returns = batch_advantages(
-            buffer.values,
-            buffer.rewards,
-            buffer.terminated,
-            buffer.truncated,
-            buffer.final_obs,
+            buffer,
             normalizer.normalize(obs) if normalizer else obs,
             policy.value,
             0.99,
@@ -109,7 +104,8 @@ def test_hot_path_module_has_no_host_reads(module: str) -> None:
 
 
 def test_the_per_batch_transfer_is_the_only_one_in_the_loop() -> None:
-    source = (PACKAGE / "training/vectorized.py").read_text()
+    assert static_host_reads((PACKAGE / "training/loop.py").read_text()) == []
+    source = (PACKAGE / "training/transfer.py").read_text()
     marked = [line for line in source.splitlines() if "# host-sync:" in line]
     assert len(marked) == 1 and ".tolist()" in marked[0]
     assert static_host_reads(source) == []

@@ -59,14 +59,14 @@ noted once. "Across ranks" says how the ranks of one job combine a value.
 
 def _emitter(event: str, spec: Field) -> str:
     if event == "TRAINING_STARTED":
-        return "`run_vectorized_ppo` in `src/esper/training/vectorized.py`, once per invocation"
+        return "`run_vectorized_ppo` in `src/esper/training/loop.py`, once per invocation"
     if spec.name in ("process_memory_mb", "cuda_memory_mb"):
         return (
             "`memory_usage_mb` in `src/esper/training/timing.py`, on each rank's host; "
             "with several ranks the largest crosses in the batch's one all-gather"
         )
     if spec.source is Source.HOST:
-        return "`_train_one_batch` in `src/esper/training/vectorized.py`, on the host"
+        return "`train_batch` in `src/esper/training/loop.py`, on the host"
     if spec.name.startswith("episode"):
         origin = "`EpisodeTracker.totals` in `src/esper/training/episode_stats.py`"
     elif spec.name == "explained_variance":

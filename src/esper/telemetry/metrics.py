@@ -5,7 +5,7 @@ made (on the device, crossing to the host in the batch's one transfer, or on
 the host), how several ranks combine it, and how each consumer shows it: its
 CleanRL TensorBoard tag, its console format, its Sanctum health thresholds.
 The payload's validation (``events.py``), the packing of the batch's device
-statistics (``pack_device_stats``/``unpack_device_stats``), the console and
+statistics (``training/transfer.py``), the console and
 TensorBoard sinks, Sanctum's health colours, the README's event table and
 ``docs/telemetry.md`` are all read from here, so a field is added in one place.
 """
@@ -13,13 +13,9 @@ TensorBoard sinks, Sanctum's health colours, the README's event table and
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import torch
+from typing import Any
 
 
 class Source(StrEnum):
@@ -298,50 +294,6 @@ TRAINING_STARTED_FIELDS: tuple[Field, ...] = (
 )  # fmt: skip
 
 BATCH_FIELDS: dict[str, Field] = {f.name: f for f in BATCH_COMPLETED_FIELDS}
-
-# The batch's device statistics, in the order of the one packed transfer.
-PACKED_FIELDS: tuple[Field, ...] = tuple(
-    f for f in BATCH_COMPLETED_FIELDS if f.source is Source.DEVICE
-)
-
-# How several ranks combine each packed column; a WEIGHTED column is weighted by this one.
-PACKED_REDUCTIONS: tuple[Reduction, ...] = tuple(f.reduction for f in PACKED_FIELDS)
-PACKED_WEIGHT_COLUMN: int = next(
-    i for i, f in enumerate(PACKED_FIELDS) if f.name == "episodes_finished"
-)
-
-
-def pack_device_stats(values: Mapping[str, torch.Tensor]) -> torch.Tensor:
-    """``[len(PACKED_FIELDS)]`` float64 on the device: the named scalars in table order.
-
-    One flat tensor, so the batch crosses to the host once (and several ranks
-    can combine it in one collective, field by field per ``Field.reduction``).
-    An episode statistic of a batch in which no episode ended is NaN (mean) or
-    +inf/-inf (min/max) here and ``None`` after ``unpack_device_stats``.
-    """
-    import torch
-
-    names = [f.name for f in PACKED_FIELDS]
-    if set(values) != set(names):
-        missing, extra = set(names) - set(values), set(values) - set(names)
-        raise KeyError(f"packed statistics differ from the table: missing {missing}, extra {extra}")
-    # One stack of the 0-d scalars, then one cast: cheaper than a cast per scalar.
-    return torch.stack([values[name] for name in names]).to(torch.float64)
-
-
-def unpack_device_stats(host: Sequence[float]) -> dict[str, Any]:
-    """The packed statistics as BATCH_COMPLETED fields, by name (host values, no tensors)."""
-    if len(host) != len(PACKED_FIELDS):
-        raise ValueError(f"{len(host)} packed values for {len(PACKED_FIELDS)} fields")
-    values: dict[str, Any] = {f.name: v for f, v in zip(PACKED_FIELDS, host, strict=True)}
-    no_episode = values["episodes_finished"] == 0
-    for f in PACKED_FIELDS:
-        if f.type is int:
-            values[f.name] = int(values[f.name])
-        elif no_episode and f.absent is Absent.NO_EPISODE:
-            values[f.name] = None
-    return values
-
 
 def console_parts(payload: Any) -> list[str]:
     """The console line's parts for a BATCH_COMPLETED payload, in table order."""

@@ -124,10 +124,17 @@ class Collectives:
         kind (the metrics table's ``Field.reduction``), in one collective (an all-gather)."""
         if not self.active:
             return values
+        return combine_fields(self.gather_all(values), kinds, weight_column)
+
+    def gather_all(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``[world_size, *tensor.shape]``: every rank's ``tensor``, in rank order
+        (one all-gather; a view with a leading 1 in one process)."""
+        if not self.active:
+            return tensor.unsqueeze(0)
         with self._timed() as dist:
-            gathered = [torch.empty_like(values) for _ in range(self.world_size)]
-            dist.all_gather(gathered, values)
-        return combine_fields(torch.stack(gathered), kinds, weight_column)
+            gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
+            dist.all_gather(gathered, tensor.contiguous())
+        return torch.stack(gathered)
 
     # --- Python objects (start, checkpoints) -------------------------------------
     def main_decides(self, decide: Callable[[], T]) -> T:
@@ -154,6 +161,24 @@ class Collectives:
         if kind == "crash":
             raise RuntimeError(f"rank 0 failed: {details[0]}")
         return details[0]
+
+    def main_scatters(self, decide: Callable[[], Sequence[T]]) -> T:
+        """Run ``decide`` on rank 0, which returns one item per rank, and give
+        each rank only its own item (errors reach every rank as in ``main_decides``)."""
+        if not self.active:
+            return decide()[0]
+        parts: list[T] = []
+
+        def decide_and_keep() -> int:
+            parts.extend(decide())
+            return len(parts)
+
+        if self.main_decides(decide_and_keep) != self.world_size:
+            raise RuntimeError("rank 0 decided a number of parts other than the world size")
+        with self._timed() as dist:
+            mine: list[Any] = [None]
+            dist.scatter_object_list(mine, parts if self.is_main else None, src=0)
+        return mine[0]
 
     def gather_to_main(self, part: Any) -> list[Any] | None:
         """Every rank's ``part`` as a list on rank 0 (None elsewhere)."""

@@ -46,7 +46,7 @@ class EpisodeTracker:
         """The batch's episode statistics as named device scalars (BATCH_COMPLETED fields).
 
         With no finished episode the mean is NaN and min/max are +inf/-inf;
-        ``metrics.unpack_device_stats`` turns those into ``None`` on the host.
+        ``transfer.unpack_device_stats`` turns those into ``None`` on the host.
         """
         finished = ~torch.isnan(self.ended_return)
         count = finished.sum().to(self.ended_return.dtype)

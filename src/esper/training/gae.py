@@ -9,8 +9,12 @@ the trace cut wherever an episode ended.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
+
+if TYPE_CHECKING:
+    from esper.training.rollout import RolloutBuffer
 
 
 def bootstrap_values(
@@ -62,19 +66,27 @@ def _values_in_chunks(
 
 @torch.no_grad()
 def batch_advantages(
-    values: torch.Tensor,
-    rewards: torch.Tensor,
-    terminated: torch.Tensor,
-    truncated: torch.Tensor,
-    final_obs: torch.Tensor,
+    rollout: RolloutBuffer,
     last_obs: torch.Tensor,
     value_of: Callable[[torch.Tensor], torch.Tensor],
     gamma: float,
     gae_lambda: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A filled rollout's ``(advantages, returns)``: values the final observations
-    and the observation after the batch, then GAE."""
+    """A filled rollout's ``(advantages, returns)``, both ``[horizon, n_envs]``:
+    values the final observations and ``last_obs`` (``[n_envs, obs_dim]``, the
+    policy's view of the observation after the batch), then GAE."""
     next_values = bootstrap_values(
-        values, value_of(last_obs), _values_in_chunks(value_of, final_obs), terminated, truncated
+        rollout.values,
+        value_of(last_obs),
+        _values_in_chunks(value_of, rollout.final_obs),
+        rollout.terminated,
+        rollout.truncated,
     )
-    return compute_gae(rewards, values, next_values, terminated | truncated, gamma, gae_lambda)
+    return compute_gae(
+        rollout.rewards,
+        rollout.values,
+        next_values,
+        rollout.terminated | rollout.truncated,
+        gamma,
+        gae_lambda,
+    )

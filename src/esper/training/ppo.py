@@ -8,13 +8,18 @@ once per batch together with everything else.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING
 
 import torch
 
 from esper.training.distributed import Collectives, average_gradients
 from esper.training.policy import ActorCritic
+from esper.training.rollout import RolloutBuffer
 from esper.training.speedups import Optimizer
+
+if TYPE_CHECKING:
+    from esper.config import PPOConfig
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,10 @@ class FlatBatch:
     def size(self) -> int:
         return self.obs.shape[0]
 
+    def rows(self, start: int, end: int) -> FlatBatch:
+        """Rows ``start:end`` of every field (views: a minibatch of a shuffled batch)."""
+        return FlatBatch(**{f.name: getattr(self, f.name)[start:end] for f in fields(self)})
+
     def permuted(self, order: torch.Tensor) -> FlatBatch:
         """Every field reordered by ``order`` (one gather each)."""
         return FlatBatch(
@@ -42,6 +51,21 @@ class FlatBatch:
             advantages=self.advantages[order],
             returns=self.returns[order],
         )
+
+
+def flatten_batch(
+    buffer: RolloutBuffer, advantages: torch.Tensor, returns: torch.Tensor
+) -> FlatBatch:
+    """Views of the buffer as ``[horizon * n_envs, ...]`` (no copies)."""
+    n = buffer.obs.shape[0] * buffer.obs.shape[1]
+    return FlatBatch(
+        obs=buffer.obs.reshape(n, -1),
+        actions=buffer.actions.reshape(n, *buffer.actions.shape[2:]),
+        log_probs=buffer.log_probs.reshape(n),
+        values=buffer.values.reshape(n),
+        advantages=advantages.reshape(n),
+        returns=returns.reshape(n),
+    )
 
 
 @dataclass(frozen=True)
@@ -57,6 +81,28 @@ class UpdateSettings:
     target_kl: float | None
 
 
+def update_settings(config: PPOConfig, world_size: int = 1) -> UpdateSettings:
+    """The config's update settings, for one rank: its slice of each minibatch."""
+    settings = {f.name: getattr(config, f.name) for f in fields(UpdateSettings)}
+    settings["minibatch_size"] = config.minibatch_size // world_size
+    return UpdateSettings(**settings)
+
+
+def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
+    """Linear decay to 0 over the whole run (``max_batches``, or ``anneal_batches``)."""
+    if not config.anneal_lr:
+        return config.learning_rate
+    span = config.anneal_batches or config.max_batches
+    return config.learning_rate * max(0.0, 1.0 - batch_index / span)
+
+
+def set_learning_rate(optimizer: Optimizer, learning_rate: float) -> float:
+    """Give ``optimizer`` this batch's learning rate; returns it."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+    return learning_rate
+
+
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     """1 - Var[returns - values] / Var[returns]; NaN when returns are constant."""
     var_returns = returns.var()
@@ -64,27 +110,19 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Ten
 
 
 def minibatch_loss(
-    policy: ActorCritic,
-    obs: torch.Tensor,
-    actions: torch.Tensor,
-    old_log_probs: torch.Tensor,
-    old_values: torch.Tensor,
-    advantages: torch.Tensor,
-    returns: torch.Tensor,
-    settings: UpdateSettings,
+    policy: ActorCritic, minibatch: FlatBatch, settings: UpdateSettings
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The clipped PPO loss of one minibatch and its statistics.
 
-    Returns ``(loss, stats)``: stats are named scalars (BATCH_COMPLETED
-    fields) on the device. Pure tensor code with no host reads, so ``torch.compile``
-    can trace it whole (``--compile``).
+    ``minibatch.advantages`` arrive normalised when the settings ask for it
+    (``normalize_minibatches``). Returns ``(loss, stats)``: stats are named
+    scalars (BATCH_COMPLETED fields) on the device. Pure tensor code with no
+    host reads, so ``torch.compile`` can trace it whole (``--compile``).
     """
-    new_log_prob, entropy, new_value = policy.evaluate(obs, actions)
-    log_ratio = new_log_prob - old_log_probs
+    new_log_prob, entropy, new_value = policy.evaluate(minibatch.obs, minibatch.actions)
+    log_ratio = new_log_prob - minibatch.log_probs
     ratio = log_ratio.exp()
-
-    if settings.normalize_advantages:
-        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    advantages, returns, old_values = minibatch.advantages, minibatch.returns, minibatch.values
 
     policy_loss = torch.max(
         -advantages * ratio,
@@ -144,30 +182,20 @@ def ppo_update(
         # One gather per field per epoch; the minibatches are then contiguous
         # slices of the shuffled copy (views), not one gather each.
         shuffled = batch.permuted(torch.randperm(batch.size, device=device))
-        step_settings = settings
-        if group.active and settings.normalize_advantages:
-            shuffled = _normalize_across(shuffled, settings.minibatch_size, group)
-            step_settings = replace(settings, normalize_advantages=False)
+        if settings.normalize_advantages:
+            advantages = normalize_minibatches(shuffled.advantages, settings.minibatch_size, group)
+            shuffled = replace(shuffled, advantages=advantages)
         epoch_kl = torch.zeros((), device=device)
         epoch_steps = 0
         for start in range(0, batch.size, settings.minibatch_size):
-            end = start + settings.minibatch_size
-            loss, stats = loss_fn(
+            stats = minibatch_step(
                 policy,
-                shuffled.obs[start:end],
-                shuffled.actions[start:end],
-                shuffled.log_probs[start:end],
-                shuffled.values[start:end],
-                shuffled.advantages[start:end],
-                shuffled.returns[start:end],
-                step_settings,
+                optimizer,
+                shuffled.rows(start, start + settings.minibatch_size),
+                settings,
+                loss_fn,
+                group,
             )
-            optimizer.zero_grad()
-            loss.backward()
-            average_gradients(optimizer, group)
-            grad_norm = optimizer.clip_grad_norm_(settings.max_grad_norm)
-            optimizer.step()
-            stats["grad_norm"] = grad_norm
             names = tuple(stats)
             sums = sums + torch.stack(tuple(stats.values()))  # one add for every statistic
             epoch_kl += stats["approx_kl"]
@@ -182,13 +210,36 @@ def ppo_update(
     return dict(zip(names, (sums / steps).unbind(0), strict=True))
 
 
-def _normalize_across(shuffled: FlatBatch, minibatch_size: int, group: Collectives) -> FlatBatch:
-    """Each minibatch's advantages normalised by the mean and (unbiased) std of
-    that minibatch over every rank: one all-reduce for the whole epoch."""
-    advantages = shuffled.advantages.to(torch.float64).view(-1, minibatch_size)
-    moments = group.sum_(torch.stack((advantages.sum(1), advantages.square().sum(1))))
-    n = minibatch_size * group.world_size
-    mean = moments[0] / n
-    var = (moments[1] - n * mean.square()).clamp_(min=0.0) / max(n - 1, 1)
-    normalized = (advantages - mean.unsqueeze(1)) / (var.sqrt().unsqueeze(1) + 1e-8)
-    return replace(shuffled, advantages=normalized.to(shuffled.advantages.dtype).view(-1))
+def minibatch_step(
+    policy: ActorCritic,
+    optimizer: Optimizer,
+    minibatch: FlatBatch,
+    settings: UpdateSettings,
+    loss_fn: MinibatchLoss = minibatch_loss,
+    group: Collectives | None = None,
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on one minibatch: loss, gradients (averaged over the
+    ranks), global-norm clipping, Adam. Returns the step's statistics."""
+    loss, stats = loss_fn(policy, minibatch, settings)
+    optimizer.zero_grad()
+    loss.backward()
+    average_gradients(optimizer, group or Collectives())
+    stats["grad_norm"] = optimizer.clip_grad_norm_(settings.max_grad_norm)
+    optimizer.step()
+    return stats
+
+
+def normalize_minibatches(
+    advantages: torch.Tensor, minibatch_size: int, group: Collectives
+) -> torch.Tensor:
+    """Each minibatch's advantages normalised to mean 0, std 1 by the moments of
+    that minibatch over every rank (one all-gather per epoch; none in one process,
+    where this is exactly ``(a - a.mean()) / (a.std() + 1e-8)`` per minibatch)."""
+    job = group.gather_all(advantages.view(-1, minibatch_size))  # [world, n_minibatches, mb]
+    normalized = torch.empty_like(advantages)
+    for i, (own, out) in enumerate(
+        zip(advantages.split(minibatch_size), normalized.split(minibatch_size), strict=True)
+    ):
+        union = job[:, i].reshape(-1)  # [world * mb]: this minibatch over the job
+        torch.div(own - union.mean(), union.std() + 1e-8, out=out)
+    return normalized

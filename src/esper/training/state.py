@@ -8,7 +8,7 @@ so the batch after a resume is the batch that would have come.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,9 +34,8 @@ from esper.training.distributed import (
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.policy import ActorCritic, count_parameters
-from esper.training.ppo import FlatBatch, MinibatchLoss, UpdateSettings, minibatch_loss
+from esper.training.ppo import MinibatchLoss, minibatch_loss
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
-from esper.training.rollout import RolloutBuffer
 from esper.training.speedups import Optimizer, optimizer
 
 # Settings that shape the saved tensors: a resume must keep them.
@@ -199,8 +198,7 @@ def _load_rank_states(state: TrainerState, run_dir: RunDir) -> list[dict[str, An
         raise ConfigError(
             "nproc",
             f"{path.name} was written by {saved_world} rank(s) and this run has "
-            f"{group.world_size}; resume with {saved_world} rank(s) "
-            f"(esper ppo --nproc {saved_world} or torchrun --nproc-per-node {saved_world})",
+            f"{group.world_size}; resume with {saved_world} rank(s)",
         )
     parts = [{key: saved[key] for key in RANK_KEYS}, *saved.get("rank_states", [])]
     learner = {key: value for key, value in saved.items() if key != "rank_states"}
@@ -209,8 +207,7 @@ def _load_rank_states(state: TrainerState, run_dir: RunDir) -> list[dict[str, An
 
 def _restore(state: TrainerState, run_dir: RunDir) -> None:
     config = state.config
-    payloads = state.group.main_decides(lambda: _load_rank_states(state, run_dir))
-    saved = payloads[state.group.rank]
+    saved = state.group.main_scatters(lambda: _load_rank_states(state, run_dir))
     state.policy.load_state_dict(saved["policy"])
     state.optimizer.load_state_dict(saved["optimizer"])
     if state.obs_normalizer is not None:
@@ -250,25 +247,3 @@ def check_resume_compatible(
         raise ConfigError("task", f"{path.name} has other observation or action shapes")
     if saved["batch"] != config.start_batch:
         raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_batch}")
-
-
-def update_settings(config: PPOConfig, world_size: int = 1) -> UpdateSettings:
-    """The config's update settings, for one rank: its slice of each minibatch."""
-    settings = {f.name: getattr(config, f.name) for f in fields(UpdateSettings)}
-    settings["minibatch_size"] = config.minibatch_size // world_size
-    return UpdateSettings(**settings)
-
-
-def flatten_batch(
-    buffer: RolloutBuffer, advantages: torch.Tensor, returns: torch.Tensor
-) -> FlatBatch:
-    """Views of the buffer as ``[horizon * n_envs, ...]`` (no copies)."""
-    n = buffer.obs.shape[0] * buffer.obs.shape[1]
-    return FlatBatch(
-        obs=buffer.obs.reshape(n, -1),
-        actions=buffer.actions.reshape(n, *buffer.actions.shape[2:]),
-        log_probs=buffer.log_probs.reshape(n),
-        values=buffer.values.reshape(n),
-        advantages=advantages.reshape(n),
-        returns=returns.reshape(n),
-    )

@@ -1,0 +1,180 @@
+"""The training loop: set up, then for each batch rollout, advantages, update, report.
+
+``run_vectorized_ppo`` sequences a run; ``train_batch`` is one PPO batch, top
+to bottom. Every step is a call into the module that owns it: the rollout
+(``rollout``), GAE (``gae``), the clipped update (``ppo``), the batch's one
+host transfer (``transfer``), events and checkpoints (``report``).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections import Counter
+from typing import Any
+
+from esper.config import PPOConfig
+from esper.device import resolve_device
+from esper.run_dir import prepare_run_dir
+from esper.telemetry.hub import TelemetryHub
+from esper.training.distributed import Collectives, rank_device
+from esper.training.gae import batch_advantages
+from esper.training.interrupt import StopRequest
+from esper.training.ppo import (
+    explained_variance,
+    flatten_batch,
+    learning_rate_at,
+    ppo_update,
+    set_learning_rate,
+    update_settings,
+)
+from esper.training.report import Reporter, TrainingResult
+from esper.training.rollout import RolloutBuffer, collect_rollout
+from esper.training.state import TrainerState, build_state
+from esper.training.timing import BatchClock, memory_usage_mb
+from esper.training.transfer import BatchReport, to_host
+
+# Statistics whose non-finite value means the update diverged.
+MUST_BE_FINITE = ("policy_loss", "value_loss", "grad_norm")
+
+
+class NonFiniteError(RuntimeError):
+    """A loss, gradient or statistic went NaN/inf; nothing from this batch is saved."""
+
+
+def run_vectorized_ppo(
+    config: PPOConfig,
+    hub: TelemetryHub,
+    stop: StopRequest | None = None,
+    group: Collectives | None = None,
+) -> TrainingResult:
+    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``.
+
+    Under torchrun ``group`` is this rank's place in the job: rank 0 checks the
+    run dir and writes checkpoints; every rank trains its share of the envs.
+    One process stops on its own request whenever it is made (a signal, a
+    telemetry subscriber); several ranks stop together, at the batch whose
+    collective carries the first request.
+    """
+    stop = stop or StopRequest()
+    group = group or Collectives()
+    device = rank_device(resolve_device(config.device), group)
+    group.shard(config.n_envs)  # an uneven split is bad input: refused before the run dir
+    run_dir = group.main_decides(lambda: prepare_run_dir(config))
+    state = build_state(config, device, run_dir, group)
+    state.run_id = group.main_decides(
+        lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
+    )
+    report = Reporter(hub, state, run_dir)
+    report.started(_env_device_counts(state))
+    buffer = RolloutBuffer.allocate(
+        config.horizon, state.local_envs, state.env.obs_dim, state.env.action_space.shape, device
+    )
+    stop_agreed = False
+    try:
+        while state.batch < config.max_batches:
+            if stop_agreed if group.active else stop.requested:
+                return report.interrupted(stop)
+            stats, stop_agreed = train_batch(config, state, buffer, stop)
+            report.batch_completed(stats)
+            if report.checkpoint_due():
+                report.save()
+    except NonFiniteError as exc:
+        return report.failed(str(exc), "NonFiniteError")
+    except KeyboardInterrupt:
+        report.failed("stopped at once by a second Ctrl-C", "KeyboardInterrupt")
+        raise
+    except Exception as exc:
+        report.failed(f"{type(exc).__name__}: {exc}", type(exc).__name__)
+        raise
+    finally:  # however the loop ended, the result reports where training stands
+        report.result.final_batch, report.result.env_steps = state.batch, state.env_steps
+        report.result.collective_seconds = group.seconds
+    return report.completed()
+
+
+def train_batch(
+    config: PPOConfig, state: TrainerState, buffer: RolloutBuffer, stop: StopRequest
+) -> tuple[dict[str, Any], bool]:
+    """One PPO batch: rollout, advantages, update, then the batch's one host transfer.
+
+    Returns BATCH_COMPLETED's fields and whether the job stops after it (with
+    several ranks the transfer's collective carries every rank's stop request).
+    """
+    clock = BatchClock(state.device)
+    clock.mark("start")
+    learning_rate = set_learning_rate(state.optimizer, learning_rate_at(config, state.batch))
+    state.next_obs = collect_rollout(
+        state.env,
+        state.policy,
+        buffer,
+        state.next_obs,
+        state.obs_normalizer,
+        state.episodes,
+        state.reward_scaler,
+    )
+    state.merge_normalizers()  # several ranks: the job's moments, once a batch
+    advantages, returns = batch_advantages(
+        buffer,
+        state.policy_obs(state.next_obs),
+        state.policy.value,
+        config.gamma,
+        config.gae_lambda,
+    )
+    clock.mark("rollout_done")
+    update_stats = ppo_update(
+        state.policy,
+        state.optimizer,
+        flatten_batch(buffer, advantages, returns),
+        update_settings(config, state.group.world_size),
+        state.loss_fn,
+        state.group,
+    )
+    ev = explained_variance(buffer.values.flatten(), returns.flatten())
+    clock.mark("update_done")
+    device_stats = {**state.episodes.totals(), **update_stats, "explained_variance": ev}
+    # The stop request is read as late as possible: one made during this batch stops after it.
+    host = to_host(device_stats, memory_usage_mb(state.device), stop.requested, state.group)
+    state.batch += 1
+    _require_finite(host, state.batch)
+    state.env_steps += config.batch_size
+    return _completed_fields(config, state, clock, learning_rate, host), host.stop_requested
+
+
+def _completed_fields(
+    config: PPOConfig,
+    state: TrainerState,
+    clock: BatchClock,
+    learning_rate: float,
+    host: BatchReport,
+) -> dict[str, Any]:
+    """BATCH_COMPLETED's fields: the transfer's statistics and the host's clocks."""
+    batch_seconds = clock.since_start()
+    rollout_seconds, update_seconds = clock.split()
+    return {
+        "env_steps": state.env_steps,  # the job's: config.batch_size counts every rank
+        "sps": config.batch_size / batch_seconds,
+        "batch_seconds": batch_seconds,
+        **host.stats,
+        "learning_rate": learning_rate,
+        "rollout_seconds": rollout_seconds,
+        "update_seconds": update_seconds,
+        **host.memory,
+    }
+
+
+def _require_finite(host: BatchReport, batch: int) -> None:
+    bad = [name for name in MUST_BE_FINITE if not math.isfinite(host.stats[name])]
+    if bad:
+        raise NonFiniteError(f"non-finite {', '.join(bad)} in batch {batch}")
+
+
+def _env_device_counts(state: TrainerState) -> Counter[str]:
+    """Environments per device over the job (one all-gather at the start)."""
+    counts: Counter[str] = Counter()
+    parts = state.group.all_gather_object(
+        (state.group.device_label(state.device), state.local_envs)
+    )
+    for label, count in parts:
+        counts[label] += count
+    return counts

@@ -1,0 +1,168 @@
+"""What the trainer tells the hub: one typed event per moment of a run.
+
+The loop decides *when* (a run starts, a batch completes, a checkpoint is
+saved, the run stops); this module builds each payload and its one-line
+message, so the loop reads as a sequence of steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from esper.run_dir import RunDir
+from esper.telemetry import events
+from esper.telemetry.events import TelemetryEvent
+from esper.telemetry.hub import TelemetryHub
+from esper.training.interrupt import StopRequest
+from esper.training.state import TrainerState
+
+# A resume of a task whose environments cannot be checkpointed (gym: tasks).
+FRESH_ENVS_NOTE = (
+    "; this task's environments cannot be checkpointed, so this resume "
+    "starts from freshly reset environments"
+)
+
+_EVENT_TYPE_OF = {payload: event_type for event_type, payload in events.PAYLOAD_TYPES.items()}
+
+
+@dataclass
+class TrainingResult:
+    status: Literal["completed", "interrupted", "failed"]
+    run_dir: Path
+    run_id: str
+    final_batch: int  # batches completed, counting those before a resume
+    env_steps: int
+    reason: str = ""
+    exit_signal: str | None = None
+    collective_seconds: float = 0.0  # host time this rank spent in collectives
+    last_batch: dict[str, Any] = field(default_factory=dict)  # BATCH_COMPLETED fields
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Reporter:
+    """Emits a run's events to ``hub`` and keeps the ``TrainingResult`` they add up to."""
+
+    hub: TelemetryHub
+    state: TrainerState
+    run_dir: RunDir
+    result: TrainingResult = field(init=False)
+    saved_batch: int = field(init=False)  # the newest checkpoint this invocation made
+    _started: float = field(init=False, default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.result = TrainingResult(
+            "completed",
+            self.run_dir.path,
+            self.state.run_id,
+            self.state.batch,
+            self.state.env_steps,
+        )
+        self.saved_batch = self.state.config.start_batch
+
+    def emit(self, payload: events.Payload, message: str = "") -> None:
+        """Emit ``payload`` as the event its type belongs to, at the current batch."""
+        self.hub.emit(
+            TelemetryEvent(
+                event_type=_EVENT_TYPE_OF[type(payload)],
+                group_id=self.state.run_id,
+                data=payload,
+                batch=self.state.batch,
+                message=message,
+            )
+        )
+
+    def started(self, env_device_counts: Counter[str]) -> None:
+        config, state = self.state.config, self.state
+        self.emit(
+            events.TrainingStartedPayload(
+                n_envs=config.n_envs,
+                max_epochs=config.horizon,
+                max_batches=config.max_batches,
+                start_batch=config.start_batch,
+                task=config.task,
+                device=str(state.device),
+                seed=config.seed,
+                policy_params=state.policy_params,
+                config=config.to_dict(),
+                env_steps=state.env_steps,
+                world_size=state.group.world_size,
+                env_device_counts=dict(env_device_counts),
+            ),
+            f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
+            f"on {_describe_devices(env_device_counts)}, "
+            f"{config.n_envs} envs x {config.horizon} steps, "
+            f"batches {config.start_batch + 1}..{config.max_batches}"
+            + (FRESH_ENVS_NOTE if config.start_batch and not state.env.restorable else ""),
+        )
+
+    def batch_completed(self, stats: dict[str, Any]) -> None:
+        self.result.last_batch = stats
+        self.result.history.append(stats)
+        self.emit(events.BatchCompletedPayload(**stats))
+
+    def checkpoint_due(self) -> bool:
+        config, batch = self.state.config, self.state.batch
+        return batch % config.checkpoint_every == 0 or batch == config.max_batches
+
+    def save(self) -> None:
+        """Write this batch's checkpoint (every rank takes part; rank 0 writes)."""
+        state = self.state
+        path = self.run_dir.checkpoint_path(state.batch)
+        size = state.save(path)
+        self.saved_batch = state.batch
+        if not state.group.is_main:
+            return
+        self.run_dir.prune(state.config.keep_checkpoints)
+        self.emit(
+            events.CheckpointSavedPayload(
+                path=str(path), batch=state.batch, env_steps=state.env_steps, bytes=size
+            ),
+            f"checkpoint saved: {path.name}",
+        )
+
+    def completed(self) -> TrainingResult:
+        state = self.state
+        self.emit(
+            events.TrainingCompletedPayload(
+                final_batch=state.batch,
+                env_steps=state.env_steps,
+                total_seconds=time.perf_counter() - self._started,
+                final_return_mean=self.result.last_batch.get("episode_return_mean"),
+            ),
+            f"training completed at batch {state.batch}/{state.config.max_batches}",
+        )
+        return self.result
+
+    def interrupted(self, stop: StopRequest) -> TrainingResult:
+        """Save the batch reached (if not saved yet) and say where to resume."""
+        if self.state.batch != self.saved_batch:
+            self.save()
+        resume = max(self.run_dir.checkpoints(), default=0)
+        reason = f"{stop.signal_name or 'a stop on another rank'} received"
+        self.emit(
+            events.TrainingInterruptedPayload(resume_batch=resume, reason=reason),
+            f"training interrupted at batch {self.state.batch}; resume from batch {resume}",
+        )
+        result = self.result
+        result.status, result.reason, result.exit_signal = "interrupted", reason, stop.signal_name
+        return result
+
+    def failed(self, reason: str, error_type: str) -> TrainingResult:
+        last_good = max(self.run_dir.checkpoints(), default=None)
+        self.emit(
+            events.TrainingFailedPayload(
+                reason=reason, error_type=error_type, last_good_batch=last_good
+            ),
+            f"training failed: {reason}",
+        )
+        self.result.status, self.result.reason = "failed", reason
+        return self.result
+
+
+def _describe_devices(counts: Counter[str]) -> str:
+    return ", ".join(counts) if len(counts) > 1 else next(iter(counts))
