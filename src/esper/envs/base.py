@@ -106,9 +106,10 @@ class BatchedEnv(SpecShapes, ABC):
         """Reset every copy; returns obs ``[num_envs, obs_dim]``."""
         if seed is not None:
             self.generator.manual_seed(seed)
-        self.state = self.initial_state(self.num_envs)
+        fresh = self.initial_state(self.num_envs)
+        self.state.copy_(fresh)  # in place, as every step updates it
         self.elapsed_steps.zero_()
-        return self.observe(self.state)
+        return self.observe(fresh)  # not a view of ``state``, which steps overwrite
 
     def step(self, actions: torch.Tensor) -> StepResult:
         """Advance every copy; finished copies reset themselves.
@@ -124,7 +125,8 @@ class BatchedEnv(SpecShapes, ABC):
         final_obs = self.observe(next_state)
         done = terminated | truncated
         fresh = self.initial_state(self.num_envs)
-        self.state = torch.where(done.unsqueeze(1), fresh, next_state)
+        # In place: the state keeps its storage, so a captured CUDA graph replays it.
+        torch.where(done.unsqueeze(1), fresh, next_state, out=self.state)
         self.elapsed_steps.masked_fill_(done, 0)
         obs = torch.where(done.unsqueeze(1), self.observe(fresh), final_obs)
         return obs, reward.to(torch.float32), terminated, truncated, {"final_obs": final_obs}
@@ -138,8 +140,8 @@ class BatchedEnv(SpecShapes, ABC):
         }
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
-        self.state = saved["state"].to(self.device)
-        self.elapsed_steps = saved["elapsed_steps"].to(self.device)
+        self.state.copy_(saved["state"])
+        self.elapsed_steps.copy_(saved["elapsed_steps"])
         self.generator.set_state(saved["generator"])
 
     def uniform(self, n: int, width: int, low: float, high: float) -> torch.Tensor:

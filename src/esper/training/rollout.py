@@ -75,26 +75,49 @@ def collect_rollout(
     episodes.resize(buffer.horizon)
     noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [horizon, n_envs, n_out]
     for t, (slot, step_noise) in enumerate(zip(buffer.step_views(), noise.unbind(0), strict=True)):
-        if obs_normalizer is not None:
-            obs_normalizer.update(next_obs)
-            policy_obs = obs_normalizer.normalize(next_obs)
-        else:
-            policy_obs = next_obs
-        action, log_prob, value = policy.act(policy_obs, step_noise)
-        next_obs, reward, terminated, truncated, info = env.step(policy.env_action(action))
-        final_obs = info["final_obs"]
-        if obs_normalizer is not None:
-            final_obs = obs_normalizer.normalize(final_obs)
-        slot.obs.copy_(policy_obs)
-        slot.actions.copy_(action)
-        slot.log_probs.copy_(log_prob)
-        slot.values.copy_(value)
-        episode_ended = terminated | truncated
-        episodes.record(t, reward, episode_ended)  # raw rewards: what users compare
-        if reward_scaler is not None:
-            reward = reward_scaler.scale(reward, episode_ended)
-        slot.rewards.copy_(reward)
-        slot.terminated.copy_(terminated)
-        slot.truncated.copy_(truncated)
-        slot.final_obs.copy_(final_obs)
+        next_obs = rollout_step(
+            env, policy, slot, next_obs, step_noise, t, obs_normalizer, episodes, reward_scaler
+        )
+    return next_obs
+
+
+def rollout_step(
+    env: BatchedEnv,
+    policy: ActorCritic,
+    slot: RolloutBuffer,
+    obs: torch.Tensor,
+    noise: torch.Tensor,
+    t: int,
+    obs_normalizer: RunningMeanStd | None,
+    episodes: EpisodeTracker,
+    reward_scaler: RewardScaler | None = None,
+) -> torch.Tensor:
+    """One environment step of every copy, written into ``slot`` (step ``t``'s
+    views of the buffer); returns the raw observation that follows.
+
+    Pure tensor work with no host reads and no branch on a tensor's value, so
+    ``torch.compile(fullgraph=True)`` traces it whole and a CUDA graph replays it.
+    """
+    if obs_normalizer is not None:
+        obs_normalizer.update(obs)
+        policy_obs = obs_normalizer.normalize(obs)
+    else:
+        policy_obs = obs
+    action, log_prob, value = policy.act(policy_obs, noise)
+    next_obs, reward, terminated, truncated, info = env.step(policy.env_action(action))
+    final_obs = info["final_obs"]
+    if obs_normalizer is not None:
+        final_obs = obs_normalizer.normalize(final_obs)
+    slot.obs.copy_(policy_obs)
+    slot.actions.copy_(action)
+    slot.log_probs.copy_(log_prob)
+    slot.values.copy_(value)
+    episode_ended = terminated | truncated
+    episodes.record(t, reward, episode_ended)  # raw rewards: what users compare
+    if reward_scaler is not None:
+        reward = reward_scaler.scale(reward, episode_ended)
+    slot.rewards.copy_(reward)
+    slot.terminated.copy_(terminated)
+    slot.truncated.copy_(truncated)
+    slot.final_obs.copy_(final_obs)
     return next_obs

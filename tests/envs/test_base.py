@@ -1,0 +1,40 @@
+"""The base class keeps a task's state in fixed storage, so a captured CUDA graph
+that replays a step reads and writes the same tensors every time."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from esper.envs import make, task_names
+from esper.envs.spaces import BoxSpace, DiscreteSpace
+
+BUILT_IN = [name for name in task_names() if ":" not in name]
+
+
+def some_actions(space, n: int) -> torch.Tensor:
+    if isinstance(space, DiscreteSpace):
+        return torch.randint(space.n, (n,))
+    assert isinstance(space, BoxSpace)
+    return torch.rand(n, space.dim) * 2 - 1
+
+
+@pytest.mark.parametrize("task", BUILT_IN)
+def test_steps_resets_and_restores_keep_the_state_s_storage(task: str) -> None:
+    env = make(task, 8, "cpu", seed=0)
+    storage = (env.state.data_ptr(), env.elapsed_steps.data_ptr())
+    saved = env.state_dict()
+    env.reset(seed=1)
+    for _ in range(3):
+        env.step(some_actions(env.action_space, 8))
+    env.load_state_dict(saved)
+    assert (env.state.data_ptr(), env.elapsed_steps.data_ptr()) == storage
+    torch.testing.assert_close(env.state, saved["state"])
+
+
+def test_the_observation_a_reset_returns_is_not_overwritten_by_the_next_step() -> None:
+    env = make("cartpole", 8, "cpu", seed=0)
+    obs = env.reset(seed=0)
+    before = obs.clone()
+    env.step(torch.zeros(8, dtype=torch.int64))
+    assert torch.equal(obs, before)
