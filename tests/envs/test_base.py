@@ -38,3 +38,16 @@ def test_the_observation_a_reset_returns_is_not_overwritten_by_the_next_step() -
     before = obs.clone()
     env.step(torch.zeros(8, dtype=torch.int64))
     assert torch.equal(obs, before)
+
+
+@pytest.mark.parametrize("task", BUILT_IN)
+def test_states_drawn_before_a_rollout_are_the_ones_its_steps_would_draw(task: str) -> None:
+    """A rollout draws its reset states up front; the episodes must not change."""
+    stepping, drawing = make(task, 8, "cpu", seed=3), make(task, 8, "cpu", seed=3)
+    actions = [some_actions(stepping.action_space, 8) for _ in range(40)]
+    fresh = drawing.draw_initial_states(len(actions))
+    for t, action in enumerate(actions):
+        expected, got = stepping.step(action), drawing.step(action, fresh[t])
+        for one, other in zip(expected[:4], got[:4], strict=True):
+            assert torch.equal(one, other)
+    assert torch.equal(stepping.generator.get_state(), drawing.generator.get_state())

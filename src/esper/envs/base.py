@@ -111,12 +111,14 @@ class BatchedEnv(SpecShapes, ABC):
         self.elapsed_steps.zero_()
         return self.observe(fresh)  # not a view of ``state``, which steps overwrite
 
-    def step(self, actions: torch.Tensor) -> StepResult:
+    def step(self, actions: torch.Tensor, fresh: torch.Tensor | None = None) -> StepResult:
         """Advance every copy; finished copies reset themselves.
 
         ``info["final_obs"]`` holds, for every copy, the observation it reached
         with this step, before any reset: for unfinished copies it equals
         ``obs``; for truncated ones it is what the value bootstrap needs.
+        ``fresh`` (``[num_envs, state_dim]``) is this step's row of
+        ``draw_initial_states``; without it the step draws its own.
         """
         actions = actions.to(self.device, non_blocking=True)
         next_state, reward, terminated = self.dynamics(self.state, actions)
@@ -124,12 +126,20 @@ class BatchedEnv(SpecShapes, ABC):
         truncated = self.elapsed_steps >= self.spec.max_episode_steps
         final_obs = self.observe(next_state)
         done = terminated | truncated
-        fresh = self.initial_state(self.num_envs)
+        if fresh is None:
+            fresh = self.initial_state(self.num_envs)
         # In place: the state keeps its storage, so a captured CUDA graph replays it.
         torch.where(done.unsqueeze(1), fresh, next_state, out=self.state)
         self.elapsed_steps.masked_fill_(done, 0)
         obs = torch.where(done.unsqueeze(1), self.observe(fresh), final_obs)
         return obs, reward.to(torch.float32), terminated, truncated, {"final_obs": final_obs}
+
+    def draw_initial_states(self, steps: int) -> torch.Tensor:
+        """``[steps, num_envs, state_dim]``: the fresh states ``steps`` calls of
+        ``step`` would draw, in the same order from the same generator. A
+        rollout draws them before its loop, so its steps hold no random draw
+        from a ``torch.Generator`` (which ``torch.compile`` cannot trace)."""
+        return torch.stack([self.initial_state(self.num_envs) for _ in range(steps)])
 
     # --- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

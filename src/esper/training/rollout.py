@@ -74,9 +74,25 @@ def collect_rollout(
     """Fill ``buffer`` with one batch of transitions; return the raw obs that follows."""
     episodes.resize(buffer.horizon)
     noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [horizon, n_envs, n_out]
-    for t, (slot, step_noise) in enumerate(zip(buffer.step_views(), noise.unbind(0), strict=True)):
+    # [horizon, n_envs, state_dim] for a batched task; gym: tasks reset themselves
+    fresh = (
+        env.draw_initial_states(buffer.horizon).unbind(0)
+        if isinstance(env, BatchedEnv)
+        else [None] * buffer.horizon
+    )
+    steps = zip(buffer.step_views(), noise.unbind(0), fresh, strict=True)
+    for t, (slot, step_noise, step_fresh) in enumerate(steps):
         next_obs = rollout_step(
-            env, policy, slot, next_obs, step_noise, t, obs_normalizer, episodes, reward_scaler
+            env,
+            policy,
+            slot,
+            next_obs,
+            step_noise,
+            step_fresh,
+            t,
+            obs_normalizer,
+            episodes,
+            reward_scaler,
         )
     return next_obs
 
@@ -87,13 +103,16 @@ def rollout_step(
     slot: RolloutBuffer,
     obs: torch.Tensor,
     noise: torch.Tensor,
+    fresh: torch.Tensor | None,
     t: int,
     obs_normalizer: RunningMeanStd | None,
     episodes: EpisodeTracker,
     reward_scaler: RewardScaler | None = None,
 ) -> torch.Tensor:
     """One environment step of every copy, written into ``slot`` (step ``t``'s
-    views of the buffer); returns the raw observation that follows.
+    views of the buffer), with ``noise`` for the policy and ``fresh`` states
+    for the copies that finish (drawn before the loop); returns the raw
+    observation that follows.
 
     Pure tensor work with no host reads and no branch on a tensor's value, so
     ``torch.compile(fullgraph=True)`` traces it whole and a CUDA graph replays it.
@@ -104,7 +123,11 @@ def rollout_step(
     else:
         policy_obs = obs
     action, log_prob, value = policy.act(policy_obs, noise)
-    next_obs, reward, terminated, truncated, info = env.step(policy.env_action(action))
+    if fresh is None:  # a gym: task resets its own copies
+        stepped = env.step(policy.env_action(action))
+    else:
+        stepped = env.step(policy.env_action(action), fresh)
+    next_obs, reward, terminated, truncated, info = stepped
     final_obs = info["final_obs"]
     if obs_normalizer is not None:
         final_obs = obs_normalizer.normalize(final_obs)
