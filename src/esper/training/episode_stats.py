@@ -34,9 +34,20 @@ class EpisodeTracker:
 
     def record(self, t: int, reward: torch.Tensor, done: torch.Tensor) -> None:
         """Step ``t`` of the batch: ``[N]`` raw rewards and episode ends."""
+        self.record_row(self._rows[t], reward, done)
+
+    def rows(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Each step's views ``(ended_return, ended_length)`` of the batch's slab."""
+        return self._rows
+
+    def record_row(
+        self, row: tuple[torch.Tensor, torch.Tensor], reward: torch.Tensor, done: torch.Tensor
+    ) -> None:
+        """``record`` into one step's ``row`` of ``rows()``: no Python index, so a
+        compiled rollout step is one graph for every step of the batch."""
         self.running_return += reward
         self.running_length += 1
-        ended_return, ended_length = self._rows[t]
+        ended_return, ended_length = row
         torch.where(done, self.running_return, self._nan, out=ended_return)
         torch.where(done, self.running_length, self._zero, out=ended_length)
         self.running_return.masked_fill_(done, 0.0)

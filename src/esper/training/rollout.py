@@ -80,8 +80,8 @@ def collect_rollout(
         if isinstance(env, BatchedEnv)
         else [None] * buffer.horizon
     )
-    steps = zip(buffer.step_views(), noise.unbind(0), fresh, strict=True)
-    for t, (slot, step_noise, step_fresh) in enumerate(steps):
+    steps = zip(buffer.step_views(), noise.unbind(0), fresh, episodes.rows(), strict=True)
+    for slot, step_noise, step_fresh, episode_row in steps:
         next_obs = rollout_step(
             env,
             policy,
@@ -89,7 +89,7 @@ def collect_rollout(
             next_obs,
             step_noise,
             step_fresh,
-            t,
+            episode_row,
             obs_normalizer,
             episodes,
             reward_scaler,
@@ -104,15 +104,15 @@ def rollout_step(
     obs: torch.Tensor,
     noise: torch.Tensor,
     fresh: torch.Tensor | None,
-    t: int,
+    episode_row: tuple[torch.Tensor, torch.Tensor],
     obs_normalizer: RunningMeanStd | None,
     episodes: EpisodeTracker,
     reward_scaler: RewardScaler | None = None,
 ) -> torch.Tensor:
-    """One environment step of every copy, written into ``slot`` (step ``t``'s
-    views of the buffer), with ``noise`` for the policy and ``fresh`` states
-    for the copies that finish (drawn before the loop); returns the raw
-    observation that follows.
+    """One environment step of every copy, written into ``slot`` and
+    ``episode_row`` (this step's views of the buffer and of the episode slab),
+    with ``noise`` for the policy and ``fresh`` states for the copies that
+    finish (both drawn before the loop); returns the raw observation that follows.
 
     Pure tensor work with no host reads and no branch on a tensor's value, so
     ``torch.compile(fullgraph=True)`` traces it whole and a CUDA graph replays it.
@@ -136,7 +136,7 @@ def rollout_step(
     slot.log_probs.copy_(log_prob)
     slot.values.copy_(value)
     episode_ended = terminated | truncated
-    episodes.record(t, reward, episode_ended)  # raw rewards: what users compare
+    episodes.record_row(episode_row, reward, episode_ended)  # raw rewards: what users compare
     if reward_scaler is not None:
         reward = reward_scaler.scale(reward, episode_ended)
     slot.rewards.copy_(reward)
