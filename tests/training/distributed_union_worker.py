@@ -17,9 +17,9 @@ from esper.training.distributed import (
     sum_moments,
 )
 from esper.training.normalizer import RunningMeanStd
+from esper.training.optimizer import FlatAdam
 from esper.training.policy import ActorCritic
 from esper.training.ppo import FlatBatch, ppo_update, update_settings
-from esper.training.speedups import FlatAdam
 
 OBS_DIM, SHARD = 4, 32
 

@@ -24,10 +24,10 @@ from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
 from esper.training.normalizer import RewardScaler, RunningMeanStd
+from esper.training.optimizer import FlatAdam
 from esper.training.policy import ActorCritic
 from esper.training.ppo import flatten_batch, ppo_update, update_settings
 from esper.training.rollout import RolloutBuffer, collect_rollout
-from esper.training.speedups import FlatAdam
 
 pytestmark = [
     pytest.mark.cuda,

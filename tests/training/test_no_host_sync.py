@@ -22,10 +22,10 @@ from esper.host_sync import HostSyncError, host_reads_forbidden
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
 from esper.training.normalizer import RunningMeanStd
+from esper.training.optimizer import FlatAdam
 from esper.training.policy import ActorCritic
 from esper.training.ppo import flatten_batch, ppo_update, update_settings
 from esper.training.rollout import RolloutBuffer, collect_rollout
-from esper.training.speedups import FlatAdam
 
 PACKAGE = Path(esper.__file__).parent
 HOT_PATHS = [

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 import torch
 
 from esper.training.distributed import Collectives, average_gradients
+from esper.training.optimizer import Optimizer
 from esper.training.policy import ActorCritic
 from esper.training.rollout import RolloutBuffer
-from esper.training.speedups import Optimizer
 
 if TYPE_CHECKING:
     from esper.config import PPOConfig

@@ -33,10 +33,10 @@ from esper.training.distributed import (
 )
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.normalizer import RewardScaler, RunningMeanStd
+from esper.training.optimizer import Optimizer, optimizer
 from esper.training.policy import ActorCritic, count_parameters
 from esper.training.ppo import MinibatchLoss, minibatch_loss
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
-from esper.training.speedups import Optimizer, optimizer
 
 # Settings that shape the saved tensors: a resume must keep them.
 RESUME_FIXED = ("task", "n_envs", "hidden_sizes", "normalize_obs", "normalize_reward")
