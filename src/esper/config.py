@@ -100,14 +100,20 @@ class PPOConfig:
     normalize_obs: bool = False  # running mean/std of observations, clipped to +-10
     normalize_reward: bool = False  # divide rewards by a running std of the discounted return
     hidden_sizes: tuple[int, ...] = (64, 64)
-    # Costs ~30 s of compilation at the start on a 2-core CPU and ~100 MB;
-    # measured 1.2-1.3x faster updates at 4,096 CartPole envs there, so it pays
-    # only on long, large runs.
+    # training/capture.py: the rollout step and the minibatch step through inductor.
     compile: bool = knob(
         False,
-        "torch.compile the PPO loss: ~30 s of compilation first, faster updates after; "
-        "for long runs with thousands of envs.",
+        "torch.compile the rollout step and the minibatch step (fused kernels): "
+        "compilation first, faster batches after; for long runs with thousands of envs.",
         flag="--compile",
+    )
+    # training/capture.py: auto stays eager until a CUDA machine has measured graphs.
+    cuda_graphs: str = knob(
+        "auto",
+        "Replay each batch's rollout and update epochs as CUDA graphs: on, off, or auto "
+        "(eager until measured on a GPU). On needs CUDA, a built-in batched task and one "
+        "process.",
+        flag="--cuda-graphs",
     )
     speedups: bool = True  # training/speedups.py's tricks; False: plain torch, same checkpoints
 
@@ -152,6 +158,11 @@ class PPOConfig:
             "n_minibatches",
             f"must be >= 1 and divide n_envs x horizon = {self.batch_size} "
             f"(got {self.n_minibatches})",
+        )
+        _require(
+            self.cuda_graphs in ("auto", "on", "off"),
+            "cuda_graphs",
+            f"must be auto, on or off (got {self.cuda_graphs!r})",
         )
         _require(self.learning_rate > 0, "learning_rate", "must be > 0")
         _require(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")

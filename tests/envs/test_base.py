@@ -51,3 +51,12 @@ def test_states_drawn_before_a_rollout_are_the_ones_its_steps_would_draw(task: s
         for one, other in zip(expected[:4], got[:4], strict=True):
             assert torch.equal(one, other)
     assert torch.equal(stepping.generator.get_state(), drawing.generator.get_state())
+
+
+def test_what_the_dynamics_returns_may_view_the_state_it_was_given() -> None:
+    """probe-observation pays the observation itself (a view of the state): the
+    step's in-place state update must not rewrite the reward it returns."""
+    env = make("probe-observation", 64, "cpu", seed=0)
+    obs = env.reset(seed=0)
+    _, reward, *_ = env.step(torch.zeros(64, dtype=torch.int64))
+    assert torch.equal(reward, obs.squeeze(1))

@@ -121,7 +121,9 @@ class BatchedEnv(SpecShapes, ABC):
         ``draw_initial_states``; without it the step draws its own.
         """
         actions = actions.to(self.device, non_blocking=True)
-        next_state, reward, terminated = self.dynamics(self.state, actions)
+        # A copy in: what dynamics returns may view its input (a probe's reward is
+        # its observation), and the state's own storage is overwritten below.
+        next_state, reward, terminated = self.dynamics(self.state.clone(), actions)
         self.elapsed_steps += 1
         truncated = self.elapsed_steps >= self.spec.max_episode_steps
         final_obs = self.observe(next_state)
@@ -133,6 +135,12 @@ class BatchedEnv(SpecShapes, ABC):
         self.elapsed_steps.masked_fill_(done, 0)
         obs = torch.where(done.unsqueeze(1), self.observe(fresh), final_obs)
         return obs, reward.to(torch.float32), terminated, truncated, {"final_obs": final_obs}
+
+    @property
+    def takes_drawn_states(self) -> bool:
+        """Whether ``step`` takes ``draw_initial_states``' rows: a subclass that
+        overrides ``step`` keeps drawing its own."""
+        return type(self).step is BatchedEnv.step
 
     def draw_initial_states(self, steps: int) -> torch.Tensor:
         """``[steps, num_envs, state_dim]``: the fresh states ``steps`` calls of

@@ -24,12 +24,11 @@ from esper.training.ppo import (
     explained_variance,
     flatten_batch,
     learning_rate_at,
-    ppo_update,
     set_learning_rate,
     update_settings,
 )
 from esper.training.report import Reporter, TrainingResult
-from esper.training.rollout import RolloutBuffer, collect_rollout
+from esper.training.rollout import RolloutBuffer
 from esper.training.state import TrainerState, build_state
 from esper.training.timing import BatchClock, memory_usage_mb
 from esper.training.transfer import BatchReport, to_host
@@ -104,7 +103,7 @@ def train_batch(
     clock = BatchClock(state.device)
     clock.mark("start")
     learning_rate = set_learning_rate(state.optimizer, learning_rate_at(config, state.batch))
-    state.next_obs = collect_rollout(
+    state.next_obs = state.collect(
         state.env,
         state.policy,
         buffer,
@@ -122,12 +121,11 @@ def train_batch(
         config.gae_lambda,
     )
     clock.mark("rollout_done")
-    update_stats = ppo_update(
+    update_stats = state.update(
         state.policy,
         state.optimizer,
         flatten_batch(buffer, advantages, returns),
         update_settings(config, state.group.world_size),
-        state.loss_fn,
         state.group,
     )
     ev = explained_variance(buffer.values.flatten(), returns.flatten())

@@ -98,8 +98,7 @@ def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
 
 def set_learning_rate(optimizer: Optimizer, learning_rate: float) -> float:
     """Give ``optimizer`` this batch's learning rate; returns it."""
-    for group in optimizer.param_groups:
-        group["lr"] = learning_rate
+    optimizer.set_learning_rate(learning_rate)
     return learning_rate
 
 
@@ -153,8 +152,11 @@ def minibatch_loss(
     return loss, stats
 
 
-# ``minibatch_loss`` or its torch.compile'd twin (training/compilation.py).
-MinibatchLoss = Callable[..., tuple[torch.Tensor, dict[str, torch.Tensor]]]
+# What each minibatch step reports, in the order the update accumulates them.
+UPDATE_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction", "grad_norm")
+
+# ``minibatch_step`` or a compiled twin (training/capture.py): same arguments, same result.
+MinibatchStep = Callable[..., dict[str, torch.Tensor]]
 
 
 def ppo_update(
@@ -162,52 +164,62 @@ def ppo_update(
     optimizer: Optimizer,
     batch: FlatBatch,
     settings: UpdateSettings,
-    loss_fn: MinibatchLoss = minibatch_loss,
     group: Collectives | None = None,
+    step: MinibatchStep | None = None,
 ) -> dict[str, torch.Tensor]:
     """Run the epochs of minibatch updates; return each statistic's mean, by name.
 
-    ``loss_fn`` is ``minibatch_loss`` or its ``torch.compile``d twin. With several
-    ranks (``group``), ``batch`` is this rank's shard and ``settings.minibatch_size``
-    its slice of each minibatch: advantages are normalised with the whole
-    minibatch's moments and gradients averaged, so each step is the step one
-    process would take over the union of the shards.
+    With several ranks (``group``), ``batch`` is this rank's shard and
+    ``settings.minibatch_size`` its slice of each minibatch: advantages are
+    normalised with the whole minibatch's moments and gradients averaged, so
+    each step is the step one process would take over the union of the shards.
     """
     group = group or Collectives()
     device = batch.obs.device
-    names: tuple[str, ...] = ()
-    sums = torch.zeros((), device=device)  # [n_stats] once the first step names them
-    steps = 0
+    sums = torch.zeros((), device=device)  # [len(UPDATE_STATS)] after the first step
+    minibatches = len(range(0, batch.size, settings.minibatch_size))
+    epochs = 0
     for _ in range(settings.update_epochs):
-        # One gather per field per epoch; the minibatches are then contiguous
-        # slices of the shuffled copy (views), not one gather each.
-        shuffled = batch.permuted(torch.randperm(batch.size, device=device))
-        if settings.normalize_advantages:
-            advantages = normalize_minibatches(shuffled.advantages, settings.minibatch_size, group)
-            shuffled = replace(shuffled, advantages=advantages)
-        epoch_kl = torch.zeros((), device=device)
-        epoch_steps = 0
-        for start in range(0, batch.size, settings.minibatch_size):
-            stats = minibatch_step(
-                policy,
-                optimizer,
-                shuffled.rows(start, start + settings.minibatch_size),
-                settings,
-                loss_fn,
-                group,
-            )
-            names = tuple(stats)
-            sums = sums + torch.stack(tuple(stats.values()))  # one add for every statistic
-            epoch_kl += stats["approx_kl"]
-            steps += 1
-            epoch_steps += 1
+        order = torch.randperm(batch.size, device=device)
+        sums, epoch_kl = update_epoch(policy, optimizer, batch, order, settings, sums, group, step)
+        epochs += 1
         # Optional early stop: one host read per epoch, never per step.
         if settings.target_kl is not None:  # every rank stops at the same epoch
-            epoch_kl = group.average_(epoch_kl / epoch_steps)
-            mean_kl = epoch_kl.item()  # host-sync: opt-in target_kl, per epoch
+            mean_kl = group.average_(epoch_kl / minibatches).item()  # host-sync: opt-in target_kl
             if mean_kl > settings.target_kl:
                 break
-    return dict(zip(names, (sums / steps).unbind(0), strict=True))
+    return dict(zip(UPDATE_STATS, (sums / (epochs * minibatches)).unbind(0), strict=True))
+
+
+def update_epoch(
+    policy: ActorCritic,
+    optimizer: Optimizer,
+    batch: FlatBatch,
+    order: torch.Tensor,
+    settings: UpdateSettings,
+    sums: torch.Tensor,
+    group: Collectives,
+    step: MinibatchStep | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over ``batch`` in the minibatches ``order`` makes; returns
+    ``sums`` plus every step's statistics, and the epoch's summed approx KL.
+
+    Host-free and branch-free on tensor values: a CUDA graph replays it whole.
+    """
+    step = step or minibatch_step
+    # One gather per field per epoch; the minibatches are then contiguous
+    # slices of the shuffled copy (views), not one gather each.
+    shuffled = batch.permuted(order)
+    if settings.normalize_advantages:
+        advantages = normalize_minibatches(shuffled.advantages, settings.minibatch_size, group)
+        shuffled = replace(shuffled, advantages=advantages)
+    epoch_kl = torch.zeros((), device=sums.device)
+    for start in range(0, batch.size, settings.minibatch_size):
+        minibatch = shuffled.rows(start, start + settings.minibatch_size)
+        stats = step(policy, optimizer, minibatch, settings, group)
+        sums = sums + torch.stack([stats[name] for name in UPDATE_STATS])  # one add for all
+        epoch_kl += stats["approx_kl"]
+    return sums, epoch_kl
 
 
 def minibatch_step(
@@ -215,12 +227,11 @@ def minibatch_step(
     optimizer: Optimizer,
     minibatch: FlatBatch,
     settings: UpdateSettings,
-    loss_fn: MinibatchLoss = minibatch_loss,
     group: Collectives | None = None,
 ) -> dict[str, torch.Tensor]:
     """One optimiser step on one minibatch: loss, gradients (averaged over the
     ranks), global-norm clipping, Adam. Returns the step's statistics."""
-    loss, stats = loss_fn(policy, minibatch, settings)
+    loss, stats = minibatch_loss(policy, minibatch, settings)
     optimizer.zero_grad()
     loss.backward()
     average_gradients(optimizer, group or Collectives())

@@ -7,6 +7,7 @@ host, so on CUDA it only enqueues work.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -70,19 +71,22 @@ def collect_rollout(
     obs_normalizer: RunningMeanStd | None,
     episodes: EpisodeTracker,
     reward_scaler: RewardScaler | None = None,
+    step: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Fill ``buffer`` with one batch of transitions; return the raw obs that follows."""
+    """Fill ``buffer`` with one batch of transitions; return the raw obs that follows.
+    ``step`` is ``rollout_step`` or its compiled twin (training/capture.py)."""
+    step = step or rollout_step
     episodes.resize(buffer.horizon)
     noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [horizon, n_envs, n_out]
     # [horizon, n_envs, state_dim] for a batched task; gym: tasks reset themselves
     fresh = (
         env.draw_initial_states(buffer.horizon).unbind(0)
-        if isinstance(env, BatchedEnv)
+        if isinstance(env, BatchedEnv) and env.takes_drawn_states
         else [None] * buffer.horizon
     )
     steps = zip(buffer.step_views(), noise.unbind(0), fresh, episodes.rows(), strict=True)
     for slot, step_noise, step_fresh, episode_row in steps:
-        next_obs = rollout_step(
+        next_obs = step(
             env,
             policy,
             slot,
@@ -123,7 +127,7 @@ def rollout_step(
     else:
         policy_obs = obs
     action, log_prob, value = policy.act(policy_obs, noise)
-    if fresh is None:  # a gym: task resets its own copies
+    if fresh is None:  # a gym: task (or an overridden step) resets its own copies
         stepped = env.step(policy.env_action(action))
     else:
         stepped = env.step(policy.env_action(action), fresh)

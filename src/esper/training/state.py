@@ -8,6 +8,7 @@ so the batch after a resume is the batch that would have come.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from esper.config import ConfigError, PPOConfig
 from esper.envs import BatchedEnv, make
 from esper.envs.registry import task_source
 from esper.run_dir import RunDir
+from esper.training.capture import DeviceAdam, batch_steps, wants_device_optimizer
 from esper.training.checkpoint import (
     CheckpointError,
     describe_space,
@@ -25,7 +27,6 @@ from esper.training.checkpoint import (
     load_for_resume,
     save_checkpoint,
 )
-from esper.training.compilation import loss_function
 from esper.training.distributed import (
     Collectives,
     broadcast_parameters,
@@ -35,8 +36,9 @@ from esper.training.episode_stats import EpisodeTracker
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.optimizer import Optimizer, optimizer
 from esper.training.policy import ActorCritic, count_parameters
-from esper.training.ppo import MinibatchLoss, minibatch_loss
+from esper.training.ppo import ppo_update
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
+from esper.training.rollout import collect_rollout
 
 # Settings that shape the saved tensors: a resume must keep them.
 RESUME_FIXED = ("task", "n_envs", "hidden_sizes", "normalize_obs", "normalize_reward")
@@ -50,7 +52,7 @@ class TrainerState:
     device: torch.device
     env: BatchedEnv
     policy: ActorCritic
-    optimizer: Optimizer  # FlatAdam, or PlainAdam with speedups off
+    optimizer: Optimizer  # FlatAdam; PlainAdam with speedups off; DeviceAdam compiled or graphed
     obs_normalizer: RunningMeanStd | None
     reward_scaler: RewardScaler | None
     episodes: EpisodeTracker
@@ -58,7 +60,10 @@ class TrainerState:
     batch: int = 0
     env_steps: int = 0
     run_id: str = ""
-    loss_fn: MinibatchLoss = minibatch_loss  # or its compiled twin (--compile)
+    # The batch's rollout and update: the plain functions, or their compiled or
+    # graphed twins (training/capture.py), with the same arguments and results.
+    collect: Callable[..., torch.Tensor] = collect_rollout
+    update: Callable[..., dict[str, torch.Tensor]] = ppo_update
     group: Collectives = field(default_factory=Collectives)  # this rank in the job
 
     @property
@@ -161,7 +166,11 @@ def build_state(
     env = make(config.task, local_envs, device, seed=seed)
     policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes, config.speedups)
     policy.to(device)
-    adam = optimizer(policy.parameters(), config.learning_rate, config.adam_eps, config.speedups)
+    lr, eps = config.learning_rate, config.adam_eps
+    if wants_device_optimizer(config):
+        adam: Optimizer = DeviceAdam(policy.parameters(), lr, eps)
+    else:
+        adam = optimizer(policy.parameters(), lr, eps, config.speedups)
     broadcast_parameters(adam.params, group)
     normalizer = RunningMeanStd((env.obs_dim,)).to(device) if config.normalize_obs else None
     scaler = RewardScaler(local_envs, config.gamma).to(device) if config.normalize_reward else None
@@ -179,9 +188,9 @@ def build_state(
         reward_scaler=scaler,
         episodes=EpisodeTracker(local_envs, device, config.horizon),
         next_obs=env.reset(seed=seed),
-        loss_fn=loss_function(config.compile),
         group=group,
     )
+    state.collect, state.update = batch_steps(config, device, env, group.world_size)
     if config.start_batch > 0:
         _restore(state, run_dir)
     return state

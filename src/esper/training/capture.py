@@ -1,0 +1,327 @@
+"""The batch in few launches: device-resident optimiser state, compiled steps, CUDA graphs.
+
+The plain path (``rollout.collect_rollout``, ``ppo.ppo_update`` with the flat
+Adam) is the reference. Everything here must equal it and is switched by
+two settings:
+
+- ``compile``: ``torch.compile`` (inductor) of the rollout step and of the
+  minibatch step (forward, loss, backward, clipping and Adam in one graph),
+  so each step's elementwise work runs as a few fused kernels.
+- ``cuda_graphs``: on CUDA, a batch's rollout replays as one captured graph
+  and each update epoch as another, so a batch costs a handful of launches
+  from Python instead of one per kernel. The first batch runs eagerly (the
+  warm-up a capture needs) and the second is captured.
+
+Both need the optimiser's step count and learning rate on the device
+(``DeviceAdam``): a compiled or captured step must read them, not bake in the
+Python numbers of the step it was made from.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from esper.envs.base import BatchedEnv
+from esper.errors import UserError
+from esper.training.distributed import Collectives
+from esper.training.episode_stats import EpisodeTracker
+from esper.training.normalizer import RewardScaler, RunningMeanStd
+from esper.training.optimizer import FlatAdam
+from esper.training.policy import ActorCritic
+from esper.training.ppo import (
+    UPDATE_STATS,
+    FlatBatch,
+    MinibatchStep,
+    UpdateSettings,
+    minibatch_step,
+    ppo_update,
+    update_epoch,
+)
+from esper.training.rollout import RolloutBuffer, collect_rollout, rollout_step
+
+# Eager batches before the capture: the first runs lazy initialisation
+# (cuBLAS handles, autograd's buffers) that a capture must not contain.
+WARMUP_BATCHES = 1
+
+
+class DeviceAdam(FlatAdam):
+    """``FlatAdam`` whose step count and learning rate are device tensors.
+
+    The bias corrections are computed on the device from the count, so the same
+    compiled or captured step serves every step of the run. Its arithmetic
+    differs from ``FlatAdam``'s (device float64 against Python floats) only in
+    rounding; the checkpoint format is ``FlatAdam``'s, so runs resume across it.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[nn.Parameter],
+        lr: float,
+        eps: float = 1e-8,
+        betas: tuple[float, float] = (0.9, 0.999),
+    ) -> None:
+        super().__init__(params, lr=lr, eps=eps, betas=betas)
+        self.step_count = torch.zeros((), dtype=torch.float64, device=self.flat.device)
+        self.lr = torch.tensor(lr, dtype=torch.float64, device=self.flat.device)
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        self.param_groups[0]["lr"] = learning_rate
+        self.lr.fill_(learning_rate)  # in place: a captured step reads this tensor
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        self.step_count += 1
+        grad = self.flat_grad
+        self._exp_avg.lerp_(grad, 1 - beta1)
+        self._exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias1 = 1 - torch.pow(beta1, self.step_count)
+        bias2 = 1 - torch.pow(beta2, self.step_count)
+        denom = self._exp_avg_sq.sqrt().div_(bias2.sqrt()).add_(self.eps)
+        self.flat.sub_(self._exp_avg.div(denom).mul_(self.lr / bias1))
+
+    def state_dict(self) -> dict[str, Any]:
+        self.steps = int(self.step_count.item())  # host-sync: at a checkpoint, not per step
+        return super().state_dict()
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        super().load_state_dict(saved)
+        self.step_count.fill_(saved["steps"])
+        self.lr.fill_(saved["lr"])
+
+
+def wants_device_optimizer(config: Any) -> bool:
+    """Whether the run's steps are compiled or captured (they need ``DeviceAdam``)."""
+    return bool(config.compile) or config.cuda_graphs == "on"
+
+
+def uses_cuda_graphs(choice: str, device: torch.device, env: object, world_size: int) -> bool:
+    """Whether this run captures CUDA graphs. ``on`` where they cannot work is
+    bad input; ``auto`` stays eager until a CUDA machine has measured the
+    graphed path against it."""
+    if choice != "on":
+        return False
+    why_not = (
+        "needs a CUDA device"
+        if device.type != "cuda"
+        else "needs a batched task on the device (a gym: task steps on the CPU)"
+        if not isinstance(env, BatchedEnv)
+        else "runs in one process only (collectives stay outside graphs)"
+        if world_size > 1
+        else ""
+    )
+    if why_not:
+        raise UserError(f"on {why_not}; use auto or off", setting="cuda_graphs")
+    return True
+
+
+# --- compiled steps ----------------------------------------------------------------
+
+
+def compile_step(
+    step: Callable[..., Any], backend: str = "inductor", autograd: bool = False
+) -> Callable[..., Any]:
+    """``step`` through ``torch.compile`` as one static graph (``fullgraph``: a graph
+    break, a host read or a branch on a tensor's value is an error, not a slow path).
+    ``autograd``: the step calls ``backward()``, which dynamo then traces into the
+    same graph, a setting scoped to each call (a library must not change it
+    process-wide)."""
+    compiled = torch.compile(step, fullgraph=True, dynamic=False, backend=backend)
+    if not autograd:
+        return compiled
+    from torch._dynamo import config as dynamo_config
+
+    @functools.wraps(step)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        with dynamo_config.patch(trace_autograd_ops=True):
+            return compiled(*args, **kwargs)
+
+    return call
+
+
+@functools.cache
+def compiled_rollout_step() -> Callable[..., torch.Tensor]:
+    """``rollout_step`` through inductor, one graph for every step of a run."""
+    return compile_step(rollout_step)
+
+
+@functools.cache
+def compiled_minibatch_step() -> MinibatchStep:
+    """``minibatch_step`` through inductor: forward, backward, clipping and Adam."""
+    return compile_step(minibatch_step, autograd=True)
+
+
+# --- CUDA graphs -------------------------------------------------------------------
+
+
+class _Captured:
+    """Runs ``eager`` for the warm-up batches, then captures ``body`` once and
+    replays it; ``body`` must read and write only tensors that outlive it."""
+
+    def __init__(self) -> None:
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.calls = 0
+
+    def warming_up(self) -> bool:
+        self.calls += 1
+        return self.graph is None and self.calls <= WARMUP_BATCHES
+
+    def capture(self, body: Callable[[], None], generators: Iterable[torch.Generator]) -> None:
+        self.graph = torch.cuda.CUDAGraph()
+        for generator in generators:  # a replay draws new numbers from each
+            self.graph.register_generator_state(generator)
+        torch.cuda.synchronize()
+        with torch.cuda.graph(self.graph):
+            body()
+
+
+def _on_side_stream(run: Callable[[], Any]) -> Any:
+    """Warm-up work on a side stream, as a capture needs (torch's CUDA graph notes)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        out = run()
+    torch.cuda.current_stream().wait_stream(side)
+    return out
+
+
+class GraphedRollout(_Captured):
+    """``collect_rollout`` whose whole batch of steps replays as one CUDA graph.
+
+    The observation the next batch starts from lives in ``self.obs``: the graph
+    ends by copying the last step's observation into it.
+    """
+
+    def __init__(self, step: Callable[..., torch.Tensor] = rollout_step) -> None:
+        super().__init__()
+        self.step = step
+        self.obs: torch.Tensor | None = None
+
+    def __call__(
+        self,
+        env: BatchedEnv,
+        policy: ActorCritic,
+        buffer: RolloutBuffer,
+        next_obs: torch.Tensor,
+        obs_normalizer: RunningMeanStd | None,
+        episodes: EpisodeTracker,
+        reward_scaler: RewardScaler | None = None,
+    ) -> torch.Tensor:
+        args = (env, policy, buffer)
+        rest = (obs_normalizer, episodes, reward_scaler)
+        if self.warming_up():
+            return _on_side_stream(lambda: collect_rollout(*args, next_obs, *rest, step=self.step))
+        if self.graph is None:
+            obs = self.obs = next_obs.clone()
+
+            def body() -> None:
+                obs.copy_(collect_rollout(*args, obs, *rest, step=self.step))
+
+            self.capture(body, [env.generator])
+        assert self.graph is not None and self.obs is not None
+        if next_obs is not self.obs:  # a restored or fresh observation
+            self.obs.copy_(next_obs)
+        self.graph.replay()
+        return self.obs
+
+
+class GraphedUpdate(_Captured):
+    """``ppo_update`` whose epochs each replay one CUDA graph.
+
+    The batch is copied into static storage once per batch; each epoch's
+    permutation is drawn eagerly into a static index (the same draw as the
+    plain path), then the graph gathers, normalises and steps every minibatch.
+    """
+
+    def __init__(self, step: MinibatchStep = minibatch_step) -> None:
+        super().__init__()
+        self.step = step
+        self.batch: FlatBatch | None = None
+        self.order: torch.Tensor | None = None
+        self.sums: torch.Tensor | None = None
+        self.epoch_kl: torch.Tensor | None = None
+
+    def __call__(
+        self,
+        policy: ActorCritic,
+        optimizer: DeviceAdam,
+        batch: FlatBatch,
+        settings: UpdateSettings,
+        group: Collectives | None = None,
+    ) -> dict[str, torch.Tensor]:
+        if self.warming_up():
+            return _on_side_stream(
+                lambda: ppo_update(policy, optimizer, batch, settings, group, self.step)
+            )
+        if self.graph is None:
+            self._capture(policy, optimizer, batch, settings)
+        assert self.graph is not None and self.batch is not None
+        assert self.order is not None and self.sums is not None and self.epoch_kl is not None
+        assert batch.obs.data_ptr() == self.batch.obs.data_ptr(), "the rollout buffer moved"
+        for name in ("advantages", "returns"):  # the rest are views of the rollout buffer
+            getattr(self.batch, name).copy_(getattr(batch, name))
+        self.sums.zero_()
+        minibatches = len(range(0, batch.size, settings.minibatch_size))
+        epochs = 0
+        for _ in range(settings.update_epochs):
+            torch.randperm(batch.size, device=self.order.device, out=self.order)
+            self.graph.replay()
+            epochs += 1
+            if settings.target_kl is not None:
+                mean_kl = (self.epoch_kl / minibatches).item()  # host-sync: opt-in target_kl
+                if mean_kl > settings.target_kl:
+                    break
+        return dict(zip(UPDATE_STATS, (self.sums / (epochs * minibatches)).unbind(0), strict=True))
+
+    def _capture(
+        self,
+        policy: ActorCritic,
+        optimizer: DeviceAdam,
+        batch: FlatBatch,
+        settings: UpdateSettings,
+    ) -> None:
+        static = self.batch = FlatBatch(
+            obs=batch.obs,
+            actions=batch.actions,
+            log_probs=batch.log_probs,
+            values=batch.values,
+            advantages=batch.advantages.clone(),
+            returns=batch.returns.clone(),
+        )
+        # Filled by each epoch's randperm before its replay; not drawn here, so the
+        # random stream stays the plain path's.
+        order = self.order = torch.empty(batch.size, dtype=torch.int64, device=batch.obs.device)
+        sums = self.sums = torch.zeros(len(UPDATE_STATS), device=batch.obs.device)
+        epoch_kl = self.epoch_kl = torch.zeros((), device=batch.obs.device)
+        group = Collectives()
+
+        def body() -> None:
+            total, kl = update_epoch(
+                policy, optimizer, static, order, settings, sums, group, self.step
+            )
+            sums.copy_(total)
+            epoch_kl.copy_(kl)
+
+        self.capture(body, [])
+
+
+def batch_steps(
+    config: Any, device: torch.device, env: object, world_size: int
+) -> tuple[Callable[..., torch.Tensor], Callable[..., dict[str, torch.Tensor]]]:
+    """The run's rollout and update: plain, compiled, graphed, or both."""
+    graphs = uses_cuda_graphs(config.cuda_graphs, device, env, world_size)
+    rollout_fn = compiled_rollout_step() if config.compile else rollout_step
+    step_fn = compiled_minibatch_step() if config.compile else minibatch_step
+    if graphs:
+        return GraphedRollout(rollout_fn), GraphedUpdate(step_fn)
+    if not config.compile:
+        return collect_rollout, ppo_update
+    return (
+        functools.partial(collect_rollout, step=rollout_fn),
+        functools.partial(ppo_update, step=step_fn),
+    )
