@@ -95,11 +95,8 @@ def run_vectorized_ppo(
 def train_batch(
     config: PPOConfig, state: TrainerState, buffer: RolloutBuffer, stop: StopRequest
 ) -> tuple[dict[str, Any], bool]:
-    """One PPO batch: rollout, advantages, update, then the batch's one host transfer.
-
-    Returns BATCH_COMPLETED's fields and whether the job stops after it (with
-    several ranks the transfer's collective carries every rank's stop request).
-    """
+    """One PPO batch: rollout, advantages, update, report. Returns BATCH_COMPLETED's
+    fields and whether the job stops (the transfer carries every rank's request)."""
     clock = BatchClock(state.device)
     clock.mark("start")
     learning_rate = set_learning_rate(state.optimizer, learning_rate_at(config, state.batch))
@@ -113,12 +110,9 @@ def train_batch(
         state.reward_scaler,
     )
     state.merge_normalizers()  # several ranks: the job's moments, once a batch
+    last_obs = state.policy_obs(state.next_obs)  # [n_envs, obs_dim], as the policy sees it
     advantages, returns = batch_advantages(
-        buffer,
-        state.policy_obs(state.next_obs),
-        state.policy.value,
-        config.gamma,
-        config.gae_lambda,
+        buffer, last_obs, state.policy.value, config.gamma, config.gae_lambda
     )
     clock.mark("rollout_done")
     update_stats = state.update(
