@@ -21,6 +21,7 @@ from rich.text import Text
 
 from esper.config import ConfigError
 from esper.envs import make
+from esper.envs.close import close_env
 from esper.inference import TrainedPolicy, load_policy
 from esper.run_dir import RunDir
 from esper.telemetry.events import (
@@ -108,7 +109,7 @@ def run_episodes(
 ) -> Episodes:
     """Run ``episodes`` complete episodes of ``policy`` on ``copies`` batched envs."""
     if episodes < 1:
-        raise ConfigError("--episodes", f"must be >= 1 (got {episodes})")
+        raise ConfigError("episodes", f"must be >= 1 (got {episodes})")
     n = min(episodes, copies or MAX_COPIES)
     seed_everything(seed)  # a stochastic policy samples from torch's global generator
     env = make(policy.task, n, policy.device, seed=seed)
@@ -123,9 +124,7 @@ def run_episodes(
             if bool(slots.complete()):  # host-sync: every check_every steps, to know when to stop
                 return slots.collect()
     finally:
-        close = getattr(env, "close", None)
-        if close is not None:
-            close()
+        close_env(env)
     raise RuntimeError(f"{episodes} episodes of {policy.task} did not finish within {limit} steps")
 
 

@@ -80,7 +80,7 @@ def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:
         return max(checkpoints)
     if checkpoint not in checkpoints:
         raise ConfigError(
-            "--checkpoint",
+            "checkpoint",
             f"no checkpoint for batch {checkpoint} in {run_dir.path} "
             f"({describe_checkpoints(run_dir)})",
         )

@@ -10,8 +10,8 @@ from pathlib import Path
 import broken_envs
 import pytest
 
-from esper.env_check import FAIL, PASS, SKIP, check_env, check_factory
 from esper.envs import TASKS
+from esper.envs.check import FAIL, PASS, SKIP, check_env, check_factory
 
 HERE = Path(__file__).resolve().parent
 

@@ -228,7 +228,7 @@ def test_multidiscrete_actions_train(tmp_path) -> None:
 
 
 def test_check_env_keeps_a_multidiscrete_task_to_the_contract() -> None:
-    from esper.env_check import FAIL, check_env
+    from esper.envs.check import FAIL, check_env
 
     report = check_env("gym:EsperTestPickTwo-v0", speed_sizes=())
     assert [r for r in report.results if r.status == FAIL] == []

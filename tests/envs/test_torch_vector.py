@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 import esper
-from esper.env_check import check_factory
 from esper.envs import register
 from esper.envs.cartpole import CartPole
+from esper.envs.check import check_factory
 from esper.envs.torch_vector import TorchVectorEnv
 
 

@@ -18,13 +18,13 @@ first state, the simulator's own limitation.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import gymnasium
 import torch
 
 from esper.envs.base import EnvSpec, SpecShapes, StepResult
+from esper.envs.close import close_env
 from esper.envs.gym_adapter import convert_action_space
 
 FINAL_OBS_KEYS = (("final_obs", "_final_obs"), ("final_observation", "_final_observation"))
@@ -36,12 +36,6 @@ def flat_obs(obs: Any, num_envs: int) -> torch.Tensor:
     if isinstance(obs, dict):
         return torch.cat([flat_obs(obs[key], num_envs) for key in sorted(obs)], dim=1)
     return obs.reshape(num_envs, -1)
-
-
-def _obs_dim(space: gymnasium.Space) -> int:
-    if isinstance(space, gymnasium.spaces.Dict):
-        return sum(_obs_dim(space[key]) for key in sorted(space.spaces))
-    return math.prod(space.shape)
 
 
 class TorchVectorEnv(SpecShapes):
@@ -70,7 +64,7 @@ class TorchVectorEnv(SpecShapes):
         self.spec = EnvSpec(
             name=name,
             gym_id="",
-            obs_dim=_obs_dim(vector_env.single_observation_space),
+            obs_dim=gymnasium.spaces.flatdim(vector_env.single_observation_space),
             state_dim=0,
             action_space=action_space,
             max_episode_steps=max_episode_steps,
@@ -123,6 +117,4 @@ class TorchVectorEnv(SpecShapes):
             )
 
     def close(self) -> None:
-        close = getattr(self.envs, "close", None)
-        if close is not None:
-            close()
+        close_env(self.envs)

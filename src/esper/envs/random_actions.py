@@ -1,0 +1,31 @@
+"""Valid random actions for any batched env, drawn from a generator on the CPU
+and moved to the env's device: what the checker and the speed measurement step with."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from esper.envs.spaces import DiscreteSpace, MultiDiscreteSpace
+
+
+def random_actions(env: Any, generator: torch.Generator) -> torch.Tensor:
+    """A batch of valid random actions on the env's device."""
+    space = env.action_space
+    n = env.num_envs
+    if isinstance(space, DiscreteSpace):
+        drawn = torch.randint(space.n, (n,), generator=generator)
+    elif isinstance(space, MultiDiscreteSpace):
+        upper = torch.tensor(space.nvec)
+        drawn = (torch.rand(n, len(space.nvec), generator=generator) * upper).long()
+    else:
+        low, high = torch.tensor(space.low), torch.tensor(space.high)
+        drawn = low + (high - low) * torch.rand(n, space.dim, generator=generator)
+    return drawn.to(env.device)
+
+
+def action_sequence(env: Any, count: int, seed: int) -> list[torch.Tensor]:
+    """``count`` batches of random actions, the same ones for the same seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return [random_actions(env, generator) for _ in range(count)]
