@@ -23,6 +23,7 @@ import esper
 from esper import api
 from esper.cli import CLI_NAMES, INVOCATION_OPTIONS, PPO_OPTIONS, app
 from esper.config import FIELDS, SETTING_FLAGS, ConfigError, default_text
+from esper.training.launch import launcher
 
 runner = CliRunner()
 
@@ -279,7 +280,7 @@ def test_the_resume_command_is_spelled_as_esper_was_launched(
     main = SimpleNamespace(__spec__=SimpleNamespace(name="esper.__main__" if as_module else ""))
     monkeypatch.setitem(sys.modules, "__main__", main)
     monkeypatch.setattr(sys, "argv", ["esper", "ppo"])
-    assert api.launcher() == expected
+    assert launcher() == expected
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -7,9 +7,8 @@ sinks attached.
 
 from __future__ import annotations
 
-import os
+import dataclasses
 import shlex
-import shutil
 import sys
 import traceback
 from contextlib import AbstractContextManager, nullcontext
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from esper.config import ConfigError, PPOConfig, build_config, load_config_file
+from esper.config import EDGE_WORDS, ConfigError, PPOConfig, build_config, load_config_file
 from esper.envs import env_class
 from esper.envs.registry import recall_task
 from esper.errors import UserError
@@ -28,14 +27,11 @@ from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
+from esper.torchrun_env import is_main_process
 from esper.training.checkpoint import load_for_resume, newest_intact
-from esper.training.distributed import (
-    Collectives,
-    is_main_process,
-    process_group,
-    torchrun_words,
-)
+from esper.training.distributed import Collectives, process_group
 from esper.training.interrupt import StopRequest, graceful_signals
+from esper.training.launch import restart_words
 from esper.training.loop import run_vectorized_ppo
 from esper.training.report import TrainingResult
 
@@ -60,7 +56,7 @@ class TrainOutcome:
     def resume_command(self) -> str:
         """The command that continues this run to its ``max_batches``, spelled the
         way this process was launched (``torchrun ... -m esper``, ``uv run esper``, ...)."""
-        parts = [*(torchrun_words() or launcher()), "ppo", "--task", self.config.task]
+        parts = [*restart_words(), "ppo", "--task", self.config.task]
         parts += ["--run-dir", str(self.config.resolved_run_dir())]
         parts += ["--resume", "--episodes", str(self._remaining())]
         return shlex.join(parts)
@@ -77,24 +73,6 @@ class TrainOutcome:
         """Batches from the newest checkpoint to this run's ``max_batches``."""
         newest = max(RunDir(self.config.resolved_run_dir()).checkpoints(), default=0)
         return max(self.config.max_batches - newest, 1)
-
-
-def launcher() -> list[str]:
-    """How to start esper again as this process was started: under ``uv run``
-    (uv sets ``UV`` for what it runs), as ``python -m esper``, or by the script."""
-    main = sys.modules.get("__main__")
-    as_module = getattr(getattr(main, "__spec__", None), "name", "") == "esper.__main__"
-    if os.environ.get("UV"):
-        return ["uv", "run", "python", "-m", "esper"] if as_module else ["uv", "run", "esper"]
-    if as_module:
-        on_path = shutil.which("python")
-        same = on_path and Path(on_path).resolve() == Path(sys.executable).resolve()
-        return ["python" if same else sys.executable, "-m", "esper"]
-    script = sys.argv[0] if sys.argv and sys.argv[0] else "esper"
-    on_path = shutil.which("esper")
-    if on_path and Path(on_path).resolve() == Path(script).resolve():
-        return ["esper"]
-    return [script if Path(script).name == "esper" else "esper"]
 
 
 def resume_point(run_dir: RunDir) -> int:
@@ -135,7 +113,7 @@ def make_config(
     fresh = build_config(config_file, overrides)  # validates flags and file early
     if resume:
         overrides["start_batch"] = resume_point(RunDir(fresh.resolved_run_dir()))
-        fresh = build_config(config_file, overrides)
+        fresh = dataclasses.replace(fresh, start_batch=overrides["start_batch"])
     if fresh.start_batch == 0:
         env_class(fresh.task)  # unknown task: error before anything touches the disk
         return fresh
@@ -150,7 +128,7 @@ def make_config(
     checkpoint = load_for_resume(run_dir.checkpoints(), fresh.start_batch)
     recall_task(checkpoint["config"]["task"], checkpoint.get("task_source"))
     env_class(fresh.task)
-    saved = _field_names(checkpoint["config"])
+    saved = field_names(checkpoint["config"])
     for key in INVOCATION_KEYS:
         saved.pop(key, None)
     saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
@@ -178,6 +156,7 @@ def train(
     Errors name the keyword (``n_envs: must be >= 1``). Returns the outcome:
     status, run dir and the last batch's statistics.
     """
+    fields = field_names(overrides)  # a conflict names the keywords as given
     words = {"n_batches": "episodes"} | {
         EDGE_WORDS[key]: key for key in overrides if key in EDGE_WORDS
     }
@@ -185,7 +164,7 @@ def train(
     try:
         outcome = _train_in_group(
             Path(config_file) if config_file else None,
-            {"task": task, "n_batches": episodes, **_field_names(overrides)},
+            {"task": task, "n_batches": episodes, **fields},
             display,
             tensorboard,
             resume,
@@ -215,18 +194,26 @@ def _train_in_group(
         return run_training(config, display=display, tensorboard=tensorboard, group=group)
 
 
-# The CLI's words for a setting (the contract with users), and the field each names.
-# Checkpoints written before the rename use them as keys too.
-EDGE_WORDS = {
-    "n_episodes": "n_batches",
-    "start_episode": "start_batch",
-    "max_epochs": "horizon",
-    "ppo_epochs": "update_epochs",
-}
-
-
-def _field_names(overrides: dict[str, Any]) -> dict[str, Any]:
-    return {EDGE_WORDS.get(key, key): value for key, value in overrides.items()}
+def field_names(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` keyed by field: each edge word (``max_epochs``) becomes the field
+    it sets. Two names for one field with different values are an error naming
+    both; None is a value not given, which never replaces another."""
+    fields: dict[str, Any] = {}
+    named_by: dict[str, str] = {}
+    for key, value in values.items():
+        name = EDGE_WORDS.get(key, key)
+        if value is None and name in fields:
+            continue
+        if fields.get(name) is not None and fields[name] != value:
+            first = named_by[name]
+            raise ConfigError(
+                key,
+                f"{{{first}}} and {{{key}}} are two names for one setting, given different "
+                f"values ({fields[name]!r} and {value!r}): give one",
+                mentions=(first, key),
+            )
+        fields[name], named_by[name] = value, key
+    return fields
 
 
 def run_training(

@@ -7,7 +7,6 @@ and a non-zero exit code.
 from __future__ import annotations
 
 import inspect
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, get_args, get_type_hints
@@ -15,10 +14,11 @@ from typing import Annotated, Any, NamedTuple, get_args, get_type_hints
 import typer
 from typer.core import TyperGroup
 
-from esper.config import FIELDS, SETTING_FLAGS, PPOConfig, default_text
+from esper.config import EDGE_WORDS, FIELDS, SETTING_FLAGS, PPOConfig, default_text
 from esper.errors import UserError
 from esper.extras import install_hint
 from esper.process import apply_process_settings
+from esper.torchrun_env import is_main_process, rank
 
 # Commands import what they need when they run: `esper sanctum` and `esper --help`
 # should not pay for importing torch.
@@ -30,7 +30,8 @@ EXIT_TELEMETRY_INCOMPLETE = 3
 
 class Invocation(NamedTuple):
     """An ``esper ppo`` option that is not a PPOConfig setting: how this run is shown,
-    recorded or started. The key is the API's keyword for it."""
+    recorded or started, or another name for a setting (an edge word). The key is
+    the API's keyword for it."""
 
     flag: str
     type: Any
@@ -65,6 +66,12 @@ INVOCATION_OPTIONS = {
         f"Also write TensorBoard scalars to RUN_DIR/tensorboard/ ({install_hint('tensorboard')}).",
         "off",
     ),
+    "max_epochs": Invocation(
+        "--max-epochs",
+        int,
+        "The same as --horizon, by the seed's name for it; given both, they must agree.",
+        "that of --horizon",
+    ),
     "nproc": Invocation(
         "--nproc",
         int,
@@ -73,11 +80,15 @@ INVOCATION_OPTIONS = {
         "one process",
     ),
 }
+# Options that are another name for a setting: config.EDGE_WORDS says which.
+EDGE_ALIASES = tuple(key for key in INVOCATION_OPTIONS if key in EDGE_WORDS)
 # Setting -> what the user typed: the one place a setting becomes a flag.
 CLI_NAMES = {
     **SETTING_FLAGS,
     **{key: option.flag.split("/")[0] for key, option in INVOCATION_OPTIONS.items()},
     "checkpoint": "--checkpoint",  # esper eval's choice of checkpoint
+    "episodes": "--episodes",  # esper eval's episode count
+    "world_size": "--nproc",  # the ranks of a job (one process unless --nproc or torchrun)
 }
 
 
@@ -96,8 +107,10 @@ class OneLineErrors(TyperGroup):
             code = _fail("aborted", 130)
         except typer.TyperException as exc:  # a usage error typer found
             code = _fail(f"error: {_one_line(exc.format_message())}", EXIT_BAD_INPUT)
-        except UserError as exc:
-            code = _fail(f"error: {exc.in_words(CLI_NAMES).one_line()}", EXIT_BAD_INPUT)
+        except UserError as exc:  # in the words a command chose, else the flags
+            code = _fail(
+                f"error: {exc.in_words(exc.names or CLI_NAMES).one_line()}", EXIT_BAD_INPUT
+            )
         code = code if isinstance(code, int) else 0
         if standalone_mode:
             sys.exit(code)
@@ -105,13 +118,9 @@ class OneLineErrors(TyperGroup):
 
 
 def _fail(line: str, code: int) -> int:
-    if _is_main_rank():  # under torchrun every rank sees the same bad input: say it once
+    if is_main_process():  # under torchrun every rank sees the same bad input: say it once
         print(f"esper: {line}", file=sys.stderr, flush=True)
     return code
-
-
-def _is_main_rank() -> bool:
-    return os.environ.get("RANK", "0") == "0"
 
 
 app = typer.Typer(
@@ -119,7 +128,7 @@ app = typer.Typer(
     name="esper",
     help=(
         "PPO on batched tensor environments, with built-in telemetry.\n\n"
-        "A batch is one PPO round: every one of --envs environments steps --max-epochs "
+        "A batch is one PPO round: every one of --envs environments steps --horizon "
         "times, then one PPO update. --episodes N runs N batches; --start-episode K "
         "resumes after batch K (--resume: after the newest checkpoint), so the run ends "
         "at batch max_batches = K + N."
@@ -174,13 +183,19 @@ def ppo(**options: Any) -> None:
     from esper import api
 
     overrides = {key: value or None if value is False else value for key, value in options.items()}
-    result = api.train_from_cli(invocation.pop("config_file"), overrides, **invocation)
+    spoken = _typed_names(overrides, invocation)
+    overrides |= {alias: invocation.pop(alias) for alias in EDGE_ALIASES}
+    try:
+        fields = api.field_names(overrides)
+        result = api.train_from_cli(invocation.pop("config_file"), fields, **invocation)
+    except UserError as exc:
+        raise exc.in_words(spoken) from None
     if result.status == "interrupted":
-        if _is_main_rank():
+        if is_main_process():
             print(f"esper: interrupted; resume with: {result.resume_command}", file=sys.stderr)
         raise typer.Exit(143 if result.exit_signal == "SIGTERM" else 130)
     if result.status == "failed":
-        where = "" if _is_main_rank() else f" (rank {os.environ['RANK']})"
+        where = "" if is_main_process() else f" (rank {rank()})"
         print(f"esper: training failed{where}: {result.reason}", file=sys.stderr)
         raise typer.Exit(EXIT_FAILED)
     if result.telemetry_failures:
@@ -194,10 +209,20 @@ ppo.__annotations__ = {p.name: p.annotation for p in PPO_OPTIONS}
 app.command()(ppo)
 
 
+def _typed_names(settings: dict[str, Any], invocation: dict[str, Any]) -> dict[str, str]:
+    """CLI_NAMES, with each setting given by its other flag (``--max-epochs``) named so."""
+    typed = {
+        EDGE_WORDS[alias]: CLI_NAMES[alias]
+        for alias in EDGE_ALIASES
+        if invocation[alias] is not None and settings[EDGE_WORDS[alias]] is None
+    }
+    return {**CLI_NAMES, **typed}
+
+
 def _launch_ranks(nproc: int) -> int:
     """``--nproc N``: this command line again, minus --nproc, under torch's launcher."""
     from esper.config import ConfigError
-    from esper.training.distributed import launch_local
+    from esper.training.launch import launch_local
 
     if nproc < 1:
         raise ConfigError("nproc", f"must be >= 1 (got {nproc})")
@@ -370,15 +395,49 @@ def check_env(
 ) -> None:
     """Check a task against the environment contract; exit 1 if a rule breaks."""
     from esper.device import resolve_device
-    from esper.env_check import check_env, print_report
+    from esper.envs.check import SPEED_SIZES
+    from esper.envs.check import check_env as run_rules
 
     if envs < 1:
         raise typer.BadParameter(f"must be >= 1 (got {envs})", param_hint="--envs")
-    sizes = tuple(speed) if speed else (1, 64, 1024)
-    report = check_env(task, resolve_device(device), num_envs=envs, speed_sizes=sizes)
-    print_report(report)
+    sizes = tuple(speed) if speed else SPEED_SIZES
+    report = run_rules(task, resolve_device(device), num_envs=envs, speed_sizes=sizes)
+    _print_check_report(report)
     if not report.ok:
         raise typer.Exit(EXIT_FAILED)
+
+
+def _print_check_report(report: Any) -> None:
+    """A ``CheckReport`` as rich tables: facts, one row per rule, throughput."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from esper.envs.check import FAIL, PASS, SKIP
+
+    console = Console()
+    console.width = max(console.width, 120)  # whole lines of detail, even in a pipe
+    facts = Table(
+        title=f"esper check-env {report.task} (device {report.device})", show_header=False
+    )
+    for key, value in report.facts.items():
+        facts.add_row(key, escape(value))
+    console.print(facts)
+    rules = Table("rule", "result", "detail")
+    style = {PASS: "green", FAIL: "bold red", SKIP: "yellow"}
+    for r in report.results:
+        rules.add_row(escape(r.rule), f"[{style[r.status]}]{r.status}[/]", escape(r.detail))
+    console.print(rules)
+    if report.steps_per_second:
+        speed = Table("num_envs", "env steps / s")
+        for size, sps in report.steps_per_second.items():
+            speed.add_row(str(size), f"{sps:,.0f}")
+        console.print(speed)
+    if report.ok:
+        console.print(f"[green]{escape(report.task)}: every rule holds[/]")
+    else:
+        broken = escape(", ".join(report.failed()))
+        console.print(f"[bold red]{escape(report.task)}: broken rules: {broken}[/]")
 
 
 def main() -> None:

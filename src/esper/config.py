@@ -69,7 +69,7 @@ class PPOConfig:
     horizon: int = knob(
         128,
         "Environment steps per env in one batch (the rollout horizon).",
-        flag="--max-epochs",
+        flag="--horizon",
         minimum=1,
     )
     seed: int = knob(1, "Random seed.", flag="--seed")
@@ -247,20 +247,27 @@ _SCALARS: dict[Any, tuple[str, str, Any]] = {
 # Built at import, so a field of a type TOML cannot express fails at once.
 _READERS = {name: _reader(hint) for name, hint in get_type_hints(PPOConfig).items()}
 
-# Other trainers' names (CleanRL, Stable-Baselines3) and esper's old ones, with
-# what esper calls the idea.
+# esper's words at the edge (the CLI's flags, the seed's field names) for the
+# fields they set: esper.train accepts them, and checkpoints written before the
+# rename use them as config keys.
+EDGE_WORDS = {
+    "n_episodes": "n_batches",
+    "start_episode": "start_batch",
+    "max_epochs": "horizon",
+    "ppo_epochs": "update_epochs",
+}
+# Every other name for a field a config file may use by mistake, with what esper
+# calls the idea: the edge words, other trainers' names (CleanRL,
+# Stable-Baselines3) and esper's old ones.
 FOREIGN_KEYS = {
+    **EDGE_WORDS,
     "total_timesteps": "n_batches (batches; one batch is n_envs x horizon env steps)",
     "num_iterations": "n_batches",
-    "n_episodes": "n_batches",
     "episodes": "n_batches",
-    "start_episode": "start_batch",
     "num_envs": "n_envs",
     "num_steps": "horizon",
     "n_steps": "horizon",
-    "max_epochs": "horizon",
     "n_epochs": "update_epochs",
-    "ppo_epochs": "update_epochs",
     "num_minibatches": "n_minibatches",
     "batch_size": "n_minibatches (a count: n_envs x horizon / minibatch size)",
     "minibatch_size": "n_minibatches (a count: n_envs x horizon / minibatch size)",

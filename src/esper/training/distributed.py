@@ -1,10 +1,11 @@
 """One training over several processes: who this process is, and the few
 collectives the trainer needs.
 
-torchrun (``python -m torch.distributed.run``) starts one process per rank and
-sets ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``. Plain ``esper ppo`` sees none
-of them and runs as world size 1: every collective below is then a no-op and
-``torch.distributed`` is never imported (importing it costs seconds).
+torchrun (``python -m torch.distributed.run``, or ``training/launch.py``)
+starts one process per rank and sets ``RANK``, ``WORLD_SIZE`` and
+``LOCAL_RANK`` (read by ``esper.torchrun_env``). A process outside torchrun
+sees none of them and runs as world size 1: every collective below is then a
+no-op and ``torch.distributed`` is never imported (importing it costs seconds).
 
 What crosses ranks, and when:
 
@@ -26,7 +27,6 @@ Every collective runs under the process group's timeout
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +40,7 @@ import torch
 from esper.config import ConfigError
 from esper.errors import UserError
 from esper.telemetry.metrics import Reduction
+from esper.torchrun_env import launched_by_torchrun, local_world_size
 
 TIMEOUT_ENV = "ESPER_DIST_TIMEOUT"
 DEFAULT_TIMEOUT_S = 120.0
@@ -72,7 +73,8 @@ class Collectives:
 
     # --- sharding --------------------------------------------------------------
     def shard(self, n_envs: int) -> int:
-        """This rank's environments: ``--envs`` is the job's total."""
+        """This rank's environments: ``n_envs`` is the job's total. The one check
+        that it splits evenly, so every caller refuses an uneven split alike."""
         if n_envs % self.world_size:
             raise ConfigError(
                 "n_envs",
@@ -232,54 +234,6 @@ def combine_fields(
     return torch.stack([by_kind[kind][i] for i, kind in enumerate(kinds)])
 
 
-def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def is_main_process() -> bool:
-    """Rank 0, or a process outside torchrun: the one that speaks to the user."""
-    return os.environ.get("RANK", "0") == "0"
-
-
-def launch_local(nproc: int, esper_args: Sequence[str]) -> int:
-    """``esper ppo --nproc N``: the same as ``torchrun --standalone --nproc-per-node N
-    -m esper ppo ...``, through torch's own launcher, but exiting with the ranks'
-    exit code (2 for bad input, 130/143 when stopped) instead of torchrun's traceback."""
-    import uuid
-
-    from torch.distributed.elastic.multiprocessing.api import SignalException
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.launcher.api import elastic_launch
-    from torch.distributed.run import config_from_args, get_args_parser
-
-    args = get_args_parser().parse_args(
-        ["--standalone", f"--nproc-per-node={nproc}", "-m", "esper", "ppo", *esper_args]
-    )
-    args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id = "c10d", "localhost:0", str(uuid.uuid4())
-    config, command, command_args = config_from_args(args)
-    # The ranks say what went wrong themselves; the agent's own report of it is noise.
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
-    try:
-        elastic_launch(config=config, entrypoint=command)(*command_args)
-    except ChildFailedError as exc:
-        codes = [failure.exitcode for failure in exc.failures.values()]
-        return next((code for code in codes if code > 0), 1)
-    except SignalException as exc:
-        return 128 + int(exc.sigval)
-    return 0
-
-
-def torchrun_words() -> list[str]:
-    """How to start this torchrun job's esper again (resume hints); [] outside torchrun."""
-    if not launched_by_torchrun():
-        return []
-    nodes = int(os.environ["WORLD_SIZE"]) // int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    words = ["torchrun", f"--nproc-per-node={os.environ.get('LOCAL_WORLD_SIZE', '1')}"]
-    if nodes > 1:
-        words += [f"--nnodes={nodes}", "--node-rank=NODE", "--rdzv-endpoint=HOST:PORT"]
-    return [*words, "-m", "esper"]
-
-
 def timeout_seconds() -> float:
     raw = os.environ.get(TIMEOUT_ENV, "")
     if not raw:
@@ -331,13 +285,10 @@ def rank_device(device: torch.device, group: Collectives) -> torch.device:
         raise ConfigError(
             "device",
             f"{local_world_size()} ranks on this machine need as many CUDA devices, and it has "
-            f"{torch.cuda.device_count()}; start at most that many ranks, or use --device cpu",
+            f"{torch.cuda.device_count()}; start at most that many ranks, or use {{device}} cpu",
+            mentions=("device",),
         )
     return torch.device("cuda", group.local_rank)
-
-
-def local_world_size() -> int:
-    return int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
 
 
 def cuda_for_every_local_rank() -> bool:
