@@ -55,7 +55,7 @@ def measure_esper(
 ) -> dict:
     from rich.console import Console
 
-    from esper.config import build_config
+    from esper.config_layers import build_config
     from esper.device import resolve_device
     from esper.sanctum import SanctumAggregator, SanctumDashboard
     from esper.telemetry.console import ConsoleSink
@@ -127,7 +127,7 @@ def measure_reference(args: argparse.Namespace, n_envs: int) -> dict:
     sys.path.insert(0, str(SCRIPTS))
     from reference_ppo import ReferenceSettings, run_reference
 
-    from esper.config import build_config
+    from esper.config_layers import build_config
 
     config = build_config(overrides={"task": args.task, "n_envs": n_envs})
     settings = ReferenceSettings(

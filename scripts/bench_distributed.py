@@ -20,7 +20,7 @@ import json
 import statistics
 import tempfile
 
-from esper.config import build_config
+from esper.config_layers import build_config
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed import process_group
 from esper.training.loop import run_vectorized_ppo

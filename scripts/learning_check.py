@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from esper.config import build_config
+from esper.config_layers import build_config
 from esper.envs.registry import env_class
 from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 from esper.telemetry.hub import TelemetryHub

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from esper.config import build_config
+from esper.config_layers import build_config
 from esper.run_dir import RunDir
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.jsonl import JsonlSink

@@ -22,7 +22,9 @@ from typer.testing import CliRunner
 import esper
 from esper import api
 from esper.cli import CLI_NAMES, INVOCATION_OPTIONS, PPO_OPTIONS, app
-from esper.config import FIELDS, SETTING_FLAGS, ConfigError, default_text
+from esper.config import FIELDS, SETTING_FLAGS
+from esper.config_layers import default_text
+from esper.errors import ConfigError
 from esper.training.launch import launcher
 
 runner = CliRunner()

@@ -9,13 +9,9 @@ from typing import get_type_hints
 
 import pytest
 
-from esper.config import (
-    ConfigError,
-    PPOConfig,
-    build_config,
-    task_config_name,
-    task_default_values,
-)
+from esper.config import PPOConfig
+from esper.config_layers import build_config, task_config_name, task_default_values
+from esper.errors import ConfigError
 
 HINTS = get_type_hints(PPOConfig)
 # A TOML spelling of a valid value for each kind of field, and one of the wrong type.

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from esper.config import EDGE_WORDS, ConfigError, PPOConfig, build_config, load_config_file
+from esper.config import EDGE_WORDS, PPOConfig, load_config_file
+from esper.config_layers import build_config
 from esper.envs import env_class
 from esper.envs.registry import recall_task
-from esper.errors import UserError
+from esper.errors import ConfigError, UserError
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.sanctum import SanctumAggregator, SanctumDashboard
 from esper.telemetry.console import ConsoleSink

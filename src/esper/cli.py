@@ -14,7 +14,8 @@ from typing import Annotated, Any, NamedTuple, get_args, get_type_hints
 import typer
 from typer.core import TyperGroup
 
-from esper.config import EDGE_WORDS, FIELDS, SETTING_FLAGS, PPOConfig, default_text
+from esper.config import EDGE_WORDS, FIELDS, SETTING_FLAGS, PPOConfig
+from esper.config_layers import default_text
 from esper.errors import UserError
 from esper.extras import install_hint
 from esper.process import apply_process_settings
@@ -221,7 +222,7 @@ def _typed_names(settings: dict[str, Any], invocation: dict[str, Any]) -> dict[s
 
 def _launch_ranks(nproc: int) -> int:
     """``--nproc N``: this command line again, minus --nproc, under torch's launcher."""
-    from esper.config import ConfigError
+    from esper.errors import ConfigError
     from esper.training.launch import launch_local
 
     if nproc < 1:

@@ -1,9 +1,10 @@
 """The one validated, frozen description of a training run.
 
-Layering, lowest first: the dataclass defaults below, the task's packaged
-defaults (``esper/configs/<task>.toml``), the user's config file, then explicit
-overrides. Every TOML key must name a field here; anything else is an error
-naming it, with the nearest field or esper's word for another trainer's name.
+A run's values come in layers, lowest first: the dataclass defaults below,
+the task's packaged defaults, the user's config file, then explicit overrides
+(``esper.config_layers`` stacks them; this module knows no task). Every TOML
+key must name a field here; anything else is an error naming it, with the
+nearest field or esper's word for another trainer's name.
 
 Each field that is also a command-line flag carries its flag, help and lower
 bound in its metadata (``knob``): the CLI is generated from them, and errors
@@ -17,18 +18,10 @@ import difflib
 import tomllib
 import types
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from esper.errors import UserError
-
-
-class ConfigError(UserError, ValueError):
-    """A configuration mistake; ``setting`` names the key (or input) to fix."""
-
-    def __init__(self, setting: str, message: str, mentions: tuple[str, ...] = ()) -> None:
-        super().__init__(message, setting=setting, mentions=mentions)
+from esper.errors import ConfigError
 
 
 def knob(
@@ -324,89 +317,9 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return parse_config_mapping(mapping, str(path))
 
 
-GENERIC_DEFAULTS = "generic.toml"
-
-
-def _packaged(name: str) -> Any:
-    """A file in the package's ``configs/``, found in a checkout and a wheel alike."""
-    return resources.files("esper") / "configs" / name
-
-
-def task_config_name(task: str) -> str | None:
-    """The packaged file (in ``esper/configs/``) holding ``task``'s defaults, or
-    None when the task declares its own (``default_config``).
-
-    - A built-in task uses ``<task>.toml`` (or declares ``default_config``); a
-      built-in with neither is an error, never a silent fallback.
-    - A ``gym:``/``gym-async:`` id that is a built-in task's twin (the same
-      gymnasium id) uses the built-in's file: the same dynamics learn with the
-      same settings. Other gymnasium ids use ``gym_<ID>.toml`` when esper ships one.
-    - Any other task uses what its factory declares, else ``generic.toml``,
-      which keeps PPOConfig's own defaults.
-    """
-    if _packaged(f"{task}.toml").is_file():  # no torch import for the common case
-        return f"{task}.toml"
-    from esper.envs.registry import TASKS, config_name, task_defaults
-
-    name = f"{config_name(task)}.toml"
-    if _packaged(name).is_file():
-        return name
-    if task_defaults(task):
-        return None
-    if task in TASKS:
-        raise ConfigError("task", f"esper ships no defaults for {task} (configs/{task}.toml)")
-    return GENERIC_DEFAULTS
-
-
-def task_default_values(task: str) -> dict[str, Any]:
-    """Per-task hyperparameters: the packaged ``configs/`` file for ``task``, else
-    those the task itself declares (a registered or installed task's defaults)."""
-    name = task_config_name(task)
-    if name is None:
-        from esper.envs.registry import task_defaults
-
-        return parse_config_mapping(task_defaults(task), f"task {task}'s default_config")
-    mapping = tomllib.loads(_packaged(name).read_text(encoding="utf-8"))
-    values = parse_config_mapping(mapping, f"esper's configs/{name}")
-    values.pop("task", None)
-    return values
-
-
-def default_text(name: str, task: str = "cartpole") -> str:
-    """A flag's default as help and the README say it: the task's file wins over
-    the dataclass default (``32 for cartpole``), ``off`` for a false switch."""
-    item = FIELDS[name]
-    task_values = task_default_values(task)
-    if name in task_values:
-        return f"task config ({task_values[name]} for {task})"
-    if item.default is None:
-        return item.metadata["default_text"]
-    if item.default is False:
-        return "off"
-    return str(item.default)
-
-
-def build_config(
-    config_file: Path | None = None, overrides: dict[str, Any] | None = None
-) -> PPOConfig:
-    """Layer defaults, task defaults, a config file and explicit overrides."""
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    for key in overrides:
-        if key not in CONFIG_KEYS:
-            raise ConfigError(
-                key, unknown_key_message(key).replace("unknown key", "unknown setting")
-            )
-    file_values = load_config_file(config_file) if config_file else {}
-    task = overrides.get("task", file_values.get("task", PPOConfig.task))
-    values = {**task_default_values(task), **file_values, **overrides}
-    return PPOConfig(**values)
-
-
 __all__ = [
     "CONFIG_KEYS",
     "SETTING_FLAGS",
-    "ConfigError",
     "PPOConfig",
-    "build_config",
     "load_config_file",
 ]

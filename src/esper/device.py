@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from esper.config import ConfigError
+from esper.errors import ConfigError
 
 
 def resolve_device(requested: str) -> torch.device:

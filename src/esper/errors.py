@@ -42,3 +42,13 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.one_line()
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration mistake; ``setting`` names the key (or input) to fix.
+
+    It lives here, not beside ``PPOConfig``, so that every layer (envs,
+    extras, the device) can raise it without importing the config."""
+
+    def __init__(self, setting: str, message: str, mentions: tuple[str, ...] = ()) -> None:
+        super().__init__(message, setting=setting, mentions=mentions)

@@ -19,9 +19,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from esper.config import ConfigError
 from esper.envs import make
 from esper.envs.close import close_env
+from esper.errors import ConfigError
 from esper.inference import TrainedPolicy, load_policy
 from esper.run_dir import RunDir
 from esper.telemetry.events import (

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from esper.config import ConfigError
+from esper.errors import ConfigError
 
 # The name esper is installed by (``esper`` on the registry is another project);
 # the import name and the command stay ``esper``.

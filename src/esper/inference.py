@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from esper.config import ConfigError
 from esper.device import resolve_device
 from esper.envs import UnknownTaskError, env_class
 from esper.envs.registry import recall_task
 from esper.envs.spaces import ActionSpace
+from esper.errors import ConfigError
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.training.checkpoint import CheckpointError, fits, load_for_resume
 from esper.training.normalizer import RunningMeanStd

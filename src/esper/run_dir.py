@@ -12,7 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from esper.config import ConfigError, PPOConfig
+from esper.config import PPOConfig
+from esper.errors import ConfigError
 
 # The run directory's layout; the sinks are handed these paths.
 TELEMETRY_FILENAME = "telemetry.jsonl"

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import esper
-from esper.config import build_config
+from esper.config_layers import build_config
 from esper.envs import BatchedEnv, make, register
 from esper.envs.registry import UnknownTaskError, describe_tasks, env_class
 

@@ -24,7 +24,7 @@ import pytest
 import torch
 from batch_stats import learning_fields
 
-from esper.config import ConfigError
+from esper.errors import ConfigError
 from esper.training.checkpoint import load_checkpoint
 from esper.training.distributed import Collectives, combine_fields
 from esper.training.transfer import (

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from esper.config import build_config
+from esper.config_layers import build_config
 from esper.run_dir import RunDir
 from esper.training.interrupt import StopRequest
 from esper.training.loop import train_batch

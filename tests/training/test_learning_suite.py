@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from esper.config import build_config, task_default_values
+from esper.config_layers import build_config, task_default_values
 from esper.envs.registry import env_class
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo

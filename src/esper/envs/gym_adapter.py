@@ -25,7 +25,7 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers import FlattenObservation
 
 from esper.envs.base import EnvSpec, SpecShapes, StepResult
-from esper.envs.registry import GYM_ASYNC_PREFIX, GYM_PREFIX
+from esper.envs.gym_ids import GYM_ASYNC_PREFIX, GYM_PREFIX
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.errors import UserError
 from esper.extras import install_hint

@@ -34,6 +34,7 @@ import torch
 from esper.envs.acrobot import Acrobot
 from esper.envs.base import BatchedEnv, EnvSpec
 from esper.envs.cartpole import CartPole
+from esper.envs.gym_ids import GYM_ASYNC_PREFIX, GYM_PREFIX, gym_id_of
 from esper.envs.mountain_car import MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
 from esper.envs.probes import PROBES
@@ -51,8 +52,6 @@ TASKS: dict[str, type[BatchedEnv]] = {
     **{probe.spec.name: probe for probe in PROBES},
 }
 
-GYM_PREFIX = "gym:"
-GYM_ASYNC_PREFIX = "gym-async:"
 ENTRY_POINT_GROUP = "esper.envs"
 
 TaskFactory = Callable[..., Any]  # (num_envs=, device=, seed=) -> a batched env
@@ -240,27 +239,6 @@ def task_defaults(task: str) -> dict[str, Any]:
     except UnknownTaskError:
         return {}
     return dict(builder.defaults) if isinstance(builder, Task) else {}
-
-
-def config_name(task: str) -> str:
-    """The ``configs/<name>.toml`` that holds ``task``'s defaults.
-
-    A ``gym:`` (or ``gym-async:``) twin of a built-in task uses the built-in's
-    file: ``gym:Acrobot-v1`` trains with ``acrobot.toml``.
-    """
-    gym_id = gym_id_of(task)
-    if gym_id is not None:
-        twins = [name for name, cls in TASKS.items() if cls.spec.gym_id == gym_id]
-        return twins[0] if twins else f"gym_{gym_id}"
-    return task.replace(":", "_")
-
-
-def gym_id_of(task: str) -> str | None:
-    """The gymnasium id a ``gym:`` or ``gym-async:`` task names; None for others."""
-    for prefix in (GYM_PREFIX, GYM_ASYNC_PREFIX):
-        if task.startswith(prefix):
-            return task.removeprefix(prefix)
-    return None
 
 
 def factory_spec(factory: TaskFactory) -> EnvSpec:

@@ -15,7 +15,7 @@ from typing import TextIO
 
 from rich.console import Console
 
-from esper.config import ConfigError
+from esper.errors import ConfigError
 from esper.run_dir import RunDir
 from esper.sanctum.aggregator import SanctumAggregator
 from esper.sanctum.app import SanctumDashboard

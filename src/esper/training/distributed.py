@@ -37,8 +37,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from esper.config import ConfigError
-from esper.errors import UserError
+from esper.errors import ConfigError, UserError
 from esper.telemetry.metrics import Reduction
 from esper.torchrun_env import launched_by_torchrun, local_world_size
 

@@ -15,9 +15,10 @@ from typing import Any
 
 import torch
 
-from esper.config import ConfigError, PPOConfig
+from esper.config import PPOConfig
 from esper.envs import BatchedEnv, make
 from esper.envs.registry import task_source
+from esper.errors import ConfigError
 from esper.run_dir import RunDir
 from esper.training.capture import DeviceAdam, batch_steps, wants_device_optimizer
 from esper.training.checkpoint import (

@@ -1,0 +1,119 @@
+"""A run's config from its layers: ``PPOConfig``'s defaults, the task's defaults,
+the user's config file, then explicit overrides.
+
+The task's layer is the one place that knows both the config and the tasks
+(``esper/configs/<task>.toml``, or what a task's factory declares), so neither
+``esper.config`` nor ``esper.envs`` imports the other. Tasks are imported only
+when the packaged file is not found by name, so ``esper --help`` stays free of
+torch.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from esper.config import (
+    CONFIG_KEYS,
+    FIELDS,
+    PPOConfig,
+    load_config_file,
+    parse_config_mapping,
+    unknown_key_message,
+)
+from esper.errors import ConfigError
+
+GENERIC_DEFAULTS = "generic.toml"
+
+
+def _packaged(name: str) -> Any:
+    """A file in the package's ``configs/``, found in a checkout and a wheel alike."""
+    return resources.files("esper") / "configs" / name
+
+
+def config_name(task: str) -> str:
+    """The ``configs/<name>.toml`` that holds ``task``'s defaults.
+
+    A ``gym:`` (or ``gym-async:``) twin of a built-in task uses the built-in's
+    file: ``gym:Acrobot-v1`` trains with ``acrobot.toml``.
+    """
+    from esper.envs.gym_ids import gym_id_of
+    from esper.envs.registry import TASKS
+
+    gym_id = gym_id_of(task)
+    if gym_id is not None:
+        twins = [name for name, cls in TASKS.items() if cls.spec.gym_id == gym_id]
+        return twins[0] if twins else f"gym_{gym_id}"
+    return task.replace(":", "_")
+
+
+def task_config_name(task: str) -> str | None:
+    """The packaged file (in ``esper/configs/``) holding ``task``'s defaults, or
+    None when the task declares its own (``default_config``).
+
+    - A built-in task uses ``<task>.toml`` (or declares ``default_config``); a
+      built-in with neither is an error, never a silent fallback.
+    - A ``gym:``/``gym-async:`` id that is a built-in task's twin (the same
+      gymnasium id) uses the built-in's file: the same dynamics learn with the
+      same settings. Other gymnasium ids use ``gym_<ID>.toml`` when esper ships one.
+    - Any other task uses what its factory declares, else ``generic.toml``,
+      which keeps PPOConfig's own defaults.
+    """
+    if _packaged(f"{task}.toml").is_file():  # no torch import for the common case
+        return f"{task}.toml"
+    from esper.envs.registry import TASKS, task_defaults
+
+    name = f"{config_name(task)}.toml"
+    if _packaged(name).is_file():
+        return name
+    if task_defaults(task):
+        return None
+    if task in TASKS:
+        raise ConfigError("task", f"esper ships no defaults for {task} (configs/{task}.toml)")
+    return GENERIC_DEFAULTS
+
+
+def task_default_values(task: str) -> dict[str, Any]:
+    """Per-task hyperparameters: the packaged ``configs/`` file for ``task``, else
+    those the task itself declares (a registered or installed task's defaults)."""
+    name = task_config_name(task)
+    if name is None:
+        from esper.envs.registry import task_defaults
+
+        return parse_config_mapping(task_defaults(task), f"task {task}'s default_config")
+    mapping = tomllib.loads(_packaged(name).read_text(encoding="utf-8"))
+    values = parse_config_mapping(mapping, f"esper's configs/{name}")
+    values.pop("task", None)
+    return values
+
+
+def default_text(name: str, task: str = "cartpole") -> str:
+    """A flag's default as help and the README say it: the task's file wins over
+    the dataclass default (``32 for cartpole``), ``off`` for a false switch."""
+    item = FIELDS[name]
+    task_values = task_default_values(task)
+    if name in task_values:
+        return f"task config ({task_values[name]} for {task})"
+    if item.default is None:
+        return item.metadata["default_text"]
+    if item.default is False:
+        return "off"
+    return str(item.default)
+
+
+def build_config(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None
+) -> PPOConfig:
+    """Layer defaults, task defaults, a config file and explicit overrides."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    for key in overrides:
+        if key not in CONFIG_KEYS:
+            raise ConfigError(
+                key, unknown_key_message(key).replace("unknown key", "unknown setting")
+            )
+    file_values = load_config_file(config_file) if config_file else {}
+    task = overrides.get("task", file_values.get("task", PPOConfig.task))
+    values = {**task_default_values(task), **file_values, **overrides}
+    return PPOConfig(**values)
