@@ -79,7 +79,7 @@ def run_seed(
 
     torch.set_num_threads(1)
     from esper.api import make_config, run_training
-    from esper.plot import read_curves
+    from esper.run_curves import read_curves
 
     with tempfile.TemporaryDirectory() as scratch:
         run_dir = Path(keep or scratch) / f"{task.replace(':', '-')}-s{seed}"

@@ -13,7 +13,9 @@ from matplotlib.image import imread
 from typer.testing import CliRunner
 
 from esper.cli import app
-from esper.plot import _labels, clipped_bar, group_runs, read_curves, return_range
+from esper.plot import _labels, clipped_bar, return_range
+from esper.run_curves import read_curves
+from esper.seed_groups import group_runs
 from esper.telemetry.events import (
     BatchCompletedPayload,
     EvaluationCompletedPayload,

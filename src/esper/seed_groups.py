@@ -10,12 +10,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from esper.config import ConfigError
-
-if TYPE_CHECKING:
-    from esper.plot import RunCurves
+from esper.errors import ConfigError
+from esper.run_curves import RunCurves
 
 # Config keys that do not change what is learned: runs differing only in these
 # (and the seed) are one experiment.
