@@ -84,3 +84,26 @@ def test_a_run_resumes_across_the_speedups_switch(tmp_path: Path) -> None:
     assert on["optimizer"]["steps"] == off["optimizer"]["steps"] > 0
     for name, tensor in on["policy"].items():
         torch.testing.assert_close(off["policy"][name], tensor, rtol=1e-3, atol=1e-4)
+
+
+def test_a_resume_reads_its_checkpoint_once(tmp_path: Path, monkeypatch) -> None:
+    """The newest intact checkpoint, its config and the restore: one read of the file."""
+    import esper
+
+    esper.train(
+        "cartpole", 2, n_envs=8, horizon=8, device="cpu", run_dir=str(tmp_path), progress=False
+    )
+    reads: list[str] = []
+    real_load = torch.load
+
+    def counting_load(path, *args, **kwargs):
+        reads.append(Path(path).name)
+        return real_load(path, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counting_load)
+    outcome = esper.train(
+        "cartpole", 1, n_envs=8, horizon=8, device="cpu", run_dir=str(tmp_path), resume=True,
+        progress=False,
+    )  # fmt: skip
+    assert outcome.status == "completed" and outcome.final_batch == 3
+    assert reads == ["batch_000002.pt"]

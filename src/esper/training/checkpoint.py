@@ -53,8 +53,40 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+# The last checkpoint read, by (file, modification time, size). A resume asks for
+# the same file three times (is it intact, what config made it, restore it):
+# with this it reads the file once. ``forget_loaded`` drops it after a restore.
+_last_loaded: tuple[tuple[str, int, int], dict[str, Any]] | None = None
+
+
+def _identity(path: Path) -> tuple[str, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def forget_loaded() -> None:
+    """Release the remembered checkpoint (its tensors) once it has been used."""
+    global _last_loaded
+    _last_loaded = None
+
+
 def load_checkpoint(path: Path, intact_hint: str = "") -> dict[str, Any]:
-    """Load a checkpoint safely; a damaged file gives a CheckpointError naming it."""
+    """Load a checkpoint safely; a damaged file gives a CheckpointError naming it.
+    The file is read once however often a resume asks (the same file, unchanged)."""
+    global _last_loaded
+    identity = _identity(path)
+    if identity is not None and _last_loaded is not None and _last_loaded[0] == identity:
+        return _last_loaded[1]
+    payload = _read(path, intact_hint)
+    if identity is not None:
+        _last_loaded = (identity, payload)
+    return payload
+
+
+def _read(path: Path, intact_hint: str) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:

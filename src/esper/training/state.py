@@ -25,6 +25,7 @@ from esper.training.checkpoint import (
     CheckpointError,
     describe_space,
     fits,
+    forget_loaded,
     load_for_resume,
     save_checkpoint,
 )
@@ -218,6 +219,7 @@ def _load_rank_states(state: TrainerState, run_dir: RunDir) -> list[dict[str, An
 def _restore(state: TrainerState, run_dir: RunDir) -> None:
     config = state.config
     saved = state.group.main_scatters(lambda: _load_rank_states(state, run_dir))
+    forget_loaded()  # what this rank needs is in ``saved``
     state.policy.load_state_dict(saved["policy"])
     state.optimizer.load_state_dict(saved["optimizer"])
     if state.obs_normalizer is not None:
