@@ -1,17 +1,22 @@
 """Typed telemetry: one enum of event names, one frozen payload per event.
 
 Payloads validate themselves on construction, so an invalid value is a bug
-that raises where it is emitted, not a wrong number on someone's screen.
+that raises where it is emitted, not a wrong number on someone's screen. The
+two payloads that carry numbers (TRAINING_STARTED, BATCH_COMPLETED) are made
+from the metrics table, which declares each of their fields once.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 from esper.telemetry.metrics import (
@@ -82,76 +87,84 @@ def _validate(payload: Any, fields: tuple[Field, ...]) -> None:
             _check(value <= spec.high, f"{name} must be <= {spec.high:g} (got {value})")
 
 
-@dataclass(frozen=True)
-class TrainingStartedPayload:
-    """Fields declared in ``metrics.TRAINING_STARTED_FIELDS``."""
+def _annotation(spec: Field) -> Any:
+    """The payload field's type: ``dict`` rows hold ``dict[str, Any]``; ``None``
+    is allowed where the table says the value may be absent."""
+    base = dict[str, Any] if spec.type is dict else spec.type
+    return base if spec.absent is Absent.NEVER else base | None
 
-    n_envs: int
-    max_epochs: int
-    max_batches: int
-    start_batch: int
-    task: str
-    device: str
-    seed: int
-    policy_params: int
-    config: dict[str, Any] = field(default_factory=dict)
-    env_steps: int = 0
-    world_size: int = 1
-    env_device_counts: dict[str, Any] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        _validate(self, TRAINING_STARTED_FIELDS)
+def _declare(spec: Field) -> tuple[Any, ...]:
+    """``make_dataclass``'s entry for one row; a mutable default is copied per payload."""
+    if spec.required:
+        return (spec.name, _annotation(spec))
+    if isinstance(spec.default, dict | list):
+        made = field(default_factory=partial(copy.deepcopy, spec.default))
+    else:
+        made = field(default=spec.default)
+    return (spec.name, _annotation(spec), made)
+
+
+def payload_class(
+    name: str, rows: tuple[Field, ...], doc: str, check: Callable[[Any], None] | None = None
+) -> type:
+    """A frozen dataclass with one field per row of the metrics table, in table
+    order, that validates itself against the rows (then ``check``, for rules
+    across fields) on construction. The table is the one declaration of the
+    fields; the class is importable (and picklable) from this module by ``name``."""
+
+    def __post_init__(self: Any) -> None:
+        _validate(self, rows)
+        if check is not None:
+            check(self)
+
+    namespace = {"__post_init__": __post_init__, "__doc__": doc, "__module__": __name__}
+    return dataclasses.make_dataclass(
+        name, [_declare(spec) for spec in rows], frozen=True, namespace=namespace
+    )
+
+
+def _check_training_started(payload: Any) -> None:
+    counts = payload.env_device_counts
+    _check(
+        all(_is_int(n) and n >= 1 for n in counts.values())
+        and (not counts or sum(counts.values()) == payload.n_envs),
+        "env_device_counts must map devices to env counts summing to n_envs",
+    )
+    _check(
+        payload.start_batch < payload.max_batches,
+        f"start_batch must be in [0, max_batches) (got {payload.start_batch})",
+    )
+
+
+def _check_batch_completed(payload: Any) -> None:
+    episode_stats = [
+        getattr(payload, f.name) for f in BATCH_COMPLETED_FIELDS if f.absent is Absent.NO_EPISODE
+    ]
+    if payload.episodes_finished == 0:
         _check(
-            all(_is_int(n) and n >= 1 for n in self.env_device_counts.values())
-            and (not self.env_device_counts or sum(self.env_device_counts.values()) == self.n_envs),
-            "env_device_counts must map devices to env counts summing to n_envs",
+            all(v is None for v in episode_stats),
+            "episode stats must be None when no episode finished",
         )
+    else:
         _check(
-            self.start_batch < self.max_batches,
-            f"start_batch must be in [0, max_batches) (got {self.start_batch})",
+            all(v is not None for v in episode_stats),
+            "episode stats required when episodes finished",
         )
 
 
-@dataclass(frozen=True)
-class BatchCompletedPayload:
-    """Fields declared in ``metrics.BATCH_COMPLETED_FIELDS`` (a test keeps them agreeing)."""
-
-    env_steps: int
-    sps: float
-    batch_seconds: float
-    episodes_finished: int
-    episode_return_mean: float | None
-    episode_return_min: float | None
-    episode_return_max: float | None
-    episode_length_mean: float | None
-    policy_loss: float
-    value_loss: float
-    entropy: float
-    approx_kl: float
-    clip_fraction: float
-    explained_variance: float
-    learning_rate: float
-    grad_norm: float
-    rollout_seconds: float = 0.0
-    update_seconds: float = 0.0
-    process_memory_mb: float | None = None
-    cuda_memory_mb: float | None = None
-
-    def __post_init__(self) -> None:
-        _validate(self, BATCH_COMPLETED_FIELDS)
-        episode_stats = [
-            getattr(self, f.name) for f in BATCH_COMPLETED_FIELDS if f.absent is Absent.NO_EPISODE
-        ]
-        if self.episodes_finished == 0:
-            _check(
-                all(v is None for v in episode_stats),
-                "episode stats must be None when no episode finished",
-            )
-        else:
-            _check(
-                all(v is not None for v in episode_stats),
-                "episode stats required when episodes finished",
-            )
+TrainingStartedPayload = payload_class(
+    "TrainingStartedPayload",
+    TRAINING_STARTED_FIELDS,
+    "What the run is: one field per row of ``metrics.TRAINING_STARTED_FIELDS``.",
+    _check_training_started,
+)
+BatchCompletedPayload = payload_class(
+    "BatchCompletedPayload",
+    BATCH_COMPLETED_FIELDS,
+    "How one batch went: one field per row of ``metrics.BATCH_COMPLETED_FIELDS``.",
+    _check_batch_completed,
+)
 
 
 @dataclass(frozen=True)
