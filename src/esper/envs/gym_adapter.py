@@ -14,8 +14,9 @@ which is exactly the batched-env contract.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from functools import cached_property, partial
+from functools import cache, cached_property, partial
 from typing import Any, ClassVar
 
 import gymnasium
@@ -226,11 +227,26 @@ class GymVectorEnv(SpecShapes):
         return tensor.to(self.device)
 
 
+@cache
+def probe_spec(gym_id: str) -> EnvSpec:
+    """The ``EnvSpec`` of ``gym:gym_id``, read from one env built and closed.
+
+    Once per id in a process: validating a task, describing it and building
+    its copies all ask, and a gymnasium env can take seconds to build (MuJoCo,
+    Box2D). A failure is not remembered, so it is raised again on each ask.
+    """
+    env = make_env(gym_id)
+    try:
+        return env_spec(gym_id, env.observation_space, env.action_space)
+    finally:
+        env.close()
+
+
 class GymTask:
     """What ``env_class("gym:ID")`` returns: called like a ``BatchedEnv`` class.
 
-    ``spec`` builds one gymnasium env to read its spaces, so the task can be
-    described (or rejected for unsupported spaces) without building copies.
+    ``spec`` reads the spaces of one probe env (``probe_spec``), so the task can
+    be described (or rejected for unsupported spaces) without building copies.
     """
 
     on_device: ClassVar[bool] = False
@@ -243,11 +259,8 @@ class GymTask:
 
     @cached_property
     def spec(self) -> EnvSpec:
-        env = make_env(self.gym_id)
-        try:
-            return env_spec(self.gym_id, env.observation_space, env.action_space, self.name)
-        finally:
-            env.close()
+        spec = probe_spec(self.gym_id)
+        return spec if spec.name == self.name else dataclasses.replace(spec, name=self.name)
 
     def __call__(
         self, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
