@@ -227,7 +227,7 @@ def test_a_batch_keeps_what_it_carries_in_place(tmp_path: Path) -> None:
         run_dir=str(tmp_path),
     )  # fmt: skip
     state = build_state(config, torch.device("cpu"), RunDir(tmp_path))
-    state.collect, state.update = batch_steps(
+    state.collect, state.advantages, state.update = batch_steps(
         PPOConfig(cuda_graphs="off"), torch.device("cpu"), state.env, 1
     )  # the plain steps over DeviceAdam: what the CUDA graphs capture
     buffer = RolloutBuffer.allocate(16, 8, state.env.obs_dim, state.env.action_space.shape, "cpu")

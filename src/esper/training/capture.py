@@ -7,8 +7,9 @@ two settings:
 - ``compile``: ``torch.compile`` (inductor) of the rollout step and of the
   minibatch step (forward, loss, backward, clipping and Adam in one graph),
   so each step's elementwise work runs as a few fused kernels.
-- ``cuda_graphs``: on CUDA, a batch's rollout replays as one captured graph
-  and each update epoch as another, so a batch costs a handful of launches
+- ``cuda_graphs``: on CUDA, a batch's rollout replays as one captured graph,
+  its advantages as another and each update epoch as a third, so a batch
+  costs a handful of launches
   from Python instead of one per kernel. The first batch runs eagerly (the
   warm-up a capture needs) and the second is captured.
 
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -30,6 +31,7 @@ from esper.envs.base import BatchedEnv
 from esper.errors import UserError
 from esper.training.distributed import Collectives
 from esper.training.episode_stats import EpisodeTracker
+from esper.training.gae import batch_advantages
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.optimizer import FlatAdam
 from esper.training.policy import ActorCritic
@@ -310,18 +312,62 @@ class GraphedUpdate(_Captured):
         self.capture(body, [])
 
 
-def batch_steps(
-    config: Any, device: torch.device, env: object, world_size: int
-) -> tuple[Callable[..., torch.Tensor], Callable[..., dict[str, torch.Tensor]]]:
-    """The run's rollout and update: plain, compiled, graphed, or both."""
+class GraphedAdvantages(_Captured):
+    """``batch_advantages`` replayed as one CUDA graph: the time loop of GAE is
+    one launch instead of a few per step. The observation after the batch is
+    copied into a static input; the advantages and returns it gives back are
+    the graph's own tensors, overwritten by the next replay."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.last_obs: torch.Tensor | None = None
+        self.out: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(
+        self,
+        rollout: RolloutBuffer,
+        last_obs: torch.Tensor,
+        value_of: Callable[[torch.Tensor], torch.Tensor],
+        gamma: float,
+        gae_lambda: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.warming_up():
+            return _on_side_stream(
+                lambda: batch_advantages(rollout, last_obs, value_of, gamma, gae_lambda)
+            )
+        if self.graph is None:
+            static = self.last_obs = last_obs.clone()
+
+            def body() -> None:
+                self.out = batch_advantages(rollout, static, value_of, gamma, gae_lambda)
+
+            self.capture(body, [])
+        assert self.graph is not None and self.last_obs is not None and self.out is not None
+        self.last_obs.copy_(last_obs)
+        self.graph.replay()
+        return self.out
+
+
+class BatchSteps(NamedTuple):
+    """A run's rollout, advantages and update, each plain, compiled or graphed,
+    with the plain functions' arguments and results."""
+
+    collect: Callable[..., torch.Tensor]
+    advantages: Callable[..., tuple[torch.Tensor, torch.Tensor]]
+    update: Callable[..., dict[str, torch.Tensor]]
+
+
+def batch_steps(config: Any, device: torch.device, env: object, world_size: int) -> BatchSteps:
+    """The run's steps: plain, compiled, graphed, or compiled and graphed."""
     graphs = uses_cuda_graphs(config.cuda_graphs, device, env, world_size)
     rollout_fn = compiled_rollout_step() if config.compile else rollout_step
     step_fn = compiled_minibatch_step() if config.compile else minibatch_step
     if graphs:
-        return GraphedRollout(rollout_fn), GraphedUpdate(step_fn)
+        return BatchSteps(GraphedRollout(rollout_fn), GraphedAdvantages(), GraphedUpdate(step_fn))
     if not config.compile:
-        return collect_rollout, ppo_update
-    return (
+        return BatchSteps(collect_rollout, batch_advantages, ppo_update)
+    return BatchSteps(
         functools.partial(collect_rollout, step=rollout_fn),
+        batch_advantages,
         functools.partial(ppo_update, step=step_fn),
     )

@@ -18,7 +18,6 @@ from esper.device import resolve_device
 from esper.run_dir import prepare_run_dir
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed import Collectives, rank_device
-from esper.training.gae import batch_advantages
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import (
     explained_variance,
@@ -111,7 +110,7 @@ def train_batch(
     )
     state.merge_normalizers()  # several ranks: the job's moments, once a batch
     last_obs = state.policy_obs(state.next_obs)  # [n_envs, obs_dim], as the policy sees it
-    advantages, returns = batch_advantages(
+    advantages, returns = state.advantages(
         buffer, last_obs, state.policy.value, config.gamma, config.gae_lambda
     )
     clock.mark("rollout_done")

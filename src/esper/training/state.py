@@ -35,6 +35,7 @@ from esper.training.distributed import (
     sum_moments,
 )
 from esper.training.episode_stats import EpisodeTracker
+from esper.training.gae import batch_advantages
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.optimizer import Optimizer, optimizer
 from esper.training.policy import ActorCritic, count_parameters
@@ -65,6 +66,7 @@ class TrainerState:
     # The batch's rollout and update: the plain functions, or their compiled or
     # graphed twins (training/capture.py), with the same arguments and results.
     collect: Callable[..., torch.Tensor] = collect_rollout
+    advantages: Callable[..., tuple[torch.Tensor, torch.Tensor]] = batch_advantages
     update: Callable[..., dict[str, torch.Tensor]] = ppo_update
     group: Collectives = field(default_factory=Collectives)  # this rank in the job
 
@@ -192,7 +194,9 @@ def build_state(
         next_obs=env.reset(seed=seed),
         group=group,
     )
-    state.collect, state.update = batch_steps(config, device, env, group.world_size)
+    state.collect, state.advantages, state.update = batch_steps(
+        config, device, env, group.world_size
+    )
     if config.start_batch > 0:
         _restore(state, run_dir)
     return state
