@@ -115,6 +115,8 @@ def uses_cuda_graphs(choice: str, device: torch.device, env: object, world_size:
         if not isinstance(env, BatchedEnv)
         else "runs in one process only (collectives stay outside graphs)"
         if world_size > 1
+        else f"needs a torch whose CUDA graphs take a generator (not {torch.__version__})"
+        if not hasattr(torch.cuda.CUDAGraph, "register_generator_state")
         else ""
     )
     if why_not:
