@@ -34,6 +34,7 @@ import torch
 from esper.envs.acrobot import Acrobot
 from esper.envs.base import BatchedEnv, EnvSpec
 from esper.envs.cartpole import CartPole
+from esper.envs.close import close_env
 from esper.envs.gym_ids import GYM_ASYNC_PREFIX, GYM_PREFIX, gym_id_of
 from esper.envs.mountain_car import MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
@@ -250,9 +251,7 @@ def factory_spec(factory: TaskFactory) -> EnvSpec:
     try:
         return env.spec
     finally:
-        close = getattr(env, "close", None)
-        if close is not None:
-            close()
+        close_env(env)
 
 
 def make(
