@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import torch
-from torch import nn
 
 from esper.envs.base import BatchedEnv
 from esper.errors import UserError
@@ -60,16 +59,11 @@ class DeviceAdam(FlatAdam):
     rounding; the checkpoint format is ``FlatAdam``'s, so runs resume across it.
     """
 
-    def __init__(
-        self,
-        params: Iterable[nn.Parameter],
-        lr: float,
-        eps: float = 1e-8,
-        betas: tuple[float, float] = (0.9, 0.999),
-    ) -> None:
-        super().__init__(params, lr=lr, eps=eps, betas=betas)
-        self.step_count = torch.zeros((), dtype=torch.float64, device=self.flat.device)
-        self.lr = torch.tensor(lr, dtype=torch.float64, device=self.flat.device)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # FlatAdam's arguments
+        super().__init__(*args, **kwargs)
+        device = self.flat.device
+        self.step_count = torch.zeros((), dtype=torch.float64, device=device)
+        self.lr = torch.tensor(self.param_groups[0]["lr"], dtype=torch.float64, device=device)
 
     def set_learning_rate(self, learning_rate: float) -> None:
         self.param_groups[0]["lr"] = learning_rate
@@ -89,6 +83,8 @@ class DeviceAdam(FlatAdam):
 
     def state_dict(self) -> dict[str, Any]:
         self.steps = int(self.step_count.item())  # host-sync: at a checkpoint, not per step
+        # The device rate, which an adaptive schedule moves (float64: exact as a float).
+        self.param_groups[0]["lr"] = self.lr.item()  # host-sync: at a checkpoint
         return super().state_dict()
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
@@ -98,8 +94,9 @@ class DeviceAdam(FlatAdam):
 
 
 def wants_device_optimizer(config: Any) -> bool:
-    """Whether the run's steps are compiled or captured (they need ``DeviceAdam``)."""
-    return bool(config.compile) or config.cuda_graphs == "on"
+    """Whether the run's steps are compiled or captured, or its learning rate
+    moves on the device (adaptive schedule): they need ``DeviceAdam``."""
+    return bool(config.compile) or config.cuda_graphs == "on" or config.schedule == "adaptive"
 
 
 def uses_cuda_graphs(choice: str, device: torch.device, env: object, world_size: int) -> bool:
