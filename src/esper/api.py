@@ -8,15 +8,17 @@ sinks attached.
 from __future__ import annotations
 
 import dataclasses
+import math
 import shlex
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from esper.config import EDGE_WORDS, PPOConfig, load_config_file
+from esper.config import EDGE_WORDS, PPOConfig, load_config_file, parse_assignments
 from esper.config_layers import build_config
 from esper.envs import env_class
 from esper.envs.registry import recall_task
@@ -24,10 +26,13 @@ from esper.errors import ConfigError, UserError
 from esper.run_dir import RunDir, describe_checkpoints
 from esper.sanctum import SanctumAggregator, SanctumDashboard
 from esper.telemetry.console import ConsoleSink
+from esper.telemetry.events import TelemetryEvent
 from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
+from esper.telemetry.wandb import MODES as TRACK_MODES
+from esper.telemetry.wandb import WandbSink
 from esper.torchrun_env import is_main_process
 from esper.training.checkpoint import load_for_resume, newest_intact
 from esper.training.distributed import Collectives, process_group
@@ -37,6 +42,8 @@ from esper.training.loop import run_vectorized_ppo
 from esper.training.report import TrainingResult
 
 Display = Literal["sanctum", "progress", "lines", "none"]
+# Gets every event of the run; returning True asks the run to stop after this batch.
+Callback = Callable[[TelemetryEvent], object]
 
 # Keys that describe this invocation rather than the run: never taken from a checkpoint.
 INVOCATION_KEYS = ("n_batches", "start_batch", "run_dir", "overwrite", "device")
@@ -103,10 +110,16 @@ def make_config(
     overrides: dict[str, Any] | None = None,
     *,
     resume: bool = False,
+    total_timesteps: int | None = None,
 ) -> PPOConfig:
     """Validated config; a resume starts from the checkpoint's saved config.
-    ``resume`` picks the newest intact checkpoint (instead of ``start_batch``)."""
+    ``resume`` picks the newest intact checkpoint (instead of ``start_batch``).
+    ``total_timesteps`` (CleanRL's budget) sets the batches instead of
+    ``n_batches``: the run ends at batch ceil(total_timesteps / (n_envs x horizon)),
+    counting a resumed run's batches."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if total_timesteps is not None:
+        return _config_for_timesteps(config_file, overrides, resume, total_timesteps)
     if resume and overrides.get("start_batch"):
         raise ConfigError(
             "resume", "give {resume} or {start_batch}, not both", mentions=("resume", "start_batch")
@@ -137,14 +150,40 @@ def make_config(
     return PPOConfig(**{**saved, **file_values, **overrides})
 
 
+def _config_for_timesteps(
+    config_file: Path | None, overrides: dict[str, Any], resume: bool, total_timesteps: int
+) -> PPOConfig:
+    """``make_config`` with ``n_batches`` from a number of env steps."""
+    if "n_batches" in overrides:
+        raise ConfigError(
+            "total_timesteps",
+            "give {total_timesteps} or {n_batches}, not both",
+            mentions=("total_timesteps", "n_batches"),
+        )
+    if total_timesteps < 1:
+        raise ConfigError("total_timesteps", f"must be >= 1 (got {total_timesteps})")
+    config = make_config(config_file, overrides, resume=resume)
+    end = math.ceil(total_timesteps / config.batch_size)
+    if end <= config.start_batch:
+        raise ConfigError(
+            "total_timesteps",
+            f"the run already holds {config.start_batch} batches "
+            f"({config.start_batch * config.batch_size:,} env steps)",
+        )
+    return dataclasses.replace(config, n_batches=end - config.start_batch)
+
+
 def train(
     task: str = "cartpole",
-    episodes: int = 50,
+    episodes: int | None = None,
     *,
     config_file: Path | str | None = None,
     resume: bool = False,
     progress: bool = True,
     tensorboard: bool = False,
+    track: bool | str = False,
+    total_timesteps: int | None = None,
+    callbacks: Sequence[Callback] = (),
     **overrides: Any,
 ) -> TrainOutcome:
     """Train from Python: ``esper.train(task="cartpole", episodes=20, n_envs=128)``.
@@ -156,6 +195,14 @@ def train(
     terminal, one line per batch otherwise; ``progress=False`` is silent.
     Errors name the keyword (``n_envs: must be >= 1``). Returns the outcome:
     status, run dir and the last batch's statistics.
+
+    ``episodes`` None: the task config's batch count; ``total_timesteps`` gives
+    the budget in env steps instead (CleanRL's way), rounded up to whole batches.
+    ``track`` logs to Weights & Biases: True (online, or as ``WANDB_MODE`` says),
+    ``"online"`` or ``"offline"``. Each of ``callbacks`` is called with every
+    ``TelemetryEvent`` of the run; one that returns ``True`` asks the run to stop
+    at the next batch boundary, which ends it ``interrupted`` (checkpointed,
+    resumable), as a Ctrl-C would.
     """
     fields = field_names(overrides)  # a conflict names the keywords as given
     words = {"n_batches": "episodes"} | {
@@ -169,6 +216,9 @@ def train(
             display,
             tensorboard,
             resume,
+            track=_track_mode(track),
+            total_timesteps=total_timesteps,
+            callbacks=callbacks,
         )
     except UserError as exc:
         raise exc.in_words(words) from None
@@ -185,14 +235,41 @@ def _train_in_group(
     display: Display,
     tensorboard: bool,
     resume: bool,
+    *,
+    track: str | None = None,
+    total_timesteps: int | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
     """One process, or this rank of a torchrun job: rank 0 reads the config (and a
     resume's checkpoint) and shares it; only rank 0 writes telemetry or draws."""
     with process_group() as group:
-        config = group.main_decides(lambda: make_config(config_file, overrides, resume=resume))
+        config = group.main_decides(
+            lambda: make_config(
+                config_file, overrides, resume=resume, total_timesteps=total_timesteps
+            )
+        )
         if not group.is_main:
-            display, tensorboard = "none", False
-        return run_training(config, display=display, tensorboard=tensorboard, group=group)
+            display, tensorboard, track = "none", False, None
+        return run_training(
+            config,
+            display=display,
+            tensorboard=tensorboard,
+            group=group,
+            track=track,
+            callbacks=callbacks,
+        )
+
+
+def _track_mode(track: bool | str | None) -> str | None:
+    """``track`` as a W&B mode: None (off), ``"default"`` (WANDB_MODE, else online),
+    ``"online"`` or ``"offline"``."""
+    if track is None or track is False:
+        return None
+    if track is True or track == "default":
+        return "default"
+    if track not in TRACK_MODES:
+        raise ConfigError("track", f"must be {' or '.join(TRACK_MODES)} (got {track!r})")
+    return str(track)
 
 
 def field_names(values: dict[str, Any]) -> dict[str, Any]:
@@ -224,15 +301,21 @@ def run_training(
     stop: StopRequest | None = None,
     tensorboard: bool = False,
     group: Collectives | None = None,
+    track: str | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
     """Run ``config`` with the JSONL record and a display: the Sanctum dashboard, a
-    progress bar, plain lines or nothing; ``tensorboard`` adds RUN_DIR/tensorboard/.
+    progress bar, plain lines or nothing; ``tensorboard`` adds RUN_DIR/tensorboard/,
+    ``track`` (a W&B mode, see ``train``) Weights & Biases; ``callbacks`` get every
+    event and may ask for a stop (see ``train``).
     A rank other than 0 of a torchrun job (``group``) writes no telemetry."""
     group = group or Collectives()
     hub = TelemetryHub()
     run_dir = RunDir(config.resolved_run_dir())
     if tensorboard:  # a missing package is an error before training starts
         hub.subscribe(TensorBoardSink(run_dir.tensorboard_dir))
+    if track:
+        hub.subscribe(WandbSink(run_dir.path, None if track == "default" else track))
     stop = stop or StopRequest()
     with graceful_signals(stop):
         # The run dir is checked (and cleared on --overwrite) by the trainer before
@@ -243,6 +326,8 @@ def run_training(
             hub.subscribe(ConsoleSink())
         elif display == "progress":
             hub.subscribe(ProgressSink())
+        for callback in callbacks:  # after the record, so a callback sees what is saved
+            hub.subscribe(_StoppingCallback(callback, stop))
         dashboard = _dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
@@ -272,8 +357,23 @@ def train_from_cli(
     sanctum: bool | None,
     tensorboard: bool = False,
     resume: bool = False,
+    settings: Sequence[str] | None = None,
+    total_timesteps: int | None = None,
+    track: str | None = None,
 ) -> TrainOutcome:
-    return _train_in_group(config_file, overrides, choose_display(sanctum), tensorboard, resume)
+    """``esper ppo``. The layers, lowest first: the task's defaults, ``config_file``,
+    ``settings`` (``KEY=VALUE`` pairs, ``--set``), then ``overrides`` (the flags)."""
+    flags = {key: value for key, value in overrides.items() if value is not None}
+    fields = {**parse_assignments(list(settings or ())), **flags}
+    return _train_in_group(
+        config_file,
+        fields,
+        choose_display(sanctum),
+        tensorboard,
+        resume,
+        track=_track_mode(track),
+        total_timesteps=total_timesteps,
+    )
 
 
 def choose_display(sanctum: bool | None) -> Display:
@@ -289,6 +389,19 @@ def _dashboard(hub: TelemetryHub) -> AbstractContextManager[object]:
     aggregator = SanctumAggregator()
     hub.subscribe(aggregator)
     return SanctumDashboard(aggregator)
+
+
+class _StoppingCallback:
+    """A user's callback on the hub: a ``True`` return requests a stop, which the
+    trainer reads at the next batch boundary."""
+
+    def __init__(self, callback: Callback, stop: StopRequest) -> None:
+        self._callback, self._stop = callback, stop
+        self.name = f"callback {getattr(callback, '__name__', type(callback).__name__)}"
+
+    def __call__(self, event: TelemetryEvent) -> None:
+        if self._callback(event) is True and not self._stop.requested:
+            self._stop.request(f"a stop request from {self.name}")
 
 
 class _LazyJsonl:

@@ -44,8 +44,31 @@ INVOCATION_OPTIONS = {
     "config_file": Invocation(
         "--config",
         Path,
-        "TOML file of PPOConfig keys (unknown keys are errors); flags override it.",
+        "TOML file of PPOConfig keys (unknown keys are errors); --set and flags override it.",
         "none",
+    ),
+    "settings": Invocation(
+        "--set",
+        list[str],
+        "KEY=VALUE for any PPOConfig key, e.g. --set learning_rate=3e-4 (repeatable; the "
+        "value is read as in a TOML file). Precedence, lowest first: task defaults, "
+        "--config, --set, flags.",
+        "none",
+    ),
+    "total_timesteps": Invocation(
+        "--total-timesteps",
+        int,
+        "The run's budget in env steps, as in CleanRL: the run ends at batch "
+        "ceil(N / (envs x horizon)); instead of --episodes.",
+        "--episodes",
+    ),
+    "track": Invocation(
+        "--track",
+        str,
+        "Log to Weights & Biases with CleanRL's metric names; --track offline needs no "
+        f"network (wandb sync uploads later); a resume continues the W&B run "
+        f"({install_hint('wandb')}).",
+        "off",
     ),
     "resume": Invocation(
         "--resume",
@@ -101,6 +124,10 @@ class OneLineErrors(TyperGroup):
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         try:
+            if not args and "args" not in kwargs:
+                kwargs["args"] = sys.argv[1:]
+            if "args" in kwargs:
+                kwargs["args"] = _bare_track(list(kwargs["args"] or ()))
             code = super().main(*args, standalone_mode=False, **kwargs)
         except typer.Exit as exc:
             code = exc.exit_code
@@ -116,6 +143,19 @@ class OneLineErrors(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+
+def _bare_track(argv: list[str]) -> list[str]:
+    """``--track`` alone (last, or before another option) means W&B's default mode
+    (``WANDB_MODE``, else online): typer options always take a value, so a bare one
+    is given ``default``."""
+    out = []
+    for at, word in enumerate(argv):
+        out.append(word)
+        given = at + 1 < len(argv) and not argv[at + 1].startswith("-")
+        if word == "--track" and not given:
+            out.append("default")
+    return out
 
 
 def _fail(line: str, code: int) -> int:

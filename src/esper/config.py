@@ -317,6 +317,39 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return parse_config_mapping(mapping, str(path))
 
 
+def parse_assignments(
+    pairs: list[str] | tuple[str, ...], setting: str = "settings"
+) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs (``esper ppo --set``) checked as a config file's keys are:
+    an unknown key gets the same suggestion, a value the same type check. VALUE is
+    read as a TOML value (``0.5``, ``true``, ``[64, 64]``); a string field takes the
+    text as written (``task=gym:CartPole-v1``). A later pair for a key wins."""
+    out: dict[str, Any] = {}
+    unknown: list[str] = []
+    for pair in pairs:
+        key, sep, text = (part.strip() for part in pair.partition("="))
+        if not sep or not key:
+            raise ConfigError(setting, f"expects KEY=VALUE (got {pair!r})")
+        if key not in CONFIG_KEYS:
+            unknown.append(unknown_key_message(key))
+            continue
+        if _READERS[key][0] == "a string":
+            quoted = len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'"
+            out[key] = text[1:-1] if quoted else text
+            continue
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        try:
+            out[key] = read_value(key, value)
+        except TypeError as exc:
+            raise ConfigError(setting, f"{key}: {exc}") from None
+    if unknown:
+        raise ConfigError(setting, "; ".join(unknown))
+    return out
+
+
 __all__ = [
     "CONFIG_KEYS",
     "SETTING_FLAGS",

@@ -38,7 +38,8 @@ class ConsoleSink:
             return (
                 f"esper: {data.task} on {data.device}: {data.n_envs} envs x "
                 f"{data.max_epochs} steps per batch, batches {data.start_batch + 1}"
-                f"..{data.max_batches}, {data.policy_params:,} parameters, seed {data.seed}"
+                f"..{data.max_batches} ({data.max_batches * data.n_envs * data.max_epochs:,} "
+                f"env steps), {data.policy_params:,} parameters, seed {data.seed}"
             )
         if kind is TelemetryEventType.BATCH_COMPLETED:
             assert isinstance(data, events.BatchCompletedPayload)

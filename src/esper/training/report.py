@@ -96,7 +96,8 @@ class Reporter:
             f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
             f"on {_describe_devices(env_device_counts)}, "
             f"{config.n_envs} envs x {config.horizon} steps, "
-            f"batches {config.start_batch + 1}..{config.max_batches}"
+            f"batches {config.start_batch + 1}..{config.max_batches} "
+            f"({config.max_batches * config.batch_size:,} env steps)"
             + (FRESH_ENVS_NOTE if config.start_batch and not state.env.restorable else ""),
         )
 
