@@ -7,6 +7,9 @@ names, so the curves of the two trainers overlay in one TensorBoard.
 the same axis. A resume also tells TensorBoard to hide whatever an earlier
 invocation logged past the checkpoint (``purge_step``), so batches that are
 run again after a crash or an ``--overwrite`` resume are not drawn twice.
+
+The run's hyperparameters (every PPOConfig field) go in as a text summary,
+a markdown table under the tag ``hyperparameters``, when training starts.
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ def summary_writer_class() -> type:
     return SummaryWriter
 
 
+HPARAMS_TAG = "hyperparameters"
+
+
+def hyperparameter_table(config: dict[str, Any]) -> str:
+    """The config as a two-column markdown table, which TensorBoard's text tab draws."""
+    rows = "\n".join(f"| {key} | `{value!r}` |" for key, value in config.items())
+    return f"| setting | value |\n| --- | --- |\n{rows}"
+
+
 class TensorBoardSink:
     """A hub subscriber writing one set of scalars per BATCH_COMPLETED."""
 
@@ -48,7 +60,8 @@ class TensorBoardSink:
         if event.event_type is TelemetryEventType.TRAINING_STARTED:
             assert isinstance(data, TrainingStartedPayload)
             # The checkpoint's own step stays; anything logged after it is superseded.
-            self._open(purge_step=data.env_steps + 1 if data.start_batch > 0 else None)
+            writer = self._open(purge_step=data.env_steps + 1 if data.start_batch > 0 else None)
+            writer.add_text(HPARAMS_TAG, hyperparameter_table(data.config), data.env_steps)
         elif event.event_type is TelemetryEventType.BATCH_COMPLETED:
             assert isinstance(data, BatchCompletedPayload)
             writer = self._writer or self._open(purge_step=None)
