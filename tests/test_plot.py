@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("matplotlib")
+
 from matplotlib import colormaps
 from matplotlib.image import imread
 from typer.testing import CliRunner

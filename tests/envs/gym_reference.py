@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
+pytest.importorskip("gymnasium")  # every test module importing this skips without it
+
 import gymnasium
 import numpy as np
 import torch

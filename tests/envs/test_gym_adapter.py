@@ -2,9 +2,12 @@
 
 import importlib.util
 
+import pytest
+
+pytest.importorskip("gymnasium")
+
 import gymnasium
 import numpy as np
-import pytest
 import torch
 
 from esper.envs import BoxSpace, DiscreteSpace, UnknownTaskError, env_class, make

@@ -7,6 +7,10 @@ step, as Isaac Lab, ManiSkill 3 and Genesis do.
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("gymnasium")
+
 import gymnasium
 import numpy as np
 import torch
