@@ -6,6 +6,8 @@ starts one process per rank and sets ``RANK``, ``WORLD_SIZE`` and
 ``LOCAL_RANK`` (read by ``esper.torchrun_env``). A process outside torchrun
 sees none of them and runs as world size 1: every collective below is then a
 no-op and ``torch.distributed`` is never imported (importing it costs seconds).
+``ESPER_FORCE_DIST=1`` makes a world-size-1 torchrun job build the group and
+run every collective anyway (the device check exercises nccl on one GPU so).
 
 What crosses ranks, and when:
 
@@ -42,6 +44,7 @@ from esper.telemetry.metrics import Reduction
 from esper.torchrun_env import launched_by_torchrun, local_world_size
 
 TIMEOUT_ENV = "ESPER_DIST_TIMEOUT"
+FORCE_ENV = "ESPER_FORCE_DIST"  # "1": a group and its collectives even at world size 1
 DEFAULT_TIMEOUT_S = 120.0
 
 T = TypeVar("T")
@@ -61,10 +64,11 @@ class Collectives:
     local_rank: int = 0
     nodes: int = 1
     seconds: float = 0.0
+    forced: bool = False  # a group of one rank that runs its collectives (FORCE_ENV)
 
     @property
     def active(self) -> bool:
-        return self.world_size > 1
+        return self.world_size > 1 or self.forced
 
     @property
     def is_main(self) -> bool:
@@ -251,7 +255,7 @@ def process_group() -> Iterator[Collectives]:
     """This process's ``Collectives``: world size 1 outside torchrun; under
     torchrun a process group over every rank (gloo for CPU tensors, nccl for
     CUDA ones when this machine has CUDA), closed when the block ends."""
-    if not launched_by_torchrun():
+    if not launched_by_torchrun() and not forced_group():
         yield Collectives()
         return
     import torch.distributed as dist
@@ -271,9 +275,16 @@ def process_group() -> Iterator[Collectives]:
             world_size=world_size,
             local_rank=local_rank,
             nodes=max(1, world_size // max(local_world, 1)),
+            forced=world_size == 1,
         )
     finally:
         dist.destroy_process_group()
+
+
+def forced_group() -> bool:
+    """``ESPER_FORCE_DIST=1`` in a torchrun job (torchrun sets ``RANK``): build the
+    process group even for one rank. Outside torchrun it has no effect."""
+    return os.environ.get(FORCE_ENV) == "1" and "RANK" in os.environ
 
 
 def rank_device(device: torch.device, group: Collectives) -> torch.device:
