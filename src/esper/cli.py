@@ -7,6 +7,7 @@ and a non-zero exit code.
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NamedTuple, get_args, get_type_hints
@@ -115,6 +116,9 @@ CLI_NAMES = {
     "world_size": "--nproc",  # the ranks of a job (one process unless --nproc or torchrun)
 }
 
+    "seeds": "--seeds",  # esper seeds / esper tune
+    "jobs": "--jobs",
+    "timeout": "--timeout",
 
 class OneLineErrors(TyperGroup):
     """Every user error becomes one line on stderr and a non-zero exit, no traceback.
@@ -386,6 +390,89 @@ def plot(
     style = {"smooth": smooth, "labels": label, "title": title, "stat": stat}
     written = plot_runs(run_dirs, output, dpi=dpi, normalize=normalize, **style)
     print(f"esper: wrote {written}")
+
+
+SET_OPTION = typer.Option(
+    "--set", help="KEY=VALUE for any PPOConfig key, as esper ppo --set (repeatable)."
+)
+CONFIG_OPTION = typer.Option(
+    "--config", help="TOML file of PPOConfig keys, as esper ppo --config.", show_default=False
+)
+
+
+@app.command()
+def seeds(
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Seeds to train: 1-5, 1,3,7 or a mix (1-5,9).")
+    ] = "1-5",
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            help="Seeds run at once, each pinned to its own slice of the CPUs. "
+            "Default: the CPUs this process may use.",
+            show_default=False,
+        ),
+    ] = None,
+    parent: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="Parent dir: each seed's run in DIR/seed-S, the table in DIR/seeds.md and "
+            "DIR/seeds.json. Default: runs/<task>-seeds.",
+            show_default=False,
+        ),
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="As esper ppo --task.")] = None,
+    episodes: Annotated[
+        int | None, typer.Option("--episodes", help="Batches per seed, as esper ppo --episodes.")
+    ] = None,
+    config_file: Annotated[Path | None, CONFIG_OPTION] = None,
+    settings: Annotated[list[str] | None, SET_OPTION] = None,
+    device: Annotated[str | None, typer.Option("--device", help="As esper ppo --device.")] = None,
+    target: Annotated[
+        float | None,
+        typer.Option("--target", help="Add a column: the first batch whose mean reaches this."),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Exit 1 unless every seed's last-5 mean reaches this."),
+    ] = None,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds a seed may run before it is stopped.")
+    ] = 6 * 3600.0,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace the runs and tables already in --dir.")
+    ] = False,
+) -> None:
+    """Train one config on many seeds in parallel processes; write a table of them
+    (esper plot DIR draws them as one line with a band). Exit 1 if a seed failed."""
+    from esper import api
+    from esper.config import parse_assignments
+    from esper.sweep import Sweep, affinity, markdown_table, parse_seeds, run_sweep, write_tables
+
+    pairs = list(settings or ())
+    layers = {**parse_assignments(pairs), "task": task, "n_batches": episodes, "device": device}
+    config = api.make_config(config_file, layers)  # one line for a bad setting, before any run
+    sweep = Sweep(
+        parse_seeds(seeds),
+        parent or Path("runs") / f"{config.task.replace(':', '_')}-seeds",
+        task=task,
+        episodes=episodes,
+        config_file=config_file,
+        settings=pairs,
+        device=device,
+        jobs=len(affinity()) if jobs is None else jobs,
+        timeout=timeout,
+        overwrite=overwrite,
+    )
+    runs = run_sweep(sweep)
+    written = write_tables(sweep, runs, target)
+    print(f"\n{markdown_table(runs, target)}\n\nesper: wrote {', '.join(map(str, written))}")
+    failed = any(r.status != "completed" for r in runs)
+    short = threshold is not None and any((r.last5 or -math.inf) < threshold for r in runs)
+    if failed or short:
+        raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()

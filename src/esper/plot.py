@@ -24,7 +24,7 @@ from esper.envs.gym_ids import gym_id_of
 from esper.envs.registry import TASKS
 from esper.errors import ConfigError
 from esper.extras import import_extra
-from esper.run_curves import RunCurves, read_curves, run_name
+from esper.run_curves import RunCurves, expand_run_dirs, read_curves, run_name
 from esper.seed_groups import STATISTICS, RunGroup, group_runs
 from esper.telemetry.events import EvaluationCompletedPayload
 
@@ -116,7 +116,7 @@ def plot_runs(
         raise ConfigError("--smooth", f"must be a number of batches >= 1 (got {smooth})")
     if stat not in STATISTICS:
         raise ConfigError("--stat", f"must be one of {', '.join(STATISTICS)} (got {stat!r})")
-    paths = [Path(d) for d in run_dirs]
+    paths = expand_run_dirs([Path(d) for d in run_dirs])  # a sweep's parent: its runs
     output = Path(output)
     runs = [read_curves(d, label) for d, label in zip(paths, _labels(paths), strict=True)]
     groups = group_runs(runs, labels)

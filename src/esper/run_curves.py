@@ -80,6 +80,22 @@ def read_curves(run_dir: Path, label: str | None = None) -> RunCurves:
     return curves
 
 
+def expand_run_dirs(paths: list[Path]) -> list[Path]:
+    """Each path as given, except a dir without telemetry.jsonl whose subdirs hold
+    runs (an ``esper seeds`` or ``esper tune`` parent): it stands for those runs."""
+    expanded: list[Path] = []
+    for path in paths:
+        children = (
+            []
+            if RunDir(path).telemetry_path.is_file() or not path.is_dir()
+            else [
+                child for child in sorted(path.iterdir()) if RunDir(child).telemetry_path.is_file()
+            ]
+        )
+        expanded += children or [path]
+    return expanded
+
+
 def run_name(run_dir: Path) -> str:
     """A run's default label: its directory's name."""
     return run_dir.name or run_dir.resolve().name
