@@ -32,3 +32,27 @@ def test_an_interrupted_train_says_how_to_resume_from_python(tmp_path: Path) -> 
         call == f"esper.train(task='cartpole', episodes=46, run_dir={str(tmp_path)!r}, resume=True)"
     )
     assert "--resume --episodes 46" in outcome.resume_command
+
+
+def test_the_fresh_environments_note_of_a_gym_resume_reaches_the_console(
+    tmp_path: Path, capsys
+) -> None:
+    settings = dict(n_envs=4, max_epochs=16, device="cpu", run_dir=str(tmp_path))
+    esper.train(task="gym:CartPole-v1", episodes=1, progress=False, **settings)
+    capsys.readouterr()
+    esper.train(task="gym:CartPole-v1", episodes=1, start_episode=1, **settings)
+    err = capsys.readouterr().err
+    assert "esper: note: gym:CartPole-v1: this task's environments cannot be checkpointed" in err
+    assert "freshly reset environments" in err
+
+
+def test_two_names_for_one_setting_with_different_values_are_refused(tmp_path: Path) -> None:
+    import pytest
+
+    from esper.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        esper.train(horizon=16, max_epochs=32, run_dir=str(tmp_path), progress=False)
+    line = str(refused.value)
+    assert "horizon and max_epochs are two names for one setting" in line
+    assert "(16 and 32)" in line and not (tmp_path / "telemetry.jsonl").exists()

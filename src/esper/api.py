@@ -39,7 +39,7 @@ from esper.training.distributed import Collectives, process_group
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.launch import restart_words
 from esper.training.loop import run_vectorized_ppo
-from esper.training.report import TrainingResult
+from esper.training.report import FRESH_ENVS_NOTE, TrainingResult
 
 Display = Literal["sanctum", "progress", "lines", "none"]
 # Gets every event of the run; returning True asks the run to stop after this batch.
@@ -317,6 +317,9 @@ def run_training(
     if track:
         hub.subscribe(WandbSink(run_dir.path, None if track == "default" else track))
     stop = stop or StopRequest()
+    if group.is_main and display != "none":
+        for note in run_notes(config, run_dir):
+            print(f"esper: note: {note}", file=sys.stderr, flush=True)
     with graceful_signals(stop):
         # The run dir is checked (and cleared on --overwrite) by the trainer before
         # it emits anything, so the JSONL sink subscribes lazily on the first event.
@@ -339,6 +342,20 @@ def run_training(
         finally:
             hub.close()
     return TrainOutcome(result, config, telemetry_failures=list(hub.failures.values()))
+
+
+def run_notes(config: PPOConfig, run_dir: RunDir) -> list[str]:
+    """What the console should know before the run starts (telemetry records
+    the same in TRAINING_STARTED's message)."""
+    notes = []
+    if config.start_batch == 0 and not config.overwrite and run_dir.record() == "no batch":
+        notes.append(
+            f"{run_dir.path} holds an earlier start that completed no batch; starting "
+            "again (its telemetry stays, this run's follows it)"
+        )
+    if config.start_batch and not getattr(env_class(config.task), "restorable", True):
+        notes.append(f"{config.task}: {FRESH_ENVS_NOTE.removeprefix('; ')}")
+    return notes
 
 
 def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception, rank: int = 0) -> TrainingResult:

@@ -15,7 +15,7 @@ from typing import Any
 
 from esper.config import PPOConfig
 from esper.device import resolve_device
-from esper.run_dir import prepare_run_dir
+from esper.run_dir import check_run_dir, claim_run_dir
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed import Collectives, rank_device
 from esper.training.interrupt import StopRequest
@@ -58,8 +58,10 @@ def run_vectorized_ppo(
     group = group or Collectives()
     device = rank_device(resolve_device(config.device), group)
     group.shard(config.n_envs)  # an uneven split is bad input: refused before the run dir
-    run_dir = group.main_decides(lambda: prepare_run_dir(config))
+    run_dir = group.main_decides(lambda: check_run_dir(config))
     state = build_state(config, device, run_dir, group)
+    # Every check has passed (the state's too): only now may --overwrite clear.
+    group.main_decides(lambda: claim_run_dir(config, run_dir))
     state.run_id = group.main_decides(
         lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
     )
