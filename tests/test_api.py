@@ -56,3 +56,24 @@ def test_two_names_for_one_setting_with_different_values_are_refused(tmp_path: P
     line = str(refused.value)
     assert "horizon and max_epochs are two names for one setting" in line
     assert "(16 and 32)" in line and not (tmp_path / "telemetry.jsonl").exists()
+
+
+def test_the_resume_command_keeps_how_the_run_was_recorded(tmp_path: Path) -> None:
+    """A resume takes its settings from the checkpoint, but the device and the
+    sinks are this invocation's: the printed command must repeat them."""
+    import shlex
+    from types import SimpleNamespace
+
+    from esper.api import TrainOutcome
+    from esper.config import PPOConfig
+
+    config = PPOConfig(run_dir=str(tmp_path), device="cpu")
+    outcome = TrainOutcome(SimpleNamespace(), config, tensorboard=True, track="offline")
+    words = shlex.split(outcome.resume_command)
+    assert "--tensorboard" in words
+    assert words[words.index("--track") + 1] == "offline"
+    assert words[words.index("--device") + 1] == "cpu"
+    assert "tensorboard=True, track='offline'" in outcome.resume_call
+    assert "device='cpu'" in outcome.resume_call
+    plain = TrainOutcome(SimpleNamespace(), PPOConfig(run_dir=str(tmp_path)))
+    assert "--tensorboard" not in plain.resume_command and "--device" not in plain.resume_command

@@ -87,3 +87,13 @@ def test_installed_esper_trains_with_the_packaged_cartpole_config(
     for key, value in expected.items():
         assert key == "n_envs" or config[key] == value, key
     assert config["n_envs"] == 8  # the flag still wins over the task's file
+
+
+def test_the_installed_wheel_reports_the_repository_s_version(
+    installed: tuple[Path, Path],
+) -> None:
+    _, bin_dir = installed
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "UV", "VIRTUAL_ENV")}
+    said = _run([str(bin_dir / "esper"), "--version"], env=env)
+    assert said.stdout.strip() == f"esper {declared}"

@@ -6,17 +6,34 @@ The Python API, for notebooks and scripts (the CLI is a thin layer over it)::
     outcome = esper.train(task="cartpole", episodes=30, run_dir="runs/demo")
     policy = esper.load_policy("runs/demo")
 
-Both are imported lazily so ``import esper`` stays cheap.
+Both are imported lazily so ``import esper`` stays cheap. ``esper.__version__``
+is the installed distribution's (``esper-rl``), so a wheel and the checkout it
+was built from say the same.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["load_policy", "train"]
+__all__ = ["__version__", "load_policy", "train"]
+
+DISTRIBUTION = "esper-rl"
+
+
+def version() -> str:
+    """The version in the installed package's metadata (pyproject.toml's)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed_version
+
+    try:
+        return installed_version(DISTRIBUTION)
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return version()
     if name == "train":
         from esper.api import train
 

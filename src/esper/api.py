@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from esper.config import EDGE_WORDS, PPOConfig, load_config_file, parse_assignments
+from esper.config import EDGE_WORDS, FIELDS, PPOConfig, load_config_file, parse_assignments
 from esper.config_layers import build_config
 from esper.envs import env_class
 from esper.envs.registry import recall_task
@@ -56,6 +56,9 @@ class TrainOutcome:
     result: TrainingResult
     config: PPOConfig
     telemetry_failures: list[SubscriberFailure] = field(default_factory=list)
+    # How this invocation recorded the run: a resume must record the same way.
+    tensorboard: bool = False
+    track: str | None = None  # a W&B mode, as run_training takes it
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.result, name)
@@ -67,15 +70,34 @@ class TrainOutcome:
         parts = [*restart_words(), "ppo", "--task", self.config.task]
         parts += ["--run-dir", str(self.config.resolved_run_dir())]
         parts += ["--resume", "--episodes", str(self._remaining())]
+        for key, value in self._invocation().items():
+            flag = f"--{key.replace('_', '-')}"
+            parts += [flag] if value in (True, "default") else [flag, value]
         return shlex.join(parts)
 
     @property
     def resume_call(self) -> str:
         """The Python call that continues this run (``resume_command``'s twin)."""
+        extra = "".join(
+            f", {key}={True if value == 'default' else value!r}"
+            for key, value in self._invocation().items()
+        )
         return (
             f"esper.train(task={self.config.task!r}, episodes={self._remaining()}, "
-            f"run_dir={str(self.config.resolved_run_dir())!r}, resume=True)"
+            f"run_dir={str(self.config.resolved_run_dir())!r}, resume=True{extra})"
         )
+
+    def _invocation(self) -> dict[str, Any]:
+        """What a resume does not take from the checkpoint (INVOCATION_KEYS, the
+        sinks) but should keep: the device and how the run is recorded."""
+        kept: dict[str, Any] = {}
+        if self.config.device != FIELDS["device"].default:
+            kept["device"] = self.config.device
+        if self.tensorboard:
+            kept["tensorboard"] = True
+        if self.track:
+            kept["track"] = self.track
+        return kept
 
     def _remaining(self) -> int:
         """Batches from the newest checkpoint to this run's ``max_batches``."""
@@ -341,7 +363,13 @@ def run_training(
             result = _crashed(config, run_dir, exc, group.rank)
         finally:
             hub.close()
-    return TrainOutcome(result, config, telemetry_failures=list(hub.failures.values()))
+    return TrainOutcome(
+        result,
+        config,
+        telemetry_failures=list(hub.failures.values()),
+        tensorboard=tensorboard,
+        track=track,
+    )
 
 
 def run_notes(config: PPOConfig, run_dir: RunDir) -> list[str]:

@@ -185,8 +185,27 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from esper import version
+
+        print(f"esper {version()}")
+        raise typer.Exit(0)
+
+
 @app.callback()
-def _root(ctx: typer.Context) -> None:
+def _root(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print esper's version (the installed package's) and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
     """esper: PPO on batched tensor environments, with built-in telemetry."""
     if ctx.invoked_subcommand is None:  # bare `esper`: the help, exit 0
         print(ctx.get_help())
