@@ -3,16 +3,30 @@
 #
 #   bash scripts/device_check.sh [OUT_DIR]     (default docs/bench/<gpu>-<date>)
 #
-# Runs the CUDA tests (pytest -m cuda), every built-in task for a few batches on
-# cuda with a resume and an eval, a 2-rank nccl run when the machine has two
-# GPUs (else one rank, still through torchrun), the benchmark at 1,024, 16,384
-# and 65,536 envs, and a 50-batch CartPole run. Each step's output goes to
-# OUT_DIR/logs/<step>.log (all of it to OUT_DIR/device_check.log) and its last
-# lines are printed after it; OUT_DIR/summary.md, printed last, is the table.
+# Runs, in this order:
+# - the CUDA tests (pytest -m cuda);
+# - every built-in task for a few batches on cuda, with a resume and an eval;
+# - a 2-rank nccl run when the machine has two GPUs (else one rank, still
+#   through torchrun), and a 1-rank torchrun job with ESPER_FORCE_DIST=1, which
+#   builds the nccl group anyway and runs its broadcast, all-reduces and
+#   all-gathers (NCCL_DEBUG lines in its log say which ran);
+# - the default 50-batch CartPole run (`esper ppo --episodes 50`) eager and
+#   graphed (--cuda-graphs on): seconds from process start to the first batch
+#   whose mean return is >= 475 (scripts/bench.py --time-to-target);
+# - the benchmark, eager and graphed, at 128 (the default), 1,024, 16,384 and
+#   65,536 CartPole envs: env-steps/s and seconds per steady batch;
+# - the same compiled (--compile) and compiled+graphed, last: compilation is
+#   the slowest step, so it is the one the budget cuts short.
+# Each step's output goes to OUT_DIR/logs/<step>.log (all of it to
+# OUT_DIR/device_check.log) and its last lines are printed after it;
+# OUT_DIR/summary.md, printed last, holds the steps and the comparison tables.
 #
 # The machine needs no network, only its python3 with torch, pytest, typer,
-# rich and numpy. Wheels in .whl/ are installed first when present (gymnasium
-# is not on the device machines); make them on a machine with a network:
+# rich and numpy: test modules that need matplotlib, tensorboard or gymnasium
+# skip themselves without them, and `esper ppo` on a built-in task imports none.
+# Wheels in .whl/ are installed first when present (gymnasium is not on the
+# device machines; with it, its comparison tests run); make them on a machine
+# with a network:
 #   pip download --only-binary=:all: --no-deps --python-version 3.12 -d .whl \
 #     gymnasium cloudpickle farama-notifications
 #
@@ -21,7 +35,9 @@
 # so one hang cannot eat a lease. The exit status is 1 when any step failed.
 #
 # DEVICE=cpu runs the same flow on the CPU at toy sizes (a test does, to check
-# this script's own logic on machines without a GPU).
+# this script's own logic on machines without a GPU). There CUDA graphs are
+# refused: the graphed rows are not run, and the step graphed-refused checks
+# that `--cuda-graphs on` fails with a one-line error instead.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEVICE=${DEVICE:-cuda}
@@ -32,7 +48,11 @@ if [[ $DEVICE == cpu ]]; then  # toy sizes: the flow, not the figures
   TASK_ARGS=(--envs 16 --max-epochs 8)
   RANK_ENVS=16
   CARTPOLE_BATCHES=2
-  BENCH_ARGS=(--envs 64 128 --batches 2 --max-epochs 8)
+  BENCH_ARGS=(--batches 2 --max-epochs 8)
+  BENCH_ENVS=(64 128)
+  COMPILED_ENVS=(64)  # a compiled row costs ~30 s of compilation on 2 cores
+  FAST_MODES=(eager)  # graphed: refused on the CPU (step graphed-refused)
+  SLOW_MODES=(compiled)
   PYTEST_PATHS=(tests/training/test_cuda.py)
   TAG=cpu
 else
@@ -40,7 +60,11 @@ else
   TASK_ARGS=()
   RANK_ENVS=1024
   CARTPOLE_BATCHES=50
-  BENCH_ARGS=(--envs 1024 16384 65536 --batches 6)
+  BENCH_ARGS=(--batches 6)
+  BENCH_ENVS=(128 1024 16384 65536)
+  COMPILED_ENVS=("${BENCH_ENVS[@]}")
+  FAST_MODES=(eager graphed)
+  SLOW_MODES=(compiled compiled+graphed)
   PYTEST_PATHS=(tests)
   TAG=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -n 1 \
     | awk '{print tolower($NF)}')
@@ -61,6 +85,15 @@ if compgen -G "$WHEELS/*.whl" >/dev/null; then
   export PYTHONPATH="$PYTHONPATH:$SITE"
 fi
 export PYTHONUNBUFFERED=1
+
+refused() {  # refused COMMAND...: passes when COMMAND exits 2 with one line "esper: error: ..."
+  local out rc
+  out=$("$@" 2>&1)
+  rc=$?
+  printf '%s\nexit %s\n' "$out" "$rc"
+  [[ $rc == 2 && $out == "esper: error: "* && $out != *$'\n'* ]]
+}
+export -f refused
 
 START=$SECONDS
 step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, record, show the tail
@@ -93,60 +126,164 @@ torch.__version__, 'cuda', torch.version.cuda, 'gpus', torch.cuda.device_count()
 GPUS=$($PY -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
 RUNS=$(mktemp -d)
 
-step cuda-tests 240 $PY -m pytest -q -p no:cacheprovider -m cuda "${PYTEST_PATHS[@]}"
+step cuda-tests 150 $PY -m pytest -q -p no:cacheprovider -m cuda "${PYTEST_PATHS[@]}"
 for task in $TASKS; do
-  step "task-$task" 90 $PY -m esper ppo --task "$task" --episodes 3 --device "$DEVICE" \
+  step "task-$task" 45 $PY -m esper ppo --task "$task" --episodes 3 --device "$DEVICE" \
     "${TASK_ARGS[@]}" --no-sanctum --run-dir "$RUNS/$task" --checkpoint-every 1
 done
 LAST_TASK=${TASKS##* }  # resumed for 2 more batches, then evaluated
-step resume 90 $PY -m esper ppo --task "$LAST_TASK" --episodes 2 --start-episode 3 \
+step resume 45 $PY -m esper ppo --task "$LAST_TASK" --episodes 2 --start-episode 3 \
   --device "$DEVICE" "${TASK_ARGS[@]}" --no-sanctum --run-dir "$RUNS/$LAST_TASK"
-step eval 60 $PY -m esper eval "$RUNS/$LAST_TASK" --episodes 8 --device "$DEVICE"
+step eval 45 $PY -m esper eval "$RUNS/$LAST_TASK" --episodes 8 --device "$DEVICE"
 NPROC=$((GPUS >= 2 ? 2 : 1))
-step "torchrun-${NPROC}rank" 120 $PY -m torch.distributed.run --standalone \
+step "torchrun-${NPROC}rank" 60 $PY -m torch.distributed.run --standalone \
   --nproc-per-node "$NPROC" -m esper ppo --episodes 3 --envs "$RANK_ENVS" --device "$DEVICE" \
   --no-sanctum --run-dir "$RUNS/ranks"
-step "cartpole-$CARTPOLE_BATCHES" 180 $PY -m esper ppo --episodes "$CARTPOLE_BATCHES" \
-  --device "$DEVICE" --no-sanctum --run-dir "$RUNS/cartpole"
-cp "$RUNS/cartpole/telemetry.jsonl" "$OUT_DIR/cartpole$CARTPOLE_BATCHES.jsonl" 2>/dev/null
-step bench 180 $PY scripts/bench.py --device "$DEVICE" "${BENCH_ARGS[@]}" \
-  --json "$OUT_DIR/bench.json"
+# One rank that still builds the process group (nccl on cuda, gloo on the CPU) and
+# runs every collective; a checkpoint per batch adds the object gathers.
+step torchrun-forced 60 env ESPER_FORCE_DIST=1 NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS=INIT,COLL \
+  $PY -m torch.distributed.run --standalone --nproc-per-node 1 -m esper ppo --episodes 3 \
+  --envs "$RANK_ENVS" --device "$DEVICE" --no-sanctum --run-dir "$RUNS/forced" --checkpoint-every 1
+if [[ $DEVICE == cpu ]]; then
+  step graphed-refused 30 bash -c 'refused "$@"' refused $PY -m esper ppo --cuda-graphs on \
+    --episodes 1 --device cpu --no-sanctum --run-dir "$RUNS/refused"
+fi
+# The default run, whole, per mode: seconds from process start to mean return >= 475.
+step "cartpole-$CARTPOLE_BATCHES" 120 $PY scripts/bench.py --device "$DEVICE" --envs \
+  --time-to-target --run-to-end --solve-batches "$CARTPOLE_BATCHES" --modes "${FAST_MODES[@]}" \
+  --keep-telemetry "$OUT_DIR" --json "$OUT_DIR/solve.json"
+step bench 150 $PY scripts/bench.py --device "$DEVICE" "${BENCH_ARGS[@]}" \
+  --envs "${BENCH_ENVS[@]}" --modes "${FAST_MODES[@]}" --json "$OUT_DIR/bench.json"
+step bench-compiled 300 $PY scripts/bench.py --device "$DEVICE" "${BENCH_ARGS[@]}" \
+  --envs "${COMPILED_ENVS[@]}" --modes "${SLOW_MODES[@]}" --json "$OUT_DIR/bench-compiled.json"
 rm -rf "$RUNS"
 
 echo "=== summary (${OUT_DIR}, $((SECONDS - START))s)" | tee -a "$LOG"
-$PY - "$OUT_DIR" "$CARTPOLE_BATCHES" <<'EOF' | tee -a "$LOG"
+$PY - "$OUT_DIR" "$CARTPOLE_BATCHES" "$DEVICE" "${BENCH_ENVS[*]}" "${FAST_MODES[*]}" \
+  "${COMPILED_ENVS[*]}" "${SLOW_MODES[*]}" <<'EOF' | tee -a "$LOG"
 import json
+import re
 import sys
 from pathlib import Path
 
-out, batches = Path(sys.argv[1]), sys.argv[2]
+out, batches, device = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+fast_envs, fast_modes, slow_envs, slow_modes = (arg.split() for arg in sys.argv[4:8])
 rows = [line.split("\t") for line in (out / "steps.tsv").read_text().splitlines()]
+STATUS = {"0": "ok", "skipped": "skipped", "124": "timeout", "137": "timeout"}
+status = {name: STATUS.get(rc, f"failed ({rc})") for name, rc, _ in rows}
+
+
+def load(name):
+    try:
+        return json.loads((out / name).read_text())
+    except (OSError, ValueError):
+        return []
+
+
+def num(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
 notes = {}
-cartpole = out / f"cartpole{batches}.jsonl"
-if cartpole.exists():
-    events = [json.loads(line) for line in cartpole.read_text().splitlines() if line.strip()]
-    done = [e for e in events if e["event_type"] == "BATCH_COMPLETED"]
-    means = [(e["batch"], e["data"]["episode_return_mean"]) for e in done]
-    solved = next((b for b, m in means if m is not None and m >= 475), None)
-    last = [m for _, m in means if m is not None][-1:] or [None]
-    sps = sorted(e["data"]["sps"] for e in done)
-    notes[f"cartpole-{batches}"] = (
-        f"475 at batch {solved}; last mean {last[0]}; median {sps[len(sps) // 2]:,.0f} sps"
-        if sps
-        else "no batch completed"
+sections = []
+
+# Time to 475, the default CartPole run, per mode.
+solve = [r for r in load("solve.json") if r.get("impl") == "time_to_target"]
+table = [
+    f"## Default CartPole run ({batches} batches): time to a batch mean return >= 475",
+    "",
+    "Seconds from process start (the wall clock before the process started) to the"
+    " completion of the first batch averaging >= 475 (its telemetry timestamp).",
+    "",
+    "| mode | seconds to 475 | batch | env steps | last mean | median env-steps/s "
+    "| median s/batch | process s |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|",
+]
+for r in solve:
+    if "error" in r:
+        table.append(f"| {r['mode']} | failed: {r['error']} | | | | | | |")
+        continue
+    table.append(
+        f"| {r['mode']} | {num(r.get('seconds'), '.1f')} | {num(r.get('batch'), 'd')} "
+        f"| {num(r.get('env_steps'), ',d')} | {num(r.get('last_mean'), '.1f')} "
+        f"| {num(r.get('median_sps'), ',.0f')} | {num(r.get('median_batch_seconds'), '.3f')} "
+        f"| {num(r.get('process_seconds'), '.1f')} |"
     )
-bench = out / "bench.json"
-if bench.exists():
-    notes["bench"] = "; ".join(
-        f"{r['n_envs']:,} envs {r['sps']:,.0f} sps" for r in json.loads(bench.read_text())
+for mode in fast_modes:
+    if not any(r.get("mode") == mode for r in solve):
+        step = f"cartpole-{batches}"
+        table.append(f"| {mode} | not run (step {status.get(step, 'missing')}) | | | | | | |")
+sections.append("\n".join(table))
+notes[f"cartpole-{batches}"] = "; ".join(
+    f"{r['mode']}: failed"
+    if "error" in r
+    else f"{r['mode']}: 475 at batch {r['batch']} in {r['seconds']:.1f} s"
+    if r.get("seconds") is not None
+    else f"{r['mode']}: 475 not reached, last mean {num(r.get('last_mean'), '.1f')}"
+    for r in solve
+)
+
+# Throughput per size and mode.
+ORDER = ["eager", "graphed", "compiled", "compiled+graphed"]
+measured = {}
+for file, step in (("bench.json", "bench"), ("bench-compiled.json", "bench-compiled")):
+    found = [r for r in load(file) if r.get("impl") != "time_to_target"]
+    for r in found:
+        measured[(r["n_envs"], r["mode"])] = r
+    failed = sum("error" in r for r in found)
+    notes[step] = f"{len(found)} rows" + (f", {failed} failed" if failed else "")
+expected = {(int(n), m) for n in fast_envs for m in fast_modes}
+expected |= {(int(n), m) for n in slow_envs for m in slow_modes}
+table = [
+    "## Throughput (CartPole, default config but --envs)",
+    "",
+    "Steady batches after the warm-up (the first batch; with CUDA graphs also the"
+    " second, the capture; compilation is in the first).",
+    "",
+    "| envs | mode | env-steps/s | s/batch | warm-up s (batches) | rollout env-steps/s "
+    "| update samples/s | x eager |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|",
+]
+for n_envs, mode in sorted(set(measured) | expected, key=lambda k: (k[0], ORDER.index(k[1]))):
+    r = measured.get((n_envs, mode))
+    if r is None:
+        step = "bench" if mode in fast_modes else "bench-compiled"
+        table.append(f"| {n_envs:,} | {mode} | not run (step {status.get(step, 'missing')}) "
+                     "| | | | | |")
+        continue
+    if "error" in r:
+        table.append(f"| {n_envs:,} | {mode} | failed: {r['error']} | | | | | |")
+        continue
+    eager = measured.get((n_envs, "eager"), {})
+    ratio = f"{r['sps'] / eager['sps']:.2f}x" if "sps" in eager else "-"
+    table.append(
+        f"| {n_envs:,} | {mode} | {r['sps']:,.0f} | {num(r.get('batch_seconds'), '.4f')} "
+        f"| {num(r.get('warmup_seconds'), '.2f')} ({r.get('warmup_batches', '-')}) "
+        f"| {num(r.get('rollout_sps'), ',.0f')} | {num(r.get('update_sps'), ',.0f')} | {ratio} |"
     )
-table = ["| step | status | seconds | result |", "|---|---|---:|---|"]
+if device == "cpu":
+    table += ["", "On the CPU the graphed modes are not run: `--cuda-graphs on` is refused"
+              " there with a one-line error (step graphed-refused checks it)."]
+sections.append("\n".join(table))
+
+# The forced one-rank group: which collectives its NCCL log shows.
+forced_log = out / "logs" / "torchrun-forced.log"
+if forced_log.exists():
+    text = forced_log.read_text(errors="replace")
+    ops = {}
+    for op in re.findall(r"NCCL INFO (\w+): opCount", text):
+        ops[op] = ops.get(op, 0) + 1
+    if "Init COMPLETE" in text or ops:
+        seen = ", ".join(f"{count} {op}" for op, count in sorted(ops.items()))
+        notes["torchrun-forced"] = "nccl init seen" + (f"; {seen}" if seen else "")
+    elif device == "cpu":
+        notes["torchrun-forced"] = "gloo (no NCCL on the CPU)"
+
+steps = ["| step | status | seconds | result |", "|---|---|---:|---|"]
 for name, rc, seconds in rows:
-    status = {"0": "ok", "skipped": "skipped", "124": "timeout", "137": "timeout"}.get(
-        rc, f"failed ({rc})"
-    )
-    table.append(f"| {name} | {status} | {seconds} | {notes.get(name, '')} |")
-(out / "summary.md").write_text("\n".join(table) + "\n")
-print("\n".join(table))
+    steps.append(f"| {name} | {status[name]} | {seconds} | {notes.get(name, '')} |")
+summary = "\n\n".join(["\n".join(steps), *sections]) + "\n"
+(out / "summary.md").write_text(summary)
+print(summary, end="")
 EOF
 ! cut -f2 "$STEPS" | grep -qv '^0$'

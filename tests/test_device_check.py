@@ -19,20 +19,64 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "device_check.sh"
 
 # Runs the summary (python code on stdin) itself and answers the machine probes
 # (-c) with 0 GPUs; every other command is echoed, a training run writes two
-# batches of CartPole telemetry and the benchmark its JSON.
+# batches of CartPole telemetry, the benchmark a row per --modes name (the time
+# to target one per mode) and `--cuda-graphs on` is refused as on a CPU.
 STAND_IN = """#!/usr/bin/env bash
 case "$1" in -) exec {python} "$@";; -c) echo 0; exit 0;; esac
+if [[ "$*" == *"--cuda-graphs on"* ]]; then  # refused in one line, as esper does
+  echo "esper: error: --cuda-graphs: on needs a CUDA device; use auto or off" >&2
+  exit 2
+fi
 echo "stand-in: $*"
 [[ "$*" == *torch.distributed.run* ]] && sleep "${{HANG:-0}}"
 args=("$@")
+modes=()
+for ((i = 0; i < ${{#args[@]}}; i++)); do
+  case "${{args[i]}}" in
+    --modes) for ((j = i + 1; j < ${{#args[@]}}; j++)); do
+        [[ ${{args[j]}} == --* ]] && break
+        modes+=("${{args[j]}}")
+      done ;;
+  esac
+done
 for ((i = 0; i < ${{#args[@]}}; i++)); do
   case "${{args[i]}}" in
     --run-dir) mkdir -p "${{args[i + 1]}}"
       printf '%s\\n' {batch1} {batch2} >"${{args[i + 1]}}/telemetry.jsonl" ;;
-    --json) echo '[{{"n_envs": 64, "sps": 1234.5}}]' >"${{args[i + 1]}}" ;;
+    --json) rows=()
+      for mode in "${{modes[@]}}"; do
+        if [[ "$*" == *--time-to-target* ]]; then rows+=("{solved}")
+        else rows+=("{measured}"); fi
+        rows[-1]=${{rows[-1]//MODE/$mode}}
+      done
+      (IFS=,; echo "[${{rows[*]}}]") >"${{args[i + 1]}}" ;;
   esac
 done
 """
+MEASURED = {
+    "impl": "esper",
+    "mode": "MODE",
+    "n_envs": 64,
+    "sps": 1234.5,
+    "batch_seconds": 0.5,
+    "warmup_batches": 1,
+    "warmup_seconds": 2.0,
+    "rollout_sps": 5000.0,
+    "update_sps": 2000.0,
+}
+SOLVED = {
+    "impl": "time_to_target",
+    "mode": "MODE",
+    "target": 475.0,
+    "batch": 2,
+    "env_steps": 16384,
+    "seconds": 3.25,
+    "batches": 2,
+    "last_mean": 480.0,
+    "median_sps": 5000.0,
+    "median_batch_seconds": 0.4,
+    "process_seconds": 4.5,
+}
 
 
 def batch_line(batch: int, mean: float) -> str:
@@ -45,7 +89,11 @@ def run_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     stand_in = tmp_path / "python"
     stand_in.write_text(
         STAND_IN.format(
-            python=sys.executable, batch1=batch_line(1, 400.0), batch2=batch_line(2, 480.0)
+            python=sys.executable,
+            batch1=batch_line(1, 400.0),
+            batch2=batch_line(2, 480.0),
+            measured=json.dumps(MEASURED).replace('"', '\\"'),
+            solved=json.dumps(SOLVED).replace('"', '\\"'),
         )
     )
     stand_in.chmod(0o755)
@@ -59,12 +107,22 @@ def run_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def table_rows(out: Path, heading: str = "") -> list[list[str]]:
+    """The cells of summary.md's first table after ``heading`` (the steps table
+    first of all), header rows left out."""
+    text = (out / "summary.md").read_text()
+    lines = text.split(heading, 1)[1].splitlines() if heading else text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    rows = []
+    for line in lines[start + 2 :]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip("|").split("|")])
+    return rows
+
+
 def summary_rows(out: Path) -> dict[str, list[str]]:
-    lines = (out / "summary.md").read_text().splitlines()[2:]
-    return {
-        cells[0]: cells[1:]
-        for cells in ([c.strip() for c in line.strip("|").split("|")] for line in lines)
-    }
+    return {cells[0]: cells[1:] for cells in table_rows(out)}
 
 
 def test_every_step_runs_and_the_summary_comes_last(tmp_path: Path) -> None:
@@ -77,15 +135,37 @@ def test_every_step_runs_and_the_summary_comes_last(tmp_path: Path) -> None:
         "resume",
         "eval",
         "torchrun-1rank",
+        "torchrun-forced",
+        "graphed-refused",
         "cartpole-2",
         "bench",
+        "bench-compiled",
     ]
-    assert all(status == "ok" for status, _, _ in rows.values())
-    assert rows["cartpole-2"][2].startswith("475 at batch 2; last mean 480.0")
-    assert rows["bench"][2] == "64 envs 1,234 sps"
-    table = (tmp_path / "out" / "summary.md").read_text().strip()
+    assert all(status == "ok" for status, _, _ in rows.values()), rows
+    assert rows["cartpole-2"][2] == "eager: 475 at batch 2 in 3.2 s"
+    assert rows["bench"][2] == rows["bench-compiled"][2] == "1 rows"
+    assert rows["torchrun-forced"][2] == "gloo (no NCCL on the CPU)"
+    out = tmp_path / "out"
+    assert table_rows(out, "## Default CartPole run") == [
+        ["eager", "3.2", "2", "16,384", "480.0", "5,000", "0.400", "4.5"]
+    ]
+    throughput = table_rows(out, "## Throughput")
+    # the stand-in measures 64 envs whatever it is asked; 128 is reported missing
+    assert throughput[0] == [
+        "64",
+        "eager",
+        "1,234",
+        "0.5000",
+        "2.00 (1)",
+        "5,000",
+        "2,000",
+        "1.00x",
+    ]
+    assert throughput[1][:2] == ["64", "compiled"] and throughput[1][-1] == "1.00x"
+    assert throughput[2][:3] == ["128", "eager", "not run (step ok)"]
+    assert "`--cuda-graphs on` is refused" in (out / "summary.md").read_text()
+    table = (out / "summary.md").read_text().strip()
     assert done.stdout.strip().endswith(table)
-    assert (tmp_path / "out" / "cartpole2.jsonl").exists()
 
 
 def test_each_step_shows_only_its_own_output(tmp_path: Path) -> None:
@@ -104,14 +184,16 @@ def test_a_hanging_step_is_stopped_and_the_budget_holds(tmp_path: Path) -> None:
     assert done.returncode == 1
     rows = summary_rows(tmp_path / "out")
     assert rows["torchrun-1rank"][0] == "timeout"
-    assert rows["cartpole-2"][0] == rows["bench"][0] == "skipped"
+    later = ["torchrun-forced", "graphed-refused", "cartpole-2", "bench", "bench-compiled"]
+    assert [rows[name][0] for name in later] == ["skipped"] * len(later)
     assert "timed out after" in (tmp_path / "out" / "logs" / "torchrun-1rank.log").read_text()
 
 
 @pytest.mark.slow
 def test_the_real_commands_run_on_the_cpu_at_toy_sizes(tmp_path: Path) -> None:
-    """Every command of the check, for real: about 70 s of CPU time (7 processes
-    that each import torch), so minutes on a loaded machine; marked slow."""
+    """Every command of the check, for real: about 2 minutes of CPU time (a dozen
+    processes that each import torch, one compiling), so several on a loaded
+    machine; marked slow."""
     done = subprocess.run(
         ["bash", str(SCRIPT), str(tmp_path / "out")],
         capture_output=True,
@@ -128,5 +210,13 @@ def test_the_real_commands_run_on_the_cpu_at_toy_sizes(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:]
     rows = summary_rows(tmp_path / "out")
     assert all(status == "ok" for status, _, _ in rows.values()), rows
-    bench = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert [row["n_envs"] for row in bench] == [64, 128]
+    out = tmp_path / "out"
+    bench = json.loads((out / "bench.json").read_text())
+    assert [(row["n_envs"], row["mode"]) for row in bench] == [(64, "eager"), (128, "eager")]
+    compiled = json.loads((out / "bench-compiled.json").read_text())
+    assert [(row["n_envs"], row["mode"]) for row in compiled] == [(64, "compiled")]
+    assert all(row["sps"] > 0 and row["batch_seconds"] > 0 for row in bench + compiled)
+    (solved,) = json.loads((out / "solve.json").read_text())
+    assert (solved["mode"], solved["batches"], solved["returncode"]) == ("eager", 2, 0)
+    assert (out / "cartpole2-eager.jsonl").exists()
+    assert "exit 2" in (out / "logs" / "graphed-refused.log").read_text()

@@ -137,6 +137,34 @@ class PPOConfig:
         flag="--overwrite",
     )
 
+    # --- evaluation while training (training/evaluation.py) ---
+    eval_every: int | None = knob(
+        None,
+        "Batches between evaluations: deterministic episodes on separate environments, "
+        "recorded as EVALUATION_COMPLETED; the best is kept as RUN_DIR/checkpoints/best.pt.",
+        flag="--eval-every",
+        minimum=0,
+        default_text="off (0 is off too)",
+    )
+    eval_episodes: int = knob(
+        10, "Complete episodes each evaluation runs.", flag="--eval-episodes", minimum=1
+    )
+    stop_at: float | None = knob(
+        None,
+        "End the run (completed) when an evaluation's mean return reaches this; needs "
+        "--eval-every.",
+        flag="--stop-at",
+        default_text="never",
+    )
+    video_every: int | None = knob(
+        None,
+        "Batches between videos of one deterministic episode, written to "
+        "RUN_DIR/videos/batch_K.mp4 (needs esper-rl[video]).",
+        flag="--video-every",
+        minimum=0,
+        default_text="off (0 is off too)",
+    )
+
     def __post_init__(self) -> None:
         for item in dataclasses.fields(self):
             minimum = item.metadata.get("minimum")
@@ -158,6 +186,11 @@ class PPOConfig:
             f"must be auto, on or off (got {self.cuda_graphs!r})",
         )
         _require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        if self.stop_at is not None and not self.eval_every:
+            raise ConfigError(
+                "stop_at", "needs evaluations to compare with: set {eval_every} too",
+                mentions=("eval_every",),
+            )
         _require(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
         _require(0 <= self.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
         _require(self.clip_coef > 0, "clip_coef", "must be > 0")

@@ -42,6 +42,7 @@ class Absent(StrEnum):
     NEVER = "never"
     NO_EPISODE = "exactly when no episode finished in the batch"
     UNAVAILABLE = "when not measured on this platform"
+    OUTSIDE_TRAINING = "in an evaluation by esper eval, or a record older than the field"
 
 
 @dataclass(frozen=True)
@@ -291,6 +292,56 @@ TRAINING_STARTED_FIELDS: tuple[Field, ...] = (
         "node-qualified (node1/cuda:0) over several machines. The counts sum to n_envs.",
         default={}, required=False, sanctum="device",
     ),
+)  # fmt: skip
+
+_EVAL_NOTE = "of the evaluation's complete episodes"
+_OPTIONAL = {"absent": Absent.OUTSIDE_TRAINING, "required": False}
+
+EVALUATION_COMPLETED_FIELDS: tuple[Field, ...] = (
+    Field(
+        "TELE-200", "checkpoint_batch", "Evaluated batch", int, "batches",
+        "The batch whose policy was evaluated: a checkpoint's (esper eval) or the batch "
+        "just completed (evaluation while training).",
+        low=0,
+    ),
+    Field(
+        "TELE-201", "episodes", "Evaluation episodes", int, "episodes",
+        "Complete episodes the evaluation ran (--eval-episodes, esper eval --episodes).",
+        low=1,
+    ),
+    Field(
+        "TELE-202", "deterministic", "Deterministic", bool, "flag",
+        "True: the most likely action was taken; False: actions were sampled.",
+    ),
+    Field("TELE-203", "return_mean", "Evaluation return (mean)", float, "return",
+          f"Mean return {_EVAL_NOTE}.", console="return {:.1f}",
+          sanctum="evaluation.return_mean"),
+    Field("TELE-204", "return_std", "Evaluation return (std)", float, "return",
+          f"Population standard deviation of the return {_EVAL_NOTE}.", low=0,
+          sanctum="evaluation.return_std"),
+    Field("TELE-205", "return_min", "Evaluation return (min)", float, "return",
+          f"Lowest return {_EVAL_NOTE}."),
+    Field("TELE-206", "return_max", "Evaluation return (max)", float, "return",
+          f"Highest return {_EVAL_NOTE}."),
+    Field("TELE-207", "length_mean", "Evaluation length (mean)", float, "env steps",
+          f"Mean length {_EVAL_NOTE}.", low=1),
+    Field("TELE-208", "seed", "Evaluation seed", int, "seed",
+          "Seed of the evaluation's environments (while training: from the run's seed "
+          "and the batch, so a resume re-evaluates identically)."),
+    Field("TELE-209", "env_steps", "Environment steps", int, "env steps",
+          "Environment steps the evaluated policy was trained for: the x-axis of the "
+          "evaluation points.", low=0, **_OPTIONAL),
+    Field("TELE-210", "length_min", "Evaluation length (min)", float, "env steps",
+          f"Shortest episode {_EVAL_NOTE}.", low=1, **_OPTIONAL),
+    Field("TELE-211", "length_max", "Evaluation length (max)", float, "env steps",
+          f"Longest episode {_EVAL_NOTE}.", low=1, **_OPTIONAL),
+    Field("TELE-212", "during_training", "During training", bool, "flag",
+          "True for an evaluation the trainer ran (--eval-every); False for esper eval.",
+          default=False, required=False),
+    Field("TELE-213", "best_return_mean", "Best evaluation return", float, "return",
+          "The highest mean return of the run's evaluations while training so far, this "
+          "one included: the return of checkpoints/best.pt.",
+          sanctum="evaluation.best_return_mean", **_OPTIONAL),
 )  # fmt: skip
 
 BATCH_FIELDS: dict[str, Field] = {f.name: f for f in BATCH_COMPLETED_FIELDS}
