@@ -113,6 +113,8 @@ CLI_NAMES = {
     **{key: option.flag.split("/")[0] for key, option in INVOCATION_OPTIONS.items()},
     "checkpoint": "--checkpoint",  # esper eval's choice of checkpoint
     "episodes": "--episodes",  # esper eval's episode count
+    "video": "--video",  # esper eval's video file
+    "video_episodes": "--video-episodes",
     "world_size": "--nproc",  # the ranks of a job (one process unless --nproc or torchrun)
 }
 
@@ -338,10 +340,11 @@ def eval_(
         ),
     ],
     checkpoint: Annotated[
-        int | None,
+        str | None,
         typer.Option(
             "--checkpoint",
-            help="Evaluate the checkpoint saved after batch N. Default: the newest.",
+            help="Evaluate the checkpoint saved after batch N, or best (the best evaluation "
+            "while training: checkpoints/best.pt). Default: the newest.",
             show_default=False,
         ),
     ] = None,
@@ -359,14 +362,29 @@ def eval_(
     device: Annotated[
         str, typer.Option("--device", help="auto (CUDA when available, else CPU), cpu, cuda:N.")
     ] = "auto",
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            "--video",
+            help=f"Also record episodes to this MP4 file ({install_hint('video')}).",
+            show_default=False,
+        ),
+    ] = None,
+    video_episodes: Annotated[
+        int, typer.Option("--video-episodes", help="Episodes the --video file shows.")
+    ] = 1,
 ) -> None:
     """Run a trained policy for complete episodes; append the result to telemetry.jsonl."""
     from esper.evaluate import evaluate, print_report
 
+    chosen = int(checkpoint) if checkpoint is not None and checkpoint.isdigit() else checkpoint
+    watch = {"video": video, "video_episodes": video_episodes}
     result = evaluate(
-        run_dir, checkpoint, episodes, deterministic=deterministic, seed=seed, device=device
+        run_dir, chosen, episodes, deterministic=deterministic, seed=seed, device=device, **watch
     )
     print_report(result)
+    if video is not None:
+        print(f"esper: wrote {video}")
 
 
 @app.command()

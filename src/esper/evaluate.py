@@ -1,16 +1,12 @@
 """``esper eval``: complete episodes of a trained policy, summarised and recorded.
 
-The episodes run on the batched environments, many copies at once. Copy ``i``
-contributes its first few finished episodes (slot ``j * copies + i`` holds its
-``j``-th), and exactly the first ``episodes`` slots count: fixing which
-episodes count before any is run keeps short episodes, which finish sooner,
-from being over-represented. Bookkeeping stays on the device; the host checks
-whether all counted episodes are done once every ``check_every`` steps.
+The episodes run on the batched environments, many copies at once, through the
+loop evaluation while training also uses (``esper.training.episodes``); the host
+checks whether all counted episodes are done once every ``check_every`` steps.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +17,9 @@ from rich.text import Text
 
 from esper.envs import make
 from esper.envs.close import close_env
+from esper.envs.video import record_video
 from esper.errors import ConfigError
+from esper.extras import import_extra
 from esper.inference import TrainedPolicy, load_policy
 from esper.run_dir import RunDir
 from esper.telemetry.events import (
@@ -30,18 +28,10 @@ from esper.telemetry.events import (
     TelemetryEventType,
 )
 from esper.telemetry.jsonl import JsonlSink
+from esper.training.episodes import Episodes, play_episodes
 from esper.training.rng import seed_everything
 
 MAX_COPIES = 256  # environments stepped together at most
-NO_TIME_LIMIT_STEPS = 100_000  # per episode, for tasks whose episodes have no time limit
-
-
-@dataclass(frozen=True)
-class Episodes:
-    """The counted episodes, in slot order."""
-
-    returns: torch.Tensor  # [episodes] float64, on the host
-    lengths: torch.Tensor  # [episodes] int64, on the host
 
 
 @dataclass(frozen=True)
@@ -56,50 +46,6 @@ class Evaluation:
         return self.event.data
 
 
-class EpisodeSlots:
-    """Each copy's first finished episodes, recorded in place on the device.
-
-    Slot ``j * copies + i`` holds copy ``i``'s ``j``-th episode, and the first
-    ``episodes`` slots are the ones counted.
-    """
-
-    def __init__(self, episodes: int, copies: int, device: torch.device) -> None:
-        self.per_copy = math.ceil(episodes / copies)
-        slots = torch.arange(self.per_copy * copies, device=device).view(self.per_copy, copies)
-        self.counted = slots < episodes  # [per_copy, copies]
-        self.needed = self.counted.sum(0)  # [copies] episodes each copy must finish
-        # A row per episode a copy may count, plus one that absorbs the rest.
-        rows = self.per_copy + 1
-        self.returns = torch.zeros(rows, copies, dtype=torch.float64, device=device)
-        self.lengths = torch.zeros(rows, copies, dtype=torch.int64, device=device)
-        self.finished = torch.zeros(copies, dtype=torch.int64, device=device)  # [copies]
-        self.running_return = torch.zeros(copies, dtype=torch.float64, device=device)
-        self.running_length = torch.zeros(copies, dtype=torch.int64, device=device)
-        self.copy_index = torch.arange(copies, device=device)
-
-    def record(self, reward: torch.Tensor, done: torch.Tensor) -> None:
-        """One step of ``[copies]`` rewards and episode ends."""
-        self.running_return += reward
-        self.running_length += 1
-        at = (self.finished.clamp(max=self.per_copy), self.copy_index)
-        self.returns[at] = torch.where(done, self.running_return, self.returns[at])
-        self.lengths[at] = torch.where(done, self.running_length, self.lengths[at])
-        self.finished += done
-        self.running_return.masked_fill_(done, 0.0)
-        self.running_length.masked_fill_(done, 0)
-
-    def complete(self) -> torch.Tensor:
-        """A device bool: has every counted episode finished?"""
-        return (self.finished >= self.needed).all()
-
-    def collect(self) -> Episodes:
-        """The counted episodes, in slot order, on the host."""
-        returns = self.returns[: self.per_copy][self.counted]
-        lengths = self.lengths[: self.per_copy][self.counted]
-        return Episodes(returns=returns.cpu(), lengths=lengths.cpu())
-
-
-@torch.no_grad()
 def run_episodes(
     policy: TrainedPolicy,
     episodes: int,
@@ -113,25 +59,19 @@ def run_episodes(
     n = min(episodes, copies or MAX_COPIES)
     seed_everything(seed)  # a stochastic policy samples from torch's global generator
     env = make(policy.task, n, policy.device, seed=seed)
-    slots = EpisodeSlots(episodes, n, policy.device)
-    limit = slots.per_copy * (env.spec.max_episode_steps or NO_TIME_LIMIT_STEPS) + check_every
-    obs = env.reset(seed=seed)
     try:
-        for _ in range(0, limit, check_every):
-            for _ in range(check_every):
-                obs, reward, terminated, truncated, _ = env.step(policy(obs))
-                slots.record(reward, terminated | truncated)
-            if bool(slots.complete()):  # host-sync: every check_every steps, to know when to stop
-                return slots.collect()
+        return play_episodes(env, policy, episodes, seed, check_every)
     finally:
         close_env(env)
-    raise RuntimeError(f"{episodes} episodes of {policy.task} did not finish within {limit} steps")
 
 
 def summarize(policy: TrainedPolicy, episodes: Episodes, seed: int) -> EvaluationCompletedPayload:
     returns = episodes.returns
     return EvaluationCompletedPayload(
         checkpoint_batch=policy.checkpoint_batch,
+        env_steps=policy.env_steps,
+        length_min=float(episodes.lengths.min()),
+        length_max=float(episodes.lengths.max()),
         episodes=int(returns.numel()),
         deterministic=policy.deterministic,
         return_mean=float(returns.mean()),
@@ -153,10 +93,28 @@ def evaluate(
     device: str = "auto",
     copies: int | None = None,
     record: bool = True,
+    video: Path | str | None = None,
+    video_episodes: int = 1,
 ) -> Evaluation:
-    """Evaluate a checkpoint (the newest by default) and append EVALUATION_COMPLETED."""
+    """Evaluate a checkpoint (the newest by default; ``"best"``: checkpoints/best.pt)
+    and append EVALUATION_COMPLETED; ``video`` also records ``video_episodes``
+    episodes to that MP4 file (the ``video`` extra)."""
+    if video is not None:
+        check_video(run_dir, video)
     policy = load_policy(run_dir, checkpoint, device, deterministic=deterministic)
     finished = run_episodes(policy, episodes, seed, copies)
+    if video is not None:
+        if video_episodes < 1:
+            raise ConfigError("video_episodes", f"must be >= 1 (got {video_episodes})")
+        with torch.random.fork_rng(devices=[]):  # the summary's episodes stay as they were
+            record_video(
+                policy.task,
+                policy,
+                Path(video),
+                seed=seed,
+                device=policy.device,
+                episodes=video_episodes,
+            )
     payload = summarize(policy, finished, seed)
     mode = "deterministic" if deterministic else "stochastic"
     event = TelemetryEvent(
@@ -176,6 +134,17 @@ def evaluate(
         finally:
             sink.close()
     return Evaluation(policy=policy, episodes=finished, event=event)
+
+
+def check_video(run_dir: Path | str, video: Path | str) -> None:
+    """Refuse, before any episode runs, a video file that cannot be written: a
+    missing extra, a task with no renderer, a folder that is a file."""
+    if Path(video).suffix.lower() != ".mp4":
+        raise ConfigError("video", f"writes MP4 files; name one ending in .mp4 (got {video})")
+    if Path(video).parent.exists() and not Path(video).parent.is_dir():
+        raise ConfigError("video", f"{Path(video).parent} is not a directory")
+    import_extra("imageio", "video", "video")
+    import_extra("imageio_ffmpeg", "video", "video")
 
 
 def render(evaluation: Evaluation) -> Group:

@@ -22,7 +22,13 @@ from esper.envs.registry import recall_task
 from esper.envs.spaces import ActionSpace
 from esper.errors import ConfigError
 from esper.run_dir import RunDir, describe_checkpoints
-from esper.training.checkpoint import CheckpointError, fits, load_for_resume
+from esper.training.checkpoint import (
+    BEST_FILENAME,
+    CheckpointError,
+    fits,
+    load_checkpoint,
+    load_for_resume,
+)
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
 
@@ -87,26 +93,56 @@ def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:
     return checkpoint
 
 
+def load_best(run_dir: RunDir) -> tuple[dict[str, Any], Path]:
+    """``checkpoints/best.pt``: the best evaluation's policy of a run that evaluated
+    while training (``eval_every``)."""
+    path = run_dir.checkpoints_dir / BEST_FILENAME
+    if not path.is_file():
+        raise ConfigError(
+            "checkpoint",
+            f"no {BEST_FILENAME} in {run_dir.checkpoints_dir}: only a run that evaluates "
+            "while training ({eval_every}) keeps one",
+            mentions=("eval_every",),
+        )
+    try:
+        return load_checkpoint(path), path
+    except CheckpointError as exc:
+        raise CheckpointError(exc.message, setting="checkpoint") from None
+
+
 def load_policy(
     run_dir: Path | str,
-    checkpoint: int | None = None,
+    checkpoint: int | str | None = None,
     device: torch.device | str = "cpu",
     *,
     deterministic: bool = True,
 ) -> TrainedPolicy:
-    """The policy saved after batch ``checkpoint`` (the newest when None) of ``run_dir``."""
+    """The policy saved after batch ``checkpoint`` (the newest when None; ``"best"``:
+    the best evaluation's, checkpoints/best.pt) of ``run_dir``."""
     run = RunDir(Path(run_dir))
-    batch = choose_checkpoint(run, checkpoint)
-    checkpoints = run.checkpoints()
-    saved = load_for_resume(checkpoints, batch, setting="checkpoint")
+    if checkpoint == "best":
+        saved, path = load_best(run)
+    else:
+        if isinstance(checkpoint, str):
+            raise ConfigError("checkpoint", f"must be a batch number or best (got {checkpoint!r})")
+        batch = choose_checkpoint(run, checkpoint)
+        path = run.checkpoints()[batch]
+        saved = load_for_resume(run.checkpoints(), batch, setting="checkpoint")
     target = resolve_device(str(device))
     try:
         return _rebuild(saved, run, target, deterministic)
-    except (CheckpointError, UnknownTaskError):
+    except CheckpointError:
         raise
+    except UnknownTaskError as exc:  # the run's task, from its checkpoint: not a flag of eval
+        raise ConfigError(
+            "RUN_DIR",
+            f"{path} was trained on task {exc.task!r}, which cannot be rebuilt here: "
+            f"{exc.message.removeprefix(f'unknown task {exc.task!r} ')}; make it importable "
+            "(run from the folder it was trained in, or install its package)",
+        ) from None
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
-            f"checkpoint {checkpoints[batch]} does not hold a policy esper can rebuild "
+            f"checkpoint {path} does not hold a policy esper can rebuild "
             f"({type(exc).__name__}: {exc})",
             setting="checkpoint",
         ) from None

@@ -21,6 +21,7 @@ from typing import Any
 
 from esper.telemetry.metrics import (
     BATCH_COMPLETED_FIELDS,
+    EVALUATION_COMPLETED_FIELDS,
     TRAINING_STARTED_FIELDS,
     Absent,
     Field,
@@ -187,8 +188,10 @@ class TrainingCompletedPayload:
     env_steps: int
     total_seconds: float
     final_return_mean: float | None
+    reason: str = ""  # why it ended before max_batches (an evaluation reached stop_at)
 
     def __post_init__(self) -> None:
+        _check(isinstance(self.reason, str), "reason must be a str")
         _check(_is_int(self.final_batch) and self.final_batch >= 1, "final_batch must be >= 1")
         _check(_is_int(self.env_steps) and self.env_steps >= 0, "env_steps must be >= 0")
         _check(_is_number(self.total_seconds) and self.total_seconds >= 0, "total_seconds >= 0")
@@ -220,32 +223,19 @@ class TrainingFailedPayload:
         )
 
 
-@dataclass(frozen=True)
-class EvaluationCompletedPayload:
-    """``esper eval``: complete episodes of one checkpoint's policy, appended to the run."""
+def _check_evaluation(payload: Any) -> None:
+    _check(payload.return_min <= payload.return_max, "return_min must be <= return_max")
+    best = payload.best_return_mean
+    _check(best is None or best >= payload.return_mean, "best_return_mean must be >= return_mean")
 
-    checkpoint_batch: int
-    episodes: int
-    deterministic: bool
-    return_mean: float
-    return_std: float
-    return_min: float
-    return_max: float
-    length_mean: float
-    seed: int
 
-    def __post_init__(self) -> None:
-        _check(
-            _is_int(self.checkpoint_batch) and self.checkpoint_batch >= 0, "checkpoint_batch >= 0"
-        )
-        _check(_is_int(self.episodes) and self.episodes >= 1, "episodes must be an int >= 1")
-        _check(isinstance(self.deterministic, bool), "deterministic must be a bool")
-        for name in ("return_mean", "return_std", "return_min", "return_max", "length_mean"):
-            _check(_is_number(getattr(self, name)), f"{name} must be a number")
-        _check(self.return_std >= 0, "return_std must be >= 0")
-        _check(self.return_min <= self.return_max, "return_min must be <= return_max")
-        _check(self.length_mean >= 1, "length_mean must be >= 1")
-        _check(_is_int(self.seed), "seed must be an int")
+EvaluationCompletedPayload = payload_class(
+    "EvaluationCompletedPayload",
+    EVALUATION_COMPLETED_FIELDS,
+    "Complete episodes of one policy (``esper eval``, or the trainer's ``--eval-every``): "
+    "one field per row of ``metrics.EVALUATION_COMPLETED_FIELDS``.",
+    _check_evaluation,
+)
 
 
 @dataclass(frozen=True)

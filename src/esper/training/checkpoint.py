@@ -133,6 +133,22 @@ def newest_intact(checkpoints: dict[int, Path]) -> int | None:
     return None
 
 
+BEST_FILENAME = "best.pt"  # beside the batch checkpoints; never pruned, never resumed from
+
+
+def best_return(path: Path) -> float | None:
+    """The evaluation return ``best.pt`` was saved for; None when there is no
+    such file, or it does not load (then the next evaluation replaces it)."""
+    try:
+        saved = load_checkpoint(path)
+    except CheckpointError:
+        return None
+    finally:
+        forget_loaded()  # one float is all a run keeps from it
+    evaluation = saved.get("evaluation")
+    return float(evaluation["return_mean"]) if isinstance(evaluation, dict) else None
+
+
 def describe_space(space: ActionSpace) -> dict[str, Any]:
     """The action space as a checkpoint records it (plain values, loadable with
     ``weights_only``), for comparing a checkpoint with a task."""

@@ -18,6 +18,7 @@ from esper.device import resolve_device
 from esper.run_dir import check_run_dir, claim_run_dir
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed import Collectives, rank_device
+from esper.training.evaluation import Evaluator, check_watchable
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import (
     explained_variance,
@@ -58,6 +59,7 @@ def run_vectorized_ppo(
     group = group or Collectives()
     device = rank_device(resolve_device(config.device), group)
     group.shard(config.n_envs)  # an uneven split is bad input: refused before the run dir
+    check_watchable(config)  # a video nothing can draw, too
     run_dir = group.main_decides(lambda: check_run_dir(config))
     state = build_state(config, device, run_dir, group)
     # Every check has passed (the state's too): only now may --overwrite clear.
@@ -66,6 +68,7 @@ def run_vectorized_ppo(
         lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
     )
     report = Reporter(hub, state, run_dir)
+    evaluator = Evaluator.for_run(state, run_dir)  # None: no evaluations or videos
     report.started(_env_device_counts(state))
     buffer = RolloutBuffer.allocate(
         config.horizon, state.local_envs, state.env.obs_dim, state.env.action_space.shape, device
@@ -79,6 +82,9 @@ def run_vectorized_ppo(
             report.batch_completed(stats)
             if report.checkpoint_due():
                 report.save()
+            reached = evaluator.after_batch(report) if evaluator else None
+            if reached:  # an evaluation reached the target return
+                return report.completed(reached)
     except NonFiniteError as exc:
         return report.failed(str(exc), "NonFiniteError")
     except KeyboardInterrupt:
@@ -90,6 +96,8 @@ def run_vectorized_ppo(
     finally:  # however the loop ended, the result reports where training stands
         report.result.final_batch, report.result.env_steps = state.batch, state.env_steps
         report.result.collective_seconds = group.seconds
+        if evaluator is not None:
+            evaluator.close()
     return report.completed()
 
 

@@ -126,18 +126,40 @@ class Reporter:
             f"checkpoint saved: {path.name}",
         )
 
-    def completed(self) -> TrainingResult:
+    def completed(self, reason: str = "") -> TrainingResult:
+        """The run ended at max_batches, or earlier for ``reason`` (the batch
+        reached is saved first, so it can be resumed or evaluated)."""
         state = self.state
+        if reason and state.batch != self.saved_batch:
+            self.save()
         self.emit(
             events.TrainingCompletedPayload(
                 final_batch=state.batch,
                 env_steps=state.env_steps,
                 total_seconds=time.perf_counter() - self._started,
                 final_return_mean=self.result.last_batch.get("episode_return_mean"),
+                reason=reason,
             ),
-            f"training completed at batch {state.batch}/{state.config.max_batches}",
+            f"training completed at batch {state.batch}/{state.config.max_batches}"
+            + (f": {reason}" if reason else ""),
         )
+        self.result.reason = reason
         return self.result
+
+    def evaluated(self, payload: events.EvaluationCompletedPayload, best: Path | None) -> None:
+        """Record an evaluation while training; ``best``: it is the best so far, to be
+        saved there (every rank takes part; rank 0 writes)."""
+        state = self.state
+        if best is not None:
+            state.save(best, evaluation={"batch": state.batch, "return_mean": payload.return_mean})
+        if not state.group.is_main:
+            return
+        news = f"; new best, saved {best.name}" if best is not None else ""
+        self.emit(
+            payload,
+            f"evaluation at batch {state.batch}: return {payload.return_mean:.1f} "
+            f"± {payload.return_std:.1f} over {payload.episodes} episodes{news}",
+        )
 
     def interrupted(self, stop: StopRequest) -> TrainingResult:
         """Save the batch reached (if not saved yet) and say where to resume."""

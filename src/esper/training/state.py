@@ -92,10 +92,11 @@ class TrainerState:
             return raw_obs
         return self.obs_normalizer.normalize(raw_obs)
 
-    def save(self, path: Path) -> int:
+    def save(self, path: Path, **extra: Any) -> int:
         """Write the checkpoint on rank 0: the learner once, and every rank's
         environments, RNG streams and trackers (gathered here; rank 0's at the
-        top level, as in a one-process run). Other ranks return 0."""
+        top level, as in a one-process run), plus ``extra`` entries (best.pt's
+        evaluation). Other ranks return 0."""
         part = self.rank_part()
         parts = self.group.gather_to_main(_to_cpu(part) if self.group.active else part)
         if parts is None:
@@ -116,6 +117,7 @@ class TrainerState:
                 "world_size": self.group.world_size,
                 **parts[0],
                 "rank_states": parts[1:],
+                **extra,
             },
         )
 

@@ -1,0 +1,138 @@
+"""Videos of a policy's episodes: ``esper eval --video`` and ``--video-every``.
+
+A built-in task is stepped as one batched copy on the device; its states are
+kept there and cross to the host once, then drawn by the task's renderer
+(``envs/render.py``). A ``gym:`` task is recorded from a separate gymnasium
+env made with ``render_mode="rgb_array"``. Each frame shows the state an action
+was chosen in, so an episode of length L is L frames. Writing MP4 needs the
+optional extra ``esper-rl[video]`` (imageio with its ffmpeg).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from esper.envs.gym_ids import gym_id_of
+from esper.envs.registry import make
+from esper.envs.render import RENDERERS
+from esper.errors import ConfigError
+from esper.extras import import_extra
+
+Act = Callable[[torch.Tensor], torch.Tensor]  # [1, obs_dim] -> the env's actions
+GYM_FPS = 30  # when a gymnasium env does not say its render_fps
+
+
+def check_recordable(task: str, setting: str) -> None:
+    """Refuse, in one line naming ``setting``, a task esper cannot draw or a
+    missing video extra."""
+    if gym_id_of(task) is None and task not in RENDERERS:
+        raise ConfigError(
+            setting,
+            f"task {task} has no renderer; videos work for {', '.join(RENDERERS)} and gym: tasks",
+        )
+    import_extra("imageio", "video", setting)
+    import_extra("imageio_ffmpeg", "video", setting)
+
+
+@torch.no_grad()
+def record_video(
+    task: str,
+    act: Act,
+    path: Path,
+    *,
+    seed: int,
+    device: torch.device | str = "cpu",
+    episodes: int = 1,
+    setting: str = "video",
+) -> int:
+    """Record ``episodes`` complete episodes of ``act`` on ``task`` to ``path``
+    (MP4); return the number of frames written."""
+    check_recordable(task, setting)
+    if episodes < 1:
+        raise ConfigError("episodes", f"must be >= 1 (got {episodes})")
+    gym_id = gym_id_of(task)
+    if gym_id is not None:
+        frames, fps = _gym_frames(gym_id, act, seed, device, episodes)
+    else:
+        frames, fps = _batched_frames(task, act, seed, device, episodes)
+    _write(path, frames, fps, setting)
+    return len(frames)
+
+
+def _batched_frames(
+    task: str, act: Act, seed: int, device: torch.device | str, episodes: int
+) -> tuple[list[np.ndarray], int]:
+    env = make(task, 1, device, seed=seed)
+    renderer = RENDERERS[task]
+    limit = episodes * env.spec.max_episode_steps  # built-in tasks all have a time limit
+    obs = env.reset(seed=seed)
+    states, ends = [], []
+    for _ in range(limit):
+        states.append(env.state[0].clone())  # the state this action is chosen in
+        obs, _, terminated, truncated, _ = env.step(act(obs))
+        ends.append(terminated | truncated)
+    # host-sync: once per video, the states and episode ends together
+    visited = torch.stack(states).double().cpu().numpy()  # [limit, state_dim]
+    ended = torch.cat(ends).cpu().numpy()  # [limit]
+    last = int(np.flatnonzero(ended)[episodes - 1]) if ended.sum() >= episodes else limit - 1
+    return [renderer.draw(state) for state in visited[: last + 1]], renderer.fps
+
+
+def _gym_frames(
+    gym_id: str, act: Act, seed: int, device: torch.device | str, episodes: int
+) -> tuple[list[np.ndarray], int]:
+    import gymnasium
+    from gymnasium.spaces import Box, Discrete, MultiDiscrete, flatten
+
+    env = gymnasium.make(gym_id, render_mode="rgb_array")
+    frames: list[np.ndarray] = []
+    try:
+        space = env.action_space
+        obs, _ = env.reset(seed=seed)
+        for _ in range(episodes):
+            done = False
+            while not done:
+                frames.append(np.asarray(env.render(), dtype=np.uint8))
+                flat = flatten(env.observation_space, obs)
+                action = act(torch.as_tensor(flat, dtype=torch.float32, device=device)[None])
+                host = action[0].cpu().numpy()
+                if isinstance(space, Discrete):
+                    host = int(host) + int(space.start)
+                elif isinstance(space, MultiDiscrete):
+                    host = host.astype(np.int64).reshape(space.shape) + space.start
+                elif isinstance(space, Box):
+                    host = host.astype(space.dtype).reshape(space.shape)
+                obs, _, terminated, truncated, _ = env.step(host)
+                done = bool(terminated or truncated)
+            obs, _ = env.reset()
+        fps = int(env.metadata.get("render_fps") or GYM_FPS)
+    finally:
+        env.close()
+    return frames, fps
+
+
+def _write(path: Path, frames: list[np.ndarray], fps: int, setting: str) -> None:
+    """Write the MP4 beside ``path`` and rename it there: never half a file."""
+    imageio = import_extra("imageio.v2", "video", setting)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(setting, f"cannot write {path}: {exc.strerror or exc}") from None
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")  # ffmpeg reads the suffix
+    try:
+        writer = imageio.get_writer(
+            tmp, format="FFMPEG", fps=fps, codec="libx264", macro_block_size=2
+        )
+        try:
+            for frame in frames:
+                writer.append_data(frame)
+        finally:
+            writer.close()
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -1,0 +1,128 @@
+"""Complete episodes of a policy on batched environments: the loop ``esper eval`` and
+evaluation while training share.
+
+Copy ``i`` contributes its first few finished episodes (slot ``j * copies + i``
+holds its ``j``-th), and exactly the first ``episodes`` slots count: fixing which
+episodes count before any is run keeps short episodes, which finish sooner,
+from being over-represented. Bookkeeping stays on the device. The host either
+checks whether all counted episodes are done once every ``check_every`` steps,
+or (``check_every=None`` on a task with a time limit) never: the loop then runs
+the steps that are sure to finish them, and the results cross once.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from esper.envs import BatchedEnv
+
+NO_TIME_LIMIT_STEPS = 100_000  # per episode, for tasks whose episodes have no time limit
+SUMMARY = ("return_mean", "return_std", "return_min", "return_max")
+LENGTH_SUMMARY = ("length_mean", "length_min", "length_max")
+
+Act = Callable[[torch.Tensor], torch.Tensor]  # [copies, obs_dim] -> the env's actions
+
+
+@dataclass(frozen=True)
+class Episodes:
+    """The counted episodes, in slot order."""
+
+    returns: torch.Tensor  # [episodes] float64
+    lengths: torch.Tensor  # [episodes] int64
+
+    def summary(self) -> dict[str, float]:
+        """Return and length statistics, computed where the episodes are and read in
+        one transfer (population std, as ``esper eval`` reports it)."""
+        returns, lengths = self.returns, self.lengths.double()
+        packed = torch.stack(
+            (
+                returns.mean(),
+                returns.std(unbiased=False),
+                returns.min(),
+                returns.max(),
+                lengths.mean(),
+                lengths.min(),
+                lengths.max(),
+            )
+        ).cpu()  # host-sync: once per evaluation
+        return dict(zip(SUMMARY + LENGTH_SUMMARY, packed.tolist(), strict=True))
+
+
+class EpisodeSlots:
+    """Each copy's first finished episodes, recorded in place on the device.
+
+    Slot ``j * copies + i`` holds copy ``i``'s ``j``-th episode, and the first
+    ``episodes`` slots are the ones counted.
+    """
+
+    def __init__(self, episodes: int, copies: int, device: torch.device) -> None:
+        self.per_copy = math.ceil(episodes / copies)
+        slots = torch.arange(self.per_copy * copies, device=device).view(self.per_copy, copies)
+        self.counted = slots < episodes  # [per_copy, copies]
+        self.needed = self.counted.sum(0)  # [copies] episodes each copy must finish
+        # A row per episode a copy may count, plus one that absorbs the rest.
+        rows = self.per_copy + 1
+        self.returns = torch.zeros(rows, copies, dtype=torch.float64, device=device)
+        self.lengths = torch.zeros(rows, copies, dtype=torch.int64, device=device)
+        self.finished = torch.zeros(copies, dtype=torch.int64, device=device)  # [copies]
+        self.running_return = torch.zeros(copies, dtype=torch.float64, device=device)
+        self.running_length = torch.zeros(copies, dtype=torch.int64, device=device)
+        self.copy_index = torch.arange(copies, device=device)
+
+    def record(self, reward: torch.Tensor, done: torch.Tensor) -> None:
+        """One step of ``[copies]`` rewards and episode ends."""
+        self.running_return += reward
+        self.running_length += 1
+        at = (self.finished.clamp(max=self.per_copy), self.copy_index)
+        self.returns[at] = torch.where(done, self.running_return, self.returns[at])
+        self.lengths[at] = torch.where(done, self.running_length, self.lengths[at])
+        self.finished += done
+        self.running_return.masked_fill_(done, 0.0)
+        self.running_length.masked_fill_(done, 0)
+
+    def complete(self) -> torch.Tensor:
+        """A device bool: has every counted episode finished?"""
+        return (self.finished >= self.needed).all()
+
+    def counted_episodes(self) -> Episodes:
+        """The counted episodes, in slot order, where they were recorded."""
+        returns = self.returns[: self.per_copy][self.counted]
+        lengths = self.lengths[: self.per_copy][self.counted]
+        return Episodes(returns=returns, lengths=lengths)
+
+    def collect(self) -> Episodes:
+        """The counted episodes, in slot order, on the host."""
+        kept = self.counted_episodes()
+        return Episodes(returns=kept.returns.cpu(), lengths=kept.lengths.cpu())
+
+
+@torch.no_grad()
+def play_episodes(
+    env: BatchedEnv, act: Act, episodes: int, seed: int, check_every: int | None = 32
+) -> Episodes:
+    """Reset ``env`` with ``seed`` and run ``act`` until ``episodes`` complete episodes
+    have finished on its copies. ``check_every=None`` on a task with a time limit
+    asks the host nothing: the episodes stay on the device, for one transfer later."""
+    slots = EpisodeSlots(episodes, env.num_envs, torch.device(env.device))
+    per_episode = env.spec.max_episode_steps
+    obs = env.reset(seed=seed)
+    if check_every is None and per_episode is not None:
+        for _ in range(slots.per_copy * per_episode):  # sure to finish every counted episode
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            slots.record(reward, terminated | truncated)
+        return slots.counted_episodes()
+    check_every = check_every or 32
+    limit = slots.per_copy * (per_episode or NO_TIME_LIMIT_STEPS) + check_every
+    for _ in range(0, limit, check_every):
+        for _ in range(check_every):
+            obs, reward, terminated, truncated, _ = env.step(act(obs))
+            slots.record(reward, terminated | truncated)
+        if bool(slots.complete()):  # host-sync: every check_every steps, to know when to stop
+            return slots.collect()
+    raise RuntimeError(
+        f"{episodes} episodes of {env.spec.name} did not finish within {limit} steps"
+    )

@@ -1,0 +1,159 @@
+"""Evaluation while training: the policy watched between batches, never during one.
+
+Every ``eval_every`` batches the policy plays ``eval_episodes`` deterministic
+episodes on its own copies of the task (the loop ``esper eval`` uses,
+``training/episodes.py``), on the training device, and the result crosses to the
+host in one transfer. What it must not touch, it does not: the observation
+normaliser is read, never updated; the environments draw from their own
+generator, seeded from the run's seed and the batch (so a resume re-evaluates
+identically); the training RNG streams are set aside while it runs. A training
+run with evaluations is therefore the same run, bit for bit, as one without.
+
+A new best mean return writes ``checkpoints/best.pt`` (a full checkpoint, which
+``load_policy(run_dir, checkpoint="best")`` and ``esper eval --checkpoint best``
+read); a resume starts from the return best.pt records, so a worse policy never
+replaces it. ``stop_at`` ends the run when an evaluation reaches it. Every
+``video_every`` batches one deterministic episode is written to
+``RUN_DIR/videos/batch_K.mp4``.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from esper.config import PPOConfig
+from esper.envs import BatchedEnv, make
+from esper.envs.close import close_env
+from esper.envs.video import check_recordable, record_video
+from esper.run_dir import RunDir
+from esper.telemetry.events import EvaluationCompletedPayload
+from esper.training.checkpoint import BEST_FILENAME, best_return
+from esper.training.episodes import play_episodes
+from esper.training.state import TrainerState
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from esper.training.report import Reporter
+
+MAX_COPIES = 256  # environments an evaluation steps together at most
+VIDEO_DIRNAME = "videos"
+
+
+def evaluation_seed(seed: int, batch: int) -> int:
+    """The evaluation environments' seed after ``batch``: the same on a resume, a
+    different one each batch, and never one of the training streams' seeds."""
+    return (seed * 1_000_003 + batch + 1) % 2**31
+
+
+def best_path(run_dir: RunDir) -> Path:
+    return run_dir.checkpoints_dir / BEST_FILENAME
+
+
+def video_path(run_dir: RunDir, batch: int) -> Path:
+    return run_dir.path / VIDEO_DIRNAME / f"batch_{batch:06d}.mp4"
+
+
+def check_watchable(config: PPOConfig) -> None:
+    """Refuse a ``video_every`` that cannot be met (no renderer, no video extra)
+    before anything touches the run dir."""
+    if config.video_every:
+        check_recordable(config.task, "video_every")
+
+
+@contextmanager
+def own_rng(device: torch.device) -> Iterator[None]:
+    """Leave torch's global streams (CPU and this CUDA device) as they were found."""
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+@dataclass
+class Evaluator:
+    """Evaluations (and videos) of one run's policy, between its batches."""
+
+    state: TrainerState
+    run_dir: RunDir
+    best: float | None  # the best mean return so far: best.pt's
+    _env: BatchedEnv | None = field(default=None, init=False)  # rank 0's, built at first use
+
+    @classmethod
+    def for_run(cls, state: TrainerState, run_dir: RunDir) -> Evaluator | None:
+        """None when the run neither evaluates nor records; a task that cannot be
+        recorded, or a missing video extra, is refused here, before the first batch."""
+        config = state.config
+        if not config.eval_every and not config.video_every:
+            return None
+        best = state.group.main_decides(lambda: best_return(best_path(run_dir)))
+        return cls(state, run_dir, best)
+
+    def after_batch(self, report: Reporter) -> str | None:
+        """Evaluate and record when due; the reason the run should stop, if any."""
+        config, batch = self.state.config, self.state.batch
+        if config.video_every and batch % config.video_every == 0 and self.state.group.is_main:
+            self.record(video_path(self.run_dir, batch))
+        if not config.eval_every or batch % config.eval_every:
+            return None
+        payload = self.state.group.main_decides(self.evaluate)  # every rank learns the result
+        improved = self.best is None or payload.return_mean > self.best
+        if improved:
+            self.best = payload.return_mean
+        report.evaluated(payload, best_path(self.run_dir) if improved else None)
+        if config.stop_at is not None and payload.return_mean >= config.stop_at:
+            return (
+                f"evaluation return {payload.return_mean:.1f} reached the target "
+                f"return {config.stop_at:g}"
+            )
+        return None
+
+    def evaluate(self) -> EvaluationCompletedPayload:
+        """``eval_episodes`` deterministic episodes of the current policy (rank 0)."""
+        state, config = self.state, self.state.config
+        seed = evaluation_seed(config.seed, state.batch)
+        if self._env is None:
+            copies = min(config.eval_episodes, MAX_COPIES)
+            self._env = make(config.task, copies, state.device, seed=seed)
+        with own_rng(state.device):
+            episodes = play_episodes(
+                self._env, self.act, config.eval_episodes, seed, check_every=None
+            )
+        stats = episodes.summary()  # the evaluation's one host transfer
+        best = stats["return_mean"] if self.best is None else max(self.best, stats["return_mean"])
+        return EvaluationCompletedPayload(
+            checkpoint_batch=state.batch,
+            episodes=config.eval_episodes,
+            deterministic=True,
+            seed=seed,
+            env_steps=state.env_steps,
+            during_training=True,
+            best_return_mean=best,
+            **stats,
+        )
+
+    @torch.no_grad()
+    def act(self, obs: torch.Tensor) -> torch.Tensor:
+        """The most likely action, through the normaliser as it stands (not updated)."""
+        policy = self.state.policy
+        return policy.env_action(policy.act_deterministic(self.state.policy_obs(obs)))
+
+    def record(self, path: Path) -> None:
+        """One deterministic episode to ``path``, seeded like this batch's evaluation."""
+        state = self.state
+        with own_rng(state.device):
+            record_video(
+                state.config.task,
+                self.act,
+                path,
+                seed=evaluation_seed(state.config.seed, state.batch),
+                device=state.device,
+            )
+
+    def close(self) -> None:
+        if self._env is not None:
+            close_env(self._env)
