@@ -119,6 +119,9 @@ CLI_NAMES = {
 }
 
     "seeds": "--seeds",  # esper seeds / esper tune
+    "trials": "--trials",
+    "space": "--space",
+    "tune_dir": "--dir",
     "jobs": "--jobs",
     "timeout": "--timeout",
 
@@ -510,6 +513,75 @@ def seeds(
     short = threshold is not None and any((r.last5 or -math.inf) < threshold for r in runs)
     if failed or short:
         raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def tune(
+    trials: Annotated[
+        int, typer.Option("--trials", help="Finished trials the study should hold.")
+    ] = 20,
+    tune_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            help="The study (study.db), each trial's run and best.toml; the same dir and "
+            "study name continue the study. Default: runs/tune-<task>.",
+            show_default=False,
+        ),
+    ] = None,
+    space: Annotated[
+        Path | None,
+        typer.Option(
+            "--space",
+            help="TOML search space: [KEY] type = float|int|categorical, low/high/log or "
+            "choices. Default: learning rate, entropy, clipping, GAE, discount, epochs, "
+            "minibatches, value coefficient, gradient clipping.",
+            show_default=False,
+        ),
+    ] = None,
+    task: Annotated[str | None, typer.Option("--task", help="As esper ppo --task.")] = None,
+    episodes: Annotated[
+        int | None, typer.Option("--episodes", help="Batches per trial, as esper ppo --episodes.")
+    ] = None,
+    config_file: Annotated[Path | None, CONFIG_OPTION] = None,
+    settings: Annotated[list[str] | None, SET_OPTION] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every trial and the sampler.")] = 1,
+    device: Annotated[str | None, typer.Option("--device", help="As esper ppo --device.")] = None,
+    study: Annotated[
+        str | None,
+        typer.Option("--study", help="Study name. Default: esper-<task>.", show_default=False),
+    ] = None,
+) -> None:
+    """Search hyperparameters with Optuna (the tune extra): TPE sampling, median pruning
+    on each batch's mean return; the best config goes to DIR/best.toml for --config."""
+    from esper.config import parse_assignments
+    from esper.tune import Study
+    from esper.tune import tune as run_study
+
+    name = (task or "cartpole").replace(":", "_")
+    result = run_study(
+        Study(
+            tune_dir or Path("runs") / f"tune-{name}",
+            trials,
+            task=task,
+            episodes=episodes,
+            config_file=config_file,
+            settings=parse_assignments(list(settings or ())),
+            seed=seed,
+            device=device,
+            space_file=space,
+            name=study,
+        )
+    )
+    best = "-" if result.best_value is None else f"{result.best_value:.2f}"
+    baseline = "-" if result.baseline_value is None else f"{result.baseline_value:.2f}"
+    print(
+        f"esper: study {result.study_name}: {result.trials} trials ({result.completed} "
+        f"completed, {result.pruned} pruned) in {result.seconds:.0f} s; best last-5 mean "
+        f"{best} (trial {result.best_trial}), the base config's {baseline}"
+    )
+    if result.best_file is not None:
+        print(f"esper: wrote {result.best_file} (esper ppo --config {result.best_file})")
 
 
 @app.command()
