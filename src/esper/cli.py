@@ -116,14 +116,14 @@ CLI_NAMES = {
     "video": "--video",  # esper eval's video file
     "video_episodes": "--video-episodes",
     "world_size": "--nproc",  # the ranks of a job (one process unless --nproc or torchrun)
-}
-
     "seeds": "--seeds",  # esper seeds / esper tune
     "trials": "--trials",
     "space": "--space",
     "tune_dir": "--dir",
     "jobs": "--jobs",
     "timeout": "--timeout",
+}
+
 
 class OneLineErrors(TyperGroup):
     """Every user error becomes one line on stderr and a non-zero exit, no traceback.
