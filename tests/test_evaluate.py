@@ -156,3 +156,29 @@ def test_episodes_below_one_is_one_line(short_run: Path) -> None:
     assert result.exit_code == 2
     assert len(lines(result)) == 1, result.output
     assert "--episodes" in result.output
+
+
+def test_eval_of_a_file_says_to_give_its_run_directory(short_run: Path) -> None:
+    checkpoint = short_run / "checkpoints" / "batch_000002.pt"
+    result = runner.invoke(app, ["eval", str(checkpoint), "--device", "cpu"])
+    assert result.exit_code == 2
+    [line] = lines(result)
+    assert "does not exist" not in line
+    assert f"is a file; give its run directory: {short_run} --checkpoint 2" in line
+
+
+def test_a_task_module_that_cannot_be_imported_does_not_blame_a_flag(
+    short_run: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "copy"
+    shutil.copytree(short_run, run_dir)
+    path = run_dir / "checkpoints" / "batch_000002.pt"
+    saved = load_checkpoint(path)
+    saved["config"]["task"] = "esper_no_such_module_here:Factory"
+    torch.save(saved, path)
+    result = runner.invoke(app, ["eval", str(run_dir), "--device", "cpu"])
+    assert result.exit_code == 2
+    [line] = lines(result)
+    assert "--task" not in line and "Traceback" not in result.output
+    assert "trained on task 'esper_no_such_module_here:Factory'" in line
+    assert "cannot import esper_no_such_module_here" in line

@@ -73,6 +73,8 @@ class TrainedPolicy:
 
 def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:
     """The batch to load: ``checkpoint``, or the newest; one-line errors otherwise."""
+    if run_dir.path.is_file():
+        raise ConfigError("RUN_DIR", f"{run_dir.path} is a file; {_run_dir_of(run_dir.path)}")
     if not run_dir.path.is_dir():
         raise ConfigError("RUN_DIR", f"{run_dir.path} is not a run directory (it does not exist)")
     checkpoints = run_dir.checkpoints()
@@ -91,6 +93,14 @@ def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:
             f"({describe_checkpoints(run_dir)})",
         )
     return checkpoint
+
+
+def _run_dir_of(path: Path) -> str:
+    """What to give instead of a file: its run directory, with the batch of a checkpoint."""
+    batch = path.name.removeprefix("batch_").removesuffix(".pt")
+    if path.parent.name == "checkpoints" and batch.isdigit():
+        return f"give its run directory: {path.parent.parent} --checkpoint {int(batch)}"
+    return "give a run directory (the folder that holds checkpoints/)"
 
 
 def load_best(run_dir: RunDir) -> tuple[dict[str, Any], Path]:
