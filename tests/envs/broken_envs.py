@@ -45,3 +45,26 @@ class GlobalRandomStart(CartPole):
 
     def initial_state(self, n: int) -> torch.Tensor:
         return torch.rand(n, 4, device=self.device, dtype=self.dtype) * 0.1 - 0.05
+
+
+class FloatTerminated(CartPole):
+    """Returns ``terminated`` as 0./1. floats instead of bools."""
+
+    def dynamics(self, state, actions):
+        next_state, reward, terminated = super().dynamics(state, actions)
+        return next_state, reward, terminated.float()
+
+
+class DoubleInitialState(CartPole):
+    """Draws float64 initial states into a float32 state."""
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        return super().initial_state(n).double()
+
+
+class FinalObsAfterReset(CartPole):
+    """Puts the observation after the reset in ``final_obs``, losing the last one."""
+
+    def step(self, actions, fresh=None):
+        obs, reward, terminated, truncated, _ = super().step(actions, fresh)
+        return obs, reward, terminated, truncated, {"final_obs": obs.clone()}

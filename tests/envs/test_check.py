@@ -79,3 +79,24 @@ def test_the_command_exits_non_zero_on_a_broken_env(tmp_path) -> None:
     assert done.returncode == 1, done.stderr
     assert 'info has no "final_obs"' in done.stdout
     assert "broken rules: step() tensors" in done.stdout
+
+
+def test_a_float_terminated_is_a_named_rule_failure_not_a_torch_error() -> None:
+    failed = failures(broken_envs.FloatTerminated)
+    assert failed == {
+        "step() tensors": "dynamics() terminated is torch.float32, want torch.bool: a comparison "
+        "gives one (e.g. x.abs() > limit); or convert with .bool()"
+    }
+
+
+def test_a_state_of_the_wrong_dtype_is_a_named_rule_failure() -> None:
+    failed = failures(broken_envs.DoubleInitialState)
+    detail = failed["step() tensors"]
+    assert detail.startswith("initial_state() is torch.float64, want torch.float32")
+    assert "make states with dtype=self.dtype" in detail and "raised" not in detail
+
+
+def test_final_obs_holding_the_observation_after_the_reset_is_named() -> None:
+    failed = failures(broken_envs.FinalObsAfterReset)
+    detail = failed['auto-reset and info["final_obs"]']
+    assert "equalled the observation after the reset" in detail

@@ -47,7 +47,12 @@ def _expect(ok: bool, message: str) -> None:
 
 
 def _check_tensor(
-    name: str, value: Any, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    name: str,
+    value: Any,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+    dtype_fix: str = "",
 ) -> None:
     _expect(
         isinstance(value, torch.Tensor),
@@ -64,7 +69,7 @@ def _check_tensor(
     )
     _expect(
         value.dtype == dtype,
-        f"{name} is {value.dtype}, want {dtype}: convert with .to({dtype})",
+        f"{name} is {value.dtype}, want {dtype}: {dtype_fix or f'convert with .to({dtype})'}",
     )
     _expect(
         value.device == device,
@@ -79,7 +84,7 @@ def _check_step(env: Any, out: Any) -> None:
     )
     obs, reward, terminated, truncated, info = out
     n, device = env.num_envs, env.device
-    _check_tensor("obs", obs, (n, env.obs_dim), torch.float32, device)
+    _check_tensor("obs", obs, (n, env.obs_dim), _obs_dtype(env), device)
     _check_tensor("reward", reward, (n,), torch.float32, device)
     _check_tensor("terminated", terminated, (n,), torch.bool, device)
     _check_tensor("truncated", truncated, (n,), torch.bool, device)
@@ -88,9 +93,57 @@ def _check_step(env: Any, out: Any) -> None:
         'info has no "final_obs": return the observation each copy reached before any '
         "reset (BatchedEnv.step does this for you)",
     )
-    _check_tensor('info["final_obs"]', info["final_obs"], (n, env.obs_dim), torch.float32, device)
+    final_obs = info["final_obs"]
+    _check_tensor('info["final_obs"]', final_obs, (n, env.obs_dim), _obs_dtype(env), device)
     _expect(bool(torch.isfinite(obs).all()), "obs holds NaN or inf")
     _expect(bool(torch.isfinite(reward).all()), "reward holds NaN or inf")
+
+
+def _check_dynamics(env: Any, actions: torch.Tensor) -> None:
+    """A ``BatchedEnv``'s own pieces, before ``step`` combines them: ``initial_state``
+    and ``dynamics`` must return the state's dtype and a bool ``terminated``, or
+    ``step`` fails inside torch (``where``, ``|``) with an error that names neither.
+    The generator is put back, so the env's episodes are not disturbed."""
+    state = getattr(env, "state", None)
+    if not (isinstance(state, torch.Tensor) and hasattr(env, "dynamics")):
+        return  # not a BatchedEnv: step() is all there is to check
+    n, device = env.num_envs, env.device
+    generator = getattr(env, "generator", None)
+    saved = generator.get_state() if generator is not None else None
+    try:
+        fresh = env.initial_state(n)
+        out = env.dynamics(state.clone(), actions.to(device))
+    finally:
+        if saved is not None:
+            generator.set_state(saved)
+    shape, dtype = tuple(state.shape), state.dtype
+    fix = f"the state is {dtype}: make states with dtype=self.dtype"
+    _check_tensor("initial_state()", fresh, shape, dtype, device, fix)
+    _expect(
+        isinstance(out, tuple) and len(out) == 3,
+        "dynamics() must return (next_state, reward, terminated)",
+    )
+    next_state, reward, terminated = out
+    _check_tensor("dynamics() next_state", next_state, shape, dtype, device, fix)
+    _expect(
+        isinstance(reward, torch.Tensor) and reward.dtype.is_floating_point,
+        f"dynamics() reward is {getattr(reward, 'dtype', type(reward).__name__)}, want a "
+        "float tensor: convert with .to(torch.float32)",
+    )
+    _check_tensor(
+        "dynamics() terminated",
+        terminated,
+        (n,),
+        torch.bool,
+        device,
+        "a comparison gives one (e.g. x.abs() > limit); or convert with .bool()",
+    )
+
+
+def _obs_dtype(env: Any) -> torch.dtype:
+    """What the spec declares observations are: float32, or uint8 for images."""
+    spec = getattr(env, "spec", None)
+    return getattr(spec, "obs_dtype", torch.float32)
 
 
 def _skip_unless(env: Any, capability: str, why: str) -> None:
@@ -134,23 +187,31 @@ class Checker:
 
     def reset(self, env: Any) -> str:
         obs = env.reset(seed=0)
-        _check_tensor("reset() obs", obs, (env.num_envs, env.obs_dim), torch.float32, env.device)
-        return f"[{env.num_envs}, {env.obs_dim}] float32 on {env.device}"
+        dtype = _obs_dtype(env)
+        _check_tensor("reset() obs", obs, (env.num_envs, env.obs_dim), dtype, env.device)
+        kind = str(dtype).removeprefix("torch.")
+        return f"[{env.num_envs}, {env.obs_dim}] {kind} on {env.device}"
 
     def step(self, env: Any) -> str:
         env.reset(seed=0)
         for actions in action_sequence(env, 3, seed=1):
+            _check_dynamics(env, actions)
             _check_step(env, env.step(actions))
         return "obs, reward, terminated, truncated, final_obs: shapes, dtypes, device"
 
     def auto_reset(self, env: Any) -> str:
-        env.reset(seed=0)
+        before = env.reset(seed=0)
         limit = (env.spec.max_episode_steps or 1000) + 1
-        finished = 0
+        finished = reset_visibly = 0  # finished copies; those whose obs the reset changed
         for actions in action_sequence(env, limit, seed=2):
             obs, _, terminated, truncated, info = env.step(actions)
             done = terminated | truncated
             same = (info["final_obs"] == obs).all(dim=1)
+            # A reset that changed what a copy shows (obs differs from the step
+            # before) must leave final_obs apart from obs, unless the copy ended
+            # exactly where it restarts: over every finished copy, that never holds.
+            reset_visibly += int((done & ~(obs == before).all(dim=1)).sum())
+            before = obs.clone()
             _expect(
                 bool(same[~done].all()),
                 'info["final_obs"] differs from obs for copies that did not finish: '
@@ -160,6 +221,12 @@ class Checker:
             if finished and bool((same[done] == False).any()):  # noqa: E712
                 return f"{finished} finished copies reset; final_obs kept their last observation"
         _expect(finished > 0, f"no copy finished within {limit} random steps")
+        _expect(
+            reset_visibly == 0,
+            f'info["final_obs"] equalled the observation after the reset for all {finished} '
+            "finished copies: it must hold the observation each copy reached before it reset "
+            "(take it before resetting; BatchedEnv.step does this for you)",
+        )
         # every finished copy's final_obs equalled its fresh obs: allowed, but unusual
         return f"{finished} finished copies; their final_obs equalled the fresh obs"
 
