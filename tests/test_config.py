@@ -145,3 +145,27 @@ def test_out_of_range_values_name_their_setting(changes: dict, setting: str) -> 
 def test_default_run_dir_is_found_again_by_task() -> None:
     assert PPOConfig(task="cartpole").resolved_run_dir() == Path("runs/cartpole")
     assert PPOConfig(run_dir="elsewhere").resolved_run_dir() == Path("elsewhere")
+
+
+def test_every_unknown_key_of_a_file_is_named_with_its_suggestion(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("lr = 0.001\nnum_envs = 8\ngamma = 0.9\n")
+    with pytest.raises(ConfigError) as info:
+        build_config(path)
+    line = str(info.value)
+    assert "unknown key 'lr'; did you mean learning_rate?" in line
+    assert "unknown key 'num_envs'; did you mean n_envs?" in line
+    assert line.endswith(f"(in {path})")
+
+
+def test_a_bad_value_from_a_file_names_the_file_not_the_setting_s_flag(tmp_path: Path) -> None:
+    from esper.cli import CLI_NAMES
+
+    path = tmp_path / "c.toml"
+    path.write_text("n_envs = 0\n")
+    with pytest.raises(ConfigError) as info:
+        build_config(path)
+    line = info.value.in_words(CLI_NAMES).one_line()
+    assert line.startswith(f"--config: n_envs = 0 in {path}: must be >= 1")
+    with pytest.raises(ConfigError, match=r"^n_envs: must be >= 1"):  # a flag's own value
+        build_config(path, {"n_envs": -1})

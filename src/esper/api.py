@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from esper.config import EDGE_WORDS, FIELDS, PPOConfig, load_config_file, parse_assignments
-from esper.config_layers import build_config
+from esper.config_layers import build_config, checked_config
 from esper.envs import env_class
 from esper.envs.registry import recall_task
 from esper.errors import ConfigError, UserError
@@ -169,7 +169,8 @@ def make_config(
         saved.pop(key, None)
     saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
     file_values = load_config_file(config_file) if config_file else {}
-    return PPOConfig(**{**saved, **file_values, **overrides})
+    values = {**saved, **file_values, **overrides}
+    return checked_config(values, file_values, overrides, config_file)
 
 
 def _config_for_timesteps(

@@ -328,13 +328,17 @@ def parse_config_mapping(mapping: dict[str, Any], source: str) -> dict[str, Any]
     """Validate a flat key/value mapping strictly: unknown keys and wrong types are
     errors naming the key and the file; they belong to the ``config_file`` input."""
     out: dict[str, Any] = {}
+    problems: list[str] = []  # every one at once: one round trip to fix the file
     for key, value in mapping.items():
         if key not in CONFIG_KEYS:
-            raise ConfigError("config_file", f"{unknown_key_message(key)} (in {source})")
+            problems.append(unknown_key_message(key))
+            continue
         try:
             out[key] = read_value(key, value)
         except TypeError as exc:
-            raise ConfigError("config_file", f"{key}: {exc} (in {source})") from None
+            problems.append(f"{key}: {exc}")
+    if problems:
+        raise ConfigError("config_file", f"{'; '.join(problems)} (in {source})")
     return out
 
 

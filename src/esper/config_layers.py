@@ -116,4 +116,25 @@ def build_config(
     file_values = load_config_file(config_file) if config_file else {}
     task = overrides.get("task", file_values.get("task", PPOConfig.task))
     values = {**task_default_values(task), **file_values, **overrides}
-    return PPOConfig(**values)
+    return checked_config(values, file_values, overrides, config_file)
+
+
+def checked_config(
+    values: dict[str, Any],
+    file_values: dict[str, Any],
+    overrides: dict[str, Any],
+    config_file: Path | None,
+) -> PPOConfig:
+    """``PPOConfig(**values)``; a bad value that came from ``config_file`` (and no
+    override replaced) is blamed on the file, naming it, not on the setting's flag."""
+    try:
+        return PPOConfig(**values)
+    except ConfigError as exc:
+        if exc.setting in file_values and exc.setting not in overrides:
+            value = file_values[exc.setting]
+            raise ConfigError(
+                "config_file",
+                f"{exc.setting} = {value!r} in {config_file}: {exc.message}",
+                mentions=exc.mentions,
+            ) from None
+        raise
