@@ -36,6 +36,7 @@ from esper.envs.base import BatchedEnv, EnvSpec
 from esper.envs.cartpole import CartPole
 from esper.envs.close import close_env
 from esper.envs.gym_ids import GYM_ASYNC_PREFIX, GYM_PREFIX, gym_id_of
+from esper.envs.minatar_breakout import MinAtarBreakout
 from esper.envs.mountain_car import MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
 from esper.envs.probes import PROBES
@@ -50,6 +51,7 @@ TASKS: dict[str, type[BatchedEnv]] = {
     MountainCar.spec.name: MountainCar,
     MountainCarContinuous.spec.name: MountainCarContinuous,
     Pendulum.spec.name: Pendulum,
+    MinAtarBreakout.spec.name: MinAtarBreakout,
     **{probe.spec.name: probe for probe in PROBES},
 }
 
