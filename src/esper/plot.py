@@ -191,7 +191,7 @@ def _legend(ax: Any, groups: Sequence[RunGroup], stat: str) -> None:
         )
     if any(run.evaluation_points() for run in runs):
         handles.append(
-            Line2D([], [], color="grey", marker="D", ls="none", label="esper eval: mean ± std")
+            Line2D([], [], color="grey", marker="D", ls="none", label="evaluation: mean ± std")
         )
     if any(run.resumes for run in runs):
         handles.append(

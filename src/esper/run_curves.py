@@ -47,12 +47,15 @@ class RunCurves:
         return [x for x, _ in kept], [y for _, y in kept]
 
     def evaluation_points(self) -> list[tuple[int, EvaluationCompletedPayload]]:
-        """Evaluations placed at their checkpoint's env steps (when that batch is known)."""
-        return [
-            (self.batches[e.checkpoint_batch].env_steps, e)
-            for e in self.evaluations
-            if e.checkpoint_batch in self.batches
-        ]
+        """Evaluations placed at their batch's env steps (when that batch is known, or
+        the evaluation says: evaluations while training do)."""
+        points = []
+        for e in self.evaluations:
+            if e.checkpoint_batch in self.batches:
+                points.append((self.batches[e.checkpoint_batch].env_steps, e))
+            elif e.env_steps is not None:
+                points.append((e.env_steps, e))
+        return points
 
 
 def read_curves(run_dir: Path, label: str | None = None) -> RunCurves:

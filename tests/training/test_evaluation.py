@@ -195,3 +195,36 @@ def test_a_task_without_a_renderer_is_refused_before_the_run(tmp_path: Path) -> 
     (line,) = result.output.strip().splitlines()
     assert line.startswith("esper: error: --video-every: task probe-constant has no renderer")
     assert not (tmp_path / "r").exists()
+
+
+def test_sanctum_shows_the_latest_evaluation_and_the_best(tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from esper.sanctum import SanctumAggregator
+    from esper.sanctum.widgets import render_metrics_panel
+
+    run_dir = tmp_path / "run"
+    settings = {"eval_every": 1, "eval_episodes": 3, **SMALL}
+    assert esper.train("cartpole", 2, run_dir=str(run_dir), **settings).status == "completed"
+    snapshot = SanctumAggregator.from_file(run_dir / "telemetry.jsonl").snapshot()
+    evaluations = [e.data for e in events_of(run_dir, TelemetryEventType.EVALUATION_COMPLETED)]
+    assert snapshot.evaluation.batch == 2
+    assert snapshot.evaluation.return_mean == evaluations[-1].return_mean
+    best = max(e.return_mean for e in evaluations)
+    assert snapshot.evaluation.best_return_mean == best
+    console = Console(width=80, record=True)
+    console.print(render_metrics_panel(snapshot))
+    assert f"(B2)  best {best:.1f}" in console.export_text()
+
+
+def test_plot_draws_evaluations_while_training_at_their_env_steps(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from esper.plot import plot_runs
+    from esper.run_curves import read_curves
+
+    run_dir = tmp_path / "run"
+    settings = {"eval_every": 1, "eval_episodes": 3, **SMALL}
+    assert esper.train("cartpole", 2, run_dir=str(run_dir), **settings).status == "completed"
+    points = read_curves(run_dir).evaluation_points()
+    assert [x for x, _ in points] == [128, 256]  # 8 envs x 16 steps per batch
+    assert plot_runs([run_dir], tmp_path / "curves.png").stat().st_size > 0

@@ -27,6 +27,7 @@ from pathlib import Path
 from esper.sanctum.clock import Clock, parse_timestamp, utc_now
 from esper.sanctum.health import THRESHOLDS, HealthWatch, assess, describe
 from esper.sanctum.schema import (
+    EvaluationStats,
     NotableEvent,
     NotableKind,
     PPOStats,
@@ -156,6 +157,8 @@ class SanctumAggregator:
                 status=RunStatus.RUNNING,
             )
         )
+        if resumed:  # best.pt is never rolled back, so neither is the best shown
+            self._view = dataclasses.replace(self._view, evaluation=previous.evaluation)
         if surviving:  # a resume: the surviving batches stay on show
             self._batch_returns = surviving
             self._view = dataclasses.replace(self._view, returns=self._returns_view())
@@ -213,16 +216,19 @@ class SanctumAggregator:
         data = event.data
         assert isinstance(data, events.TrainingCompletedPayload)
         view = self._view
-        if view.max_batches > 0 and data.final_batch != view.max_batches:
+        early = data.reason  # ended on purpose before max_batches (stop_at reached)
+        if view.max_batches > 0 and data.final_batch != view.max_batches and not early:
             self._note(
                 NotableKind.ANOMALY,
                 f"completed at batch {data.final_batch}, not at max_batches "
                 f"{view.max_batches}; max_batches kept from TRAINING_STARTED",
                 event,
             )
-        self._finish(event, RunStatus.COMPLETED, None, env_steps=data.env_steps)
+        self._finish(event, RunStatus.COMPLETED, early or None, env_steps=data.env_steps)
         total = f"{view.current_batch}/{view.max_batches}" if view.max_batches > 0 else "-"
-        self._note(NotableKind.COMPLETED, f"completed at {total}", event)
+        self._note(
+            NotableKind.COMPLETED, f"completed at {total}" + (f": {early}" if early else ""), event
+        )
 
     def _on_training_interrupted(self, event: TelemetryEvent) -> None:
         data = event.data
@@ -243,6 +249,19 @@ class SanctumAggregator:
     def _on_evaluation_completed(self, event: TelemetryEvent) -> None:
         data = event.data
         assert isinstance(data, events.EvaluationCompletedPayload)
+        if data.during_training:
+            self._view = dataclasses.replace(
+                self._view,
+                evaluation=EvaluationStats(
+                    return_mean=data.return_mean,
+                    return_std=data.return_std,
+                    episodes=data.episodes,
+                    batch=data.checkpoint_batch,
+                    best_return_mean=data.best_return_mean,
+                ),
+            )
+            self._note(NotableKind.EVALUATION, event.message or "evaluation", event)
+            return
         mode = "deterministic" if data.deterministic else "sampled"
         self._note(
             NotableKind.EVALUATION,

@@ -78,6 +78,18 @@ class ReturnStats:
 
 
 @dataclass(frozen=True)
+class EvaluationStats:
+    """The latest evaluation while training (``--eval-every``) and the best so far,
+    whose policy is checkpoints/best.pt."""
+
+    return_mean: float | None = None
+    return_std: float | None = None
+    episodes: int | None = None
+    batch: int | None = None  # the batch evaluated; None: no evaluation yet
+    best_return_mean: float | None = None
+
+
+@dataclass(frozen=True)
 class Throughput:
     """Speed and where the latest batch's time and memory went."""
 
@@ -115,4 +127,5 @@ class SanctumSnapshot:
     ppo: PPOStats = field(default_factory=PPOStats)
     returns: ReturnStats = field(default_factory=ReturnStats)
     throughput: Throughput = field(default_factory=Throughput)
+    evaluation: EvaluationStats = field(default_factory=EvaluationStats)
     events: tuple[NotableEvent, ...] = ()  # newest first

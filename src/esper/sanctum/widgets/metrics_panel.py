@@ -9,7 +9,7 @@ from rich.text import Text
 
 from esper.sanctum import format as fmt
 from esper.sanctum.health import HEALTH_STYLE, assess
-from esper.sanctum.schema import ReturnStats, SanctumSnapshot
+from esper.sanctum.schema import EvaluationStats, ReturnStats, SanctumSnapshot
 from esper.sanctum.sparkline import sparkline
 
 # (label, PPOStats field, format spec), two per row.
@@ -39,6 +39,17 @@ def _returns(r: ReturnStats) -> Text:
     )
 
 
+def _evaluation(e: EvaluationStats) -> Text:
+    """The latest evaluation while training and the best so far (best.pt's)."""
+    return Text.assemble(
+        "Eval    ",
+        (f"{fmt.number(e.return_mean, '.1f')} ± {fmt.number(e.return_std, '.1f')}", "bold"),
+        (f" (B{e.batch})", "dim"),
+        "  best ",
+        (fmt.number(e.best_return_mean, ".1f"), "bold green"),
+    )
+
+
 def render_metrics_panel(snapshot: SanctumSnapshot) -> RenderableType:
     table = Table.grid(padding=(0, 2))
     for _ in range(4):
@@ -50,4 +61,7 @@ def render_metrics_panel(snapshot: SanctumSnapshot) -> RenderableType:
             style = HEALTH_STYLE[assess(metric, value)]
             cells += [label, Text(fmt.number(value, spec), style=style)]
         table.add_row(*cells)
-    return Panel(Group(_returns(snapshot.returns), table), title="Metrics", title_align="left")
+    parts: list[RenderableType] = [_returns(snapshot.returns)]
+    if snapshot.evaluation.batch is not None:  # only runs that evaluate while training
+        parts.append(_evaluation(snapshot.evaluation))
+    return Panel(Group(*parts, table), title="Metrics", title_align="left")
