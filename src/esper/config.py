@@ -144,7 +144,7 @@ class PPOConfig:
         "recorded as EVALUATION_COMPLETED; the best is kept as RUN_DIR/checkpoints/best.pt.",
         flag="--eval-every",
         minimum=0,
-        default_text="off (0 is off too)",
+        default_text="off",
     )
     eval_episodes: int = knob(
         10, "Complete episodes each evaluation runs.", flag="--eval-episodes", minimum=1
@@ -162,7 +162,7 @@ class PPOConfig:
         "RUN_DIR/videos/batch_K.mp4 (needs esper-rl[video]).",
         flag="--video-every",
         minimum=0,
-        default_text="off (0 is off too)",
+        default_text="off",
     )
 
     def __post_init__(self) -> None:
