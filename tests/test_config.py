@@ -30,9 +30,13 @@ def test_every_field_loads_from_toml_and_names_its_key_on_a_type_error(
 ) -> None:
     kind = _kind(name) if name != "hidden_sizes" else tuple[int, ...]
     good = tmp_path / "good.toml"
-    value = {"task": '"cartpole"', "n_minibatches": "1", "cuda_graphs": '"off"'}.get(
-        name, VALID[kind]
-    )
+    value = {
+        "task": '"cartpole"',
+        "n_minibatches": "1",
+        "cuda_graphs": '"off"',
+        "lr_schedule": '"adaptive"',
+        "activation": '"relu"',
+    }.get(name, VALID[kind])
     good.write_text(f"{name} = {value}\n")
     expected = tomllib.loads(f"v = {value}")["v"]
     expected = tuple(expected) if isinstance(expected, list) else expected

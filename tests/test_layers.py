@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esper.plot",
             "esper.evaluate",
             "esper.inference",
+            "esper.policy_export",
             "esper.telemetry_docs",
         ),
     ),

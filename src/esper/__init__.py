@@ -5,8 +5,9 @@ The Python API, for notebooks and scripts (the CLI is a thin layer over it)::
     import esper
     outcome = esper.train(task="cartpole", episodes=30, run_dir="runs/demo")
     policy = esper.load_policy("runs/demo")
+    esper.export("runs/demo", format="onnx")  # the deterministic policy as one file
 
-Both are imported lazily so ``import esper`` stays cheap. ``esper.__version__``
+They are imported lazily so ``import esper`` stays cheap. ``esper.__version__``
 is the installed distribution's (``esper-rl``), so a wheel and the checkout it
 was built from say the same.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["__version__", "load_policy", "train"]
+__all__ = ["__version__", "export", "load_policy", "train"]
 
 DISTRIBUTION = "esper-rl"
 
@@ -42,4 +43,8 @@ def __getattr__(name: str) -> Any:
         from esper.inference import load_policy
 
         return load_policy
+    if name == "export":
+        from esper.policy_export import export_policy
+
+        return export_policy
     raise AttributeError(f"module 'esper' has no attribute {name!r}")

@@ -116,6 +116,8 @@ CLI_NAMES = {
     "video": "--video",  # esper eval's video file
     "video_episodes": "--video-episodes",
     "world_size": "--nproc",  # the ranks of a job (one process unless --nproc or torchrun)
+    "format": "--format",  # esper export's file format
+    "output": "--output",  # esper export's file
     "seeds": "--seeds",  # esper seeds / esper tune
     "trials": "--trials",
     "space": "--space",
@@ -388,6 +390,40 @@ def eval_(
     print_report(result)
     if video is not None:
         print(f"esper: wrote {video}")
+
+
+@app.command("export")
+def export_(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR", help="A run's --run-dir (it holds checkpoints/).", show_default=False
+        ),
+    ],
+    format: Annotated[
+        str, typer.Option("--format", help="onnx (needs the export extra) or torchscript.")
+    ] = "onnx",
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            help="Export the checkpoint saved after batch N, or best. Default: the newest.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="File to write. Default: RUN_DIR/policy_batch_N.onnx (or .pt)."
+        ),
+    ] = None,
+) -> None:
+    """Write the deterministic policy, its observation normaliser folded in, as one file."""
+    from esper.policy_export import export_policy
+
+    chosen = int(checkpoint) if checkpoint is not None and checkpoint.isdigit() else checkpoint
+    written = export_policy(run_dir, format, chosen, output)
+    print(f"esper: wrote {written}")
 
 
 @app.command()

@@ -42,6 +42,12 @@ def knob(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+# The learning-rate schedules (training/schedule.py) and hidden-layer
+# activations (training/policy.py) a config may name.
+LR_SCHEDULES = ("linear", "constant", "adaptive")
+ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
+
+
 @dataclass(frozen=True)
 class PPOConfig:
     """Every knob of a run. Help strings and comments say what each one means for PPO."""
@@ -80,6 +86,10 @@ class PPOConfig:
     # Batches the decay spans; None: this invocation's max_batches. Set it to the
     # planned total to make a run split across invocations decay exactly as one.
     anneal_batches: int | None = knob(None, minimum=1)
+    # linear (decay to 0, as above), constant, or adaptive: rsl_rl's rule, which
+    # steers each minibatch's approx KL toward desired_kl (training/schedule.py).
+    lr_schedule: str | None = knob(None, default_text="linear if anneal_lr, else constant")
+    desired_kl: float = 0.01  # the approx KL the adaptive schedule steers toward
     adam_eps: float = 1e-5
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -93,6 +103,7 @@ class PPOConfig:
     normalize_obs: bool = False  # running mean/std of observations, clipped to +-10
     normalize_reward: bool = False  # divide rewards by a running std of the discounted return
     hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"  # of the hidden layers: one of ACTIVATIONS
     # training/capture.py: the rollout step and the minibatch step through inductor.
     compile: bool = knob(
         False,
@@ -186,6 +197,22 @@ class PPOConfig:
             f"must be auto, on or off (got {self.cuda_graphs!r})",
         )
         _require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        _require(
+            self.lr_schedule in (None, *LR_SCHEDULES),
+            "lr_schedule",
+            f"must be {', '.join(LR_SCHEDULES)} (got {self.lr_schedule!r})",
+        )
+        _require(
+            self.anneal_lr or self.lr_schedule != "linear",
+            "lr_schedule",
+            "linear contradicts anneal_lr = false; set one of them",
+        )
+        _require(self.desired_kl > 0, "desired_kl", "must be > 0")
+        _require(
+            self.activation in ACTIVATIONS,
+            "activation",
+            f"must be one of {', '.join(ACTIVATIONS)} (got {self.activation!r})",
+        )
         if self.stop_at is not None and not self.eval_every:
             raise ConfigError(
                 "stop_at", "needs evaluations to compare with: set {eval_every} too",
@@ -200,6 +227,11 @@ class PPOConfig:
             "hidden_sizes",
             "must be a non-empty list of positive layer widths",
         )
+
+    @property
+    def schedule(self) -> str:
+        """The learning-rate schedule in effect: ``lr_schedule``, else anneal_lr's choice."""
+        return self.lr_schedule or ("linear" if self.anneal_lr else "constant")
 
     @property
     def max_batches(self) -> int:

@@ -29,6 +29,7 @@ from esper.training.checkpoint import (
     load_checkpoint,
     load_for_resume,
 )
+from esper.training.deterministic import DeterministicPolicy
 from esper.training.normalizer import RunningMeanStd
 from esper.training.policy import ActorCritic
 
@@ -69,6 +70,11 @@ class TrainedPolicy:
             action, _, _ = self.model.act(obs)
         action = self.model.env_action(action)
         return action[0] if single else action
+
+    def deterministic_module(self) -> DeterministicPolicy:
+        """This policy's deterministic action as one plain module, the normaliser
+        folded in, on the CPU: what ``esper export`` writes."""
+        return DeterministicPolicy(self.model, self.obs_normalizer).cpu()
 
 
 def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:
@@ -172,7 +178,8 @@ def _rebuild(
             setting="checkpoint",
         )
     speedups = bool(config.get("speedups", True))  # written before the switch existed: on
-    model = ActorCritic(spec.obs_dim, spec.action_space, tuple(config["hidden_sizes"]), speedups)
+    hidden, activation = tuple(config["hidden_sizes"]), config.get("activation", "tanh")
+    model = ActorCritic(spec.obs_dim, spec.action_space, hidden, speedups, activation)
     model.load_state_dict(saved["policy"])
     model.to(device).eval().requires_grad_(False)
     normalizer = None

@@ -73,6 +73,12 @@ def _emitter(event: str, spec: Field) -> str:
         origin = "`EpisodeTracker.totals` in `src/esper/training/episode_stats.py`"
     elif spec.name == "explained_variance":
         origin = "`explained_variance` in `src/esper/training/ppo.py`"
+    elif spec.name == "learning_rate":
+        origin = (
+            "`set_learning_rate` in `src/esper/training/schedule.py` (a host number that "
+            "skips the device, or with lr_schedule = adaptive the optimiser's rate as "
+            "`adapt_learning_rate_` left it)"
+        )
     else:
         origin = "`ppo_update` in `src/esper/training/ppo.py`"
     return (

@@ -196,8 +196,10 @@ BATCH_COMPLETED_FIELDS: tuple[Field, ...] = (
     ),
     Field(
         "TELE-114", "learning_rate", "Learning rate", float, "step size",
-        "Adam's learning rate during this batch's update (after annealing).",
-        low=0, tensorboard="charts/learning_rate", console="lr {:.2e}",
+        "Adam's learning rate in this batch's update: the schedule's value for the batch "
+        "(linear or constant, set on the host), or with lr_schedule = adaptive the rate the "
+        "minibatch steps left on the device at the batch's end. The same on every rank.",
+        low=0, source=Source.DEVICE, tensorboard="charts/learning_rate", console="lr {:.2e}",
         sanctum="ppo.learning_rate",
     ),
     Field(

@@ -20,15 +20,10 @@ from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed import Collectives, rank_device
 from esper.training.evaluation import Evaluator, check_watchable
 from esper.training.interrupt import StopRequest
-from esper.training.ppo import (
-    explained_variance,
-    flatten_batch,
-    learning_rate_at,
-    set_learning_rate,
-    update_settings,
-)
+from esper.training.ppo import explained_variance, flatten_batch, update_settings
 from esper.training.report import Reporter, TrainingResult
 from esper.training.rollout import RolloutBuffer
+from esper.training.schedule import learning_rate_at, set_learning_rate
 from esper.training.state import TrainerState, build_state
 from esper.training.timing import BatchClock, memory_usage_mb
 from esper.training.transfer import BatchReport, to_host
@@ -134,19 +129,19 @@ def train_batch(
     ev = explained_variance(buffer.values.flatten(), returns.flatten())
     clock.mark("update_done")
     device_stats = {**state.episodes.totals(), **update_stats, "explained_variance": ev}
+    device_stats["learning_rate"] = learning_rate  # adaptive: the device rate, as the batch ends
     # The stop request is read as late as possible: one made during this batch stops after it.
     host = to_host(device_stats, memory_usage_mb(state.device), stop.requested, state.group)
     state.batch += 1
     _require_finite(host, state.batch)
     state.env_steps += config.batch_size
-    return _completed_fields(config, state, clock, learning_rate, host), host.stop_requested
+    return _completed_fields(config, state, clock, host), host.stop_requested
 
 
 def _completed_fields(
     config: PPOConfig,
     state: TrainerState,
     clock: BatchClock,
-    learning_rate: float,
     host: BatchReport,
 ) -> dict[str, Any]:
     """BATCH_COMPLETED's fields: the transfer's statistics and the host's clocks."""
@@ -157,7 +152,6 @@ def _completed_fields(
         "sps": config.batch_size / batch_seconds,
         "batch_seconds": batch_seconds,
         **host.stats,
-        "learning_rate": learning_rate,
         "rollout_seconds": rollout_seconds,
         "update_seconds": update_seconds,
         **host.memory,

@@ -1,4 +1,6 @@
-"""The actor-critic: separate tanh MLPs for policy and value, as in CleanRL's ``ppo.py``.
+"""The actor-critic: separate MLPs for policy and value, tanh as in CleanRL's ``ppo.py``.
+
+The hidden activation is a setting (``PPOConfig.activation``; tanh by default).
 
 Discrete tasks get a categorical policy over logits; continuous tasks a
 diagonal Gaussian with a state-independent learned log-std started at 0.
@@ -9,15 +11,33 @@ tensor ops with no argument validation (and no host synchronisation).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
+from esper.config import ACTIVATIONS
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.training import multi_categorical
 from esper.training.speedups import linear, tanh
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+# The hidden-layer activations ``PPOConfig.activation`` names, beside tanh (whose
+# fast twin is training/speedups.py's): torch's own modules, no parameters.
+_OTHER_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "leaky_relu": nn.LeakyReLU,
+}
+assert set(ACTIVATIONS) == {"tanh", *_OTHER_ACTIVATIONS}, "config.ACTIVATIONS and policy differ"
+
+
+def activation_layer(name: str, fast: bool) -> nn.Module:
+    """The hidden layers' nonlinearity; ``fast`` picks the sigmoid tanh for tanh."""
+    return tanh(fast) if name == "tanh" else _OTHER_ACTIVATIONS[name]()
 
 
 def _layer(n_in: int, n_out: int, gain: float, fast: bool) -> nn.Linear:
@@ -29,14 +49,19 @@ def _layer(n_in: int, n_out: int, gain: float, fast: bool) -> nn.Linear:
 
 
 def mlp(
-    n_in: int, hidden: tuple[int, ...], n_out: int, out_gain: float, fast: bool = True
+    n_in: int,
+    hidden: tuple[int, ...],
+    n_out: int,
+    out_gain: float,
+    fast: bool = True,
+    activation: str = "tanh",
 ) -> nn.Sequential:
-    """Linear and tanh layers; ``fast`` picks training/speedups.py's twins of
-    ``nn.Linear`` and ``nn.Tanh`` (same values, same parameter names)."""
+    """Linear layers with ``activation`` between them; ``fast`` picks training/speedups.py's
+    twins of ``nn.Linear`` and ``nn.Tanh`` (same values, same parameter names)."""
     layers: list[nn.Module] = []
     width = n_in
     for h in hidden:
-        layers += [_layer(width, h, math.sqrt(2), fast), tanh(fast)]
+        layers += [_layer(width, h, math.sqrt(2), fast), activation_layer(activation, fast)]
         width = h
     layers.append(_layer(width, n_out, out_gain, fast))
     return nn.Sequential(*layers)
@@ -57,21 +82,30 @@ class ActorCritic(nn.Module):
         action_space: ActionSpace,
         hidden: tuple[int, ...],
         speedups: bool = True,
+        activation: str = "tanh",
     ) -> None:
         super().__init__()
+        self.obs_dim, self.hidden, self.activation = obs_dim, tuple(hidden), activation
         self.action_space = action_space
         self.discrete = isinstance(action_space, DiscreteSpace | MultiDiscreteSpace)
         # MultiDiscrete: one block of logits per component (training/multi_categorical.py)
         self.nvec = action_space.nvec if isinstance(action_space, MultiDiscreteSpace) else None
         n_out = _output_width(action_space)
-        self.actor = mlp(obs_dim, hidden, n_out, out_gain=0.01, fast=speedups)
-        self.critic = mlp(obs_dim, hidden, 1, out_gain=1.0, fast=speedups)
+        self.actor = mlp(obs_dim, hidden, n_out, 0.01, speedups, activation)
+        self.critic = mlp(obs_dim, hidden, 1, 1.0, speedups, activation)
         if isinstance(action_space, BoxSpace):
             self.log_std = nn.Parameter(torch.zeros(action_space.dim))
             # Clipping bounds on the policy's device, moved by .to() like the
             # weights; not saved (the space is in the checkpoint already).
             self.register_buffer("action_low", torch.tensor(action_space.low), persistent=False)
             self.register_buffer("action_high", torch.tensor(action_space.high), persistent=False)
+
+    def plain_twin(self) -> ActorCritic:
+        """A copy with plain torch layers (``speedups`` off) and these weights: the
+        same values, and a network TorchScript and ``torch.export`` take whole."""
+        twin = ActorCritic(self.obs_dim, self.action_space, self.hidden, False, self.activation)
+        twin.load_state_dict(self.state_dict())
+        return twin.to(self.device_of_parameters)
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B]`` state values."""

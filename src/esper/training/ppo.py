@@ -17,6 +17,7 @@ from esper.training.distributed import Collectives, average_gradients
 from esper.training.optimizer import Optimizer
 from esper.training.policy import ActorCritic
 from esper.training.rollout import RolloutBuffer
+from esper.training.schedule import adapt_learning_rate_
 
 if TYPE_CHECKING:
     from esper.config import PPOConfig
@@ -79,27 +80,17 @@ class UpdateSettings:
     max_grad_norm: float
     normalize_advantages: bool
     target_kl: float | None
+    # lr_schedule = "adaptive": the approx KL each minibatch step steers the
+    # optimiser's device learning rate toward (training/schedule.py); None: no steering.
+    adaptive_kl: float | None = None
 
 
 def update_settings(config: PPOConfig, world_size: int = 1) -> UpdateSettings:
     """The config's update settings, for one rank: its slice of each minibatch."""
-    settings = {f.name: getattr(config, f.name) for f in fields(UpdateSettings)}
+    settings = {f.name: getattr(config, f.name) for f in fields(UpdateSettings)[:-1]}
     settings["minibatch_size"] = config.minibatch_size // world_size
+    settings["adaptive_kl"] = config.desired_kl if config.schedule == "adaptive" else None
     return UpdateSettings(**settings)
-
-
-def learning_rate_at(config: PPOConfig, batch_index: int) -> float:
-    """Linear decay to 0 over the whole run (``max_batches``, or ``anneal_batches``)."""
-    if not config.anneal_lr:
-        return config.learning_rate
-    span = config.anneal_batches or config.max_batches
-    return config.learning_rate * max(0.0, 1.0 - batch_index / span)
-
-
-def set_learning_rate(optimizer: Optimizer, learning_rate: float) -> float:
-    """Give ``optimizer`` this batch's learning rate; returns it."""
-    optimizer.set_learning_rate(learning_rate)
-    return learning_rate
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
@@ -230,13 +221,18 @@ def minibatch_step(
     group: Collectives | None = None,
 ) -> dict[str, torch.Tensor]:
     """One optimiser step on one minibatch: loss, gradients (averaged over the
-    ranks), global-norm clipping, Adam. Returns the step's statistics."""
+    ranks), global-norm clipping, Adam, then (adaptive schedule) the learning
+    rate moved by the job's KL of this minibatch. Returns the step's statistics."""
+    group = group or Collectives()
     loss, stats = minibatch_loss(policy, minibatch, settings)
     optimizer.zero_grad()
     loss.backward()
-    average_gradients(optimizer, group or Collectives())
+    average_gradients(optimizer, group)
     stats["grad_norm"] = optimizer.clip_grad_norm_(settings.max_grad_norm)
     optimizer.step()
+    if settings.adaptive_kl is not None:  # every rank moves its rate by the same KL
+        job_kl = group.average_(stats["approx_kl"].clone())
+        adapt_learning_rate_(optimizer.lr, job_kl, settings.adaptive_kl)  # type: ignore[attr-defined]
     return stats
 
 

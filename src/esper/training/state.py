@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from esper.config import PPOConfig
+from esper.config import FIELDS, PPOConfig
 from esper.envs import BatchedEnv, make
 from esper.envs.registry import task_source
 from esper.errors import ConfigError
@@ -44,7 +44,14 @@ from esper.training.rng import restore_rng_state, rng_state, seed_everything
 from esper.training.rollout import collect_rollout
 
 # Settings that shape the saved tensors: a resume must keep them.
-RESUME_FIXED = ("task", "n_envs", "hidden_sizes", "normalize_obs", "normalize_reward")
+RESUME_FIXED = (
+    "task",
+    "n_envs",
+    "hidden_sizes",
+    "activation",
+    "normalize_obs",
+    "normalize_reward",
+)
 # What each rank keeps for itself (the reward scaler holds per-env returns).
 RANK_KEYS = ("reward_scaler", "env", "next_obs", "episodes", "rng")
 
@@ -170,7 +177,9 @@ def build_state(
     seed = group.rank_seed(config.seed)
     seed_everything(seed)
     env = make(config.task, local_envs, device, seed=seed)
-    policy = ActorCritic(env.obs_dim, env.action_space, config.hidden_sizes, config.speedups)
+    policy = ActorCritic(
+        env.obs_dim, env.action_space, config.hidden_sizes, config.speedups, config.activation
+    )
     policy.to(device)
     lr, eps = config.learning_rate, config.adam_eps
     if wants_device_optimizer(config):
@@ -255,10 +264,12 @@ def check_resume_compatible(
     saved_config = saved["config"]
     current = config.to_dict()
     for key in RESUME_FIXED:
-        if saved_config.get(key) != current[key]:
+        # A setting newer than the checkpoint had its default then (activation: tanh).
+        made_with = saved_config.get(key, FIELDS[key].default)
+        if made_with != current[key]:
             raise ConfigError(
                 key,
-                f"{path.name} was made with {key}={saved_config.get(key)!r}, "
+                f"{path.name} was made with {key}={made_with!r}, "
                 f"not {current[key]!r}; resume with the checkpoint's value",
             )
     if not fits(saved, env.obs_dim, env.action_space):

@@ -50,18 +50,23 @@ class BatchReport:
     stop_requested: bool  # by this process, or (several ranks) by any rank
 
 
-def pack_device_stats(values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+def pack_device_stats(values: Mapping[str, torch.Tensor | float]) -> torch.Tensor:
     """``[len(PACKED_FIELDS)]`` float64 on the device: the named scalars in table order.
 
     An episode statistic of a batch in which no episode ended is NaN (mean) or
-    +inf/-inf (min/max) here and ``None`` after ``unpack_device_stats``.
+    +inf/-inf (min/max) here and ``None`` after ``unpack_device_stats``. A value
+    the host holds already (a Python number: the learning rate of a host
+    schedule) is not sent: its column carries a placeholder, and ``to_host``
+    puts the number back, so a host value costs the device nothing.
     """
     names = [f.name for f in PACKED_FIELDS]
     if set(values) != set(names):
         missing, extra = set(names) - set(values), set(values) - set(names)
         raise KeyError(f"packed statistics differ from the table: missing {missing}, extra {extra}")
+    placeholder = next(v for v in values.values() if isinstance(v, torch.Tensor))
+    columns = [values[n] if isinstance(values[n], torch.Tensor) else placeholder for n in names]
     # One stack of the 0-d scalars, then one cast: cheaper than a cast per scalar.
-    return torch.stack([values[name] for name in names]).to(torch.float64)
+    return torch.stack(columns).to(torch.float64)
 
 
 def unpack_device_stats(host: Sequence[float]) -> dict[str, Any]:
@@ -99,7 +104,7 @@ def combine_ranks(
 
 
 def to_host(
-    device_stats: Mapping[str, torch.Tensor],
+    device_stats: Mapping[str, torch.Tensor | float],
     memory: Mapping[str, float | None],
     stop_requested: bool,
     group: Collectives,
@@ -110,6 +115,7 @@ def to_host(
         packed = combine_ranks(group, packed, stop_requested, memory)
     host = packed.tolist()  # host-sync: the batch's one transfer
     stats = unpack_device_stats(host[: len(PACKED_FIELDS)])
+    stats.update((k, v) for k, v in device_stats.items() if not isinstance(v, torch.Tensor))
     if not group.active:
         return BatchReport(stats, dict(memory), stop_requested)
     stop, *job_memory = host[len(PACKED_FIELDS) :]
