@@ -73,7 +73,7 @@ def test_bare_esper_prints_the_help() -> None:
 def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
     seen = {}
 
-    def fake_train(config_file, overrides, sanctum, tensorboard=False, resume=False):
+    def fake_train(config_file, overrides, sanctum, tensorboard=False, resume=False, **more):
         seen["config"] = api.make_config(config_file, overrides)
         seen["sanctum"] = sanctum
         seen["tensorboard"] = tensorboard

@@ -33,6 +33,9 @@ NOT_RUN = {
     r"esper ppo --nproc .*": (
         "several ranks; tests/training/test_distributed.py runs esper ppo --nproc 2"
     ),
+    r"uv run esper seeds .*": "a sweep of whole runs; tests/test_sweep.py runs a small one",
+    r"uv run esper tune .*": "a search of whole runs; tests/test_tune.py runs a small one",
+    r"uv run esper (plot runs/cp-seeds|ppo --config runs/tune-).*": "needs the sweep or study",
     r"uv run esper sanctum runs/cartpole": (
         "follows the run until q; tests/sanctum/test_attach.py and test_e2e_tmux.py drive it"
     ),

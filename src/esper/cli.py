@@ -61,7 +61,7 @@ INVOCATION_OPTIONS = {
         int,
         "The run's budget in env steps, as in CleanRL: the run ends at batch "
         "ceil(N / (envs x horizon)); instead of --episodes.",
-        "--episodes",
+        "none",
     ),
     "track": Invocation(
         "--track",
