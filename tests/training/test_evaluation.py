@@ -228,3 +228,21 @@ def test_plot_draws_evaluations_while_training_at_their_env_steps(tmp_path: Path
     points = read_curves(run_dir).evaluation_points()
     assert [x for x, _ in points] == [128, 256]  # 8 envs x 16 steps per batch
     assert plot_runs([run_dir], tmp_path / "curves.png").stat().st_size > 0
+
+
+def test_an_evaluation_reads_the_host_once(tmp_path: Path, monkeypatch) -> None:
+    from esper.host_sync import host_reads_forbidden
+    from esper.training.episodes import play_episodes
+
+    config = PPOConfig(n_envs=4, horizon=8, device="cpu", eval_every=1, eval_episodes=6)
+    state = build_state(config, torch.device("cpu"), RunDir(tmp_path))
+    evaluator = Evaluator.for_run(state, RunDir(tmp_path))
+    assert evaluator is not None
+    env = esper.envs.make("cartpole", 3, "cpu", seed=0)
+    with host_reads_forbidden():  # every step of every episode stays on the device
+        episodes = play_episodes(env, evaluator.act, 6, seed=0, check_every=None)
+    reads: list[str] = []
+    original = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda t, *a, **k: reads.append("cpu") or original(t))
+    stats = episodes.summary()
+    assert reads == ["cpu"] and stats["length_min"] <= stats["length_mean"] <= stats["length_max"]
