@@ -35,7 +35,7 @@ from esper.telemetry.wandb import MODES as TRACK_MODES
 from esper.telemetry.wandb import WandbSink
 from esper.torchrun_env import is_main_process
 from esper.training.checkpoint import load_for_resume, newest_intact
-from esper.training.distributed import Collectives, process_group
+from esper.training.distributed import Collectives, PeerFailure, process_group
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.launch import restart_words
 from esper.training.loop import run_vectorized_ppo
@@ -394,6 +394,8 @@ def _crashed(config: PPOConfig, run_dir: RunDir, exc: Exception, rank: int = 0) 
     with log.open("a", encoding="utf-8") as fh:
         fh.write("".join(traceback.format_exception(exc)))
     reason = f"{type(exc).__name__}: {exc} (traceback in {log})"
+    if isinstance(exc, PeerFailure):  # another rank failed first: say which, then ours
+        reason = f"{exc} (rank {rank}'s traceback in {log})"
     return TrainingResult("failed", run_dir.path, "", config.start_batch, 0, reason=reason)
 
 

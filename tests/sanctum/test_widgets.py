@@ -222,3 +222,32 @@ def test_whole_dashboard_renders_at_any_width(render, snapshot, width):
     text = render(render_dashboard(snapshot, footer="q to quit"), width=width)
     assert "Sanctum" in text and "q to quit" in text
     assert max(len(line) for line in text.splitlines()) <= width
+
+
+def test_the_dashboard_is_readable_at_80_columns() -> None:
+    """No number cut (``SPS 76,6…``) and no field split over two lines: panels
+    stack below 100 columns, and the header breaks lines between fields."""
+    import dataclasses
+    import io
+
+    from rich.console import Console
+
+    busy = dataclasses.replace(
+        RUNNING,
+        current_batch=2_500,
+        max_batches=10_000,
+        env_steps=123_456_789,
+        throughput=dataclasses.replace(
+            RUNNING.throughput, sps=76_612.3, process_memory_mb=12_345.0, cuda_memory_mb=40_960.0
+        ),
+    )
+    out = io.StringIO()
+    Console(file=out, width=80, color_system=None, legacy_windows=False).print(
+        render_dashboard(busy)
+    )
+    text = out.getvalue()
+    assert "…" not in text, text
+    assert all(len(line) <= 80 for line in text.splitlines())
+    for whole in ("SPS 76,612", "steps 123,456,789", "2500/10000", "12.06 GB", "40.00 GB"):
+        assert any(whole in line for line in text.splitlines()), (whole, text)
+    assert "(batch 25: 12 episodes)" in text

@@ -257,6 +257,11 @@ def test_a_killed_rank_ends_the_job_and_rank_0_records_the_failure(tmp_path: Pat
     assert proc.returncode != 0
     record = events(tmp_path)
     assert record[-1]["event_type"] == "TRAINING_FAILED", stderr[-2000:]
+    # Rank 0 names the rank that died, not its own symptom ("Connection reset by peer").
+    reason = record[-1]["data"]["reason"]
+    assert reason.startswith("rank 1 died without a Python error: killed by a signal"), reason
+    assert str(tmp_path / "error.rank1.log") in reason
+    assert "esper: training failed: rank 1 died without a Python error" in stderr
     checkpoints = sorted((tmp_path / "checkpoints").glob("batch_*.pt"))
     newest = load_checkpoint(checkpoints[-1])
     assert newest["world_size"] == 2 and len(newest["rank_states"]) == 1

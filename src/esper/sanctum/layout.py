@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -20,11 +20,30 @@ from esper.sanctum.widgets import (
 LAYOUT_WIDTH = 120
 
 
+# Below this many columns the metrics and throughput panels stack instead of
+# sharing a row, where their numbers would be cut (an 80-column terminal).
+SIDE_BY_SIDE_WIDTH = 100
+
+
+class _SideBySide:
+    """Two panels in one row when the console is wide enough, else one above the other."""
+
+    def __init__(self, left: RenderableType, right: RenderableType) -> None:
+        self.left, self.right = left, right
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if options.max_width < SIDE_BY_SIDE_WIDTH:
+            yield Group(self.left, self.right)
+            return
+        row = Table.grid(expand=True)
+        row.add_column(ratio=3)
+        row.add_column(ratio=2)
+        row.add_row(self.left, self.right)
+        yield row
+
+
 def render_dashboard(snapshot: SanctumSnapshot, footer: str | None = None) -> RenderableType:
-    panels = Table.grid(expand=True)
-    panels.add_column(ratio=3)
-    panels.add_column(ratio=2)
-    panels.add_row(render_metrics_panel(snapshot), render_throughput_panel(snapshot))
+    panels = _SideBySide(render_metrics_panel(snapshot), render_throughput_panel(snapshot))
     parts: list[RenderableType] = [
         render_run_header(snapshot),
         render_status_banner(snapshot),

@@ -24,6 +24,14 @@ What crosses ranks, and when:
 
 Every collective runs under the process group's timeout
 (``ESPER_DIST_TIMEOUT`` seconds, default 120), so a dead rank ends the others.
+On nccl the communicator is aborted when a collective fails or times out
+(``TORCH_NCCL_ASYNC_ERROR_HANDLING=2`` unless set), so rank 0 gets a Python
+error it can record instead of blocking in a CUDA sync until it is killed.
+
+When a rank fails, every rank posts its error type to the job's store;
+rank 0 turns what it gathers into one reason that names the rank that
+failed first (``PeerFailure``), rather than its own symptom ("Connection
+reset by peer").
 """
 
 from __future__ import annotations
@@ -44,6 +52,9 @@ from esper.telemetry.metrics import Reduction
 from esper.torchrun_env import launched_by_torchrun, local_world_size
 
 TIMEOUT_ENV = "ESPER_DIST_TIMEOUT"
+NCCL_ERRORS_ENV = "TORCH_NCCL_ASYNC_ERROR_HANDLING"  # 2: abort the communicator, raise
+FAILURE_KEY = "esper/failed/rank{rank}"  # in the job's store: what ended that rank
+PEER_GRACE_S = 5.0  # how long rank 0 waits for the other ranks' posts after a failure
 FORCE_ENV = "ESPER_FORCE_DIST"  # "1": a group and its collectives even at world size 1
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -206,6 +217,26 @@ class Collectives:
         with self._timed() as dist:
             dist.broadcast_object_list(box, src=0)
 
+    # --- failures ------------------------------------------------------------------
+    def blame(self, exc: BaseException, log_dir: str) -> PeerFailure | None:
+        """After ``exc`` ended this rank's training: post it to the job's store, and on
+        rank 0 name the rank that failed first when ``exc`` is only the symptom of
+        another rank's failure (None: ``exc`` is this rank's own, or one process).
+        Never raises: a failure report must not fail."""
+        if not self.active:
+            return None
+        own = f"{type(exc).__name__}: {exc}"
+        store = _store()
+        if store is not None:
+            try:
+                store.set(FAILURE_KEY.format(rank=self.rank), own)
+            except Exception:  # the store may be gone with its host
+                store = None
+        if not self.is_main or not is_symptom(exc):
+            return None
+        posts = _gather_posts(store, self.world_size, PEER_GRACE_S)
+        return describe_failure(own, posts, self.world_size, log_dir, timeout_seconds())
+
     @contextmanager
     def _timed(self) -> Iterator[Any]:
         import torch.distributed as dist
@@ -237,6 +268,101 @@ def combine_fields(
     return torch.stack([by_kind[kind][i] for i, kind in enumerate(kinds)])
 
 
+class PeerFailure(RuntimeError):
+    """Another rank's failure, as rank 0 saw it: the message names that rank, its
+    error type (or that it died without one) and its ``error.rankK.log``."""
+
+    def __init__(self, message: str, error_type: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+def is_symptom(exc: BaseException) -> bool:
+    """Whether ``exc`` is what a rank sees when another rank fails: a collective
+    whose peer is gone, or one that timed out."""
+    import torch.distributed as dist
+
+    if isinstance(exc, dist.DistError):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout"))
+
+
+def describe_failure(
+    own: str, posts: dict[int, str], world_size: int, log_dir: str, timeout_s: float
+) -> PeerFailure:
+    """Rank 0's one reason for a failed job: ``posts`` holds what each other rank
+    posted (``Type: message``); a rank that posted its own error comes first, then
+    a rank that posted nothing (it died without a Python error, or hung)."""
+    timed_out = "timed out" in own.lower() or "timeout" in own.lower()
+    hint = (
+        f"; collectives wait {TIMEOUT_ENV} = {timeout_s:g} s: raise it if a rank is just slow"
+        if timed_out
+        else ""
+    )
+    causes = {r: p for r, p in posts.items() if not _symptom_text(p)}
+    silent = [r for r in range(1, world_size) if r not in posts]
+    log = f"{log_dir}/error.rank{{rank}}.log"
+    if causes:
+        rank, error = min(causes.items())
+        return PeerFailure(
+            f"rank {rank} failed with {error} (traceback in {log.format(rank=rank)})",
+            error.partition(":")[0],
+        )
+    if silent:
+        rank = silent[0]
+        if timed_out:
+            what = f"did not answer within {TIMEOUT_ENV} = {timeout_s:g} s (hung, or died)"
+        else:
+            what = (
+                "died without a Python error: killed by a signal (SIGKILL: often the "
+                "out-of-memory killer) or crashed; the launcher's report names the signal"
+            )
+        return PeerFailure(
+            f"rank {rank} {what} (its log, if any: {log.format(rank=rank)}); rank 0 saw "
+            f"{own}{hint}",
+            "RankDied" if not timed_out else "Timeout",
+        )
+    return PeerFailure(f"every rank saw a collective fail; rank 0 saw {own}{hint}", "Timeout")
+
+
+def _symptom_text(posted: str) -> bool:
+    text = posted.lower()
+    return posted.startswith(("DistBackendError", "DistNetworkError", "DistError")) or any(
+        word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout")
+    )
+
+
+def _store() -> Any:
+    """The job's key-value store (torchrun's), or None."""
+    try:
+        from torch.distributed import distributed_c10d
+
+        return distributed_c10d._get_default_store()
+    except Exception:
+        return None
+
+
+def _gather_posts(store: Any, world_size: int, grace_s: float) -> dict[int, str]:
+    """What ranks 1.. posted, waiting up to ``grace_s`` for all of them (a rank
+    killed by a signal never posts)."""
+    posts: dict[int, str] = {}
+    if store is None:
+        return posts
+    deadline = time.monotonic() + grace_s
+    while True:
+        for rank in range(1, world_size):
+            key = FAILURE_KEY.format(rank=rank)
+            try:
+                if rank not in posts and store.check([key]):
+                    posts[rank] = store.get(key).decode(errors="replace")
+            except Exception:  # the store's host may be gone
+                return posts
+        if len(posts) == world_size - 1 or time.monotonic() > deadline:
+            return posts
+        time.sleep(0.1)
+
+
 def timeout_seconds() -> float:
     raw = os.environ.get(TIMEOUT_ENV, "")
     if not raw:
@@ -265,8 +391,10 @@ def process_group() -> Iterator[Collectives]:
     local_world = local_world_size()
     backend = "gloo"
     if cuda_for_every_local_rank():  # the same answer on every rank of a machine
-        torch.cuda.set_device(local_rank)
+        # No set_device here: a --device cpu rank never touches CUDA (rank_device
+        # picks this rank's GPU when the run is on CUDA).
         backend = "cpu:gloo,cuda:nccl"
+        os.environ.setdefault(NCCL_ERRORS_ENV, "2")
     dist.init_process_group(backend=backend, timeout=timeout)
     world_size = dist.get_world_size()
     try:
@@ -298,6 +426,7 @@ def rank_device(device: torch.device, group: Collectives) -> torch.device:
             f"{torch.cuda.device_count()}; start at most that many ranks, or use {{device}} cpu",
             mentions=("device",),
         )
+    torch.cuda.set_device(group.local_rank)  # before this rank's first nccl collective
     return torch.device("cuda", group.local_rank)
 
 

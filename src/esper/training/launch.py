@@ -37,6 +37,13 @@ def launch_local(nproc: int, esper_args: Sequence[str]) -> int:
     try:
         elastic_launch(config=config, entrypoint=command)(*command_args)
     except ChildFailedError as exc:
+        for rank, failure in sorted(exc.failures.items()):
+            if failure.exitcode < 0:  # the ranks cannot say this themselves: the signal
+                print(
+                    f"esper: rank {rank} (pid {failure.pid}) was killed by {failure.signal_name()}",
+                    file=sys.stderr,
+                    flush=True,
+                )
         codes = [failure.exitcode for failure in exc.failures.values()]
         return next((code for code in codes if code > 0), 1)
     except SignalException as exc:

@@ -86,6 +86,10 @@ def run_vectorized_ppo(
         report.failed("stopped at once by a second Ctrl-C", "KeyboardInterrupt")
         raise
     except Exception as exc:
+        blamed = group.blame(exc, str(run_dir.path))  # rank 0: the rank that failed first
+        if blamed is not None:
+            report.failed(str(blamed), blamed.error_type)
+            raise blamed from exc
         report.failed(f"{type(exc).__name__}: {exc}", type(exc).__name__)
         raise
     finally:  # however the loop ended, the result reports where training stands
