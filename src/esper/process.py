@@ -12,12 +12,18 @@ faults. With the thresholds below it takes 0.2M, and updates are 1.1-1.4x
 faster (2-vCPU AMD EPYC VM, torch 2.15; docs/performance.md). The plain
 version is glibc's defaults: same results, more page faults. A no-op where the
 C library has no ``mallopt`` (macOS, musl, Windows).
+
+Sharing the CPUs: training runs of this process take torch's thread count from
+the CPUs they may use and the other esper trainers running on them
+(``esper.threads``).
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+
+from esper import threads
 
 _M_TRIM_THRESHOLD = -1
 _M_TOP_PAD = -2
@@ -34,6 +40,7 @@ freed_memory_kept: bool | None = None
 def apply_process_settings() -> None:
     """Everything the ``esper`` command sets for its own process, in one call."""
     keep_freed_memory()
+    threads.enable()
 
 
 def keep_freed_memory() -> bool:

@@ -294,6 +294,14 @@ TRAINING_STARTED_FIELDS: tuple[Field, ...] = (
         "node-qualified (node1/cuda:0) over several machines. The counts sum to n_envs.",
         default={}, required=False, sanctum="device",
     ),
+    Field(
+        "TELE-024", "torch_threads", "Torch threads", int, "threads",
+        "torch's intra-op CPU threads when training started: under `esper` the usable CPUs "
+        "(affinity capped by the cgroup quota) // the esper trainers running on them, "
+        "unless OMP_NUM_THREADS chose; esper.train() reports the process's setting as found. "
+        "None in a record written before the field existed.",
+        low=1, absent=Absent.UNAVAILABLE, default=None, required=False,
+    ),
 )  # fmt: skip
 
 _EVAL_NOTE = "of the evaluation's complete episodes"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from esper import threads
 from esper.run_dir import RunDir
 from esper.telemetry import events
 from esper.telemetry.events import TelemetryEvent
@@ -92,6 +93,7 @@ class Reporter:
                 env_steps=state.env_steps,
                 world_size=state.group.world_size,
                 env_device_counts=dict(env_device_counts),
+                torch_threads=threads.claim(),
             ),
             f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
             f"on {_describe_devices(env_device_counts)}, "
@@ -104,6 +106,7 @@ class Reporter:
     def batch_completed(self, stats: dict[str, Any]) -> None:
         self.result.last_batch = stats
         self.result.history.append(stats)
+        threads.rebalance()  # the CPUs' share, re-read at most once a second
         self.emit(events.BatchCompletedPayload(**stats))
 
     def checkpoint_due(self) -> bool:
