@@ -36,6 +36,7 @@ def test_every_field_loads_from_toml_and_names_its_key_on_a_type_error(
         "cuda_graphs": '"off"',
         "lr_schedule": '"adaptive"',
         "activation": '"relu"',
+        "encoder": '"cnn"',
     }.get(name, VALID[kind])
     good.write_text(f"{name} = {value}\n")
     expected = tomllib.loads(f"v = {value}")["v"]

@@ -46,6 +46,9 @@ def knob(
 # activations (training/policy.py) a config may name.
 LR_SCHEDULES = ("linear", "constant", "adaptive")
 ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
+# The built-in observation encoders (training/encoders.py); a config may also
+# name its own as package.module:Factory.
+ENCODERS = ("mlp", "cnn")
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,11 @@ class PPOConfig:
     normalize_reward: bool = False  # divide rewards by a running std of the discounted return
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"  # of the hidden layers: one of ACTIVATIONS
+    # What reads the observation (training/encoders.py): "mlp", separate actor and
+    # critic MLPs of hidden_sizes over the flat observation; "cnn", a conv trunk over
+    # [C, H, W] images, then hidden_sizes dense layers shared by both heads; or
+    # "package.module:Factory", your torch module in the cnn's place.
+    encoder: str = "mlp"
     # training/capture.py: the rollout step and the minibatch step through inductor.
     compile: bool = knob(
         False,
@@ -197,6 +205,11 @@ class PPOConfig:
             f"must be auto, on or off (got {self.cuda_graphs!r})",
         )
         _require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        if self.stop_at is not None and not self.eval_every:
+            raise ConfigError(
+                "stop_at", "needs evaluations to compare with: set {eval_every} too",
+                mentions=("eval_every",),
+            )
         _require(
             self.lr_schedule in (None, *LR_SCHEDULES),
             "lr_schedule",
@@ -213,11 +226,11 @@ class PPOConfig:
             "activation",
             f"must be one of {', '.join(ACTIVATIONS)} (got {self.activation!r})",
         )
-        if self.stop_at is not None and not self.eval_every:
-            raise ConfigError(
-                "stop_at", "needs evaluations to compare with: set {eval_every} too",
-                mentions=("eval_every",),
-            )
+        _require(
+            self.encoder in ENCODERS or _names_factory(self.encoder),
+            "encoder",
+            f"must be mlp, cnn or package.module:Factory (got {self.encoder!r})",
+        )
         _require(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
         _require(0 <= self.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
         _require(self.clip_coef > 0, "clip_coef", "must be > 0")
@@ -258,6 +271,12 @@ class PPOConfig:
         out = dataclasses.asdict(self)
         out["hidden_sizes"] = list(self.hidden_sizes)
         return out
+
+
+def _names_factory(text: str) -> bool:
+    """``package.module:Factory``: a module path and an attribute, both non-empty."""
+    module, sep, attribute = text.partition(":")
+    return bool(sep and module.strip() and attribute.strip())
 
 
 def _require(ok: bool, setting: str, message: str) -> None:

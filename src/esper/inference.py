@@ -31,7 +31,7 @@ from esper.training.checkpoint import (
 )
 from esper.training.deterministic import DeterministicPolicy
 from esper.training.normalizer import RunningMeanStd
-from esper.training.policy import ActorCritic
+from esper.training.policy import ActorCritic, policy_for
 
 
 @dataclass
@@ -39,8 +39,9 @@ class TrainedPolicy:
     """``policy(obs) -> actions``: ``[B, obs_dim]`` in, ``[B]`` or ``[B, act_dim]`` out.
 
     A single ``[obs_dim]`` observation (a tensor or a NumPy array) gives a single
-    action. Actions are on ``device``, clipped to the action bounds as the
-    environment received them in training.
+    action; an image task also takes ``[B, C, H, W]`` or ``[C, H, W]``. Actions
+    are on ``device``, clipped to the action bounds as the environment received
+    them in training.
     """
 
     model: ActorCritic
@@ -55,10 +56,14 @@ class TrainedPolicy:
     run_dir: Path
     config: dict[str, Any]  # the run's saved PPOConfig values
     deterministic: bool = True  # argmax / Gaussian mean; False samples like training
+    obs_dtype: torch.dtype = torch.float32  # the task's: uint8 images stay uint8
 
     @torch.no_grad()
     def __call__(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
-        obs = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        obs = torch.as_tensor(obs, dtype=self.obs_dtype, device=self.device)
+        shape = self.model.obs_shape
+        if len(shape) > 1 and tuple(obs.shape[-len(shape) :]) == shape:
+            obs = obs.flatten(-len(shape))  # [..., C, H, W] -> [..., obs_dim]
         single = obs.dim() == 1
         if single:
             obs = obs.unsqueeze(0)  # [1, obs_dim]
@@ -177,9 +182,7 @@ def _rebuild(
             f"action shapes than task {task} has now",
             setting="checkpoint",
         )
-    speedups = bool(config.get("speedups", True))  # written before the switch existed: on
-    hidden, activation = tuple(config["hidden_sizes"]), config.get("activation", "tanh")
-    model = ActorCritic(spec.obs_dim, spec.action_space, hidden, speedups, activation)
+    model = policy_for(config, spec)  # the saved settings: encoder, layers, activation
     model.load_state_dict(saved["policy"])
     model.to(device).eval().requires_grad_(False)
     normalizer = None
@@ -200,4 +203,5 @@ def _rebuild(
         run_dir=run.path,
         config=dict(config),
         deterministic=deterministic,
+        obs_dtype=spec.obs_dtype,
     )

@@ -12,6 +12,7 @@ tensor ops: no Python loop over copies, no host synchronisation.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -23,7 +24,13 @@ from esper.envs.spaces import ActionSpace
 
 @dataclass(frozen=True)
 class EnvSpec:
-    """What a task is: its name, gymnasium twin, shapes and time limit."""
+    """What a task is: its name, gymnasium twin, shapes and time limit.
+
+    Observations travel flat, ``[num_envs, obs_dim]``; ``obs_shape`` says how to
+    view one (``(C, H, W)`` for an image, which the CNN encoder reads unflattened)
+    and ``obs_dtype`` what they are stored as (``torch.uint8`` images stay uint8
+    in the rollout buffer and are divided by 255 inside the policy).
+    """
 
     name: str
     gym_id: str  # the gymnasium id of the same task, or "" when it has none
@@ -31,6 +38,24 @@ class EnvSpec:
     state_dim: int  # width of ``BatchedEnv.state``; 0 when the state is not exposed
     action_space: ActionSpace
     max_episode_steps: int | None  # None only for gym: tasks gymnasium sets no limit on
+    obs_shape: tuple[int, ...] | None = None  # None: (obs_dim,); prod(obs_shape) == obs_dim
+    obs_dtype: torch.dtype = torch.float32  # float32, or uint8 for images
+
+    def __post_init__(self) -> None:
+        shape = (self.obs_dim,) if self.obs_shape is None else tuple(self.obs_shape)
+        object.__setattr__(self, "obs_shape", shape)
+        if math.prod(shape) != self.obs_dim:
+            raise ValueError(f"{self.name}: obs_shape {shape} does not hold obs_dim {self.obs_dim}")
+        if self.obs_dtype not in OBS_DTYPES:
+            raise ValueError(f"{self.name}: obs_dtype must be torch.float32 or torch.uint8")
+
+    @property
+    def is_image(self) -> bool:
+        """``[C, H, W]`` observations: the CNN's input, never the normaliser's."""
+        return len(self.obs_shape) == 3
+
+
+OBS_DTYPES = (torch.float32, torch.uint8)
 
 
 StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]

@@ -93,6 +93,30 @@ def make_flat(gym_id: str) -> gymnasium.Env:
     return env
 
 
+def image_layout(space: gymnasium.Space) -> str | None:
+    """``"hwc"`` or ``"chw"`` for gymnasium's image spaces (a 3-D uint8 ``Box``), else
+    None. gymnasium's images are channels last (Atari, CarRacing); a first axis of
+    1, 3 or 4 with a wider last one is read as channels first already."""
+    if not (
+        isinstance(space, gymnasium.spaces.Box)
+        and space.dtype == np.uint8
+        and len(space.shape) == 3
+    ):
+        return None
+    first, _, last = space.shape
+    return "chw" if first in (1, 3, 4) and last not in (1, 3, 4) else "hwc"
+
+
+def image_spec_fields(space: gymnasium.Space) -> dict[str, Any]:
+    """``obs_shape`` ``(C, H, W)`` and ``obs_dtype`` uint8 for an image space, so
+    its pixels reach the CNN unflattened and stay uint8; nothing otherwise."""
+    layout = image_layout(space)
+    if layout is None:
+        return {}
+    shape = space.shape if layout == "chw" else (space.shape[2], *space.shape[:2])
+    return {"obs_shape": tuple(int(n) for n in shape), "obs_dtype": torch.uint8}
+
+
 def convert_action_space(gym_id: str, space: gymnasium.Space) -> ActionSpace:
     """Our space for a gymnasium action space: ``Discrete``, 1-D ``MultiDiscrete``, 1-D ``Box``."""
     if isinstance(space, gymnasium.spaces.Discrete):
@@ -125,6 +149,7 @@ def env_spec(
         state_dim=0,
         action_space=convert_action_space(gym_id, action_space),
         max_episode_steps=gymnasium.spec(gym_id).max_episode_steps,
+        **image_spec_fields(observation_space),
     )
 
 
@@ -174,6 +199,9 @@ class GymVectorEnv(SpecShapes):
         # gymnasium's Discrete(n, start) counts from ``start``; ours from 0.
         self._action_start = np.asarray(getattr(single_action, "start", 0), dtype=np.int64)
         self._action_dtype = single_action.dtype
+        # Images travel [C, H, W], flattened, as uint8; everything else as float32.
+        self._channels_last = image_layout(self.envs.single_observation_space) == "hwc"
+        self._obs_np_dtype = np.uint8 if self.spec.obs_dtype == torch.uint8 else np.float32
         self._pending_seed: int | None = seed  # used by the first reset without a seed
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
@@ -184,7 +212,7 @@ class GymVectorEnv(SpecShapes):
         if seed is None:
             seed, self._pending_seed = self._pending_seed, None
         obs, _ = self.envs.reset(seed=seed)
-        return self._to_device(obs)
+        return self._obs_to_device(obs)
 
     def step(self, actions: torch.Tensor) -> StepResult:
         """Step every copy; finished copies reset, ``info["final_obs"]`` as ``BatchedEnv``."""
@@ -195,15 +223,15 @@ class GymVectorEnv(SpecShapes):
         else:
             host_actions = host_actions.reshape(self.num_envs, -1).astype(self._action_dtype)
         obs, reward, terminated, truncated, info = self.envs.step(host_actions)
-        final_obs = np.array(obs, dtype=np.float32).reshape(self.num_envs, -1)
+        final_obs = np.array(obs, dtype=self._obs_np_dtype)  # a copy: [num_envs, *single]
         for i in np.flatnonzero(info.get("_final_obs", ())):
-            final_obs[i] = np.asarray(info["final_obs"][i], dtype=np.float32).reshape(-1)
+            final_obs[i] = np.asarray(info["final_obs"][i]).reshape(final_obs.shape[1:])
         return (
-            self._to_device(obs),
+            self._obs_to_device(obs),
             self._to_device(reward, flatten=False),
             torch.as_tensor(terminated, dtype=torch.bool).to(self.device),
             torch.as_tensor(truncated, dtype=torch.bool).to(self.device),
-            {"final_obs": self._to_device(final_obs)},
+            {"final_obs": self._obs_to_device(final_obs)},
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -219,6 +247,14 @@ class GymVectorEnv(SpecShapes):
 
     def close(self) -> None:
         self.envs.close()
+
+    def _obs_to_device(self, obs: np.ndarray) -> torch.Tensor:
+        """``[num_envs, obs_dim]`` in the spec's dtype; images moved to channels first."""
+        array = np.asarray(obs, dtype=self._obs_np_dtype)
+        if self._channels_last:
+            array = np.ascontiguousarray(array.transpose(0, 3, 1, 2))  # [n, C, H, W]
+        tensor = torch.as_tensor(array).reshape(self.num_envs, -1)
+        return tensor.to(self.device)
 
     def _to_device(self, array: np.ndarray, flatten: bool = True) -> torch.Tensor:
         tensor = torch.as_tensor(np.asarray(array), dtype=torch.float32)

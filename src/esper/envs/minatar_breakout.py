@@ -26,9 +26,9 @@ Observation: MinAtar's image with channels first, ``[C, H, W] = [4, 10, 10]``
 (channels paddle, ball, trail, brick, MinAtar's order), 0.0/1.0 float32,
 flattened to ``obs_dim = 400`` because the batched contract is a flat
 ``[num_envs, obs_dim]`` observation; ``MinAtarBreakout.obs_shape`` gives the
-shape to unflatten it with (``obs.view(-1, *obs_shape)``). The spec does not
-declare it yet, so training reads the flat vector (MLP, observation
-normalisation allowed); a CNN encoder would declare it there. MinAtar's own
+shape to unflatten it with (``obs.view(-1, *obs_shape)``), and the spec
+declares it, so ``encoder = "cnn"`` reads the image unflattened (the shipped
+config does; ``encoder = "mlp"`` reads the flat vector). MinAtar's own
 ``state()`` is ``[H, W, C]``: ``obs_chw = theirs.transpose(2, 0, 1)``.
 
 ``state`` packs the fields of MinAtar's ``breakout.Env`` (see ``STATE_FIELDS``):
@@ -85,7 +85,7 @@ class MinAtarBreakout(BatchedEnv):
     spec = EnvSpec(
         "minatar-breakout", "", max_episode_steps=MAX_EPISODE_STEPS,
         obs_dim=len(CHANNELS) * SIZE * SIZE, state_dim=len(STATE_FIELDS),
-        action_space=DiscreteSpace(len(MINIMAL_ACTIONS)),
+        action_space=DiscreteSpace(len(MINIMAL_ACTIONS)), obs_shape=OBS_SHAPE,
     )  # fmt: skip
     obs_shape: ClassVar[tuple[int, int, int]] = OBS_SHAPE  # [C, H, W] of the flat obs
 

@@ -65,9 +65,11 @@ def run_vectorized_ppo(
     report = Reporter(hub, state, run_dir)
     evaluator = Evaluator.for_run(state, run_dir)  # None: no evaluations or videos
     report.started(_env_device_counts(state))
+    env = state.env
     buffer = RolloutBuffer.allocate(
-        config.horizon, state.local_envs, state.env.obs_dim, state.env.action_space.shape, device
-    )
+        config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, device,
+        obs_dtype=env.spec.obs_dtype,
+    )  # fmt: skip
     stop_agreed = False
     try:
         while state.batch < config.max_batches:

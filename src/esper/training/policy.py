@@ -11,14 +11,17 @@ tensor ops with no argument validation (and no host synchronisation).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
 from esper.config import ACTIVATIONS
+from esper.envs.base import EnvSpec
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.training import multi_categorical
+from esper.training.encoders import ObservationTrunk, build_encoder, pixels_as_float
 from esper.training.speedups import linear, tanh
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -83,16 +86,28 @@ class ActorCritic(nn.Module):
         hidden: tuple[int, ...],
         speedups: bool = True,
         activation: str = "tanh",
+        encoder: str = "mlp",
+        obs_shape: tuple[int, ...] | None = None,
     ) -> None:
+        """``encoder`` (training/encoders.py) reads observations of ``obs_shape``
+        (default ``(obs_dim,)``); ``mlp`` keeps the separate actor and critic MLPs."""
         super().__init__()
         self.obs_dim, self.hidden, self.activation = obs_dim, tuple(hidden), activation
+        self.encoder, self.obs_shape = encoder, tuple(obs_shape or (obs_dim,))
         self.action_space = action_space
         self.discrete = isinstance(action_space, DiscreteSpace | MultiDiscreteSpace)
         # MultiDiscrete: one block of logits per component (training/multi_categorical.py)
         self.nvec = action_space.nvec if isinstance(action_space, MultiDiscreteSpace) else None
         n_out = _output_width(action_space)
-        self.actor = mlp(obs_dim, hidden, n_out, 0.01, speedups, activation)
-        self.critic = mlp(obs_dim, hidden, 1, 1.0, speedups, activation)
+        # None for mlp: each head reads the observation itself, as before encoders.
+        self.trunk: ObservationTrunk | None = None
+        if encoder == "mlp":
+            self.actor = mlp(obs_dim, hidden, n_out, 0.01, speedups, activation)
+            self.critic = mlp(obs_dim, hidden, 1, 1.0, speedups, activation)
+        else:
+            self.trunk = _trunk(encoder, self.obs_shape, self.hidden, speedups, activation)
+            self.actor = _layer(self.hidden[-1], n_out, 0.01, speedups)
+            self.critic = _layer(self.hidden[-1], 1, 1.0, speedups)
         if isinstance(action_space, BoxSpace):
             self.log_std = nn.Parameter(torch.zeros(action_space.dim))
             # Clipping bounds on the policy's device, moved by .to() like the
@@ -103,13 +118,28 @@ class ActorCritic(nn.Module):
     def plain_twin(self) -> ActorCritic:
         """A copy with plain torch layers (``speedups`` off) and these weights: the
         same values, and a network TorchScript and ``torch.export`` take whole."""
-        twin = ActorCritic(self.obs_dim, self.action_space, self.hidden, False, self.activation)
+        twin = ActorCritic(
+            self.obs_dim,
+            self.action_space,
+            self.hidden,
+            False,
+            self.activation,
+            self.encoder,
+            self.obs_shape,
+        )
         twin.load_state_dict(self.state_dict())
         return twin.to(self.device_of_parameters)
 
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the heads read: the shared trunk's output, or for ``mlp`` the
+        observation itself (uint8 pixels as floats in [0, 1]; a float one untouched)."""
+        if self.trunk is None:
+            return pixels_as_float(obs)
+        return self.trunk(obs)
+
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         """``[B]`` state values."""
-        return self.critic(obs).squeeze(-1)
+        return self.critic(self.features(obs)).squeeze(-1)
 
     def sample_noise(self, *batch_shape: int) -> torch.Tensor:
         """Noise for ``act``, drawn for a whole rollout at once (fewer ops per step).
@@ -135,7 +165,8 @@ class ActorCritic(nn.Module):
         """Sample actions: ``(action, log_prob [B], value [B])``."""
         if noise is None:
             noise = self.sample_noise(obs.shape[0])
-        out = self.actor(obs)
+        features = self.features(obs)
+        out = self.actor(features)
         if self.nvec is not None:
             action, log_prob = multi_categorical.sample(out, noise, self.nvec)
         elif self.discrete:
@@ -146,7 +177,7 @@ class ActorCritic(nn.Module):
         else:
             action = out + self.log_std.exp() * noise
             log_prob = self._gaussian_log_prob(out, action)
-        return action, log_prob, self.value(obs)
+        return action, log_prob, self.critic(features).squeeze(-1)
 
     def env_action(self, action: torch.Tensor) -> torch.Tensor:
         """What the environment receives: Gaussian samples clipped to the bounds.
@@ -159,7 +190,7 @@ class ActorCritic(nn.Module):
 
     def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The most likely action (argmax, or the Gaussian mean)."""
-        out = self.actor(obs)
+        out = self.actor(self.features(obs))
         if self.nvec is not None:
             return multi_categorical.mode(out, self.nvec)
         return out.argmax(dim=-1) if self.discrete else out
@@ -168,7 +199,8 @@ class ActorCritic(nn.Module):
         self, obs: torch.Tensor, action: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Score stored actions: ``(log_prob [B], entropy [B], value [B])``."""
-        out = self.actor(obs)
+        features = self.features(obs)
+        out = self.actor(features)
         if self.nvec is not None:
             log_prob = multi_categorical.log_prob(out, action, self.nvec)
             entropy = multi_categorical.entropy(out, self.nvec)
@@ -179,11 +211,41 @@ class ActorCritic(nn.Module):
         else:
             log_prob = self._gaussian_log_prob(out, action)
             entropy = (0.5 + _LOG_SQRT_2PI + self.log_std).sum().expand(out.shape[0])
-        return log_prob, entropy, self.value(obs)
+        return log_prob, entropy, self.critic(features).squeeze(-1)
 
     def _gaussian_log_prob(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         z = (action - mean) / self.log_std.exp()
         return (-0.5 * z.square() - self.log_std - _LOG_SQRT_2PI).sum(-1)
+
+
+def _trunk(
+    encoder: str, obs_shape: tuple[int, ...], hidden: tuple[int, ...], fast: bool, activation: str
+) -> ObservationTrunk:
+    """The shared trunk of a non-mlp policy: the encoder, then ``hidden`` dense
+    layers, each followed by ``activation``."""
+    body = build_encoder(encoder, obs_shape, lambda: activation_layer(activation, fast))
+    dense: list[nn.Module] = []
+    width = body.out_features
+    for h in hidden:
+        dense += [_layer(width, h, math.sqrt(2), fast), activation_layer(activation, fast)]
+        width = h
+    return ObservationTrunk(body, obs_shape, nn.Sequential(*dense))
+
+
+def policy_for(config: Mapping[str, Any], spec: EnvSpec) -> ActorCritic:
+    """The network a run's settings (a ``PPOConfig.to_dict()``, as checkpoints save
+    it) build for a task: the trainer, ``load_policy``, eval and export all build
+    it here, so a checkpoint rebuilds without the user repeating its architecture.
+    Settings newer than a checkpoint take the default they had then."""
+    return ActorCritic(
+        spec.obs_dim,
+        spec.action_space,
+        tuple(config["hidden_sizes"]),
+        bool(config.get("speedups", True)),
+        str(config.get("activation", "tanh")),
+        str(config.get("encoder", "mlp")),
+        spec.obs_shape,
+    )
 
 
 def _output_width(space: ActionSpace) -> int:

@@ -20,7 +20,9 @@ from esper.training.policy import ActorCritic
 
 @dataclass
 class RolloutBuffer:
-    obs: torch.Tensor  # [horizon, n_envs, obs_dim] (normalised, as the policy saw them)
+    # [horizon, n_envs, obs_dim] (normalised, as the policy saw them), in the task's
+    # obs dtype: uint8 images stay uint8 (a quarter of float32's memory)
+    obs: torch.Tensor
     actions: torch.Tensor  # [horizon, n_envs] or [horizon, n_envs, act_dim]
     log_probs: torch.Tensor  # [horizon, n_envs]
     values: torch.Tensor  # [horizon, n_envs]
@@ -31,21 +33,27 @@ class RolloutBuffer:
 
     @classmethod
     def allocate(
-        cls, horizon: int, n_envs: int, obs_dim: int, action_shape: tuple[int, ...], device
+        cls,
+        horizon: int,
+        n_envs: int,
+        obs_dim: int,
+        action_shape: tuple[int, ...],
+        device,
+        obs_dtype: torch.dtype = torch.float32,
     ) -> RolloutBuffer:
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros(*shape, dtype=dtype, device=device)
 
         action_dtype = torch.int64 if action_shape == () else torch.float32
         return cls(
-            obs=zeros(horizon, n_envs, obs_dim),
+            obs=zeros(horizon, n_envs, obs_dim, dtype=obs_dtype),
             actions=zeros(horizon, n_envs, *action_shape, dtype=action_dtype),
             log_probs=zeros(horizon, n_envs),
             values=zeros(horizon, n_envs),
             rewards=zeros(horizon, n_envs),
             terminated=zeros(horizon, n_envs, dtype=torch.bool),
             truncated=zeros(horizon, n_envs, dtype=torch.bool),
-            final_obs=zeros(horizon, n_envs, obs_dim),
+            final_obs=zeros(horizon, n_envs, obs_dim, dtype=obs_dtype),
         )
 
     @property

@@ -38,7 +38,7 @@ from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.optimizer import Optimizer, optimizer
-from esper.training.policy import ActorCritic, count_parameters
+from esper.training.policy import ActorCritic, count_parameters, policy_for
 from esper.training.ppo import ppo_update
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
 from esper.training.rollout import collect_rollout
@@ -49,6 +49,7 @@ RESUME_FIXED = (
     "n_envs",
     "hidden_sizes",
     "activation",
+    "encoder",
     "normalize_obs",
     "normalize_reward",
 )
@@ -177,9 +178,15 @@ def build_state(
     seed = group.rank_seed(config.seed)
     seed_everything(seed)
     env = make(config.task, local_envs, device, seed=seed)
-    policy = ActorCritic(
-        env.obs_dim, env.action_space, config.hidden_sizes, config.speedups, config.activation
-    )
+    if config.normalize_obs and env.spec.is_image:
+        # Pixels have a fixed scale, which the policy applies (uint8 / 255); a running
+        # mean/std would also turn the uint8 buffer into floats four times its size.
+        raise ConfigError(
+            "normalize_obs",
+            f"task {config.task} observes images {list(env.spec.obs_shape)}, which the "
+            "policy scales itself; set normalize_obs = false",
+        )
+    policy = policy_for(config.to_dict(), env.spec)
     policy.to(device)
     lr, eps = config.learning_rate, config.adam_eps
     if wants_device_optimizer(config):
