@@ -11,7 +11,7 @@ it re-reads the registry, so runs that start or end later rebalance the others,
 and also counts the CPU time other processes took on its CPUs since the last
 look (``/proc/stat`` minus its own): it takes no more threads than the CPUs left
 free, rounded, at least 1. A torch thread that is descheduled stalls every
-parallel op of its process, so on a busy machine 2 threads ran a batch 10-100x
+parallel op of its process, so on a busy machine 2 threads ran a batch 4-20x
 slower than 1, and four 2-thread runs on 2 cores took 3.7x as long as in
 sequence (docs/performance.md, "Several runs on one machine").
 
