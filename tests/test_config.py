@@ -38,7 +38,8 @@ def test_every_field_loads_from_toml_and_names_its_key_on_a_type_error(
         "activation": '"relu"',
         "encoder": '"cnn"',
     }.get(name, VALID[kind])
-    good.write_text(f"{name} = {value}\n")
+    needs = {"stop_at": "eval_every = 1\n"}.get(name, "")  # a setting only valid with another
+    good.write_text(f"{name} = {value}\n{needs}")
     expected = tomllib.loads(f"v = {value}")["v"]
     expected = tuple(expected) if isinstance(expected, list) else expected
     assert getattr(build_config(good), name) == expected

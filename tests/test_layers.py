@@ -24,7 +24,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "esper"
 # matching pattern decides, so a module can be placed apart from its package.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # What every layer may use: user errors, the device, host-sync rules,
-    # process settings, torchrun's environment, optional extras.
+    # process settings, torch's threads, torchrun's environment, optional extras.
     (
         "foundation",
         (
@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esper.process",
             "esper.torchrun_env",
             "esper.extras",
+            "esper.threads",
         ),
     ),
     ("telemetry", ("esper.telemetry", "esper.telemetry.*")),

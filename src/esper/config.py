@@ -207,7 +207,8 @@ class PPOConfig:
         _require(self.learning_rate > 0, "learning_rate", "must be > 0")
         if self.stop_at is not None and not self.eval_every:
             raise ConfigError(
-                "stop_at", "needs evaluations to compare with: set {eval_every} too",
+                "stop_at",
+                "needs evaluations to compare with: set {eval_every} too",
                 mentions=("eval_every",),
             )
         _require(

@@ -38,6 +38,7 @@ import torch
 import esper.training.loop as loop
 from esper.config import PPOConfig
 from esper.envs import task_names
+from esper.envs.registry import env_class
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 
@@ -99,13 +100,14 @@ def on_meta(monkeypatch: pytest.MonkeyPatch) -> HostTransfers:
 
 
 def train(run_dir: Path, task: str, start: int = 0) -> dict[str, Any]:
+    images = len(env_class(task).spec.obs_shape) > 1  # pixels scale themselves: no normaliser
     config = PPOConfig(
         task=task,
         n_envs=8,
         horizon=4,
         n_minibatches=2,
         update_epochs=2,
-        normalize_obs=True,
+        normalize_obs=not images,
         normalize_reward=True,
         device="cpu",  # replaced by the meta device (the fixture)
         run_dir=str(run_dir),

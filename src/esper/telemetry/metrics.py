@@ -356,6 +356,7 @@ EVALUATION_COMPLETED_FIELDS: tuple[Field, ...] = (
 
 BATCH_FIELDS: dict[str, Field] = {f.name: f for f in BATCH_COMPLETED_FIELDS}
 
+
 def console_parts(payload: Any) -> list[str]:
     """The console line's parts for a BATCH_COMPLETED payload, in table order."""
     parts = []

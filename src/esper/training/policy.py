@@ -241,7 +241,7 @@ def policy_for(config: Mapping[str, Any], spec: EnvSpec) -> ActorCritic:
         spec.obs_dim,
         spec.action_space,
         tuple(config["hidden_sizes"]),
-        bool(config.get("speedups", True)),
+        config.get("speedups", True),
         str(config.get("activation", "tanh")),
         str(config.get("encoder", "mlp")),
         spec.obs_shape,
