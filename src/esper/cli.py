@@ -116,14 +116,14 @@ CLI_NAMES = {
     "video": "--video",  # esper eval's video file
     "video_episodes": "--video-episodes",
     "world_size": "--nproc",  # the ranks of a job (one process unless --nproc or torchrun)
-    "format": "--format",  # esper export's file format
-    "output": "--output",  # esper export's file
     "seeds": "--seeds",  # esper seeds / esper tune
+    "jobs": "--jobs",
+    "timeout": "--timeout",
     "trials": "--trials",
     "space": "--space",
     "tune_dir": "--dir",
-    "jobs": "--jobs",
-    "timeout": "--timeout",
+    "format": "--format",  # esper export's file format
+    "output": "--output",  # esper export's file
 }
 
 
