@@ -9,6 +9,7 @@ from __future__ import annotations
 import resource
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -47,7 +48,19 @@ def memory_usage_mb(device: torch.device) -> dict[str, float | None]:
     Peak RSS is what the memory budget is about (a 4,096-env CartPole run stays
     under 1 GB); both are read from counters, never from the device stream.
     """
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mb = peak / 2**20 if sys.platform == "darwin" else peak / 1024
     cuda_mb = torch.cuda.memory_allocated(device) / 2**20 if device.type == "cuda" else None
-    return {"process_memory_mb": peak_mb, "cuda_memory_mb": cuda_mb}
+    return {"process_memory_mb": peak_rss_mb(), "cuda_memory_mb": cuda_mb}
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak RSS. Linux's ``VmHWM`` first: ``ru_maxrss`` survives
+    ``exec``, so a trainer started by a large parent (a test runner, a notebook)
+    would report the parent's peak as its own."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
