@@ -63,7 +63,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("api", ("esper.api",)),
     # Workflows over many runs: seed sweeps (processes of esper ppo) and tuning.
     ("workflows", ("esper.sweep", "esper.tune")),
-    ("cli", ("esper.cli", "esper.__main__", "esper")),
+    ("cli", ("esper.cli", "esper.cli.*", "esper.__main__", "esper")),
 )
 
 

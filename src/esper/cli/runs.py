@@ -1,0 +1,176 @@
+"""Commands over one run directory: watch it, evaluate, export and plot it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from esper.cli.app import (
+    app,
+)
+from esper.extras import install_hint
+
+
+@app.command()
+def sanctum(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR",
+            help="A run's --run-dir (it holds telemetry.jsonl).",
+            show_default=False,
+        ),
+    ],
+    once: Annotated[
+        bool,
+        typer.Option("--once", help="Print one snapshot of the dashboard and exit."),
+    ] = False,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            "--width",
+            min=40,
+            help="Columns to draw in. Default: the terminal's; 120 in a pipe.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Show the Sanctum dashboard of a running, finished or not yet started run
+    (q or Ctrl-C quits)."""
+    from esper.sanctum.attach import attach
+
+    raise typer.Exit(attach(run_dir, once=once, width=width))
+
+
+@app.command("eval")
+def eval_(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR", help="A run's --run-dir (it holds checkpoints/).", show_default=False
+        ),
+    ],
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            help="Evaluate the checkpoint saved after batch N, or best (the best evaluation "
+            "while training: checkpoints/best.pt). Default: the newest.",
+            show_default=False,
+        ),
+    ] = None,
+    episodes: Annotated[
+        int, typer.Option("--episodes", help="Complete episodes to run (>= 1).")
+    ] = 100,
+    deterministic: Annotated[
+        bool,
+        typer.Option(
+            "--deterministic/--stochastic",
+            help="Take the most likely action, or sample actions as in training.",
+        ),
+    ] = True,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the evaluation episodes.")] = 0,
+    device: Annotated[
+        str, typer.Option("--device", help="auto (CUDA when available, else CPU), cpu, cuda:N.")
+    ] = "auto",
+    video: Annotated[
+        Path | None,
+        typer.Option(
+            "--video",
+            help=f"Also record episodes to this MP4 file ({install_hint('video')}).",
+            show_default=False,
+        ),
+    ] = None,
+    video_episodes: Annotated[
+        int, typer.Option("--video-episodes", help="Episodes the --video file shows.")
+    ] = 1,
+) -> None:
+    """Run a trained policy for complete episodes; append the result to telemetry.jsonl."""
+    from esper.evaluate import evaluate, print_report
+
+    chosen = int(checkpoint) if checkpoint is not None and checkpoint.isdigit() else checkpoint
+    watch = {"video": video, "video_episodes": video_episodes}
+    result = evaluate(
+        run_dir, chosen, episodes, deterministic=deterministic, seed=seed, device=device, **watch
+    )
+    print_report(result)
+    if video is not None:
+        print(f"esper: wrote {video}")
+
+
+@app.command("export")
+def export_(
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            metavar="RUN_DIR", help="A run's --run-dir (it holds checkpoints/).", show_default=False
+        ),
+    ],
+    format: Annotated[
+        str, typer.Option("--format", help="onnx (needs the export extra) or torchscript.")
+    ] = "onnx",
+    checkpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--checkpoint",
+            help="Export the checkpoint saved after batch N, or best. Default: the newest.",
+            show_default=False,
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="File to write. Default: RUN_DIR/policy_batch_N.onnx (or .pt)."
+        ),
+    ] = None,
+) -> None:
+    """Write the deterministic policy, its observation normaliser folded in, as one file."""
+    from esper.policy_export import export_policy
+
+    chosen = int(checkpoint) if checkpoint is not None and checkpoint.isdigit() else checkpoint
+    written = export_policy(run_dir, format, chosen, output)
+    print(f"esper: wrote {written}")
+
+
+@app.command()
+def plot(
+    run_dirs: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="RUN_DIR",
+            help="Runs to draw, overlaid (each holds telemetry.jsonl).",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Image to write; the suffix picks the format."),
+    ] = Path("curves.png"),
+    dpi: Annotated[int, typer.Option("--dpi", help="Resolution of the image.")] = 150,
+    smooth: Annotated[
+        int, typer.Option("--smooth", help="Average each run over this many batches.")
+    ] = 1,
+    label: Annotated[
+        list[str] | None,
+        typer.Option("--label", help="Name of each line, in order (repeat the option)."),
+    ] = None,
+    title: Annotated[str | None, typer.Option("--title", help="Title of the return panel.")] = None,
+    normalize: Annotated[
+        bool,
+        typer.Option("--normalize", help="Map each task's return range onto [0, 1]."),
+    ] = False,
+    stat: Annotated[
+        str, typer.Option("--stat", help="Line through seeds: mean or iqm (interquartile mean).")
+    ] = "mean",
+) -> None:
+    """Draw learning curves (needs the plot extra): return, losses, KL, throughput.
+
+    Runs that differ only by seed are one line in a bootstrap 95% confidence band.
+    """
+    from esper.plot import plot_runs
+
+    style = {"smooth": smooth, "labels": label, "title": title, "stat": stat}
+    written = plot_runs(run_dirs, output, dpi=dpi, normalize=normalize, **style)
+    print(f"esper: wrote {written}")
