@@ -1,8 +1,13 @@
-"""CartPole-v1 as a batched tensor environment.
+"""CartPole-v1 as a batched tensor environment, and its velocity-free variant.
 
 Same constants, Euler integration, termination thresholds, reward (1 on every
 step, the terminating one included) and 500-step limit as gymnasium's
 CartPole-v1. ``state`` is ``[x, x_dot, theta, theta_dot]``, gymnasium's layout.
+
+``cartpole-no-velocity`` (RL Baselines3 Zoo's ``CartPoleNoVel-v1``) is the same
+task observed as ``[x, theta]`` only: one frame says nothing about the
+velocities, so a policy must infer them from the past (a recurrent core's
+memory task). Its state is still all four components.
 """
 
 from __future__ import annotations
@@ -61,3 +66,17 @@ class CartPole(BatchedEnv):
         next_state = torch.add(state, derivative, alpha=TAU)
         terminated = (next_state[:, ::2].abs() > self._limits).any(dim=1)
         return next_state, torch.ones_like(theta), terminated
+
+
+class CartPoleNoVelocity(CartPole):
+    """CartPole observed without its velocities: ``[x, theta]``, a memory task."""
+
+    spec = EnvSpec(
+        "cartpole-no-velocity", "", max_episode_steps=500,  # gymnasium has no such id
+        obs_dim=2, state_dim=4, action_space=DiscreteSpace(2),
+    )  # fmt: skip
+
+    def observe(self, state: torch.Tensor) -> torch.Tensor:
+        # Columns 0 and 2 (a strided view), copied into contiguous rows of their
+        # own: one op, no index tensor, no host sync.
+        return state[:, ::2].to(torch.float32, copy=True)

@@ -33,7 +33,7 @@ import torch
 
 from esper.envs.acrobot import Acrobot
 from esper.envs.base import BatchedEnv, EnvSpec
-from esper.envs.cartpole import CartPole
+from esper.envs.cartpole import CartPole, CartPoleNoVelocity
 from esper.envs.close import close_env
 from esper.envs.gym_ids import GYM_ASYNC_PREFIX, GYM_PREFIX, gym_id_of
 from esper.envs.minatar_breakout import MinAtarBreakout
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 
 TASKS: dict[str, type[BatchedEnv]] = {
     CartPole.spec.name: CartPole,
+    CartPoleNoVelocity.spec.name: CartPoleNoVelocity,
     Acrobot.spec.name: Acrobot,
     MountainCar.spec.name: MountainCar,
     MountainCarContinuous.spec.name: MountainCarContinuous,

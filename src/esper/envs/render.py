@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 
 from esper.envs.acrobot import Acrobot
-from esper.envs.cartpole import HALF_POLE_LENGTH, X_THRESHOLD, CartPole
+from esper.envs.cartpole import HALF_POLE_LENGTH, X_THRESHOLD, CartPole, CartPoleNoVelocity
 from esper.envs.mountain_car import MAX_POSITION, MIN_POSITION, MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
 
@@ -151,6 +151,7 @@ class Renderer(NamedTuple):
 
 RENDERERS: dict[str, Renderer] = {
     CartPole.spec.name: Renderer(cartpole, 50),  # tau = 0.02 s
+    CartPoleNoVelocity.spec.name: Renderer(cartpole, 50),  # drawn from the full state
     Acrobot.spec.name: Renderer(acrobot, 15),
     MountainCar.spec.name: Renderer(mountain_car, 30),
     MountainCarContinuous.spec.name: Renderer(mountain_car, 30),
