@@ -99,11 +99,66 @@ def test_the_clip_to_the_action_bounds_is_in_the_file(format: str, tmp_path: Pat
         model.actor[-1].weight.mul_(1000)  # means far outside the bounds
     module = DeterministicPolicy(model, None)
     obs = _observations(3)
-    expected = model.env_action(model.act_deterministic(obs)).detach()
+    expected = model.env_action(model.act_deterministic(obs)[0]).detach()
     assert (expected[:, 0].abs() == 2.0).any() and (expected[:, 1] == 0.0).any()
     path = tmp_path / "clip"
     (write_onnx if format == "onnx" else write_torchscript)(module, path)
     torch.testing.assert_close(_run_exported(path, format, obs), expected)
+
+
+def _run_exported_recurrent(
+    path: Path, format: str, obs: torch.Tensor, memory: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    if format == "onnx":
+        onnxruntime = pytest.importorskip("onnxruntime")
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        action, memory_out = session.run(
+            ["action", "memory_out"], {"obs": obs.numpy(), "memory": memory.numpy()}
+        )
+        return torch.from_numpy(action), torch.from_numpy(memory_out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path))(obs, memory)
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript"])
+@pytest.mark.parametrize("recurrent", ["gru", "lstm"])
+def test_a_recurrent_export_takes_and_returns_its_memory(
+    tmp_path: Path, format: str, recurrent: str
+) -> None:
+    """Over 40 steps of 6 copies, resetting two of them midway (zero memory in,
+    ``episode_start`` for load_policy), the file acts as load_policy does."""
+    _train(tmp_path, "cartpole-no-velocity", recurrent=recurrent, rnn_hidden=8, normalize_obs=True)
+    policy = load_policy(tmp_path)
+    path = export_policy(tmp_path, format, output=tmp_path / f"policy.{format}")
+    generator = torch.Generator().manual_seed(1)
+    memory = torch.zeros(6, policy.model.memory_size)
+    chosen = []
+    for step in range(40):
+        obs = torch.randn(6, 2, generator=generator) * 0.5
+        starts = torch.zeros(6, dtype=torch.bool)
+        if step == 20:
+            starts[[1, 4]] = True
+            memory[starts] = 0.0
+        expected = policy(obs, episode_start=starts)
+        actions, memory = _run_exported_recurrent(path, format, obs, memory)
+        assert torch.equal(actions, expected), step
+        torch.testing.assert_close(memory, policy.memory, atol=TOLERANCE, rtol=TOLERANCE)
+        chosen.append(actions)
+    assert len(torch.cat(chosen).unique()) > 1  # both actions chosen: a real comparison
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript"])
+def test_an_export_drops_the_critic_only_observations(tmp_path: Path, format: str) -> None:
+    """probe-privileged observes [1, s] with s for the critic only: the file takes [B, 1]."""
+    _train(tmp_path, "probe-privileged", batches=1, normalize_obs=True)
+    policy = load_policy(tmp_path)
+    module = policy.deterministic_module()
+    assert module.example_inputs()[0].shape == (2, 1) and module.obs_mean.shape == (1,)
+    path = export_policy(tmp_path, format, output=tmp_path / f"policy.{format}")
+    actor_obs = torch.ones(3, 1)
+    assert torch.equal(_run_exported(path, format, actor_obs), policy(actor_obs))
+    assert torch.equal(policy(torch.ones(3, 2)), policy(actor_obs))  # either width
 
 
 def test_the_normaliser_is_folded_in(runs: dict[str, Path]) -> None:

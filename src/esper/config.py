@@ -49,6 +49,9 @@ ACTIVATIONS = ("tanh", "relu", "elu", "gelu", "silu", "leaky_relu")
 # The built-in observation encoders (training/encoders.py); a config may also
 # name its own as package.module:Factory.
 ENCODERS = ("mlp", "cnn")
+# The recurrent cores (training/recurrent.py) that may sit between the encoder and
+# the heads; "none" is the feed-forward policy.
+RECURRENT_CORES = ("none", "gru", "lstm")
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,11 @@ class PPOConfig:
     # [C, H, W] images, then hidden_sizes dense layers shared by both heads; or
     # "package.module:Factory", your torch module in the cnn's place.
     encoder: str = "mlp"
+    # A recurrent core after the encoder (training/recurrent.py): "none", "gru" or
+    # "lstm" of rnn_hidden units. Its state is carried across steps, reset where an
+    # episode ends, and the update replays each environment's whole batch in order.
+    recurrent: str = "none"
+    rnn_hidden: int = knob(64, minimum=1)
     # training/capture.py: the rollout step and the minibatch step through inductor.
     compile: bool = knob(
         False,
@@ -231,6 +239,17 @@ class PPOConfig:
             self.encoder in ENCODERS or _names_factory(self.encoder),
             "encoder",
             f"must be mlp, cnn or package.module:Factory (got {self.encoder!r})",
+        )
+        _require(
+            self.recurrent in RECURRENT_CORES,
+            "recurrent",
+            f"must be {', '.join(RECURRENT_CORES)} (got {self.recurrent!r})",
+        )
+        _require(
+            self.recurrent == "none" or self.n_envs % self.n_minibatches == 0,
+            "n_minibatches",
+            f"a recurrent policy's minibatches are whole environments' sequences: "
+            f"{self.n_minibatches} must divide n_envs = {self.n_envs}",
         )
         _require(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
         _require(0 <= self.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")

@@ -41,7 +41,13 @@ class TrainedPolicy:
     A single ``[obs_dim]`` observation (a tensor or a NumPy array) gives a single
     action; an image task also takes ``[B, C, H, W]`` or ``[C, H, W]``. Actions
     are on ``device``, clipped to the action bounds as the environment received
-    them in training.
+    them in training. A task with critic-only entries also takes observations
+    without them (``spec.actor_obs_dim`` wide): the actor never reads them.
+
+    A recurrent policy remembers: each call acts from the memory the last call
+    left, for the same number of copies. Pass ``episode_start`` (``[B]`` bool,
+    True where a copy's episode begins with this observation) to forget there,
+    or call ``reset()`` between episodes of a single copy.
     """
 
     model: ActorCritic
@@ -57,9 +63,16 @@ class TrainedPolicy:
     config: dict[str, Any]  # the run's saved PPOConfig values
     deterministic: bool = True  # argmax / Gaussian mean; False samples like training
     obs_dtype: torch.dtype = torch.float32  # the task's: uint8 images stay uint8
+    memory: torch.Tensor | None = None  # a recurrent policy's, after the last call
+
+    def reset(self) -> None:
+        """Forget: the next call starts every copy's episode afresh."""
+        self.memory = None
 
     @torch.no_grad()
-    def __call__(self, obs: torch.Tensor | np.ndarray) -> torch.Tensor:
+    def __call__(
+        self, obs: torch.Tensor | np.ndarray, episode_start: torch.Tensor | None = None
+    ) -> torch.Tensor:
         obs = torch.as_tensor(obs, dtype=self.obs_dtype, device=self.device)
         shape = self.model.obs_shape
         if len(shape) > 1 and tuple(obs.shape[-len(shape) :]) == shape:
@@ -69,17 +82,31 @@ class TrainedPolicy:
             obs = obs.unsqueeze(0)  # [1, obs_dim]
         if self.obs_normalizer is not None:
             obs = self.obs_normalizer.normalize(obs)
+        memory = self._memory_for(obs.shape[0], episode_start)
         if self.deterministic:
-            action = self.model.act_deterministic(obs)
+            action, self.memory = self.model.act_deterministic(obs, memory)
         else:
-            action, _, _ = self.model.act(obs)
+            action, _, _, self.memory = self.model.act(obs, memory=memory)
         action = self.model.env_action(action)
         return action[0] if single else action
+
+    def _memory_for(self, copies: int, episode_start: torch.Tensor | None) -> torch.Tensor | None:
+        """The memory this call acts from: the last call's (fresh for another number
+        of copies), zeroed where ``episode_start`` says an episode begins."""
+        if self.model.core is None:
+            return None
+        memory = self.memory
+        if memory is None or memory.shape[0] != copies:
+            memory = self.model.initial_memory(copies)
+        if episode_start is not None:
+            starts = torch.as_tensor(episode_start, dtype=torch.bool, device=self.device)
+            memory = memory.masked_fill(starts.reshape(copies, 1), 0.0)  # type: ignore[union-attr]
+        return memory
 
     def deterministic_module(self) -> DeterministicPolicy:
         """This policy's deterministic action as one plain module, the normaliser
         folded in, on the CPU: what ``esper export`` writes."""
-        return DeterministicPolicy(self.model, self.obs_normalizer).cpu()
+        return DeterministicPolicy(self.model, self.obs_normalizer, self.obs_dtype).cpu()
 
 
 def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:

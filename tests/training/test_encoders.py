@@ -136,6 +136,24 @@ def test_load_policy_rebuilds_the_cnn_without_being_told(tmp_path: Path) -> None
     assert torch.equal(policy(obs[0].view(pixel_probe.OBS_SHAPE)), flat[0])  # [C, H, W]
 
 
+@pytest.mark.parametrize("format", ["onnx", "torchscript"])
+def test_an_exported_cnn_takes_the_task_s_uint8_pixels(tmp_path: Path, format: str) -> None:
+    """The file's input is what the environment gives: ``[B, C, H, W]`` uint8."""
+    train(tmp_path, 2)
+    policy = esper.load_policy(tmp_path)
+    path = esper.export(tmp_path, format=format, output=tmp_path / f"policy.{format}")
+    images = pixel_probe.PixelProbe(64).reset(seed=0).view(64, *pixel_probe.OBS_SHAPE)
+    expected = policy(images)
+    if format == "onnx":
+        onnxruntime = pytest.importorskip("onnxruntime")
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        assert session.get_inputs()[0].type == "tensor(uint8)"
+        actions = torch.from_numpy(session.run(["action"], {"obs": images.numpy()})[0])
+    else:
+        actions = torch.jit.load(str(path))(images)
+    assert torch.equal(actions, expected) and len(expected.unique()) > 1
+
+
 def test_a_resume_that_changes_the_encoder_is_refused_naming_it(tmp_path: Path) -> None:
     train(tmp_path, 1)
     with pytest.raises(ConfigError) as info:

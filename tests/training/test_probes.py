@@ -59,6 +59,17 @@ def test_value_follows_the_observation(tmp_path) -> None:
     )
 
 
+def test_the_critic_reads_what_only_it_is_given(tmp_path) -> None:
+    policy = trained("probe-privileged", tmp_path)
+    assert policy.model.actor[0].in_features == 1, "the actor must not read critic-only entries"
+    v_plus = value(policy, torch.tensor([[1.0, 1.0]]))
+    v_minus = value(policy, torch.tensor([[1.0, -1.0]]))
+    assert abs(v_plus - 1) < 0.15 and abs(v_minus + 1) < 0.15, (
+        f"probe-privileged: V(s=+1) = {v_plus:.3f}, V(s=-1) = {v_minus:.3f}, want +1 and "
+        "-1. The critic does not see the critic-only entry (EnvSpec.critic_obs_dim)"
+    )
+
+
 def test_discounting_and_bootstrapping(tmp_path) -> None:
     gamma = 0.5  # far from 1, so that a missing discount shows
     policy = trained("probe-delayed", tmp_path, gamma=gamma)

@@ -67,7 +67,7 @@ def test_switch_off_builds_plain_layers_with_the_same_names_and_outputs(space) -
     assert {type(m) for m in plain.modules()} <= {ActorCritic, nn.Sequential, nn.Linear, nn.Tanh}
     assert isinstance(fast.actor[0], NarrowInputLinear) and isinstance(fast.actor[1], SigmoidTanh)
     obs = torch.randn(2 * SIGMOID_TANH_MIN_ELEMENTS // 64, 4)
-    actions = fast.act_deterministic(obs)
+    actions, _ = fast.act_deterministic(obs)
     for a, b in zip(fast.evaluate(obs, actions), plain.evaluate(obs, actions), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 

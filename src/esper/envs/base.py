@@ -40,6 +40,10 @@ class EnvSpec:
     max_episode_steps: int | None  # None only for gym: tasks gymnasium sets no limit on
     obs_shape: tuple[int, ...] | None = None  # None: (obs_dim,); prod(obs_shape) == obs_dim
     obs_dtype: torch.dtype = torch.float32  # float32, or uint8 for images
+    # Privileged information: the last ``critic_obs_dim`` entries of each (flat)
+    # observation are for the critic alone. The actor never reads them, so
+    # evaluation and exported policies run without them.
+    critic_obs_dim: int = 0
 
     def __post_init__(self) -> None:
         shape = (self.obs_dim,) if self.obs_shape is None else tuple(self.obs_shape)
@@ -48,6 +52,16 @@ class EnvSpec:
             raise ValueError(f"{self.name}: obs_shape {shape} does not hold obs_dim {self.obs_dim}")
         if self.obs_dtype not in OBS_DTYPES:
             raise ValueError(f"{self.name}: obs_dtype must be torch.float32 or torch.uint8")
+        if self.critic_obs_dim and (len(shape) != 1 or not 0 < self.critic_obs_dim < self.obs_dim):
+            raise ValueError(
+                f"{self.name}: critic_obs_dim must be between 0 and obs_dim ({self.obs_dim}) "
+                "and needs a flat observation"
+            )
+
+    @property
+    def actor_obs_dim(self) -> int:
+        """The observation entries the actor reads: what a deployed policy takes."""
+        return self.obs_dim - self.critic_obs_dim
 
     @property
     def is_image(self) -> bool:

@@ -1,4 +1,4 @@
-"""Probe tasks: five tiny environments, each with one thing to learn.
+"""Probe tasks: eight tiny environments, each with one thing to learn.
 
 Each isolates one part of PPO, so when that part breaks its probe fails by
 itself with a value or a probability that says which part, where a full
@@ -17,8 +17,25 @@ learning test only says "did not learn":
   action (0 or 1) agrees with its sign. The policy must condition on the
   observation: advantage and policy gradient per state.
 
+One has a privileged critic (``EnvSpec.critic_obs_dim``):
+
+- ``probe-privileged``: the observation is ``[1, s]`` where ``s`` (+1 or -1)
+  is for the critic only; reward ``s``, one step. The value must follow ``s``,
+  which the actor never sees: critic-only entries reach the critic.
+
+Two more need memory, and so a recurrent policy (``recurrent = "gru"``):
+
+- ``probe-recall``: observation +1 or -1, then 0; the second step pays +1
+  when the action agrees with the first observation's sign, -1 otherwise. A
+  feed-forward policy earns 0 on average: the core carries the cue.
+- ``probe-episode-start``: the observation is always 1 and an episode lasts
+  1, 2 or 3 steps, drawn at its start and never shown. Action 1 pays +1 on an
+  episode's first step and -1 after it; action 0 the reverse. Only a memory
+  zeroed where an episode begins tells the first step from the others: the
+  reset of the recurrent state at episode ends.
+
 ``state`` is ``[observation, step]``: the probe's observation and the step
-within the episode.
+within the episode (the memory probes add a third column).
 """
 
 from __future__ import annotations
@@ -118,10 +135,76 @@ class ObservationActionProbe(Probe):
         return (action * 2 - 1) * observation
 
 
+class PrivilegedProbe(Probe):
+    """``[1, s, step]``: observes ``[1, s]``, the last entry for the critic only."""
+
+    spec = EnvSpec(
+        "probe-privileged", "", 2, 3, DiscreteSpace(1), max_episode_steps=2, critic_obs_dim=1
+    )
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        secret = self.uniform(n, 1, -1.0, 1.0).sign_()
+        ones = torch.ones_like(secret)
+        return torch.cat((ones, secret, torch.zeros_like(secret)), dim=1)
+
+    def observe(self, state: torch.Tensor) -> torch.Tensor:
+        return state[:, :2].to(torch.float32)
+
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
+        _, secret, step = state.unbind(1)
+        return state, secret, step + 1 >= 1
+
+
+# The memory probes' settings: PROBE_CONFIG's, the horizon a few episodes long.
+MEMORY_PROBE_CONFIG: dict[str, Any] = {**PROBE_CONFIG, "horizon": 16, "rnn_hidden": 16}
+
+
+class RecallProbe(Probe):
+    """``[observation, step, cue]``: the cue is step 0's observation, then hidden."""
+
+    spec = EnvSpec("probe-recall", "", 1, 3, DiscreteSpace(2), max_episode_steps=3)
+    default_config = MEMORY_PROBE_CONFIG
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        cue = self.uniform(n, 1, -1.0, 1.0).sign_()
+        return torch.cat((cue, torch.zeros_like(cue), cue), dim=1)
+
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
+        _, step, cue = state.unbind(1)
+        agrees = (actions.to(state.dtype) * 2 - 1) * cue
+        reward = torch.where(step == 1, agrees, torch.zeros_like(agrees))
+        next_step = step + 1
+        next_state = torch.stack((torch.zeros_like(cue), next_step, cue), dim=1)
+        return next_state, reward, next_step >= 2
+
+
+class EpisodeStartProbe(Probe):
+    """``[1, step, length]``: the episode's length (1 to 3) is drawn with its start."""
+
+    spec = EnvSpec("probe-episode-start", "", 1, 3, DiscreteSpace(2), max_episode_steps=4)
+    default_config = MEMORY_PROBE_CONFIG
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        length = self.uniform(n, 1, 1.0, 4.0).floor_()  # 1, 2 or 3
+        ones = torch.ones_like(length)
+        return torch.cat((ones, torch.zeros_like(length), length), dim=1)
+
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
+        observation, step, length = state.unbind(1)
+        first = torch.where(step == 0, 1.0, -1.0).to(state.dtype)
+        reward = (actions.to(state.dtype) * 2 - 1) * first
+        next_step = step + 1
+        next_state = torch.stack((observation, next_step, length), dim=1)
+        return next_state, reward, next_step >= length
+
+
 PROBES: tuple[type[Probe], ...] = (
     ConstantProbe,
     ObservationProbe,
     DelayedProbe,
     ActionProbe,
     ObservationActionProbe,
+    PrivilegedProbe,
+    RecallProbe,
+    EpisodeStartProbe,
 )

@@ -23,7 +23,8 @@ from esper.envs.render import RENDERERS
 from esper.errors import ConfigError
 from esper.extras import import_extra
 
-Act = Callable[[torch.Tensor], torch.Tensor]  # [1, obs_dim] -> the env's actions
+# (obs [1, obs_dim], starts [1] bool: an episode begins here) -> the env's actions
+Act = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 GYM_FPS = 30  # when a gymnasium env does not say its render_fps
 
 
@@ -72,10 +73,12 @@ def _batched_frames(
     limit = episodes * env.spec.max_episode_steps  # built-in tasks all have a time limit
     obs = env.reset(seed=seed)
     states, ends = [], []
+    starts = torch.ones(1, dtype=torch.bool, device=obs.device)
     for _ in range(limit):
         states.append(env.state[0].clone())  # the state this action is chosen in
-        obs, _, terminated, truncated, _ = env.step(act(obs))
-        ends.append(terminated | truncated)
+        obs, _, terminated, truncated, _ = env.step(act(obs, starts))
+        starts = terminated | truncated
+        ends.append(starts)
     # host-sync: once per video, the states and episode ends together
     visited = torch.stack(states).double().cpu().numpy()  # [limit, state_dim]
     ended = torch.cat(ends).cpu().numpy()  # [limit]
@@ -95,11 +98,14 @@ def _gym_frames(
         space = env.action_space
         obs, _ = env.reset(seed=seed)
         for _ in range(episodes):
-            done = False
+            done, starts = False, torch.ones(1, dtype=torch.bool, device=device)
             while not done:
                 frames.append(np.asarray(env.render(), dtype=np.uint8))
                 flat = flatten(env.observation_space, obs)
-                action = act(torch.as_tensor(flat, dtype=torch.float32, device=device)[None])
+                action = act(
+                    torch.as_tensor(flat, dtype=torch.float32, device=device)[None], starts
+                )
+                starts = torch.zeros_like(starts)
                 host = action[0].cpu().numpy()
                 if isinstance(space, Discrete):
                     host = int(host) + int(space.start)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 import torch
@@ -212,9 +213,10 @@ class GraphedRollout(_Captured):
         obs_normalizer: RunningMeanStd | None,
         episodes: EpisodeTracker,
         reward_scaler: RewardScaler | None = None,
+        memory: torch.Tensor | None = None,
     ) -> torch.Tensor:
         args = (env, policy, buffer)
-        rest = (obs_normalizer, episodes, reward_scaler)
+        rest = (obs_normalizer, episodes, reward_scaler, memory)  # memory: updated in place
         if self.warming_up():
             return _on_side_stream(lambda: collect_rollout(*args, next_obs, *rest, step=self.step))
         if self.graph is None:
@@ -263,14 +265,15 @@ class GraphedUpdate(_Captured):
             self._capture(policy, optimizer, batch, settings)
         assert self.graph is not None and self.batch is not None
         assert self.order is not None and self.sums is not None and self.epoch_kl is not None
-        assert batch.obs.data_ptr() == self.batch.obs.data_ptr(), "the rollout buffer moved"
-        for name in ("advantages", "returns"):  # the rest are views of the rollout buffer
+        if "obs" not in batch.computed:
+            assert batch.obs.data_ptr() == self.batch.obs.data_ptr(), "the rollout buffer moved"
+        for name in batch.computed:  # the rest are views of the rollout buffer
             getattr(self.batch, name).copy_(getattr(batch, name))
         self.sums.zero_()
         minibatches = len(range(0, batch.size, settings.minibatch_size))
         epochs = 0
         for _ in range(settings.update_epochs):
-            torch.randperm(batch.size, device=self.order.device, out=self.order)
+            torch.randperm(batch.units, device=self.order.device, out=self.order)
             self.graph.replay()
             epochs += 1
             if settings.target_kl is not None:
@@ -286,17 +289,12 @@ class GraphedUpdate(_Captured):
         batch: FlatBatch,
         settings: UpdateSettings,
     ) -> None:
-        static = self.batch = FlatBatch(
-            obs=batch.obs,
-            actions=batch.actions,
-            log_probs=batch.log_probs,
-            values=batch.values,
-            advantages=batch.advantages.clone(),
-            returns=batch.returns.clone(),
+        static = self.batch = replace(
+            batch, **{name: getattr(batch, name).clone() for name in batch.computed}
         )
         # Filled by each epoch's randperm before its replay; not drawn here, so the
         # random stream stays the plain path's.
-        order = self.order = torch.empty(batch.size, dtype=torch.int64, device=batch.obs.device)
+        order = self.order = torch.empty(batch.units, dtype=torch.int64, device=batch.obs.device)
         sums = self.sums = torch.zeros(len(UPDATE_STATS), device=batch.obs.device)
         epoch_kl = self.epoch_kl = torch.zeros((), device=batch.obs.device)
         group = Collectives()

@@ -24,7 +24,10 @@ NO_TIME_LIMIT_STEPS = 100_000  # per episode, for tasks whose episodes have no t
 SUMMARY = ("return_mean", "return_std", "return_min", "return_max")
 LENGTH_SUMMARY = ("length_mean", "length_min", "length_max")
 
-Act = Callable[[torch.Tensor], torch.Tensor]  # [copies, obs_dim] -> the env's actions
+# (obs [copies, obs_dim], starts [copies] bool) -> the env's actions; ``starts``
+# marks the copies whose episode begins with this observation (a recurrent
+# policy forgets there; a feed-forward one ignores it).
+Act = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -110,17 +113,20 @@ def play_episodes(
     slots = EpisodeSlots(episodes, env.num_envs, torch.device(env.device))
     per_episode = env.spec.max_episode_steps
     obs = env.reset(seed=seed)
+    starts = torch.ones(env.num_envs, dtype=torch.bool, device=torch.device(env.device))
     if check_every is None and per_episode is not None:
         for _ in range(slots.per_copy * per_episode):  # sure to finish every counted episode
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
-            slots.record(reward, terminated | truncated)
+            obs, reward, terminated, truncated, _ = env.step(act(obs, starts))
+            starts = terminated | truncated
+            slots.record(reward, starts)
         return slots.counted_episodes()
     check_every = check_every or 32
     limit = slots.per_copy * (per_episode or NO_TIME_LIMIT_STEPS) + check_every
     for _ in range(0, limit, check_every):
         for _ in range(check_every):
-            obs, reward, terminated, truncated, _ = env.step(act(obs))
-            slots.record(reward, terminated | truncated)
+            obs, reward, terminated, truncated, _ = env.step(act(obs, starts))
+            starts = terminated | truncated
+            slots.record(reward, starts)
         if bool(slots.complete()):  # host-sync: every check_every steps, to know when to stop
             return slots.collect()
     raise RuntimeError(

@@ -82,6 +82,8 @@ class Evaluator:
     run_dir: RunDir
     best: float | None  # the best mean return so far: best.pt's
     _env: BatchedEnv | None = field(default=None, init=False)  # rank 0's, built at first use
+    # A recurrent policy's memory over the evaluation's copies (never the training one's)
+    _memory: torch.Tensor | None = field(default=None, init=False)
 
     @classmethod
     def for_run(cls, state: TrainerState, run_dir: RunDir) -> Evaluator | None:
@@ -137,10 +139,17 @@ class Evaluator:
         )
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor) -> torch.Tensor:
-        """The most likely action, through the normaliser as it stands (not updated)."""
+    def act(self, obs: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        """The most likely action, through the normaliser as it stands (not updated);
+        a recurrent policy acts from its own evaluation memory, zeroed at ``starts``."""
         policy = self.state.policy
-        return policy.env_action(policy.act_deterministic(self.state.policy_obs(obs)))
+        memory = self._memory
+        if policy.core is not None:
+            if memory is None or memory.shape[0] != obs.shape[0]:
+                memory = policy.initial_memory(obs.shape[0])
+            memory = memory.masked_fill(starts.unsqueeze(-1), 0.0)  # type: ignore[union-attr]
+        action, self._memory = policy.act_deterministic(self.state.policy_obs(obs), memory)
+        return policy.env_action(action)
 
     def record(self, path: Path) -> None:
         """One deterministic episode to ``path``, seeded like this batch's evaluation."""

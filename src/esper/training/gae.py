@@ -74,11 +74,16 @@ def batch_advantages(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A filled rollout's ``(advantages, returns)``, both ``[horizon, n_envs]``:
     values the final observations and ``last_obs`` (``[n_envs, obs_dim]``, the
-    policy's view of the observation after the batch), then GAE."""
+    policy's view of the observation after the batch), then GAE. A recurrent
+    policy's rollout brings its final observations' values (they need the
+    memory each step ended with); ``value_of`` then reads the memory after the batch."""
+    final_values = rollout.final_values
+    if final_values is None:
+        final_values = _values_in_chunks(value_of, rollout.final_obs)
     next_values = bootstrap_values(
         rollout.values,
         value_of(last_obs),
-        _values_in_chunks(value_of, rollout.final_obs),
+        final_values,
         rollout.terminated,
         rollout.truncated,
     )

@@ -68,7 +68,7 @@ def run_vectorized_ppo(
     env = state.env
     buffer = RolloutBuffer.allocate(
         config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, device,
-        obs_dtype=env.spec.obs_dtype,
+        obs_dtype=env.spec.obs_dtype, memory_size=state.policy.memory_size,
     )  # fmt: skip
     stop_agreed = False
     try:
@@ -118,11 +118,12 @@ def train_batch(
         state.obs_normalizer,
         state.episodes,
         state.reward_scaler,
+        state.memory,
     )
     state.merge_normalizers()  # several ranks: the job's moments, once a batch
     last_obs = state.policy_obs(state.next_obs)  # [n_envs, obs_dim], as the policy sees it
     advantages, returns = state.advantages(
-        buffer, last_obs, state.policy.value, config.gamma, config.gae_lambda
+        buffer, last_obs, state.value_of, config.gamma, config.gae_lambda
     )
     clock.mark("rollout_done")
     update_stats = state.update(

@@ -22,6 +22,7 @@ from esper.envs.base import EnvSpec
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.training import multi_categorical
 from esper.training.encoders import ObservationTrunk, build_encoder, pixels_as_float
+from esper.training.recurrent import RecurrentCore, recurrent_core
 from esper.training.speedups import linear, tanh
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -88,26 +89,51 @@ class ActorCritic(nn.Module):
         activation: str = "tanh",
         encoder: str = "mlp",
         obs_shape: tuple[int, ...] | None = None,
+        recurrent: str = "none",
+        rnn_hidden: int = 64,
+        critic_dims: int = 0,
     ) -> None:
         """``encoder`` (training/encoders.py) reads observations of ``obs_shape``
-        (default ``(obs_dim,)``); ``mlp`` keeps the separate actor and critic MLPs."""
+        (default ``(obs_dim,)``); ``mlp`` keeps the separate actor and critic MLPs.
+        ``recurrent`` puts a ``gru`` or ``lstm`` core of ``rnn_hidden`` units
+        (training/recurrent.py) between the encoder and the heads. The last
+        ``critic_dims`` entries of a flat observation are the critic's alone
+        (privileged information): the actor, and so every deployed policy, never
+        reads them."""
         super().__init__()
         self.obs_dim, self.hidden, self.activation = obs_dim, tuple(hidden), activation
         self.encoder, self.obs_shape = encoder, tuple(obs_shape or (obs_dim,))
+        self.recurrent, self.rnn_hidden = recurrent, rnn_hidden
+        self.critic_dims, self.actor_dim = critic_dims, obs_dim - critic_dims
+        if critic_dims and (len(self.obs_shape) != 1 or not 0 < critic_dims < obs_dim):
+            raise ValueError(
+                f"critic-only entries need a flat observation wider than {critic_dims}"
+            )
         self.action_space = action_space
         self.discrete = isinstance(action_space, DiscreteSpace | MultiDiscreteSpace)
         # MultiDiscrete: one block of logits per component (training/multi_categorical.py)
         self.nvec = action_space.nvec if isinstance(action_space, MultiDiscreteSpace) else None
         n_out = _output_width(action_space)
+        actor_shape = (self.actor_dim,) if critic_dims else self.obs_shape
         # None for mlp: each head reads the observation itself, as before encoders.
         self.trunk: ObservationTrunk | None = None
+        self.core: RecurrentCore | None = None
         if encoder == "mlp":
-            self.actor = mlp(obs_dim, hidden, n_out, 0.01, speedups, activation)
-            self.critic = mlp(obs_dim, hidden, 1, 1.0, speedups, activation)
-        else:
-            self.trunk = _trunk(encoder, self.obs_shape, self.hidden, speedups, activation)
-            self.actor = _layer(self.hidden[-1], n_out, 0.01, speedups)
-            self.critic = _layer(self.hidden[-1], 1, 1.0, speedups)
+            width = self.actor_dim
+            if recurrent != "none":  # obs -> core -> actor and critic MLPs
+                self.core = recurrent_core(recurrent, width, rnn_hidden)
+                width = rnn_hidden
+            critic_width = width + critic_dims
+            self.actor = mlp(width, hidden, n_out, 0.01, speedups, activation)
+            self.critic = mlp(critic_width, hidden, 1, 1.0, speedups, activation)
+        else:  # obs -> shared trunk (-> core) -> linear heads
+            self.trunk = _trunk(encoder, actor_shape, self.hidden, speedups, activation)
+            width = self.hidden[-1]
+            if recurrent != "none":
+                self.core = recurrent_core(recurrent, width, rnn_hidden)
+                width = rnn_hidden
+            self.actor = _layer(width, n_out, 0.01, speedups)
+            self.critic = _layer(width + critic_dims, 1, 1.0, speedups)
         if isinstance(action_space, BoxSpace):
             self.log_std = nn.Parameter(torch.zeros(action_space.dim))
             # Clipping bounds on the policy's device, moved by .to() like the
@@ -126,20 +152,58 @@ class ActorCritic(nn.Module):
             self.activation,
             self.encoder,
             self.obs_shape,
+            self.recurrent,
+            self.rnn_hidden,
+            self.critic_dims,
         )
         twin.load_state_dict(self.state_dict())
         return twin.to(self.device_of_parameters)
 
-    def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """What the heads read: the shared trunk's output, or for ``mlp`` the
-        observation itself (uint8 pixels as floats in [0, 1]; a float one untouched)."""
-        if self.trunk is None:
-            return pixels_as_float(obs)
-        return self.trunk(obs)
+    @property
+    def memory_size(self) -> int:
+        """Width of the recurrent core's state (0 without one)."""
+        return 0 if self.core is None else self.core.memory_size
 
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """``[B]`` state values."""
-        return self.critic(self.features(obs)).squeeze(-1)
+    def initial_memory(self, n: int) -> torch.Tensor | None:
+        """A fresh episode's memory for ``n`` copies; None for a feed-forward policy."""
+        if self.core is None:
+            return None
+        return torch.zeros(n, self.core.memory_size, device=self.device_of_parameters)
+
+    def actor_obs(self, obs: torch.Tensor) -> torch.Tensor:
+        """The observation without its critic-only entries; an observation that
+        already lacks them (a deployed policy's input) as it is."""
+        if self.critic_dims and obs.shape[-1] == self.obs_dim:
+            return obs[..., : self.actor_dim]
+        return obs
+
+    def _actor_features(
+        self, obs: torch.Tensor, memory: torch.Tensor | None, actor_obs_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What the actor head reads (the trunk's or the core's output, or for
+        ``mlp`` the observation itself, uint8 pixels as floats in [0, 1]), and
+        the memory after this step. ``actor_obs_only``: ``obs`` is known to hold
+        no critic-only entries (an exported policy's input: no shape test to trace)."""
+        x = obs if actor_obs_only else self.actor_obs(obs)
+        features = pixels_as_float(x) if self.trunk is None else self.trunk(x)
+        if self.core is not None:
+            assert memory is not None, "a recurrent policy acts from its memory"
+            features, memory = self.core.step(features, memory)
+        return features, memory
+
+    def _critic_features(self, obs: torch.Tensor, actor_features: torch.Tensor) -> torch.Tensor:
+        """What the critic head reads: the actor's features, with the critic-only
+        entries beside them (CleanRL's separate critic MLP: the whole observation)."""
+        if not self.critic_dims:
+            return actor_features
+        if self.trunk is None and self.core is None:
+            return pixels_as_float(obs)
+        return torch.cat((actor_features, obs[..., self.actor_dim :]), dim=-1)
+
+    def value(self, obs: torch.Tensor, memory: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B]`` state values (a recurrent policy's from ``memory``, left unchanged)."""
+        features, _ = self._actor_features(obs, memory)
+        return self.critic(self._critic_features(obs, features)).squeeze(-1)
 
     def sample_noise(self, *batch_shape: int) -> torch.Tensor:
         """Noise for ``act``, drawn for a whole rollout at once (fewer ops per step).
@@ -160,12 +224,16 @@ class ActorCritic(nn.Module):
         return next(self.parameters()).device
 
     def act(
-        self, obs: torch.Tensor, noise: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample actions: ``(action, log_prob [B], value [B])``."""
+        self,
+        obs: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        memory: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Sample actions: ``(action, log_prob [B], value [B], memory after)``; the
+        memory is None for a feed-forward policy."""
         if noise is None:
             noise = self.sample_noise(obs.shape[0])
-        features = self.features(obs)
+        features, memory = self._actor_features(obs, memory)
         out = self.actor(features)
         if self.nvec is not None:
             action, log_prob = multi_categorical.sample(out, noise, self.nvec)
@@ -177,7 +245,8 @@ class ActorCritic(nn.Module):
         else:
             action = out + self.log_std.exp() * noise
             log_prob = self._gaussian_log_prob(out, action)
-        return action, log_prob, self.critic(features).squeeze(-1)
+        value = self.critic(self._critic_features(obs, features)).squeeze(-1)
+        return action, log_prob, value, memory
 
     def env_action(self, action: torch.Tensor) -> torch.Tensor:
         """What the environment receives: Gaussian samples clipped to the bounds.
@@ -188,18 +257,35 @@ class ActorCritic(nn.Module):
             return action
         return torch.clamp(action, self.action_low, self.action_high)
 
-    def act_deterministic(self, obs: torch.Tensor) -> torch.Tensor:
-        """The most likely action (argmax, or the Gaussian mean)."""
-        out = self.actor(self.features(obs))
+    def act_deterministic(
+        self, obs: torch.Tensor, memory: torch.Tensor | None = None, actor_obs_only: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The most likely action (argmax, or the Gaussian mean), and the memory after."""
+        features, memory = self._actor_features(obs, memory, actor_obs_only)
+        out = self.actor(features)
         if self.nvec is not None:
-            return multi_categorical.mode(out, self.nvec)
-        return out.argmax(dim=-1) if self.discrete else out
+            return multi_categorical.mode(out, self.nvec), memory
+        return (out.argmax(dim=-1) if self.discrete else out), memory
 
     def evaluate(
-        self, obs: torch.Tensor, action: torch.Tensor
+        self,
+        obs: torch.Tensor,
+        action: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        starts: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Score stored actions: ``(log_prob [B], entropy [B], value [B])``."""
-        features = self.features(obs)
+        """Score stored actions: ``(log_prob [B], entropy [B], value [B])``.
+
+        A recurrent policy replays whole sequences: ``obs`` holds ``E`` of them
+        back to back (``[E * T, ...]``), ``memory [E, memory_size]`` is each one's
+        memory before its first step and ``starts [E * T]`` marks the steps that
+        began an episode, where the memory is zeroed as it was in the rollout.
+        """
+        if self.core is None:
+            features, _ = self._actor_features(obs, None)
+        else:
+            assert memory is not None and starts is not None, "sequences need their memory"
+            features = self._replay(obs, memory, starts)
         out = self.actor(features)
         if self.nvec is not None:
             log_prob = multi_categorical.log_prob(out, action, self.nvec)
@@ -211,7 +297,20 @@ class ActorCritic(nn.Module):
         else:
             log_prob = self._gaussian_log_prob(out, action)
             entropy = (0.5 + _LOG_SQRT_2PI + self.log_std).sum().expand(out.shape[0])
-        return log_prob, entropy, self.critic(features).squeeze(-1)
+        return log_prob, entropy, self.critic(self._critic_features(obs, features)).squeeze(-1)
+
+    def _replay(
+        self, obs: torch.Tensor, memory: torch.Tensor, starts: torch.Tensor
+    ) -> torch.Tensor:
+        """The core's outputs ``[E * T, rnn_hidden]`` over ``E`` whole sequences."""
+        assert self.core is not None
+        x = self.actor_obs(obs)
+        features = pixels_as_float(x) if self.trunk is None else self.trunk(x)
+        sequences = memory.shape[0]
+        out = self.core.replay(
+            features.view(sequences, -1, features.shape[-1]), memory, starts.view(sequences, -1)
+        )
+        return out.reshape(-1, out.shape[-1])
 
     def _gaussian_log_prob(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         z = (action - mean) / self.log_std.exp()
@@ -245,6 +344,9 @@ def policy_for(config: Mapping[str, Any], spec: EnvSpec) -> ActorCritic:
         str(config.get("activation", "tanh")),
         str(config.get("encoder", "mlp")),
         spec.obs_shape,
+        str(config.get("recurrent", "none")),
+        config.get("rnn_hidden", 64),
+        spec.critic_obs_dim,
     )
 
 

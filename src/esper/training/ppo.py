@@ -16,6 +16,7 @@ import torch
 from esper.training.distributed import Collectives, average_gradients
 from esper.training.optimizer import Optimizer
 from esper.training.policy import ActorCritic
+from esper.training.recurrent import episode_starts
 from esper.training.rollout import RolloutBuffer
 from esper.training.schedule import adapt_learning_rate_
 
@@ -38,6 +39,19 @@ class FlatBatch:
     def size(self) -> int:
         return self.obs.shape[0]
 
+    @property
+    def units(self) -> int:
+        """What an epoch shuffles: single steps here, whole sequences in a ``SequenceBatch``."""
+        return self.size
+
+    # Fields the batch computes each time rather than viewing the rollout buffer:
+    # a captured update copies them into its static storage (training/capture.py).
+    computed = ("advantages", "returns")
+
+    def evaluate(self, policy: ActorCritic) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``policy.evaluate`` of these rows: ``(log_prob, entropy, value)``."""
+        return policy.evaluate(self.obs, self.actions)
+
     def rows(self, start: int, end: int) -> FlatBatch:
         """Rows ``start:end`` of every field (views: a minibatch of a shuffled batch)."""
         return FlatBatch(**{f.name: getattr(self, f.name)[start:end] for f in fields(self)})
@@ -54,10 +68,65 @@ class FlatBatch:
         )
 
 
+@dataclass(frozen=True)
+class SequenceBatch(FlatBatch):
+    """A recurrent policy's batch: each environment's steps in order, environment
+    after environment (rows ``e * T`` to ``(e + 1) * T - 1`` are environment
+    ``e``'s), so a minibatch of whole sequences is a slice of rows. An epoch
+    shuffles environments, not steps, and the policy replays each sequence from
+    its ``memory``."""
+
+    memory: torch.Tensor  # [n_envs, memory_size]: each sequence's memory before its first step
+    starts: torch.Tensor  # [n_envs * T] bool: the steps that began an episode
+
+    computed = (
+        "obs",
+        "actions",
+        "log_probs",
+        "values",
+        "advantages",
+        "returns",
+        "memory",
+        "starts",
+    )
+
+    @property
+    def horizon(self) -> int:
+        return self.size // self.memory.shape[0]
+
+    @property
+    def units(self) -> int:
+        return self.memory.shape[0]
+
+    def evaluate(self, policy: ActorCritic) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return policy.evaluate(self.obs, self.actions, self.memory, self.starts)
+
+    def rows(self, start: int, end: int) -> SequenceBatch:
+        """Rows ``start:end``, which must hold whole sequences (views)."""
+        horizon = self.horizon
+        sliced = {name: getattr(self, name)[start:end] for name in self._step_fields()}
+        return SequenceBatch(**sliced, memory=self.memory[start // horizon : end // horizon])
+
+    def permuted(self, order: torch.Tensor) -> SequenceBatch:
+        """Whole sequences reordered by ``order`` over environments (one gather each)."""
+        horizon = self.horizon
+        steps = torch.arange(horizon, device=order.device)
+        row_order = (order.unsqueeze(1) * horizon + steps).reshape(-1)
+        moved = {name: getattr(self, name)[row_order] for name in self._step_fields()}
+        return SequenceBatch(**moved, memory=self.memory[order])
+
+    def _step_fields(self) -> list[str]:
+        """Every field with a row per step (all but ``memory``, one per sequence)."""
+        return [f.name for f in fields(self) if f.name != "memory"]
+
+
 def flatten_batch(
     buffer: RolloutBuffer, advantages: torch.Tensor, returns: torch.Tensor
 ) -> FlatBatch:
-    """Views of the buffer as ``[horizon * n_envs, ...]`` (no copies)."""
+    """Views of the buffer as ``[horizon * n_envs, ...]`` (no copies); a recurrent
+    policy's rollout as a ``SequenceBatch`` (environment-major: one copy)."""
+    if buffer.first_memory is not None:
+        return _sequence_batch(buffer, advantages, returns)
     n = buffer.obs.shape[0] * buffer.obs.shape[1]
     return FlatBatch(
         obs=buffer.obs.reshape(n, -1),
@@ -66,6 +135,26 @@ def flatten_batch(
         values=buffer.values.reshape(n),
         advantages=advantages.reshape(n),
         returns=returns.reshape(n),
+    )
+
+
+def _sequence_batch(
+    buffer: RolloutBuffer, advantages: torch.Tensor, returns: torch.Tensor
+) -> SequenceBatch:
+    assert buffer.first_memory is not None
+
+    def by_env(steps: torch.Tensor) -> torch.Tensor:  # [T, N, ...] -> [N * T, ...]
+        return steps.transpose(0, 1).reshape(-1, *steps.shape[2:])
+
+    return SequenceBatch(
+        obs=by_env(buffer.obs),
+        actions=by_env(buffer.actions),
+        log_probs=by_env(buffer.log_probs),
+        values=by_env(buffer.values),
+        advantages=by_env(advantages),
+        returns=by_env(returns),
+        memory=buffer.first_memory,
+        starts=by_env(episode_starts(buffer.terminated | buffer.truncated)),
     )
 
 
@@ -109,7 +198,7 @@ def minibatch_loss(
     scalars (BATCH_COMPLETED fields) on the device. Pure tensor code with no
     host reads, so ``torch.compile`` can trace it whole (``--compile``).
     """
-    new_log_prob, entropy, new_value = policy.evaluate(minibatch.obs, minibatch.actions)
+    new_log_prob, entropy, new_value = minibatch.evaluate(policy)
     log_ratio = new_log_prob - minibatch.log_probs
     ratio = log_ratio.exp()
     advantages, returns, old_values = minibatch.advantages, minibatch.returns, minibatch.values
@@ -171,7 +260,7 @@ def ppo_update(
     minibatches = len(range(0, batch.size, settings.minibatch_size))
     epochs = 0
     for _ in range(settings.update_epochs):
-        order = torch.randperm(batch.size, device=device)
+        order = torch.randperm(batch.units, device=device)
         sums, epoch_kl = update_epoch(policy, optimizer, batch, order, settings, sums, group, step)
         epochs += 1
         # Optional early stop: one host read per epoch, never per step.

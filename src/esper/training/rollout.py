@@ -16,6 +16,7 @@ from esper.envs.base import BatchedEnv
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.policy import ActorCritic
+from esper.training.recurrent import forget_ended
 
 
 @dataclass
@@ -30,6 +31,12 @@ class RolloutBuffer:
     terminated: torch.Tensor  # [horizon, n_envs] bool
     truncated: torch.Tensor  # [horizon, n_envs] bool (time limit, not terminal)
     final_obs: torch.Tensor  # [horizon, n_envs, obs_dim] obs each step ended on
+    # A recurrent policy's only (None otherwise): the memory before the batch's first
+    # step [n_envs, memory_size], where the update's replay of each sequence starts,
+    # and V(final obs) [horizon, n_envs] from the memory each step ended with, which
+    # only the rollout has (GAE bootstraps truncated episodes from it).
+    first_memory: torch.Tensor | None = None
+    final_values: torch.Tensor | None = None
 
     @classmethod
     def allocate(
@@ -40,6 +47,7 @@ class RolloutBuffer:
         action_shape: tuple[int, ...],
         device,
         obs_dtype: torch.dtype = torch.float32,
+        memory_size: int = 0,
     ) -> RolloutBuffer:
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros(*shape, dtype=dtype, device=device)
@@ -54,6 +62,8 @@ class RolloutBuffer:
             terminated=zeros(horizon, n_envs, dtype=torch.bool),
             truncated=zeros(horizon, n_envs, dtype=torch.bool),
             final_obs=zeros(horizon, n_envs, obs_dim, dtype=obs_dtype),
+            first_memory=zeros(n_envs, memory_size) if memory_size else None,
+            final_values=zeros(horizon, n_envs) if memory_size else None,
         )
 
     @property
@@ -61,9 +71,13 @@ class RolloutBuffer:
         return self.obs.shape[0]
 
     def step_views(self) -> list[RolloutBuffer]:
-        """Per-step views ``[n_envs, ...]`` of every field, made with one ``unbind``
-        per field rather than one indexing op per field per step."""
-        fields = {name: getattr(self, name).unbind(0) for name in self.__dataclass_fields__}
+        """Per-step views ``[n_envs, ...]`` of every per-step field, made with one
+        ``unbind`` per field rather than one indexing op per field per step."""
+        fields = {
+            name: getattr(self, name).unbind(0)
+            for name in self.__dataclass_fields__
+            if name != "first_memory" and getattr(self, name) is not None
+        }
         return [
             RolloutBuffer(**{name: views[t] for name, views in fields.items()})
             for t in range(self.horizon)
@@ -79,11 +93,15 @@ def collect_rollout(
     obs_normalizer: RunningMeanStd | None,
     episodes: EpisodeTracker,
     reward_scaler: RewardScaler | None = None,
+    memory: torch.Tensor | None = None,
     step: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Fill ``buffer`` with one batch of transitions; return the raw obs that follows.
-    ``step`` is ``rollout_step`` or its compiled twin (training/capture.py)."""
+    ``step`` is ``rollout_step`` or its compiled twin (training/capture.py). A
+    recurrent policy's ``memory`` (``[n_envs, memory_size]``) is carried in place."""
     step = step or rollout_step
+    if memory is not None:
+        buffer.first_memory.copy_(memory)  # type: ignore[union-attr]
     episodes.resize(buffer.horizon)
     noise = policy.sample_noise(buffer.horizon, buffer.obs.shape[1])  # [horizon, n_envs, n_out]
     # [horizon, n_envs, state_dim] for a batched task; gym: tasks reset themselves
@@ -105,6 +123,7 @@ def collect_rollout(
             obs_normalizer,
             episodes,
             reward_scaler,
+            memory,
         )
     return next_obs
 
@@ -120,11 +139,17 @@ def rollout_step(
     obs_normalizer: RunningMeanStd | None,
     episodes: EpisodeTracker,
     reward_scaler: RewardScaler | None = None,
+    memory: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One environment step of every copy, written into ``slot`` and
     ``episode_row`` (this step's views of the buffer and of the episode slab),
     with ``noise`` for the policy and ``fresh`` states for the copies that
     finish (both drawn before the loop); returns the raw observation that follows.
+
+    A recurrent policy acts from ``memory`` and writes the memory after the
+    step back into it, zeroed for the copies whose episode ended (their next
+    observation is a new episode's); the value of each step's final observation
+    is taken from the memory before that zeroing.
 
     Pure tensor work with no host reads and no branch on a tensor's value, so
     ``torch.compile(fullgraph=True)`` traces it whole and a CUDA graph replays it.
@@ -134,7 +159,7 @@ def rollout_step(
         policy_obs = obs_normalizer.normalize(obs)
     else:
         policy_obs = obs
-    action, log_prob, value = policy.act(policy_obs, noise)
+    action, log_prob, value, memory_after = policy.act(policy_obs, noise, memory)
     if fresh is None:  # a gym: task (or an overridden step) resets its own copies
         stepped = env.step(policy.env_action(action))
     else:
@@ -155,4 +180,7 @@ def rollout_step(
     slot.terminated.copy_(terminated)
     slot.truncated.copy_(truncated)
     slot.final_obs.copy_(final_obs)
+    if memory is not None and memory_after is not None:
+        slot.final_values.copy_(policy.value(final_obs, memory_after))  # type: ignore[union-attr]
+        memory.copy_(forget_ended(memory_after, episode_ended))
     return next_obs

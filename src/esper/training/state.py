@@ -50,11 +50,13 @@ RESUME_FIXED = (
     "hidden_sizes",
     "activation",
     "encoder",
+    "recurrent",
+    "rnn_hidden",
     "normalize_obs",
     "normalize_reward",
 )
 # What each rank keeps for itself (the reward scaler holds per-env returns).
-RANK_KEYS = ("reward_scaler", "env", "next_obs", "episodes", "rng")
+RANK_KEYS = ("reward_scaler", "env", "next_obs", "memory", "episodes", "rng")
 
 
 @dataclass
@@ -68,6 +70,9 @@ class TrainerState:
     reward_scaler: RewardScaler | None
     episodes: EpisodeTracker
     next_obs: torch.Tensor  # [n_envs, obs_dim] raw observation the next batch starts from
+    # A recurrent policy's memory [n_envs, memory_size], which the next batch acts
+    # from (updated in place); None for a feed-forward policy.
+    memory: torch.Tensor | None = None
     batch: int = 0
     env_steps: int = 0
     run_id: str = ""
@@ -94,6 +99,11 @@ class TrainerState:
             self.obs_normalizer.merge_across()
         if self.reward_scaler is not None:
             self.reward_scaler.return_stats.merge_across()
+
+    def value_of(self, obs: torch.Tensor) -> torch.Tensor:
+        """Values of the policy's view of observations that follow the batch's last
+        step (a recurrent policy's from the memory it carries)."""
+        return self.policy.value(obs, self.memory)
 
     def policy_obs(self, raw_obs: torch.Tensor) -> torch.Tensor:
         if self.obs_normalizer is None:
@@ -135,6 +145,7 @@ class TrainerState:
             "reward_scaler": _module_state(self.reward_scaler),
             "env": self.env.state_dict(),
             "next_obs": self.next_obs,
+            "memory": self.memory,
             "episodes": self.episodes.state_dict(),
             "rng": rng_state(),
         }
@@ -175,6 +186,13 @@ def build_state(
             f"each of {group.world_size} ranks holds {local_envs * config.horizon} transitions "
             f"per batch, which {config.n_minibatches} minibatches do not divide",
         )
+    if config.recurrent != "none" and local_envs % config.n_minibatches:
+        raise ConfigError(
+            "n_minibatches",
+            f"a recurrent policy's minibatches are whole sequences: each of "
+            f"{group.world_size} ranks steps {local_envs} environments, which "
+            f"{config.n_minibatches} minibatches do not divide",
+        )
     seed = group.rank_seed(config.seed)
     seed_everything(seed)
     env = make(config.task, local_envs, device, seed=seed)
@@ -210,6 +228,7 @@ def build_state(
         reward_scaler=scaler,
         episodes=EpisodeTracker(local_envs, device, config.horizon),
         next_obs=env.reset(seed=seed),
+        memory=policy.initial_memory(local_envs),
         group=group,
     )
     state.collect, state.advantages, state.update = batch_steps(
@@ -233,7 +252,8 @@ def _load_rank_states(state: TrainerState, run_dir: RunDir) -> list[dict[str, An
             f"{path.name} was written by {saved_world} rank(s) and this run has "
             f"{group.world_size}; resume with {saved_world} rank(s)",
         )
-    parts = [{key: saved[key] for key in RANK_KEYS}, *saved.get("rank_states", [])]
+    # .get: checkpoints from before a key existed (memory) hold none of it
+    parts = [{key: saved.get(key) for key in RANK_KEYS}, *saved.get("rank_states", [])]
     learner = {key: value for key, value in saved.items() if key != "rank_states"}
     return [{**learner, **part} for part in parts]
 
@@ -252,6 +272,8 @@ def _restore(state: TrainerState, run_dir: RunDir) -> None:
         state.env.load_state_dict(saved["env"])
         state.episodes.load_state_dict(saved["episodes"])
         state.next_obs = saved["next_obs"].to(state.device)
+        if state.memory is not None:
+            state.memory.copy_(saved["memory"])  # in place: a captured rollout reads it
     else:
         # gymnasium's environments cannot be saved: continue from fresh episodes,
         # seeded by the batch so a resume is still reproducible.
