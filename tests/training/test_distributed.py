@@ -80,13 +80,19 @@ def batches(run_dir: Path) -> dict[int, dict]:
     return found
 
 
-@pytest.fixture(scope="module")
-def two_rank_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+@pytest.fixture(scope="module", params=["mlp", "gru"])
+def two_rank_runs(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[str, Path]:
     """Two-rank CartPole: 3 batches then a resume for 2 more, and 5 in one go,
-    with one learning-rate schedule (annealed over 5 batches) in both."""
+    with one learning-rate schedule (annealed over 5 batches) in both; with the
+    MLP policy and with a recurrent one (each rank carries its envs' memory)."""
     root = tmp_path_factory.mktemp("two_ranks")
     config = root / "schedule.toml"
-    config.write_text("anneal_batches = 5\n")
+    policy = (
+        'recurrent = "gru"\nrnn_hidden = 8\nn_minibatches = 2\n' if request.param == "gru" else ""
+    )
+    config.write_text(f"anneal_batches = 5\n{policy}")
     split, whole = root / "split", root / "whole"
     runs = (
         (split, ("--episodes", "3")),
@@ -117,7 +123,10 @@ def test_two_rank_resume_continues_bit_for_bit(two_rank_runs: dict[str, Path]) -
     whole = load_checkpoint(two_rank_runs["whole"] / "checkpoints" / "batch_000005.pt")
     assert split["world_size"] == whole["world_size"] == 2
     assert len(split["rank_states"]) == 1  # rank 1's envs, RNG streams and trackers
-    for key in ("policy", "optimizer", "env", "next_obs", "episodes", "rng", "rank_states"):
+    if split["config"]["recurrent"] != "none":  # each rank's memory is in its part
+        assert split["memory"].shape == (4, 8) and split["rank_states"][0]["memory"].shape == (4, 8)
+    keys = ("policy", "optimizer", "env", "next_obs", "memory", "episodes", "rng", "rank_states")
+    for key in keys:
         assert_same(split[key], whole[key], key)
     split_stats, whole_stats = batches(two_rank_runs["split"]), batches(two_rank_runs["whole"])
     for batch in (4, 5):  # the two batches after the resume
