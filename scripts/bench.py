@@ -94,6 +94,7 @@ def measure_esper(
 ) -> dict:
     from rich.console import Console
 
+    from esper.config import parse_assignments
     from esper.config_layers import build_config
     from esper.device import resolve_device
     from esper.sanctum import SanctumAggregator, SanctumDashboard
@@ -105,6 +106,7 @@ def measure_esper(
     with tempfile.TemporaryDirectory() as run_dir:
         config = build_config(
             overrides={
+                **parse_assignments(args.set),
                 "task": args.task,
                 "n_envs": n_envs,
                 "horizon": args.horizon,
@@ -145,6 +147,7 @@ def measure_esper(
         "compile": compile_loss,
         "cuda_graphs": cuda_graphs,
         "sinks": sinks,
+        "settings": list(args.set),
         "device": str(resolve_device(args.device)),
         "n_envs": n_envs,
         # a graphed run's second batch is its capture: warm-up too
@@ -199,6 +202,7 @@ def in_subprocess(args: argparse.Namespace, *worker: str, failure: dict | None =
     command += ["--max-epochs", str(args.horizon), "--batches", str(args.batches)]
     command += ["--cuda-graphs", args.cuda_graphs or "auto"]
     command += ["--reference-batches", str(args.reference_batches), "--worker", *worker]
+    command += [f"--set={pair}" for pair in args.set]
     out = subprocess.run(command, capture_output=True, text=True, check=failure is None)
     if out.returncode == 0:
         return json.loads(out.stdout.strip().splitlines()[-1])
@@ -340,6 +344,14 @@ def main() -> None:
         "--keep-telemetry", metavar="DIR", help="with --run-to-end: copy each run's telemetry here"
     )
     parser.add_argument("--json", help="also write every row to this file (after each row)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any PPOConfig key for esper's rows, as esper ppo --set (repeatable): "
+        "recurrent=gru, encoder=mlp, ...",
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
 

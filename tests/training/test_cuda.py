@@ -127,11 +127,12 @@ def test_a_whole_batch_never_waits_for_the_host(task: str) -> None:
 
 
 def train_with(run_dir: Path, task: str, episodes: int, start: int = 0, **changes) -> list[dict]:
-    config = PPOConfig(
+    settings = dict(
         task=task, n_envs=64, horizon=16, n_minibatches=4, anneal_batches=4,
         normalize_obs=True, normalize_reward=True, device="cuda", run_dir=str(run_dir),
-        n_batches=episodes, start_batch=start, checkpoint_every=1, **changes,
+        n_batches=episodes, start_batch=start, checkpoint_every=1,
     )  # fmt: skip
+    config = PPOConfig(**{**settings, **changes})
     result = run_vectorized_ppo(config, TelemetryHub())
     assert result.status == "completed", result.reason
     return [learning_fields(s) for s in result.history]
@@ -144,17 +145,27 @@ def _same_policy(a: Path, b: Path, batch: int) -> None:
         assert torch.equal(tensor, theirs[key]), key
 
 
-@pytest.mark.parametrize("task", ["cartpole", "pendulum", "acrobot"])
+@pytest.mark.parametrize(
+    ("task", "policy"),
+    [
+        ("cartpole", {}),
+        ("pendulum", {}),
+        ("acrobot", {}),
+        ("cartpole-no-velocity", {"recurrent": "lstm", "rnn_hidden": 16}),
+        ("minatar-breakout", {"encoder": "cnn", "hidden_sizes": (32,), "normalize_obs": False}),
+    ],
+)
 def test_graphed_batches_equal_eager_ones_bit_for_bit(
-    task: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    task: str, policy: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same kernels in the same order from the same random streams: a graphed
-    run is the eager run over the same (device-resident) Adam, to the bit."""
-    graphed = train_with(tmp_path / "graphed", task, 4, cuda_graphs="on")
+    run is the eager run over the same (device-resident) Adam, to the bit; for a
+    recurrent policy (memory carried in place, sequences replayed) and a CNN too."""
+    graphed = train_with(tmp_path / "graphed", task, 4, cuda_graphs="on", **policy)
     import esper.training.state as state_module
 
     monkeypatch.setattr(state_module, "wants_device_optimizer", lambda config: True)
-    eager = train_with(tmp_path / "eager", task, 4, cuda_graphs="off")
+    eager = train_with(tmp_path / "eager", task, 4, cuda_graphs="off", **policy)
     assert graphed == eager
     _same_policy(tmp_path / "graphed", tmp_path / "eager", 4)
 
