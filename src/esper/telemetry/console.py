@@ -30,6 +30,7 @@ class ConsoleSink:
             print(line, file=self.stream, flush=True)
 
     def format(self, event: TelemetryEvent) -> str | None:
+        """The event's console line, or None for events the console leaves out."""
         data = event.data
         kind = event.event_type
         if kind is TelemetryEventType.TRAINING_STARTED:
@@ -39,7 +40,8 @@ class ConsoleSink:
                 f"esper: {data.task} on {data.device}: {data.n_envs} envs x "
                 f"{data.max_epochs} steps per batch, batches {data.start_batch + 1}"
                 f"..{data.max_batches} ({data.max_batches * data.n_envs * data.max_epochs:,} "
-                f"env steps), {data.policy_params:,} parameters, seed {data.seed}"
+                f"env steps), {policy_kind(data.config)} policy of {data.policy_params:,} "
+                f"parameters, seed {data.seed}"
             )
         if kind is TelemetryEventType.BATCH_COMPLETED:
             assert isinstance(data, events.BatchCompletedPayload)
@@ -67,3 +69,11 @@ class ConsoleSink:
 
     def close(self) -> None:
         pass
+
+
+def policy_kind(config: dict) -> str:
+    """The network a run's config builds, in a word: ``mlp``, ``cnn``, ``mlp+lstm``
+    (a setting older than the run has its default then)."""
+    encoder = str(config.get("encoder", "mlp"))
+    core = str(config.get("recurrent", "none"))
+    return encoder if core == "none" else f"{encoder}+{core}"
