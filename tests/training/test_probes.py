@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 import esper
@@ -59,11 +60,15 @@ def test_value_follows_the_observation(tmp_path) -> None:
     )
 
 
-def test_the_critic_reads_what_only_it_is_given(tmp_path) -> None:
-    policy = trained("probe-privileged", tmp_path)
-    assert policy.model.actor[0].in_features == 1, "the actor must not read critic-only entries"
-    v_plus = value(policy, torch.tensor([[1.0, 1.0]]))
-    v_minus = value(policy, torch.tensor([[1.0, -1.0]]))
+@pytest.mark.parametrize("recurrent", ["none", "gru"])
+def test_the_critic_reads_what_only_it_is_given(tmp_path, recurrent: str) -> None:
+    policy = trained("probe-privileged", tmp_path, recurrent=recurrent)
+    model = policy.model
+    reads = model.actor[0] if model.core is None else model.core.input_gates
+    assert reads.in_features == 1, "the actor must not read critic-only entries"
+    memory = model.initial_memory(1)
+    v_plus = model.value(torch.tensor([[1.0, 1.0]]), memory).item()
+    v_minus = model.value(torch.tensor([[1.0, -1.0]]), memory).item()
     assert abs(v_plus - 1) < 0.15 and abs(v_minus + 1) < 0.15, (
         f"probe-privileged: V(s=+1) = {v_plus:.3f}, V(s=-1) = {v_minus:.3f}, want +1 and "
         "-1. The critic does not see the critic-only entry (EnvSpec.critic_obs_dim)"
