@@ -94,8 +94,8 @@ def measure_esper(
 ) -> dict:
     from rich.console import Console
 
-    from esper.config import parse_assignments
     from esper.config_layers import build_config
+    from esper.config_text import parse_assignments
     from esper.device import resolve_device
     from esper.sanctum import SanctumAggregator, SanctumDashboard
     from esper.telemetry.console import ConsoleSink

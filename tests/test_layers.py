@@ -40,7 +40,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("telemetry", ("esper.telemetry", "esper.telemetry.*")),
     ("envs", ("esper.envs", "esper.envs.*")),
     # What a run is, and where it lives on disk.
-    ("config", ("esper.config", "esper.run_dir")),
+    ("config", ("esper.config", "esper.config_text", "esper.run_dir")),
     # The task's packaged defaults layered under a config file: knows envs and config.
     ("task defaults", ("esper.config_layers",)),
     ("training", ("esper.training", "esper.training.*")),

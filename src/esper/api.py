@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from esper.config import EDGE_WORDS, FIELDS, PPOConfig, load_config_file, parse_assignments
+from esper.config import FIELDS, PPOConfig
 from esper.config_layers import build_config, checked_config
+from esper.config_text import EDGE_WORDS, load_config_file, parse_assignments
 from esper.envs import env_class
 from esper.envs.registry import recall_task
 from esper.errors import ConfigError, UserError

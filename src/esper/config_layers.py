@@ -15,14 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from esper.config import (
-    CONFIG_KEYS,
-    FIELDS,
-    PPOConfig,
-    load_config_file,
-    parse_config_mapping,
-    unknown_key_message,
-)
+from esper.config import CONFIG_KEYS, FIELDS, PPOConfig
+from esper.config_text import load_config_file, parse_config_mapping, unknown_key_message
 from esper.errors import ConfigError
 
 GENERIC_DEFAULTS = "generic.toml"

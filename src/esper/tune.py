@@ -31,7 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from esper import api
-from esper.config import CONFIG_KEYS, PPOConfig, load_config_file, read_value, unknown_key_message
+from esper.config import CONFIG_KEYS, PPOConfig
+from esper.config_text import load_config_file, read_value, unknown_key_message
 from esper.errors import ConfigError, UserError
 from esper.extras import import_extra
 from esper.telemetry.events import BatchCompletedPayload, TelemetryEvent

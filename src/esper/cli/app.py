@@ -14,7 +14,8 @@ from typing import Annotated, Any, NamedTuple
 import typer
 from typer.core import TyperGroup
 
-from esper.config import EDGE_WORDS, SETTING_FLAGS
+from esper.config import SETTING_FLAGS
+from esper.config_text import EDGE_WORDS
 from esper.errors import UserError
 from esper.extras import install_hint
 from esper.torchrun_env import is_main_process
@@ -99,7 +100,7 @@ INVOCATION_OPTIONS = {
         "one process",
     ),
 }
-# Options that are another name for a setting: config.EDGE_WORDS says which.
+# Options that are another name for a setting: config_text.EDGE_WORDS says which.
 EDGE_ALIASES = tuple(key for key in INVOCATION_OPTIONS if key in EDGE_WORDS)
 # Setting -> what the user typed: the one place a setting becomes a flag.
 CLI_NAMES = {

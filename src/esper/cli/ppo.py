@@ -18,8 +18,9 @@ from esper.cli.app import (
     INVOCATION_OPTIONS,
     app,
 )
-from esper.config import EDGE_WORDS, FIELDS, SETTING_FLAGS, PPOConfig
+from esper.config import FIELDS, SETTING_FLAGS, PPOConfig
 from esper.config_layers import default_text
+from esper.config_text import EDGE_WORDS
 from esper.errors import UserError
 from esper.torchrun_env import is_main_process, rank
 

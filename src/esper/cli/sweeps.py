@@ -69,7 +69,7 @@ def seeds(
     """Train one config on many seeds in parallel processes; write a table of them
     (esper plot DIR draws them as one line with a band). Exit 1 if a seed failed."""
     from esper import api
-    from esper.config import parse_assignments
+    from esper.config_text import parse_assignments
     from esper.sweep import Sweep, affinity, markdown_table, parse_seeds, run_sweep, write_tables
 
     pairs = list(settings or ())
@@ -135,7 +135,7 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna (the tune extra): TPE sampling, median pruning
     on each batch's mean return; the best config goes to DIR/best.toml for --config."""
-    from esper.config import parse_assignments
+    from esper.config_text import parse_assignments
     from esper.tune import Study
     from esper.tune import tune as run_study
 
