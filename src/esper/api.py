@@ -36,10 +36,11 @@ from esper.telemetry.wandb import MODES as TRACK_MODES
 from esper.telemetry.wandb import WandbSink
 from esper.torchrun_env import is_main_process
 from esper.training.checkpoint import load_for_resume, newest_intact
-from esper.training.distributed import Collectives, PeerFailure, process_group
+from esper.training.distributed import Collectives, process_group
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.launch import restart_words
 from esper.training.loop import run_vectorized_ppo
+from esper.training.rank_failures import PeerFailure
 from esper.training.report import FRESH_ENVS_NOTE, TrainingResult
 
 Display = Literal["sanctum", "progress", "lines", "none"]

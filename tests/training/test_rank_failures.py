@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from esper.training import distributed
-from esper.training.distributed import describe_failure, process_group, rank_device
+from esper.training.distributed import process_group, rank_device
+from esper.training.rank_failures import describe_failure
 
 HERE = Path(__file__).parent
 DEADLINE_S = 300

@@ -28,10 +28,8 @@ On nccl the communicator is aborted when a collective fails or times out
 (``TORCH_NCCL_ASYNC_ERROR_HANDLING=2`` unless set), so rank 0 gets a Python
 error it can record instead of blocking in a CUDA sync until it is killed.
 
-When a rank fails, every rank posts its error type to the job's store;
-rank 0 turns what it gathers into one reason that names the rank that
-failed first (``PeerFailure``), rather than its own symptom ("Connection
-reset by peer").
+When a rank fails, every rank posts its error type to the job's store, and
+rank 0 names the rank that failed first (``training/rank_failures.py``).
 """
 
 from __future__ import annotations
@@ -50,11 +48,18 @@ import torch
 from esper.errors import ConfigError, UserError
 from esper.telemetry.metrics import Reduction
 from esper.torchrun_env import launched_by_torchrun, local_world_size
+from esper.training.rank_failures import (
+    FAILURE_KEY,
+    PEER_GRACE_S,
+    TIMEOUT_ENV,
+    PeerFailure,
+    describe_failure,
+    gather_posts,
+    is_symptom,
+    job_store,
+)
 
-TIMEOUT_ENV = "ESPER_DIST_TIMEOUT"
 NCCL_ERRORS_ENV = "TORCH_NCCL_ASYNC_ERROR_HANDLING"  # 2: abort the communicator, raise
-FAILURE_KEY = "esper/failed/rank{rank}"  # in the job's store: what ended that rank
-PEER_GRACE_S = 5.0  # how long rank 0 waits for the other ranks' posts after a failure
 FORCE_ENV = "ESPER_FORCE_DIST"  # "1": a group and its collectives even at world size 1
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -226,7 +231,7 @@ class Collectives:
         if not self.active:
             return None
         own = f"{type(exc).__name__}: {exc}"
-        store = _store()
+        store = job_store()
         if store is not None:
             try:
                 store.set(FAILURE_KEY.format(rank=self.rank), own)
@@ -234,7 +239,7 @@ class Collectives:
                 store = None
         if not self.is_main or not is_symptom(exc):
             return None
-        posts = _gather_posts(store, self.world_size, PEER_GRACE_S)
+        posts = gather_posts(store, self.world_size, PEER_GRACE_S)
         return describe_failure(own, posts, self.world_size, log_dir, timeout_seconds())
 
     @contextmanager
@@ -266,101 +271,6 @@ def combine_fields(
         Reduction.SAME: per_rank[0],
     }
     return torch.stack([by_kind[kind][i] for i, kind in enumerate(kinds)])
-
-
-class PeerFailure(RuntimeError):
-    """Another rank's failure, as rank 0 saw it: the message names that rank, its
-    error type (or that it died without one) and its ``error.rankK.log``."""
-
-    def __init__(self, message: str, error_type: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-
-
-def is_symptom(exc: BaseException) -> bool:
-    """Whether ``exc`` is what a rank sees when another rank fails: a collective
-    whose peer is gone, or one that timed out."""
-    import torch.distributed as dist
-
-    if isinstance(exc, dist.DistError):
-        return True
-    text = str(exc).lower()
-    return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout"))
-
-
-def describe_failure(
-    own: str, posts: dict[int, str], world_size: int, log_dir: str, timeout_s: float
-) -> PeerFailure:
-    """Rank 0's one reason for a failed job: ``posts`` holds what each other rank
-    posted (``Type: message``); a rank that posted its own error comes first, then
-    a rank that posted nothing (it died without a Python error, or hung)."""
-    timed_out = "timed out" in own.lower() or "timeout" in own.lower()
-    hint = (
-        f"; collectives wait {TIMEOUT_ENV} = {timeout_s:g} s: raise it if a rank is just slow"
-        if timed_out
-        else ""
-    )
-    causes = {r: p for r, p in posts.items() if not _symptom_text(p)}
-    silent = [r for r in range(1, world_size) if r not in posts]
-    log = f"{log_dir}/error.rank{{rank}}.log"
-    if causes:
-        rank, error = min(causes.items())
-        return PeerFailure(
-            f"rank {rank} failed with {error} (traceback in {log.format(rank=rank)})",
-            error.partition(":")[0],
-        )
-    if silent:
-        rank = silent[0]
-        if timed_out:
-            what = f"did not answer within {TIMEOUT_ENV} = {timeout_s:g} s (hung, or died)"
-        else:
-            what = (
-                "died without a Python error: killed by a signal (SIGKILL: often the "
-                "out-of-memory killer) or crashed; the launcher's report names the signal"
-            )
-        return PeerFailure(
-            f"rank {rank} {what} (its log, if any: {log.format(rank=rank)}); rank 0 saw "
-            f"{own}{hint}",
-            "RankDied" if not timed_out else "Timeout",
-        )
-    return PeerFailure(f"every rank saw a collective fail; rank 0 saw {own}{hint}", "Timeout")
-
-
-def _symptom_text(posted: str) -> bool:
-    text = posted.lower()
-    return posted.startswith(("DistBackendError", "DistNetworkError", "DistError")) or any(
-        word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout")
-    )
-
-
-def _store() -> Any:
-    """The job's key-value store (torchrun's), or None."""
-    try:
-        from torch.distributed import distributed_c10d
-
-        return distributed_c10d._get_default_store()
-    except Exception:
-        return None
-
-
-def _gather_posts(store: Any, world_size: int, grace_s: float) -> dict[int, str]:
-    """What ranks 1.. posted, waiting up to ``grace_s`` for all of them (a rank
-    killed by a signal never posts)."""
-    posts: dict[int, str] = {}
-    if store is None:
-        return posts
-    deadline = time.monotonic() + grace_s
-    while True:
-        for rank in range(1, world_size):
-            key = FAILURE_KEY.format(rank=rank)
-            try:
-                if rank not in posts and store.check([key]):
-                    posts[rank] = store.get(key).decode(errors="replace")
-            except Exception:  # the store's host may be gone
-                return posts
-        if len(posts) == world_size - 1 or time.monotonic() > deadline:
-            return posts
-        time.sleep(0.1)
 
 
 def timeout_seconds() -> float:
