@@ -12,11 +12,11 @@ import math
 import shlex
 import sys
 import traceback
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from esper.config import FIELDS, PPOConfig
 from esper.config_layers import build_config, checked_config
@@ -25,11 +25,16 @@ from esper.envs import env_class
 from esper.envs.registry import recall_task
 from esper.errors import ConfigError, UserError
 from esper.run_dir import RunDir, describe_checkpoints
-from esper.sanctum import SanctumAggregator, SanctumDashboard
+from esper.run_sinks import (
+    Callback,
+    Display,
+    LazyJsonl,
+    StoppingCallback,
+    choose_display,
+    live_dashboard,
+)
 from esper.telemetry.console import ConsoleSink
-from esper.telemetry.events import TelemetryEvent
 from esper.telemetry.hub import SubscriberFailure, TelemetryHub
-from esper.telemetry.jsonl import JsonlSink
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
 from esper.telemetry.wandb import MODES as TRACK_MODES
@@ -42,10 +47,6 @@ from esper.training.launch import restart_words
 from esper.training.loop import run_vectorized_ppo
 from esper.training.rank_failures import PeerFailure
 from esper.training.report import FRESH_ENVS_NOTE, TrainingResult
-
-Display = Literal["sanctum", "progress", "lines", "none"]
-# Gets every event of the run; returning True asks the run to stop after this batch.
-Callback = Callable[[TelemetryEvent], object]
 
 # Keys that describe this invocation rather than the run: never taken from a checkpoint.
 INVOCATION_KEYS = ("n_batches", "start_batch", "run_dir", "overwrite", "device")
@@ -349,14 +350,14 @@ def run_training(
         # The run dir is checked (and cleared on --overwrite) by the trainer before
         # it emits anything, so the JSONL sink subscribes lazily on the first event.
         if group.is_main:
-            hub.subscribe(_LazyJsonl(run_dir))
+            hub.subscribe(LazyJsonl(run_dir))
         if display == "lines":
             hub.subscribe(ConsoleSink())
         elif display == "progress":
             hub.subscribe(ProgressSink())
         for callback in callbacks:  # after the record, so a callback sees what is saved
-            hub.subscribe(_StoppingCallback(callback, stop))
-        dashboard = _dashboard(hub) if display == "sanctum" else nullcontext()
+            hub.subscribe(StoppingCallback(callback, stop))
+        dashboard = live_dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
                 result = run_vectorized_ppo(config, hub, stop, group)
@@ -424,50 +425,3 @@ def train_from_cli(
         track=_track_mode(track),
         total_timesteps=total_timesteps,
     )
-
-
-def choose_display(sanctum: bool | None) -> Display:
-    """The dashboard in a terminal unless --no-sanctum (then a progress bar);
-    plain lines whenever stdout is not a terminal."""
-    if not sys.stdout.isatty():
-        return "lines"
-    return "progress" if sanctum is False else "sanctum"
-
-
-def _dashboard(hub: TelemetryHub) -> AbstractContextManager[object]:
-    """The live dashboard, drawn from an aggregator the hub feeds."""
-    aggregator = SanctumAggregator()
-    hub.subscribe(aggregator)
-    return SanctumDashboard(aggregator)
-
-
-class _StoppingCallback:
-    """A user's callback on the hub: a ``True`` return requests a stop, which the
-    trainer reads at the next batch boundary."""
-
-    def __init__(self, callback: Callback, stop: StopRequest) -> None:
-        self._callback, self._stop = callback, stop
-        self.name = f"callback {getattr(callback, '__name__', type(callback).__name__)}"
-
-    def __call__(self, event: TelemetryEvent) -> None:
-        if self._callback(event) is True and not self._stop.requested:
-            self._stop.request(f"a stop request from {self.name}")
-
-
-class _LazyJsonl:
-    """Opens RUN_DIR/telemetry.jsonl at the first event, after the run dir checks."""
-
-    name = "jsonl"
-
-    def __init__(self, run_dir: RunDir) -> None:
-        self._run_dir = run_dir
-        self._sink: JsonlSink | None = None
-
-    def handle(self, event) -> None:
-        if self._sink is None:
-            self._sink = JsonlSink(self._run_dir.telemetry_path)
-        self._sink.handle(event)
-
-    def close(self) -> None:
-        if self._sink is not None:
-            self._sink.close()

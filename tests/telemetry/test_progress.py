@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from esper import api
+from esper import run_sinks
 from esper.telemetry.events import (
     TelemetryEvent,
     TelemetryEventType,
@@ -54,8 +54,8 @@ def test_bar_follows_batches_and_prints_the_ending() -> None:
 
 def test_display_choice_follows_the_terminal(monkeypatch) -> None:
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
-    assert api.choose_display(None) == "sanctum"
-    assert api.choose_display(True) == "sanctum"
-    assert api.choose_display(False) == "progress"
+    assert run_sinks.choose_display(None) == "sanctum"
+    assert run_sinks.choose_display(True) == "sanctum"
+    assert run_sinks.choose_display(False) == "progress"
     monkeypatch.setattr("sys.stdout.isatty", lambda: False)
-    assert api.choose_display(None) == "lines"
+    assert run_sinks.choose_display(None) == "lines"
