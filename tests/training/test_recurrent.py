@@ -294,3 +294,23 @@ def test_the_recurrent_steps_compile_whole() -> None:
     step(rollout.policy, adam, _sequence_minibatch(rollout.policy), settings)
     assert int(adam.step_count) == 1
     torch._dynamo.reset()
+
+
+def test_a_batch_carries_the_memory_in_place(tmp_path: Path) -> None:
+    """A captured rollout reads and writes the memory at one address: a batch
+    updates it in place, never rebinds it."""
+    from esper.run_dir import RunDir
+    from esper.training.interrupt import StopRequest
+    from esper.training.loop import train_batch
+    from esper.training.state import build_state
+
+    config = PPOConfig(
+        task="cartpole-no-velocity", n_envs=8, horizon=16, n_minibatches=2, update_epochs=1,
+        recurrent="lstm", rnn_hidden=8, device="cpu", run_dir=str(tmp_path),
+    )  # fmt: skip
+    state = build_state(config, torch.device("cpu"), RunDir(tmp_path))
+    buffer = RolloutBuffer.allocate(16, 8, 2, (), "cpu", memory_size=16)
+    address, before = state.memory.data_ptr(), state.memory.clone()
+    train_batch(config, state, buffer, StopRequest())
+    assert state.memory.data_ptr() == address and not torch.equal(state.memory, before)
+    assert torch.equal(buffer.first_memory, before)
