@@ -16,6 +16,7 @@ from pathlib import Path
 from esper.sanctum.schema import SanctumSnapshot
 from esper.telemetry.metrics import (
     BATCH_COMPLETED_FIELDS,
+    EVALUATION_COMPLETED_FIELDS,
     TRAINING_STARTED_FIELDS,
     Absent,
     Field,
@@ -27,10 +28,12 @@ README_PATH = Path("README.md")
 EVENTS = {
     "TRAINING_STARTED": TRAINING_STARTED_FIELDS,
     "BATCH_COMPLETED": BATCH_COMPLETED_FIELDS,
+    "EVALUATION_COMPLETED": EVALUATION_COMPLETED_FIELDS,
 }
 WHEN = {
     "TRAINING_STARTED": "before the first step of every invocation",
     "BATCH_COMPLETED": "once per batch; `batch` = completed batches",
+    "EVALUATION_COMPLETED": "after an evaluation (`esper eval`, or every `eval_every` batches)",
 }
 HEADER = """\
 # Telemetry fields
@@ -39,7 +42,8 @@ HEADER = """\
      edit the table there, not this file. -->
 
 One record per field of the events that carry numbers: TRAINING_STARTED (what
-the run is) and BATCH_COMPLETED (how each batch went). Every event is one line
+the run is), BATCH_COMPLETED (how each batch went) and EVALUATION_COMPLETED (how
+the policy did in deterministic episodes of its own). Every event is one line
 of `RUN_DIR/telemetry.jsonl`; the field is `data.<name>` there.
 
 Transport, for every field: the trainer builds a frozen, validated payload
@@ -60,6 +64,13 @@ noted once. "Across ranks" says how the ranks of one job combine a value.
 
 
 def _emitter(event: str, spec: Field) -> str:
+    if event == "EVALUATION_COMPLETED":
+        return (
+            "`Evaluator.evaluate` in `src/esper/training/evaluation.py` (every `eval_every` "
+            "batches, on rank 0) or `summarize` in `src/esper/evaluate.py` (`esper eval`); "
+            "the episodes' statistics cross to the host once per evaluation "
+            "(`Episodes.summary`)"
+        )
     if event == "TRAINING_STARTED":
         return "`run_vectorized_ppo` in `src/esper/training/loop.py`, once per invocation"
     if spec.name in ("process_memory_mb", "cuda_memory_mb"):
