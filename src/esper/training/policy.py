@@ -1,6 +1,12 @@
-"""The actor-critic: separate MLPs for policy and value, tanh as in CleanRL's ``ppo.py``.
+"""The actor-critic. By default separate MLPs for policy and value, tanh as in
+CleanRL's ``ppo.py``; the settings make it more (``PPOConfig``):
 
-The hidden activation is a setting (``PPOConfig.activation``; tanh by default).
+- ``encoder``: a CNN trunk (or your module) shared by both heads
+  (training/encoders.py);
+- ``recurrent``: a GRU or LSTM core between the encoder and the heads, acting
+  from a memory the caller carries (training/recurrent.py);
+- ``EnvSpec.critic_obs_dim``: trailing observation entries only the critic reads;
+- ``activation``: the hidden layers' nonlinearity (tanh by default).
 
 Discrete tasks get a categorical policy over logits; continuous tasks a
 diagonal Gaussian with a state-independent learned log-std started at 0.
@@ -72,7 +78,7 @@ def mlp(
 
 
 class ActorCritic(nn.Module):
-    """Actor and critic MLPs, and the action distribution the actor's output parameterises.
+    """Actor and critic networks, and the action distribution the actor's output parameterises.
 
     Each distribution is one branch in each of ``sample_noise``, ``act``,
     ``act_deterministic``, ``evaluate`` and ``env_action``: a new action space
