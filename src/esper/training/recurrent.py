@@ -60,9 +60,11 @@ class RecurrentCore(nn.Module):
         returns the outputs ``[E, T, width]``."""
         projected = self.input_gates(inputs)  # every step's input projection at once
         keep = (~starts).to(projected.dtype).unsqueeze(-1)  # [E, T, 1]
+        # unbind, not projected[:, t]: the backward of T slices would build T
+        # zero-filled copies of the whole projection; unbind's is one stack.
         outputs = []
-        for t in range(inputs.shape[1]):
-            out, memory = self.cell(projected[:, t], memory * keep[:, t])
+        for step_in, step_keep in zip(projected.unbind(1), keep.unbind(1), strict=True):
+            out, memory = self.cell(step_in, memory * step_keep)
             outputs.append(out)
         return torch.stack(outputs, dim=1)
 
