@@ -94,3 +94,46 @@ def test_the_adapter_keeps_the_contract_and_trains(tmp_path) -> None:
         "torch-cartpole", episodes=2, run_dir=str(tmp_path), n_envs=8, horizon=16, device="cpu"
     )
     assert outcome.status == "completed"
+
+
+class GroupedCartPoleVectorEnv(TorchCartPoleVectorEnv):
+    """Isaac Lab's observation groups: the policy sees positions, the critic the
+    velocities too (``{"policy": [x, theta], "critic": [x_dot, theta_dot]}``)."""
+
+    def __init__(self, num_envs: int, device: str = "cpu"):
+        super().__init__(num_envs, device)
+        box = gymnasium.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+        self.single_observation_space = gymnasium.spaces.Dict({"policy": box, "critic": box})
+
+    @staticmethod
+    def groups(obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"policy": obs[:, ::2], "critic": obs[:, 1::2]}
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed)
+        return self.groups(obs), info
+
+    def step(self, actions):
+        obs, reward, terminated, truncated, info = super().step(actions)
+        info["final_obs"] = self.groups(info["final_obs"])
+        return self.groups(obs), reward, terminated, truncated, info
+
+
+def test_a_critic_observation_group_reaches_only_the_critic(tmp_path) -> None:
+    def factory(num_envs: int, device="cpu", seed: int = 0) -> TorchVectorEnv:
+        sim = GroupedCartPoleVectorEnv(num_envs, device=str(device))
+        return TorchVectorEnv(sim, name="grouped-cartpole", seed=seed, max_episode_steps=500)
+
+    env = factory(4)
+    assert (env.obs_dim, env.spec.critic_obs_dim) == (4, 2)
+    state = CartPole(4).reset(seed=5)  # the same draws as the simulator's reset
+    obs = env.reset(seed=5)  # policy group first, the critic's last: [x, theta, x_dot, theta_dot]
+    assert torch.equal(obs, state[:, [0, 2, 1, 3]])
+    register("grouped-cartpole", factory)
+    outcome = esper.train(
+        "grouped-cartpole", episodes=2, run_dir=str(tmp_path), n_envs=8, horizon=16, device="cpu"
+    )
+    assert outcome.status == "completed"
+    policy = esper.load_policy(tmp_path)
+    assert policy.model.actor[0].in_features == 2 and policy.model.critic[0].in_features == 4
+    assert policy(obs[:, :2]).shape == (4,)  # a deployed policy takes the policy group alone

@@ -7,6 +7,12 @@ adapter hands those tensors to the trainer as they are: no NumPy round trip,
 and no copy when the simulator's device is the training device and the dtype
 already matches (``Tensor.to`` returns the tensor itself then).
 
+Observation groups: a dict observation is flattened group by group. When it
+has a ``"critic"`` group beside others (Isaac Lab's ``{"policy": ...,
+"critic": ...}``), that group goes last and is declared critic-only
+(``EnvSpec.critic_obs_dim``): the critic reads it, the actor and every
+deployed policy do not. Other groups join in key order.
+
 The observation a finished copy ended on is read from the info the simulator
 fills on a same-step reset: ``info["final_obs"]`` with the mask
 ``info["_final_obs"]`` (gymnasium >= 1.1), or ``info["final_observation"]``
@@ -30,12 +36,34 @@ from esper.envs.gym_adapter import convert_action_space
 FINAL_OBS_KEYS = (("final_obs", "_final_obs"), ("final_observation", "_final_observation"))
 
 
+CRITIC_GROUP = "critic"  # the observation group only the critic reads
+
+
+def group_order(keys: Any) -> list[str]:
+    """A dict observation's groups in the order they are joined: key order, with
+    the critic's group last when there are others."""
+    ordered = sorted(keys)
+    if CRITIC_GROUP in ordered and len(ordered) > 1:
+        ordered.remove(CRITIC_GROUP)
+        ordered.append(CRITIC_GROUP)
+    return ordered
+
+
 def flat_obs(obs: Any, num_envs: int) -> torch.Tensor:
     """``[num_envs, obs_dim]``: a tensor flattened per copy, or a dict's tensors
-    (Isaac Lab's ``{"policy": ...}``) flattened and joined in key order."""
+    (Isaac Lab's ``{"policy": ...}``) flattened and joined in ``group_order``."""
     if isinstance(obs, dict):
-        return torch.cat([flat_obs(obs[key], num_envs) for key in sorted(obs)], dim=1)
+        return torch.cat([flat_obs(obs[key], num_envs) for key in group_order(obs)], dim=1)
     return obs.reshape(num_envs, -1)
+
+
+def critic_only_dim(space: gymnasium.Space) -> int:
+    """Entries of the flat observation only the critic reads: the ``critic``
+    group of a dict space that has other groups too, else none."""
+    if isinstance(space, gymnasium.spaces.Dict) and len(group_order(space.spaces)) > 1:
+        critic = space.spaces.get(CRITIC_GROUP)
+        return gymnasium.spaces.flatdim(critic) if critic is not None else 0
+    return 0
 
 
 class TorchVectorEnv(SpecShapes):
@@ -68,6 +96,7 @@ class TorchVectorEnv(SpecShapes):
             state_dim=0,
             action_space=action_space,
             max_episode_steps=max_episode_steps,
+            critic_obs_dim=critic_only_dim(vector_env.single_observation_space),
         )
         self._discrete = action_space.is_discrete
         self._pending_seed: int | None = seed
