@@ -32,7 +32,9 @@ def tasks(
         table.add_row(
             row.name,
             row.gym_id,
-            str(row.obs_dim),
+            f"{row.obs_dim} ({row.critic_obs_dim} critic-only)"
+            if row.critic_obs_dim
+            else str(row.obs_dim),
             row.action_space,
             str(row.max_episode_steps or "-"),
             "yes" if row.on_device else "no (CPU)",

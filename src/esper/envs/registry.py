@@ -274,6 +274,7 @@ class TaskRow(NamedTuple):
     on_device: bool  # steps as batched tensors on the training device
     max_episode_steps: int | None  # None: gymnasium sets no time limit
     origin: str = "built-in"  # or "register()", "package <dist>", "module", "gymnasium"
+    critic_obs_dim: int = 0  # of obs_dim, the entries only the critic reads
 
 
 def describe_tasks(extra: tuple[str, ...] = ()) -> list[TaskRow]:
@@ -303,6 +304,7 @@ def describe_tasks(extra: tuple[str, ...] = ()) -> list[TaskRow]:
                 on_device=builder.on_device,
                 max_episode_steps=spec.max_episode_steps,
                 origin=origin,
+                critic_obs_dim=spec.critic_obs_dim,
             )
         )
     return rows
