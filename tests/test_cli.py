@@ -25,6 +25,7 @@ from esper.cli import CLI_NAMES, INVOCATION_OPTIONS, PPO_OPTIONS, app
 from esper.config import FIELDS, SETTING_FLAGS
 from esper.config_layers import default_text
 from esper.errors import ConfigError
+from esper.run_config import make_config
 from esper.training.launch import launcher
 
 runner = CliRunner()
@@ -74,7 +75,7 @@ def test_every_flag_parses_into_the_config(tmp_path: Path, monkeypatch) -> None:
     seen = {}
 
     def fake_train(config_file, overrides, sanctum, tensorboard=False, resume=False, **more):
-        seen["config"] = api.make_config(config_file, overrides)
+        seen["config"] = make_config(config_file, overrides)
         seen["sanctum"] = sanctum
         seen["tensorboard"] = tensorboard
         return SimpleNamespace(status="completed", telemetry_failures=[])
@@ -185,7 +186,7 @@ def test_config_keys_that_crashed_load_from_a_file(tmp_path: Path, monkeypatch) 
         api,
         "train_from_cli",
         lambda config_file, overrides, **_: (
-            seen.update(c=api.make_config(config_file, overrides))
+            seen.update(c=make_config(config_file, overrides))
             or SimpleNamespace(status="completed", telemetry_failures=[])
         ),
     )

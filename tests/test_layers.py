@@ -60,7 +60,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esper.telemetry_docs",
         ),
     ),
-    ("api", ("esper.run_sinks", "esper.api")),
+    ("api", ("esper.run_config", "esper.run_sinks", "esper.api")),
     # Workflows over many runs: seed sweeps (processes of esper ppo) and tuning.
     ("workflows", ("esper.sweep", "esper.tune")),
     ("cli", ("esper.cli", "esper.cli.*", "esper.__main__", "esper")),

@@ -1,14 +1,12 @@
 """The Python API the CLI is a thin layer over.
 
-``make_config`` turns user input into a validated ``PPOConfig`` (for a resume,
-starting from the checkpoint's own config); ``train`` runs it with the usual
-sinks attached.
+``train`` turns user input into a validated ``PPOConfig`` (``run_config``; for a
+resume, starting from the checkpoint's own config) and runs it with the usual
+sinks attached (``run_sinks``).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 import shlex
 import sys
 import traceback
@@ -19,12 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from esper.config import FIELDS, PPOConfig
-from esper.config_layers import build_config, checked_config
-from esper.config_text import EDGE_WORDS, load_config_file, parse_assignments
+from esper.config_text import EDGE_WORDS, field_names, parse_assignments
 from esper.envs import env_class
-from esper.envs.registry import recall_task
 from esper.errors import ConfigError, UserError
-from esper.run_dir import RunDir, describe_checkpoints
+from esper.run_config import make_config
+from esper.run_dir import RunDir
 from esper.run_sinks import (
     Callback,
     Display,
@@ -40,16 +37,12 @@ from esper.telemetry.tensorboard import TensorBoardSink
 from esper.telemetry.wandb import MODES as TRACK_MODES
 from esper.telemetry.wandb import WandbSink
 from esper.torchrun_env import is_main_process
-from esper.training.checkpoint import load_for_resume, newest_intact
 from esper.training.distributed import Collectives, process_group
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.launch import restart_words
 from esper.training.loop import run_vectorized_ppo
 from esper.training.rank_failures import PeerFailure
 from esper.training.report import FRESH_ENVS_NOTE, TrainingResult
-
-# Keys that describe this invocation rather than the run: never taken from a checkpoint.
-INVOCATION_KEYS = ("n_batches", "start_batch", "run_dir", "overwrite", "device")
 
 
 @dataclass
@@ -106,97 +99,6 @@ class TrainOutcome:
         """Batches from the newest checkpoint to this run's ``max_batches``."""
         newest = max(RunDir(self.config.resolved_run_dir()).checkpoints(), default=0)
         return max(self.config.max_batches - newest, 1)
-
-
-def resume_point(run_dir: RunDir) -> int:
-    """The newest checkpoint that loads; damaged newer ones are set aside (renamed
-    ``*.damaged``) with a note, so the resume can replace them."""
-    checkpoints = run_dir.checkpoints()
-    intact = newest_intact(checkpoints)
-    if intact is None:
-        raise ConfigError(
-            "resume",
-            f"nothing to resume in {run_dir.path} ({describe_checkpoints(run_dir)})",
-        )
-    for batch, path in checkpoints.items():
-        if batch > intact:
-            path.rename(path.with_name(path.name + ".damaged"))
-            print(
-                f"esper: note: {path.name} does not load (kept as {path.name}.damaged); "
-                f"resuming from batch {intact}",
-                file=sys.stderr,
-                flush=True,
-            )
-    return intact
-
-
-def make_config(
-    config_file: Path | None = None,
-    overrides: dict[str, Any] | None = None,
-    *,
-    resume: bool = False,
-    total_timesteps: int | None = None,
-) -> PPOConfig:
-    """Validated config; a resume starts from the checkpoint's saved config.
-    ``resume`` picks the newest intact checkpoint (instead of ``start_batch``).
-    ``total_timesteps`` (CleanRL's budget) sets the batches instead of
-    ``n_batches``: the run ends at batch ceil(total_timesteps / (n_envs x horizon)),
-    counting a resumed run's batches."""
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    if total_timesteps is not None:
-        return _config_for_timesteps(config_file, overrides, resume, total_timesteps)
-    if resume and overrides.get("start_batch"):
-        raise ConfigError(
-            "resume", "give {resume} or {start_batch}, not both", mentions=("resume", "start_batch")
-        )
-    fresh = build_config(config_file, overrides)  # validates flags and file early
-    if resume:
-        overrides["start_batch"] = resume_point(RunDir(fresh.resolved_run_dir()))
-        fresh = dataclasses.replace(fresh, start_batch=overrides["start_batch"])
-    if fresh.start_batch == 0:
-        env_class(fresh.task)  # unknown task: error before anything touches the disk
-        return fresh
-    run_dir = RunDir(fresh.resolved_run_dir())
-    path = run_dir.checkpoint_path(fresh.start_batch)
-    if not path.is_file():
-        raise ConfigError(
-            "start_batch",
-            f"no checkpoint for batch {fresh.start_batch} in {run_dir.path} "
-            f"({describe_checkpoints(run_dir)})",
-        )
-    checkpoint = load_for_resume(run_dir.checkpoints(), fresh.start_batch)
-    recall_task(checkpoint["config"]["task"], checkpoint.get("task_source"))
-    env_class(fresh.task)
-    saved = field_names(checkpoint["config"])
-    for key in INVOCATION_KEYS:
-        saved.pop(key, None)
-    saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
-    file_values = load_config_file(config_file) if config_file else {}
-    values = {**saved, **file_values, **overrides}
-    return checked_config(values, file_values, overrides, config_file)
-
-
-def _config_for_timesteps(
-    config_file: Path | None, overrides: dict[str, Any], resume: bool, total_timesteps: int
-) -> PPOConfig:
-    """``make_config`` with ``n_batches`` from a number of env steps."""
-    if "n_batches" in overrides:
-        raise ConfigError(
-            "total_timesteps",
-            "give {total_timesteps} or {n_batches}, not both",
-            mentions=("total_timesteps", "n_batches"),
-        )
-    if total_timesteps < 1:
-        raise ConfigError("total_timesteps", f"must be >= 1 (got {total_timesteps})")
-    config = make_config(config_file, overrides, resume=resume)
-    end = math.ceil(total_timesteps / config.batch_size)
-    if end <= config.start_batch:
-        raise ConfigError(
-            "total_timesteps",
-            f"the run already holds {config.start_batch} batches "
-            f"({config.start_batch * config.batch_size:,} env steps)",
-        )
-    return dataclasses.replace(config, n_batches=end - config.start_batch)
 
 
 def train(
@@ -296,28 +198,6 @@ def _track_mode(track: bool | str | None) -> str | None:
     if track not in TRACK_MODES:
         raise ConfigError("track", f"must be {' or '.join(TRACK_MODES)} (got {track!r})")
     return str(track)
-
-
-def field_names(values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` keyed by field: each edge word (``max_epochs``) becomes the field
-    it sets. Two names for one field with different values are an error naming
-    both; None is a value not given, which never replaces another."""
-    fields: dict[str, Any] = {}
-    named_by: dict[str, str] = {}
-    for key, value in values.items():
-        name = EDGE_WORDS.get(key, key)
-        if value is None and name in fields:
-            continue
-        if fields.get(name) is not None and fields[name] != value:
-            first = named_by[name]
-            raise ConfigError(
-                key,
-                f"{{{first}}} and {{{key}}} are two names for one setting, given different "
-                f"values ({fields[name]!r} and {value!r}): give one",
-                mentions=(first, key),
-            )
-        fields[name], named_by[name] = value, key
-    return fields
 
 
 def run_training(

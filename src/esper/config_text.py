@@ -164,3 +164,25 @@ def parse_assignments(
     if unknown:
         raise ConfigError(setting, "; ".join(unknown))
     return out
+
+
+def field_names(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` keyed by field: each edge word (``max_epochs``) becomes the field
+    it sets. Two names for one field with different values are an error naming
+    both; None is a value not given, which never replaces another."""
+    fields: dict[str, Any] = {}
+    named_by: dict[str, str] = {}
+    for key, value in values.items():
+        name = EDGE_WORDS.get(key, key)
+        if value is None and name in fields:
+            continue
+        if fields.get(name) is not None and fields[name] != value:
+            first = named_by[name]
+            raise ConfigError(
+                key,
+                f"{{{first}}} and {{{key}}} are two names for one setting, given different "
+                f"values ({fields[name]!r} and {value!r}): give one",
+                mentions=(first, key),
+            )
+        fields[name], named_by[name] = value, key
+    return fields

@@ -35,6 +35,7 @@ from esper.config import CONFIG_KEYS, PPOConfig
 from esper.config_text import load_config_file, read_value, unknown_key_message
 from esper.errors import ConfigError, UserError
 from esper.extras import import_extra
+from esper.run_config import make_config
 from esper.telemetry.events import BatchCompletedPayload, TelemetryEvent
 
 LAST = 5  # the objective: the mean of the last 5 batch means
@@ -218,7 +219,7 @@ def tune(study: Study, progress: bool = True) -> TuneResult:
     space = load_space(study.space_file)
     if study.trials < 1:
         raise ConfigError("trials", f"must be >= 1 (got {study.trials})")
-    base = api.make_config(study.config_file, study.base_overrides())  # bad input: now
+    base = make_config(study.config_file, study.base_overrides())  # bad input: now
     name = study.name or f"esper-{base.task}"
     study.tune_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

@@ -58,13 +58,13 @@ def ppo(**options: Any) -> None:
     nproc = invocation.pop("nproc")
     if nproc is not None:
         raise typer.Exit(_launch_ranks(nproc))
-    from esper import api
+    from esper import api, config_text
 
     overrides = {key: value or None if value is False else value for key, value in options.items()}
     spoken = _typed_names(overrides, invocation)
     overrides |= {alias: invocation.pop(alias) for alias in EDGE_ALIASES}
     try:
-        fields = api.field_names(overrides)
+        fields = config_text.field_names(overrides)
         result = api.train_from_cli(invocation.pop("config_file"), fields, **invocation)
     except UserError as exc:
         raise exc.in_words(spoken) from None

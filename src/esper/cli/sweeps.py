@@ -68,13 +68,13 @@ def seeds(
 ) -> None:
     """Train one config on many seeds in parallel processes; write a table of them
     (esper plot DIR draws them as one line with a band). Exit 1 if a seed failed."""
-    from esper import api
     from esper.config_text import parse_assignments
+    from esper.run_config import make_config
     from esper.sweep import Sweep, affinity, markdown_table, parse_seeds, run_sweep, write_tables
 
     pairs = list(settings or ())
     layers = {**parse_assignments(pairs), "task": task, "n_batches": episodes, "device": device}
-    config = api.make_config(config_file, layers)  # one line for a bad setting, before any run
+    config = make_config(config_file, layers)  # one line for a bad setting, before any run
     sweep = Sweep(
         parse_seeds(seeds),
         parent or Path("runs") / f"{config.task.replace(':', '_')}-seeds",
