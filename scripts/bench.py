@@ -44,6 +44,11 @@ from pathlib import Path
 SCRIPTS = Path(__file__).resolve().parent
 
 
+# A measurement process that runs longer than this is a bug, not a measurement.
+WORKER_DEADLINE_S = 1800
+STOP_GRACE_S = 120  # a stopped run's time to checkpoint and exit before it is killed
+
+
 def peak_rss_mb() -> float:
     """This worker's peak RSS, read the way BATCH_COMPLETED reads it."""
     import torch
@@ -203,7 +208,9 @@ def in_subprocess(args: argparse.Namespace, *worker: str, failure: dict | None =
     command += ["--cuda-graphs", args.cuda_graphs or "auto"]
     command += ["--reference-batches", str(args.reference_batches), "--worker", *worker]
     command += [f"--set={pair}" for pair in args.set]
-    out = subprocess.run(command, capture_output=True, text=True, check=failure is None)
+    out = subprocess.run(
+        command, capture_output=True, text=True, check=failure is None, timeout=WORKER_DEADLINE_S
+    )
     if out.returncode == 0:
         return json.loads(out.stdout.strip().splitlines()[-1])
     assert failure is not None
@@ -238,7 +245,11 @@ def time_to_target(args: argparse.Namespace, mode: str | None = None) -> dict:
             if found and not args.run_to_end:
                 proc.terminate()
                 break
-        proc.wait()
+        try:
+            proc.wait(timeout=STOP_GRACE_S)
+        except subprocess.TimeoutExpired:  # a run that ignores its SIGTERM must not hang us
+            proc.kill()
+            proc.wait()
         errors.seek(0)
         stderr = errors.read()
         process_seconds = time.perf_counter() - started

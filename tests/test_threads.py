@@ -85,7 +85,7 @@ def test_explicit_choice(environ: dict[str, str], chosen: int | None) -> None:
 
 def _dead_pid() -> int:
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], check=True,
-                          capture_output=True, text=True)  # fmt: skip
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
     return int(done.stdout)
 
 

@@ -310,6 +310,7 @@ def test_a_batch_carries_the_memory_in_place(tmp_path: Path) -> None:
     )  # fmt: skip
     state = build_state(config, torch.device("cpu"), RunDir(tmp_path))
     buffer = RolloutBuffer.allocate(16, 8, 2, (), "cpu", memory_size=16)
+    state.memory.normal_()  # a batch that starts mid-episode, from a memory that is not zero
     address, before = state.memory.data_ptr(), state.memory.clone()
     train_batch(config, state, buffer, StopRequest())
     assert state.memory.data_ptr() == address and not torch.equal(state.memory, before)
