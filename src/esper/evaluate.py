@@ -28,10 +28,8 @@ from esper.telemetry.events import (
     TelemetryEventType,
 )
 from esper.telemetry.jsonl import JsonlSink
-from esper.training.episodes import Episodes, play_episodes
+from esper.training.episodes import MAX_COPIES, Episodes, play_episodes
 from esper.training.rng import seed_everything
-
-MAX_COPIES = 256  # environments stepped together at most
 
 
 @dataclass(frozen=True)

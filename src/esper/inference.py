@@ -26,6 +26,7 @@ from esper.training.checkpoint import (
     BEST_FILENAME,
     CheckpointError,
     fits,
+    forget_loaded,
     load_checkpoint,
     load_for_resume,
 )
@@ -80,28 +81,35 @@ class TrainedPolicy:
         single = obs.dim() == 1
         if single:
             obs = obs.unsqueeze(0)  # [1, obs_dim]
-        if self.obs_normalizer is not None:
-            obs = self.obs_normalizer.normalize(obs)
-        memory = self._memory_for(obs.shape[0], episode_start)
+        obs = self._normalized(obs)
+        starts = None
+        if episode_start is not None:
+            starts = torch.as_tensor(episode_start, dtype=torch.bool, device=self.device)
+        memory = self.model.memory_for(self.memory, obs.shape[0], starts)
         if self.deterministic:
             action, self.memory = self.model.act_deterministic(obs, memory)
         else:
-            action, _, _, self.memory = self.model.act(obs, memory=memory)
+            action, self.memory = self.model.sample(obs, memory=memory)
         action = self.model.env_action(action)
         return action[0] if single else action
 
-    def _memory_for(self, copies: int, episode_start: torch.Tensor | None) -> torch.Tensor | None:
-        """The memory this call acts from: the last call's (fresh for another number
-        of copies), zeroed where ``episode_start`` says an episode begins."""
-        if self.model.core is None:
-            return None
-        memory = self.memory
-        if memory is None or memory.shape[0] != copies:
-            memory = self.model.initial_memory(copies)
-        if episode_start is not None:
-            starts = torch.as_tensor(episode_start, dtype=torch.bool, device=self.device)
-            memory = memory.masked_fill(starts.reshape(copies, 1), 0.0)  # type: ignore[union-attr]
-        return memory
+    def _normalized(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs`` through the frozen normaliser; observations without their critic-only
+        entries (``actor_dim`` wide) through its leading part."""
+        normalizer = self.obs_normalizer
+        if normalizer is None:
+            return obs
+        width = obs.shape[-1]
+        if width == self.obs_dim:
+            return normalizer.normalize(obs)
+        if width != self.model.actor_dim:
+            raise ValueError(
+                f"observations of {width} entries; this policy takes {self.obs_dim} "
+                f"(or {self.model.actor_dim} without the critic-only ones)"
+            )
+        mean = normalizer.mean.to(obs.dtype)[:width]
+        std = normalizer.std(obs.dtype)[:width]
+        return ((obs - mean) / std).clamp(-normalizer.clip, normalizer.clip)
 
     def deterministic_module(self) -> DeterministicPolicy:
         """This policy's deterministic action as one plain module, the normaliser
@@ -176,6 +184,7 @@ def load_policy(
         batch = choose_checkpoint(run, checkpoint)
         path = run.checkpoints()[batch]
         saved = load_for_resume(run.checkpoints(), batch, setting="checkpoint")
+    forget_loaded()  # what acting needs is rebuilt from ``saved``: keep no second copy
     target = resolve_device(str(device))
     try:
         return _rebuild(saved, run, target, deterministic)

@@ -8,10 +8,11 @@ two settings:
   minibatch step (forward, loss, backward, clipping and Adam in one graph),
   so each step's elementwise work runs as a few fused kernels.
 - ``cuda_graphs``: on CUDA, a batch's rollout replays as one captured graph,
-  its advantages as another and each update epoch as a third, so a batch
-  costs a handful of launches
-  from Python instead of one per kernel. The first batch runs eagerly (the
-  warm-up a capture needs) and the second is captured.
+  its advantages as another and each update epoch as a third, so that a
+  batch costs a handful of launches from Python instead of one per kernel
+  (the design; no GPU has measured it yet, and tests/training/test_cuda.py's
+  graphed-against-eager comparisons have not run). The first batch runs
+  eagerly (the warm-up a capture needs) and the second is captured.
 
 Both need the optimiser's step count and learning rate on the device
 (``DeviceAdam``): a compiled or captured step must read them, not bake in the

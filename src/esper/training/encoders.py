@@ -94,7 +94,7 @@ class ObservationTrunk(nn.Module):
 
 
 def build_encoder(
-    name: str, obs_shape: tuple[int, ...], activation: Callable[[], nn.Module], task: str = ""
+    name: str, obs_shape: tuple[int, ...], activation: Callable[[], nn.Module]
 ) -> nn.Module:
     """The encoder ``name`` (``cnn`` or ``package.module:Factory``) for ``obs_shape``;
     a bad name, shape or module is a ``ConfigError`` naming ``encoder``."""
@@ -102,7 +102,7 @@ def build_encoder(
         if len(obs_shape) != 3 or min(obs_shape[1:]) < 3:
             raise ConfigError(
                 "encoder",
-                f"cnn reads images [C, H, W] of at least 3x3; task {task or '?'} observes "
+                f"cnn reads images [C, H, W] of at least 3x3; the task observes "
                 f'{list(obs_shape)} (declare EnvSpec.obs_shape, or use encoder = "mlp")',
             )
         return SmallCNN(obs_shape, activation)

@@ -20,6 +20,7 @@ import torch
 
 from esper.envs import BatchedEnv
 
+MAX_COPIES = 256  # environments an evaluation steps together at most
 NO_TIME_LIMIT_STEPS = 100_000  # per episode, for tasks whose episodes have no time limit
 SUMMARY = ("return_mean", "return_std", "return_min", "return_max")
 LENGTH_SUMMARY = ("length_mean", "length_min", "length_max")

@@ -33,7 +33,7 @@ from esper.envs.video import check_recordable, record_video
 from esper.run_dir import RunDir
 from esper.telemetry.events import EvaluationCompletedPayload
 from esper.training.checkpoint import BEST_FILENAME, best_return
-from esper.training.episodes import play_episodes
+from esper.training.episodes import MAX_COPIES, play_episodes
 from esper.training.state import TrainerState
 
 if TYPE_CHECKING:
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
     from esper.training.report import Reporter
 
-MAX_COPIES = 256  # environments an evaluation steps together at most
 VIDEO_DIRNAME = "videos"
 
 
@@ -143,11 +142,7 @@ class Evaluator:
         """The most likely action, through the normaliser as it stands (not updated);
         a recurrent policy acts from its own evaluation memory, zeroed at ``starts``."""
         policy = self.state.policy
-        memory = self._memory
-        if policy.core is not None:
-            if memory is None or memory.shape[0] != obs.shape[0]:
-                memory = policy.initial_memory(obs.shape[0])
-            memory = memory.masked_fill(starts.unsqueeze(-1), 0.0)  # type: ignore[union-attr]
+        memory = policy.memory_for(self._memory, obs.shape[0], starts)
         action, self._memory = policy.act_deterministic(self.state.policy_obs(obs), memory)
         return policy.env_action(action)
 

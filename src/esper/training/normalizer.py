@@ -75,12 +75,7 @@ class RunningMeanStd(nn.Module):
         return torch.sqrt(self.var + self.eps).to(dtype)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` standardised and clipped; an ``x`` narrower than the statistics (an
-        observation without its trailing critic-only entries) by their leading part."""
-        mean, std = self.mean.to(x.dtype), self.std(x.dtype)
-        if x.shape[-1] != mean.shape[-1]:
-            mean, std = mean[..., : x.shape[-1]], std[..., : x.shape[-1]]
-        return ((x - mean) / std).clamp(-self.clip, self.clip)
+        return ((x - self.mean.to(x.dtype)) / self.std(x.dtype)).clamp(-self.clip, self.clip)
 
 
 class RewardScaler(nn.Module):

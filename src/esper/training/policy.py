@@ -28,7 +28,7 @@ from esper.envs.base import EnvSpec
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
 from esper.training import multi_categorical
 from esper.training.encoders import ObservationTrunk, build_encoder, pixels_as_float
-from esper.training.recurrent import RecurrentCore, recurrent_core
+from esper.training.recurrent import RecurrentCore, forget_ended, recurrent_core
 from esper.training.speedups import linear, tanh
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
@@ -237,22 +237,53 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Sample actions: ``(action, log_prob [B], value [B], memory after)``; the
         memory is None for a feed-forward policy."""
-        if noise is None:
-            noise = self.sample_noise(obs.shape[0])
         features, memory = self._actor_features(obs, memory)
+        action, log_prob = self._sample(features, noise)
+        value = self.critic(self._critic_features(obs, features)).squeeze(-1)
+        return action, log_prob, value, memory
+
+    def sample(
+        self,
+        obs: torch.Tensor,
+        noise: torch.Tensor | None = None,
+        memory: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``act`` without the critic: ``(action, memory after)``. What acting outside
+        training needs, and all it can do without critic-only entries."""
+        features, memory = self._actor_features(obs, memory)
+        action, _ = self._sample(features, noise)
+        return action, memory
+
+    def _sample(
+        self, features: torch.Tensor, noise: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action from the distribution the actor puts on ``features``; its log-prob."""
+        if noise is None:
+            noise = self.sample_noise(features.shape[0])
         out = self.actor(features)
         if self.nvec is not None:
-            action, log_prob = multi_categorical.sample(out, noise, self.nvec)
-        elif self.discrete:
+            return multi_categorical.sample(out, noise, self.nvec)
+        if self.discrete:
             log_probs = torch.log_softmax(out, dim=-1)
             # Gumbel-max: argmax(logits + Gumbel noise) is a categorical sample.
             action = torch.argmax(log_probs + noise, dim=-1)
-            log_prob = log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
-        else:
-            action = out + self.log_std.exp() * noise
-            log_prob = self._gaussian_log_prob(out, action)
-        value = self.critic(self._critic_features(obs, features)).squeeze(-1)
-        return action, log_prob, value, memory
+            return action, log_probs.gather(-1, action.unsqueeze(-1)).squeeze(-1)
+        action = out + self.log_std.exp() * noise
+        return action, self._gaussian_log_prob(out, action)
+
+    def memory_for(
+        self, memory: torch.Tensor | None, copies: int, starts: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """The memory acting outside training continues from: ``memory`` (fresh
+        when there is none, or for another number of copies), forgotten where
+        ``starts`` ([copies] bool) says an episode begins. None without a core."""
+        if self.core is None:
+            return None
+        if memory is None or memory.shape[0] != copies:
+            memory = self.initial_memory(copies)
+        if starts is None:
+            return memory
+        return forget_ended(memory, starts.reshape(copies))  # type: ignore[arg-type]
 
     def env_action(self, action: torch.Tensor) -> torch.Tensor:
         """What the environment receives: Gaussian samples clipped to the bounds.

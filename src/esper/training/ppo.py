@@ -284,7 +284,8 @@ def update_epoch(
     """One pass over ``batch`` in the minibatches ``order`` makes; returns
     ``sums`` plus every step's statistics, and the epoch's summed approx KL.
 
-    Host-free and branch-free on tensor values: a CUDA graph replays it whole.
+    Host-free and branch-free on tensor values, so a CUDA graph can replay it whole
+    (written for; unmeasured on a GPU).
     """
     step = step or minibatch_step
     # One gather per field per epoch; the minibatches are then contiguous

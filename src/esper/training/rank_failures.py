@@ -15,6 +15,9 @@ from typing import Any
 TIMEOUT_ENV = "ESPER_DIST_TIMEOUT"  # seconds every collective may wait
 FAILURE_KEY = "esper/failed/rank{rank}"  # in the job's store: what ended that rank
 PEER_GRACE_S = 5.0  # how long rank 0 waits for the other ranks' posts after a failure
+# Words in an error that mark a collective whose peer failed, rather than a cause.
+SYMPTOM_WORDS = ("gloo", "nccl", "connection", "timed out", "timeout")
+TIMEOUT_WORDS = ("timed out", "timeout")
 
 
 class PeerFailure(RuntimeError):
@@ -31,10 +34,7 @@ def is_symptom(exc: BaseException) -> bool:
     whose peer is gone, or one that timed out."""
     import torch.distributed as dist
 
-    if isinstance(exc, dist.DistError):
-        return True
-    text = str(exc).lower()
-    return any(word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout"))
+    return isinstance(exc, dist.DistError) or _symptom_text(str(exc))
 
 
 def describe_failure(
@@ -43,7 +43,7 @@ def describe_failure(
     """Rank 0's one reason for a failed job: ``posts`` holds what each other rank
     posted (``Type: message``); a rank that posted its own error comes first, then
     a rank that posted nothing (it died without a Python error, or hung)."""
-    timed_out = "timed out" in own.lower() or "timeout" in own.lower()
+    timed_out = any(word in own.lower() for word in TIMEOUT_WORDS)
     hint = (
         f"; collectives wait {TIMEOUT_ENV} = {timeout_s:g} s: raise it if a rank is just slow"
         if timed_out
@@ -78,7 +78,7 @@ def describe_failure(
 def _symptom_text(posted: str) -> bool:
     text = posted.lower()
     return posted.startswith(("DistBackendError", "DistNetworkError", "DistError")) or any(
-        word in text for word in ("gloo", "nccl", "connection", "timed out", "timeout")
+        word in text for word in SYMPTOM_WORDS
     )
 
 

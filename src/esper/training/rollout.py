@@ -152,7 +152,8 @@ def rollout_step(
     is taken from the memory before that zeroing.
 
     Pure tensor work with no host reads and no branch on a tensor's value, so
-    ``torch.compile(fullgraph=True)`` traces it whole and a CUDA graph replays it.
+    ``torch.compile(fullgraph=True)`` traces it whole (tested on the CPU) and a
+    CUDA graph can replay it (written for; unmeasured on a GPU).
     """
     if obs_normalizer is not None:
         obs_normalizer.update(obs)
