@@ -66,6 +66,8 @@ def test_the_critic_reads_what_only_it_is_given(tmp_path, recurrent: str) -> Non
     model = policy.model
     reads = model.actor[0] if model.core is None else model.core.input_gates
     assert reads.in_features == 1, "the actor must not read critic-only entries"
+    sampling = esper.load_policy(tmp_path, deterministic=False)
+    assert sampling(torch.ones(3, 1)).shape == (3,)  # acts without the critic-only entry
     memory = model.initial_memory(1)
     v_plus = model.value(torch.tensor([[1.0, 1.0]]), memory).item()
     v_minus = model.value(torch.tensor([[1.0, -1.0]]), memory).item()
