@@ -77,3 +77,20 @@ def test_the_resume_command_keeps_how_the_run_was_recorded(tmp_path: Path) -> No
     assert "device='cpu'" in outcome.resume_call
     plain = TrainOutcome(SimpleNamespace(), PPOConfig(run_dir=str(tmp_path)))
     assert "--tensorboard" not in plain.resume_command and "--device" not in plain.resume_command
+
+
+def test_a_config_file_s_task_is_the_task_unless_one_is_named(tmp_path: Path) -> None:
+    from esper.api import train
+
+    config = tmp_path / "acrobot.toml"
+    config.write_text('task = "acrobot"\nn_envs = 8\nhorizon = 16\nn_minibatches = 2\n')
+    outcome = train(config_file=config, episodes=1, run_dir=str(tmp_path / "a"), progress=False)
+    assert outcome.config.task == "acrobot"
+
+
+def test_episodes_and_n_episodes_that_disagree_are_refused(tmp_path: Path) -> None:
+    from esper.api import train
+    from esper.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="episodes and n_episodes are two names"):
+        train(episodes=5, n_episodes=10, run_dir=str(tmp_path), progress=False)

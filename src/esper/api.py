@@ -102,7 +102,7 @@ class TrainOutcome:
 
 
 def train(
-    task: str = "cartpole",
+    task: str | None = None,
     episodes: int | None = None,
     *,
     config_file: Path | str | None = None,
@@ -115,6 +115,8 @@ def train(
     **overrides: Any,
 ) -> TrainOutcome:
     """Train from Python: ``esper.train(task="cartpole", episodes=20, n_envs=128)``.
+
+    ``task`` None: the config file's, else cartpole.
 
     ``overrides`` are ``PPOConfig`` field names, or the CLI's words for them
     (``start_episode`` resumes, ``max_epochs`` is the horizon, as on the CLI).
@@ -132,7 +134,10 @@ def train(
     at the next batch boundary, which ends it ``interrupted`` (checkpointed,
     resumable), as a Ctrl-C would.
     """
-    fields = field_names(overrides)  # a conflict names the keywords as given
+    try:  # a conflict names the keywords as given (episodes and n_episodes too)
+        fields = field_names({"n_batches": episodes, **overrides})
+    except UserError as exc:
+        raise exc.in_words({"n_batches": "episodes"}) from None
     words = {"n_batches": "episodes"} | {
         EDGE_WORDS[key]: key for key in overrides if key in EDGE_WORDS
     }
@@ -140,7 +145,7 @@ def train(
     try:
         outcome = _train_in_group(
             Path(config_file) if config_file else None,
-            {"task": task, "n_batches": episodes, **fields},
+            {"task": task, **fields},
             display,
             tensorboard,
             resume,
