@@ -49,7 +49,6 @@ def test_the_fresh_environments_note_of_a_gym_resume_reaches_the_console(
 
 
 def test_two_names_for_one_setting_with_different_values_are_refused(tmp_path: Path) -> None:
-    import pytest
 
     from esper.errors import ConfigError
 
