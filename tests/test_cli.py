@@ -135,6 +135,28 @@ def test_bad_input_is_one_line_naming_the_flag(args: list[str], flag: str) -> No
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("command", "flag"),
+    [
+        (["ppo", "--config", "{folder}"], "--config"),  # a folder
+        (["ppo", "--config", "{binary}"], "--config"),  # not UTF-8
+        (["tune", "--space", "{folder}", "--trials", "1"], "--space"),
+        (["check-env", "cartpole", "--speed", "0"], "--speed"),
+        (["plot", "{folder}", "--dpi", "0"], "--dpi"),
+    ],
+)
+def test_unreadable_files_and_bad_sizes_are_one_line(
+    tmp_path: Path, command: list[str], flag: str
+) -> None:
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe")
+    args = [word.format(folder=tmp_path, binary=binary) for word in command]
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    [line] = error_lines(result)
+    assert flag in line and "Traceback" not in result.output
+
+
 def test_unknown_config_key_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("entropy = 0.1\n")

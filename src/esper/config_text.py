@@ -128,8 +128,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
             mapping = tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError("config_file", f"file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("config_file", f"{path} is not valid TOML ({exc})") from None
+    except OSError as exc:  # a folder, no permission, ...
+        raise ConfigError("config_file", f"cannot read {path}: {exc.strerror}") from None
     return parse_config_mapping(mapping, str(path))
 
 

@@ -114,6 +114,8 @@ def plot_runs(
         raise ConfigError("RUN_DIR", "name at least one run directory")
     if smooth < 1:
         raise ConfigError("--smooth", f"must be a number of batches >= 1 (got {smooth})")
+    if dpi < 1:
+        raise ConfigError("--dpi", f"must be >= 1 (got {dpi})")
     if stat not in STATISTICS:
         raise ConfigError("--stat", f"must be one of {', '.join(STATISTICS)} (got {stat!r})")
     paths = expand_run_dirs([Path(d) for d in run_dirs])  # a sweep's parent: its runs

@@ -164,8 +164,10 @@ def load_space(path: Path | None) -> dict[str, Param]:
         mapping = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError("space", f"file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError("space", f"{path} is not valid TOML ({exc})") from None
+    except OSError as exc:  # a folder, no permission, ...
+        raise ConfigError("space", f"cannot read {path}: {exc.strerror}") from None
     return parse_space(mapping, str(path))
 
 

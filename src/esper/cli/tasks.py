@@ -67,6 +67,10 @@ def check_env(
 
     if envs < 1:
         raise typer.BadParameter(f"must be >= 1 (got {envs})", param_hint="--envs")
+    if speed and min(speed) < 1:
+        raise typer.BadParameter(
+            f"batch sizes must be >= 1 (got {min(speed)})", param_hint="--speed"
+        )
     sizes = tuple(speed) if speed else SPEED_SIZES
     report = run_rules(task, resolve_device(device), num_envs=envs, speed_sizes=sizes)
     _print_check_report(report)
