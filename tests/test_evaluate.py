@@ -182,3 +182,20 @@ def test_a_task_module_that_cannot_be_imported_does_not_blame_a_flag(
     assert "--task" not in line and "Traceback" not in result.output
     assert "trained on task 'esper_no_such_module_here:Factory'" in line
     assert "cannot import esper_no_such_module_here" in line
+
+
+def test_a_video_of_a_task_with_no_renderer_is_refused_before_any_episode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import esper.evaluate as evaluate_module
+    from esper.errors import ConfigError
+
+    outcome = esper.train("probe-constant", episodes=1, run_dir=str(tmp_path), progress=False)
+    assert outcome.status == "completed"
+
+    def no_episodes(*args, **kwargs):
+        raise AssertionError("episodes ran before the video was refused")
+
+    monkeypatch.setattr(evaluate_module, "run_episodes", no_episodes)
+    with pytest.raises(ConfigError, match="has no renderer"):
+        evaluate_module.evaluate(tmp_path, video=tmp_path / "v.mp4")

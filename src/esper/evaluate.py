@@ -17,9 +17,8 @@ from rich.text import Text
 
 from esper.envs import make
 from esper.envs.close import close_env
-from esper.envs.video import record_video
+from esper.envs.video import check_recordable, record_video
 from esper.errors import ConfigError
-from esper.extras import import_extra
 from esper.inference import TrainedPolicy, load_policy
 from esper.run_dir import RunDir
 from esper.telemetry.events import (
@@ -98,12 +97,12 @@ def evaluate(
     and append EVALUATION_COMPLETED; ``video`` also records ``video_episodes``
     episodes to that MP4 file (the ``video`` extra)."""
     if video is not None:
-        check_video(run_dir, video)
+        check_video(video, video_episodes)
     policy = load_policy(run_dir, checkpoint, device, deterministic=deterministic)
+    if video is not None:  # the task is known now: refuse one that cannot be drawn
+        check_recordable(policy.task, "video")
     finished = run_episodes(policy, episodes, seed, copies)
     if video is not None:
-        if video_episodes < 1:
-            raise ConfigError("video_episodes", f"must be >= 1 (got {video_episodes})")
         with torch.random.fork_rng(devices=[]):  # the summary's episodes stay as they were
             record_video(
                 policy.task,
@@ -134,15 +133,17 @@ def evaluate(
     return Evaluation(policy=policy, episodes=finished, event=event)
 
 
-def check_video(run_dir: Path | str, video: Path | str) -> None:
-    """Refuse, before any episode runs, a video file that cannot be written: a
-    missing extra, a task with no renderer, a folder that is a file."""
+def check_video(video: Path | str, video_episodes: int = 1) -> None:
+    """Refuse, before anything loads, a video that cannot be written: not an MP4
+    name, a folder that is a file, no episodes. (A missing extra or a task with no
+    renderer is refused once the policy names its task, before any episode:
+    ``check_recordable``.)"""
     if Path(video).suffix.lower() != ".mp4":
         raise ConfigError("video", f"writes MP4 files; name one ending in .mp4 (got {video})")
     if Path(video).parent.exists() and not Path(video).parent.is_dir():
         raise ConfigError("video", f"{Path(video).parent} is not a directory")
-    import_extra("imageio", "video", "video")
-    import_extra("imageio_ffmpeg", "video", "video")
+    if video_episodes < 1:
+        raise ConfigError("video_episodes", f"must be >= 1 (got {video_episodes})")
 
 
 def render(evaluation: Evaluation) -> Group:
