@@ -21,6 +21,7 @@ from pathlib import Path
 
 from esper.config import PPOConfig
 from esper.errors import ConfigError
+from esper.threads import alive
 
 # The run directory's layout; the sinks are handed these paths.
 TELEMETRY_FILENAME = "telemetry.jsonl"
@@ -106,19 +107,9 @@ class RunDir:
         found = []
         for entry in self.checkpoints_dir.iterdir():
             match = _TEMPORARY_RE.match(entry.name)
-            if match and entry.is_file() and not _alive(int(match.group(1))):
+            if match and entry.is_file() and not alive(int(match.group(1))):
                 found.append(entry)
         return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
 
 
 def describe_checkpoints(run_dir: RunDir) -> str:

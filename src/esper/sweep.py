@@ -37,6 +37,7 @@ from typing import Any
 from esper.errors import ConfigError
 from esper.run_curves import read_curves
 from esper.run_dir import RunDir
+from esper.threads import affinity
 
 LAST = 5  # batches averaged for the "last-5" column
 TABLE_FILES = ("seeds.md", "seeds.json")
@@ -132,13 +133,6 @@ def cpu_slices(cpus: Sequence[int], jobs: int) -> list[frozenset[int]]:
         bounds = [len(cpus) * i // jobs for i in range(jobs + 1)]
         return [frozenset(cpus[a:b]) for a, b in itertools.pairwise(bounds)]
     return [frozenset({cpus[i % len(cpus)]}) for i in range(jobs)]
-
-
-def affinity() -> frozenset[int]:
-    """The CPUs this process may run on (all of ``os.cpu_count()`` where unknown)."""
-    if hasattr(os, "sched_getaffinity"):
-        return frozenset(os.sched_getaffinity(0))
-    return frozenset(range(os.cpu_count() or 1))
 
 
 def check(sweep: Sweep) -> None:

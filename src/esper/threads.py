@@ -260,7 +260,7 @@ class Registry:
             except (OSError, ValueError):
                 continue
             pid = int(name)
-            if not _alive(pid, started):
+            if not alive(pid, started):
                 with contextlib.suppress(OSError):
                     entry.unlink()
                 continue
@@ -278,7 +278,9 @@ def _start_time(pid: int) -> str:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _alive(pid: int, started: str) -> bool:
+def alive(pid: int, started: str = "") -> bool:
+    """Whether process ``pid`` runs (someone else's counts); with ``started`` (its
+    start time as recorded), only if the pid was not reused since."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

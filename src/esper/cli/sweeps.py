@@ -31,7 +31,7 @@ def seeds(
         typer.Option(
             "--jobs",
             help="Seeds run at once, each pinned to its own slice of the CPUs. "
-            "Default: the CPUs this process may use.",
+            "Default: the CPUs this process may use (its affinity, capped by a cgroup quota).",
             show_default=False,
         ),
     ] = None,
@@ -70,7 +70,8 @@ def seeds(
     (esper plot DIR draws them as one line with a band). Exit 1 if a seed failed."""
     from esper.config_text import parse_assignments
     from esper.run_config import make_config
-    from esper.sweep import Sweep, affinity, markdown_table, parse_seeds, run_sweep, write_tables
+    from esper.sweep import Sweep, markdown_table, parse_seeds, run_sweep, write_tables
+    from esper.threads import usable_cpus
 
     pairs = list(settings or ())
     layers = {**parse_assignments(pairs), "task": task, "n_batches": episodes, "device": device}
@@ -83,7 +84,7 @@ def seeds(
         config_file=config_file,
         settings=pairs,
         device=device,
-        jobs=len(affinity()) if jobs is None else jobs,
+        jobs=usable_cpus() if jobs is None else jobs,
         timeout=timeout,
         overwrite=overwrite,
     )
