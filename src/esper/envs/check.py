@@ -101,7 +101,8 @@ def _facts(env: Any) -> dict[str, str]:
     spec = env.spec
     return {
         "name": str(spec.name),
-        "obs": f"[num_envs, {spec.obs_dim}] float32",
+        "obs": f"[num_envs, {spec.obs_dim}] {str(spec.obs_dtype).removeprefix('torch.')}"
+        + (f" ({spec.critic_obs_dim} critic-only)" if spec.critic_obs_dim else ""),
         "actions": spec.action_space.describe(),
         "time limit": str(spec.max_episode_steps),
         "state": f"[num_envs, {spec.state_dim}]" if spec.state_dim else "not exposed",
