@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from small_runs import one_epoch_settings
 
 from esper.config import PPOConfig
 from esper.envs import make, task_names
@@ -33,22 +34,12 @@ from esper.training.loop import train_batch
 from esper.training.normalizer import RewardScaler, RunningMeanStd
 from esper.training.optimizer import FlatAdam
 from esper.training.policy import ActorCritic
-from esper.training.ppo import FlatBatch, UpdateSettings, minibatch_step
+from esper.training.ppo import FlatBatch, minibatch_step
 from esper.training.rollout import RolloutBuffer, collect_rollout, rollout_step
 from esper.training.state import build_state
 
 BUILT_IN = [name for name in task_names() if ":" not in name]
-SETTINGS = UpdateSettings(
-    update_epochs=1,
-    minibatch_size=256,
-    clip_coef=0.2,
-    clip_value_loss=True,
-    ent_coef=0.01,
-    vf_coef=0.5,
-    max_grad_norm=0.5,
-    normalize_advantages=True,
-    target_kl=None,
-)
+SETTINGS = one_epoch_settings(256)
 
 
 @pytest.fixture(autouse=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from small_runs import train_probe
 
 import esper
 import esper.envs
@@ -21,16 +22,7 @@ PLUS, MINUS = torch.tensor([[1.0]]), torch.tensor([[-1.0]])
 
 
 def trained(task: str, run_dir: Path, **overrides) -> TrainedPolicy:
-    outcome = esper.train(
-        task,
-        episodes=BATCHES,
-        run_dir=str(run_dir),
-        device="cpu",
-        seed=1,
-        checkpoint_every=BATCHES,
-        **overrides,
-    )
-    assert outcome.status == "completed", outcome.reason
+    train_probe(task, run_dir, BATCHES, **overrides)
     return esper.load_policy(run_dir)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from batch_stats import learning_fields
+from small_runs import one_epoch_settings, train_history, train_probe
 
 import esper
 import esper.training.ppo as ppo_module
@@ -21,14 +21,12 @@ from esper.config import PPOConfig
 from esper.envs import make
 from esper.errors import ConfigError
 from esper.evaluate import run_episodes
-from esper.telemetry.hub import TelemetryHub
-from esper.training import run_vectorized_ppo
 from esper.training.capture import DeviceAdam, compile_step
 from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
 from esper.training.policy import ActorCritic
-from esper.training.ppo import SequenceBatch, UpdateSettings, flatten_batch, minibatch_step
+from esper.training.ppo import SequenceBatch, flatten_batch, minibatch_step
 from esper.training.recurrent import GRUCore, LSTMCore
 from esper.training.rollout import RolloutBuffer, collect_rollout, rollout_step
 
@@ -42,17 +40,7 @@ def _final_returns(outcome) -> float:
 
 
 def _train_probe(task: str, run_dir: Path, recurrent: str) -> float:
-    outcome = esper.train(
-        task,
-        episodes=PROBE_BATCHES,
-        run_dir=str(run_dir),
-        device="cpu",
-        seed=1,
-        checkpoint_every=PROBE_BATCHES,
-        recurrent=recurrent,
-    )
-    assert outcome.status == "completed", outcome.reason
-    return _final_returns(outcome)
+    return _final_returns(train_probe(task, run_dir, PROBE_BATCHES, recurrent=recurrent))
 
 
 def test_a_recurrent_policy_recalls_what_a_feed_forward_one_cannot(tmp_path: Path) -> None:
@@ -173,25 +161,8 @@ def test_truncated_episodes_bootstrap_from_the_memory_they_ended_with() -> None:
 
 
 def _train(run_dir: Path, episodes: int, start: int = 0, **changes) -> list[dict]:
-    settings = dict(
-        task="cartpole-no-velocity",
-        n_envs=8,
-        horizon=32,
-        n_minibatches=4,
-        device="cpu",
-        anneal_batches=4,
-        normalize_obs=True,
-        normalize_reward=True,
-        recurrent="gru",
-        rnn_hidden=16,
-        run_dir=str(run_dir),
-        n_batches=episodes,
-        start_batch=start,
-        checkpoint_every=1,
-    )
-    result = run_vectorized_ppo(PPOConfig(**{**settings, **changes}), TelemetryHub())
-    assert result.status == "completed", result.reason
-    return [learning_fields(s) for s in result.history]
+    policy = dict(task="cartpole-no-velocity", recurrent="gru", rnn_hidden=16)
+    return train_history(run_dir, episodes, start, **{**policy, **changes})
 
 
 @pytest.mark.parametrize("recurrent", ["gru", "lstm"])
@@ -278,17 +249,7 @@ def test_the_recurrent_steps_compile_whole() -> None:
             rollout.env, rollout.policy, slot, rollout.obs, noise, fresh, row, None,
             rollout.episodes, None, rollout.memory,
         )  # fmt: skip
-    settings = UpdateSettings(
-        update_epochs=1,
-        minibatch_size=32,
-        clip_coef=0.2,
-        clip_value_loss=True,
-        ent_coef=0.01,
-        vf_coef=0.5,
-        max_grad_norm=0.5,
-        normalize_advantages=True,
-        target_kl=None,
-    )
+    settings = one_epoch_settings(32)
     adam = DeviceAdam(rollout.policy.parameters(), lr=1e-3, eps=1e-5)
     step = compile_step(minibatch_step, backend="eager", autograd=True)
     step(rollout.policy, adam, _sequence_minibatch(rollout.policy), settings)

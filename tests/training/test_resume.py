@@ -5,41 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from batch_stats import learning_fields
+from small_runs import train_history
 
-from esper.config import PPOConfig
-from esper.telemetry.hub import TelemetryHub
-from esper.training import run_vectorized_ppo
 from esper.training.checkpoint import load_checkpoint
 
 
-def train(run_dir: Path, episodes: int, start: int = 0, **changes) -> list[dict]:
-    # Linear annealing spans max_batches unless told otherwise, and max_batches
-    # differs between one 4-batch invocation and a 2-batch one (README, Resume):
-    # anneal_batches=4 plans the decay over the whole split run.
-    settings = dict(
-        n_envs=8,
-        horizon=32,
-        n_minibatches=4,
-        device="cpu",
-        anneal_batches=4,
-        normalize_obs=True,
-        normalize_reward=True,
-        run_dir=str(run_dir),
-        n_batches=episodes,
-        start_batch=start,
-        checkpoint_every=1,
-    )
-    config = PPOConfig(**{**settings, **changes})
-    result = run_vectorized_ppo(config, TelemetryHub())
-    assert result.status == "completed"
-    return [learning_fields(s) for s in result.history]
-
-
 def test_two_plus_two_equals_four_bit_for_bit(tmp_path: Path) -> None:
-    straight = train(tmp_path / "straight", 4)
-    train(tmp_path / "split", 2)
-    resumed = train(tmp_path / "split", 2, start=2)
+    straight = train_history(tmp_path / "straight", 4)
+    train_history(tmp_path / "split", 2)
+    resumed = train_history(tmp_path / "split", 2, start=2)
     assert resumed == straight[2:]
     a = load_checkpoint(tmp_path / "straight" / "checkpoints" / "batch_000004.pt")
     b = load_checkpoint(tmp_path / "split" / "checkpoints" / "batch_000004.pt")
@@ -56,29 +30,29 @@ def test_resume_with_other_shapes_is_refused_naming_the_setting(tmp_path: Path) 
 
     from esper.errors import ConfigError
 
-    train(tmp_path, 1)
+    train_history(tmp_path, 1)
     with pytest.raises(ConfigError) as info:
-        train(tmp_path, 1, start=1, n_envs=16)
+        train_history(tmp_path, 1, start=1, n_envs=16)
     assert info.value.setting == "n_envs" and "n_envs=8" in info.value.message
     with pytest.raises(ConfigError) as info:
-        train(tmp_path, 1, start=1, hidden_sizes=(32, 32))
+        train_history(tmp_path, 1, start=1, hidden_sizes=(32, 32))
     assert "hidden_sizes" in info.value.message
 
 
 def test_device_and_checkpoint_interval_may_change_on_resume(tmp_path: Path) -> None:
-    train(tmp_path, 1)
-    assert len(train(tmp_path, 1, start=1, checkpoint_every=5)) == 1
+    train_history(tmp_path, 1)
+    assert len(train_history(tmp_path, 1, start=1, checkpoint_every=5)) == 1
 
 
 def test_a_run_resumes_across_the_speedups_switch(tmp_path: Path) -> None:
     """Trained with training/speedups.py's tricks, resumed without them and back:
     the checkpoints load either way, and the weights match resuming with them to
     float rounding."""
-    train(tmp_path / "on", 2)
-    train(tmp_path / "on", 2, start=2)
-    train(tmp_path / "off", 2)
-    train(tmp_path / "off", 1, start=2, speedups=False)
-    train(tmp_path / "off", 1, start=3)
+    train_history(tmp_path / "on", 2)
+    train_history(tmp_path / "on", 2, start=2)
+    train_history(tmp_path / "off", 2)
+    train_history(tmp_path / "off", 1, start=2, speedups=False)
+    train_history(tmp_path / "off", 1, start=3)
     on = load_checkpoint(tmp_path / "on" / "checkpoints" / "batch_000004.pt")
     off = load_checkpoint(tmp_path / "off" / "checkpoints" / "batch_000004.pt")
     assert on["optimizer"]["steps"] == off["optimizer"]["steps"] > 0
