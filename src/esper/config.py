@@ -281,7 +281,7 @@ class PPOConfig:
         """``run_dir`` or the default ``runs/<task>``, which a resume finds again."""
         if self.run_dir:
             return Path(self.run_dir)
-        return Path("runs") / self.task.replace(":", "_").replace("/", "_")
+        return Path("runs") / task_slug(self.task)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON/TOML-friendly values (tuples become lists)."""
@@ -294,6 +294,11 @@ def _names_factory(text: str) -> bool:
     """``package.module:Factory``: a module path and an attribute, both non-empty."""
     module, sep, attribute = text.partition(":")
     return bool(sep and module.strip() and attribute.strip())
+
+
+def task_slug(task: str) -> str:
+    """``task`` as one folder name: ``gym:ALE/Pong-v5`` -> ``gym_ALE_Pong-v5``."""
+    return task.replace(":", "_").replace("/", "_")
 
 
 def _require(ok: bool, setting: str, message: str) -> None:

@@ -68,6 +68,7 @@ def seeds(
 ) -> None:
     """Train one config on many seeds in parallel processes; write a table of them
     (esper plot DIR draws them as one line with a band). Exit 1 if a seed failed."""
+    from esper.config import task_slug
     from esper.config_text import parse_assignments
     from esper.run_config import make_config
     from esper.sweep import Sweep, markdown_table, parse_seeds, run_sweep, write_tables
@@ -78,7 +79,7 @@ def seeds(
     config = make_config(config_file, layers)  # one line for a bad setting, before any run
     sweep = Sweep(
         parse_seeds(seeds),
-        parent or Path("runs") / f"{config.task.replace(':', '_')}-seeds",
+        parent or Path("runs") / f"{task_slug(config.task)}-seeds",
         task=task,
         episodes=episodes,
         config_file=config_file,
@@ -136,11 +137,12 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna (the tune extra): TPE sampling, median pruning
     on each batch's mean return; the best config goes to DIR/best.toml for --config."""
+    from esper.config import task_slug
     from esper.config_text import parse_assignments
     from esper.tune import Study
     from esper.tune import tune as run_study
 
-    name = (task or "cartpole").replace(":", "_")
+    name = task_slug(task or "cartpole")
     result = run_study(
         Study(
             tune_dir or Path("runs") / f"tune-{name}",
