@@ -22,7 +22,6 @@ from esper.envs.cartpole import CartPole
 from esper.errors import UserError
 from esper.run_dir import RunDir
 from esper.training.capture import (
-    DeviceAdam,
     batch_steps,
     compile_step,
     compiled_minibatch_step,
@@ -32,7 +31,7 @@ from esper.training.episode_stats import EpisodeTracker
 from esper.training.interrupt import StopRequest
 from esper.training.loop import train_batch
 from esper.training.normalizer import RewardScaler, RunningMeanStd
-from esper.training.optimizer import FlatAdam
+from esper.training.optimizer import DeviceAdam, FlatAdam
 from esper.training.policy import ActorCritic
 from esper.training.ppo import FlatBatch, minibatch_step
 from esper.training.rollout import RolloutBuffer, collect_rollout, rollout_step

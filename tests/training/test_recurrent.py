@@ -21,10 +21,11 @@ from esper.config import PPOConfig
 from esper.envs import make
 from esper.errors import ConfigError
 from esper.evaluate import run_episodes
-from esper.training.capture import DeviceAdam, compile_step
+from esper.training.capture import compile_step
 from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
+from esper.training.optimizer import DeviceAdam
 from esper.training.policy import ActorCritic
 from esper.training.ppo import SequenceBatch, flatten_batch, minibatch_step
 from esper.training.recurrent import GRUCore, LSTMCore

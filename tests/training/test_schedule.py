@@ -15,10 +15,10 @@ from esper.errors import ConfigError
 from esper.host_sync import host_reads_forbidden
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
-from esper.training.capture import DeviceAdam, wants_device_optimizer
 from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
+from esper.training.optimizer import DeviceAdam, wants_device_optimizer
 from esper.training.policy import ActorCritic
 from esper.training.ppo import flatten_batch, ppo_update, update_settings
 from esper.training.rollout import RolloutBuffer, collect_rollout

@@ -15,7 +15,8 @@ two settings:
   eagerly (the warm-up a capture needs) and the second is captured.
 
 Both need the optimiser's step count and learning rate on the device
-(``DeviceAdam``): a compiled or captured step must read them, not bake in the
+(``optimizer.DeviceAdam``, which the adaptive schedule uses too): a compiled
+or captured step must read them, not bake in the
 Python numbers of the step it was made from.
 """
 
@@ -34,7 +35,7 @@ from esper.training.distributed import Collectives
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
 from esper.training.normalizer import RewardScaler, RunningMeanStd
-from esper.training.optimizer import FlatAdam
+from esper.training.optimizer import DeviceAdam
 from esper.training.policy import ActorCritic
 from esper.training.ppo import (
     UPDATE_STATS,
@@ -50,55 +51,6 @@ from esper.training.rollout import RolloutBuffer, collect_rollout, rollout_step
 # Eager batches before the capture: the first runs lazy initialisation
 # (cuBLAS handles, autograd's buffers) that a capture must not contain.
 WARMUP_BATCHES = 1
-
-
-class DeviceAdam(FlatAdam):
-    """``FlatAdam`` whose step count and learning rate are device tensors.
-
-    The bias corrections are computed on the device from the count, so the same
-    compiled or captured step serves every step of the run. Its arithmetic
-    differs from ``FlatAdam``'s (device float64 against Python floats) only in
-    rounding; the checkpoint format is ``FlatAdam``'s, so runs resume across it.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:  # FlatAdam's arguments
-        super().__init__(*args, **kwargs)
-        device = self.flat.device
-        self.step_count = torch.zeros((), dtype=torch.float64, device=device)
-        self.lr = torch.tensor(self.param_groups[0]["lr"], dtype=torch.float64, device=device)
-
-    def set_learning_rate(self, learning_rate: float) -> None:
-        self.param_groups[0]["lr"] = learning_rate
-        self.lr.fill_(learning_rate)  # in place: a captured step reads this tensor
-
-    @torch.no_grad()
-    def step(self) -> None:
-        beta1, beta2 = self.betas
-        self.step_count += 1
-        grad = self.flat_grad
-        self._exp_avg.lerp_(grad, 1 - beta1)
-        self._exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        bias1 = 1 - torch.pow(beta1, self.step_count)
-        bias2 = 1 - torch.pow(beta2, self.step_count)
-        denom = self._exp_avg_sq.sqrt().div_(bias2.sqrt()).add_(self.eps)
-        self.flat.sub_(self._exp_avg.div(denom).mul_(self.lr / bias1))
-
-    def state_dict(self) -> dict[str, Any]:
-        self.steps = int(self.step_count.item())  # host-sync: at a checkpoint, not per step
-        # The device rate, which an adaptive schedule moves (float64: exact as a float).
-        self.param_groups[0]["lr"] = self.lr.item()  # host-sync: at a checkpoint
-        return super().state_dict()
-
-    def load_state_dict(self, saved: dict[str, Any]) -> None:
-        super().load_state_dict(saved)
-        self.step_count.fill_(saved["steps"])
-        self.lr.fill_(saved["lr"])
-
-
-def wants_device_optimizer(config: Any) -> bool:
-    """Whether the run's steps are compiled or captured, or its learning rate
-    moves on the device (adaptive schedule): they need ``DeviceAdam``."""
-    return bool(config.compile) or config.cuda_graphs == "on" or config.schedule == "adaptive"
 
 
 def uses_cuda_graphs(choice: str, device: torch.device, env: object, world_size: int) -> bool:

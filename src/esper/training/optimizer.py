@@ -200,5 +200,60 @@ class PlainAdam:
             }
 
 
-def optimizer(params: Iterable[nn.Parameter], lr: float, eps: float, fast: bool) -> Optimizer:
+class DeviceAdam(FlatAdam):
+    """``FlatAdam`` whose step count and learning rate are device tensors.
+
+    The bias corrections are computed on the device from the count, so the same
+    compiled or captured step serves every step of the run. Its arithmetic
+    differs from ``FlatAdam``'s (device float64 against Python floats) only in
+    rounding; the checkpoint format is ``FlatAdam``'s, so runs resume across it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:  # FlatAdam's arguments
+        super().__init__(*args, **kwargs)
+        device = self.flat.device
+        self.step_count = torch.zeros((), dtype=torch.float64, device=device)
+        self.lr = torch.tensor(self.param_groups[0]["lr"], dtype=torch.float64, device=device)
+
+    def set_learning_rate(self, learning_rate: float) -> None:
+        self.param_groups[0]["lr"] = learning_rate
+        self.lr.fill_(learning_rate)  # in place: a captured step reads this tensor
+
+    @torch.no_grad()
+    def step(self) -> None:
+        beta1, beta2 = self.betas
+        self.step_count += 1
+        grad = self.flat_grad
+        self._exp_avg.lerp_(grad, 1 - beta1)
+        self._exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        bias1 = 1 - torch.pow(beta1, self.step_count)
+        bias2 = 1 - torch.pow(beta2, self.step_count)
+        denom = self._exp_avg_sq.sqrt().div_(bias2.sqrt()).add_(self.eps)
+        self.flat.sub_(self._exp_avg.div(denom).mul_(self.lr / bias1))
+
+    def state_dict(self) -> dict[str, Any]:
+        self.steps = int(self.step_count.item())  # host-sync: at a checkpoint, not per step
+        # The device rate, which an adaptive schedule moves (float64: exact as a float).
+        self.param_groups[0]["lr"] = self.lr.item()  # host-sync: at a checkpoint
+        return super().state_dict()
+
+    def load_state_dict(self, saved: dict[str, Any]) -> None:
+        super().load_state_dict(saved)
+        self.step_count.fill_(saved["steps"])
+        self.lr.fill_(saved["lr"])
+
+
+def wants_device_optimizer(config: Any) -> bool:
+    """Whether the run's steps are compiled or captured, or its learning rate
+    moves on the device (adaptive schedule): they need ``DeviceAdam``."""
+    return bool(config.compile) or config.cuda_graphs == "on" or config.schedule == "adaptive"
+
+
+def optimizer(
+    params: Iterable[nn.Parameter], lr: float, eps: float, fast: bool, on_device: bool = False
+) -> Optimizer:
+    """The run's Adam: ``DeviceAdam`` when its steps read their count and rate on
+    the device (``wants_device_optimizer``), else the flat one or its plain twin."""
+    if on_device:
+        return DeviceAdam(params, lr=lr, eps=eps)
     return FlatAdam(params, lr=lr, eps=eps) if fast else PlainAdam(params, lr=lr, eps=eps)

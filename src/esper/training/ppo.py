@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from esper.training.distributed import Collectives, average_gradients
-from esper.training.optimizer import Optimizer
+from esper.training.optimizer import DeviceAdam, Optimizer
 from esper.training.policy import ActorCritic
 from esper.training.recurrent import episode_starts
 from esper.training.rollout import RolloutBuffer
@@ -322,7 +322,8 @@ def minibatch_step(
     optimizer.step()
     if settings.adaptive_kl is not None:  # every rank moves its rate by the same KL
         job_kl = group.average_(stats["approx_kl"].clone())
-        adapt_learning_rate_(optimizer.lr, job_kl, settings.adaptive_kl)  # type: ignore[attr-defined]
+        assert isinstance(optimizer, DeviceAdam), "an adaptive rate lives on the device"
+        adapt_learning_rate_(optimizer.lr, job_kl, settings.adaptive_kl)
     return stats
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from esper.training.optimizer import Optimizer
+from esper.training.optimizer import DeviceAdam, Optimizer
 
 if TYPE_CHECKING:
     from esper.config import PPOConfig
@@ -44,7 +44,8 @@ def set_learning_rate(optimizer: Optimizer, learning_rate: float | None) -> floa
     return the optimiser's own device tensor, which the update then moves: the
     batch's one transfer reads it at the batch's end."""
     if learning_rate is None:
-        return optimizer.lr  # type: ignore[attr-defined]  # DeviceAdam: wants_device_optimizer
+        assert isinstance(optimizer, DeviceAdam), "an adaptive rate lives on the device"
+        return optimizer.lr
     optimizer.set_learning_rate(learning_rate)
     return learning_rate
 

@@ -20,7 +20,7 @@ from esper.envs import BatchedEnv, make
 from esper.envs.registry import task_source
 from esper.errors import ConfigError
 from esper.run_dir import RunDir
-from esper.training.capture import DeviceAdam, batch_steps, wants_device_optimizer
+from esper.training.capture import batch_steps
 from esper.training.checkpoint import (
     CheckpointError,
     describe_space,
@@ -37,7 +37,7 @@ from esper.training.distributed import (
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.gae import batch_advantages
 from esper.training.normalizer import RewardScaler, RunningMeanStd
-from esper.training.optimizer import Optimizer, optimizer
+from esper.training.optimizer import Optimizer, optimizer, wants_device_optimizer
 from esper.training.policy import ActorCritic, count_parameters, policy_for
 from esper.training.ppo import ppo_update
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
@@ -207,10 +207,8 @@ def build_state(
     policy = policy_for(config.to_dict(), env.spec)
     policy.to(device)
     lr, eps = config.learning_rate, config.adam_eps
-    if wants_device_optimizer(config):
-        adam: Optimizer = DeviceAdam(policy.parameters(), lr, eps)
-    else:
-        adam = optimizer(policy.parameters(), lr, eps, config.speedups)
+    on_device = wants_device_optimizer(config)
+    adam = optimizer(policy.parameters(), lr, eps, config.speedups, on_device)
     broadcast_parameters(adam.params, group)
     normalizer = RunningMeanStd((env.obs_dim,)).to(device) if config.normalize_obs else None
     scaler = RewardScaler(local_envs, config.gamma).to(device) if config.normalize_reward else None
