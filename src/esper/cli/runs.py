@@ -7,10 +7,28 @@ from typing import Annotated
 
 import typer
 
-from esper.cli.app import (
-    app,
-)
+from esper.cli.app import app
 from esper.extras import install_hint
+
+# RUN_DIR of the commands that read a run's checkpoints.
+CHECKPOINTS_RUN_DIR = typer.Argument(
+    metavar="RUN_DIR", help="A run's --run-dir (it holds checkpoints/).", show_default=False
+)
+
+
+def checkpoint_option(what: str) -> typer.models.OptionInfo:
+    """``--checkpoint N|best`` of a command that does ``what`` with one checkpoint."""
+    return typer.Option(
+        "--checkpoint",
+        help=f"{what} the checkpoint saved after batch N, or best (the best evaluation "
+        "while training: checkpoints/best.pt). Default: the newest.",
+        show_default=False,
+    )
+
+
+def chosen_checkpoint(text: str | None) -> int | str | None:
+    """``--checkpoint``'s text as ``load_policy`` takes it: a batch number, or a word."""
+    return int(text) if text is not None and text.isdigit() else text
 
 
 @app.command()
@@ -46,21 +64,8 @@ def sanctum(
 
 @app.command("eval")
 def eval_(
-    run_dir: Annotated[
-        Path,
-        typer.Argument(
-            metavar="RUN_DIR", help="A run's --run-dir (it holds checkpoints/).", show_default=False
-        ),
-    ],
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--checkpoint",
-            help="Evaluate the checkpoint saved after batch N, or best (the best evaluation "
-            "while training: checkpoints/best.pt). Default: the newest.",
-            show_default=False,
-        ),
-    ] = None,
+    run_dir: Annotated[Path, CHECKPOINTS_RUN_DIR],
+    checkpoint: Annotated[str | None, checkpoint_option("Evaluate")] = None,
     episodes: Annotated[
         int, typer.Option("--episodes", help="Complete episodes to run (>= 1).")
     ] = 100,
@@ -90,7 +95,7 @@ def eval_(
     """Run a trained policy for complete episodes; append the result to telemetry.jsonl."""
     from esper.evaluate import evaluate, print_report
 
-    chosen = int(checkpoint) if checkpoint is not None and checkpoint.isdigit() else checkpoint
+    chosen = chosen_checkpoint(checkpoint)
     watch = {"video": video, "video_episodes": video_episodes}
     result = evaluate(
         run_dir, chosen, episodes, deterministic=deterministic, seed=seed, device=device, **watch
@@ -102,23 +107,11 @@ def eval_(
 
 @app.command("export")
 def export_(
-    run_dir: Annotated[
-        Path,
-        typer.Argument(
-            metavar="RUN_DIR", help="A run's --run-dir (it holds checkpoints/).", show_default=False
-        ),
-    ],
+    run_dir: Annotated[Path, CHECKPOINTS_RUN_DIR],
     format: Annotated[
         str, typer.Option("--format", help="onnx (needs the export extra) or torchscript.")
     ] = "onnx",
-    checkpoint: Annotated[
-        str | None,
-        typer.Option(
-            "--checkpoint",
-            help="Export the checkpoint saved after batch N, or best. Default: the newest.",
-            show_default=False,
-        ),
-    ] = None,
+    checkpoint: Annotated[str | None, checkpoint_option("Export")] = None,
     output: Annotated[
         Path | None,
         typer.Option(
@@ -129,8 +122,7 @@ def export_(
     """Write the deterministic policy, its observation normaliser folded in, as one file."""
     from esper.policy_export import export_policy
 
-    chosen = int(checkpoint) if checkpoint is not None and checkpoint.isdigit() else checkpoint
-    written = export_policy(run_dir, format, chosen, output)
+    written = export_policy(run_dir, format, chosen_checkpoint(checkpoint), output)
     print(f"esper: wrote {written}")
 
 
