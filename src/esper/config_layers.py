@@ -10,6 +10,7 @@ torch.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -77,6 +78,13 @@ def task_default_values(task: str) -> dict[str, Any]:
         from esper.envs.registry import task_defaults
 
         return parse_config_mapping(task_defaults(task), f"task {task}'s default_config")
+    return dict(_packaged_values(name))
+
+
+@functools.cache
+def _packaged_values(name: str) -> dict[str, Any]:
+    """``configs/<name>``'s values, read once per process (the CLI's help asks for
+    cartpole's once per flag)."""
     mapping = tomllib.loads(_packaged(name).read_text(encoding="utf-8"))
     values = parse_config_mapping(mapping, f"esper's configs/{name}")
     values.pop("task", None)
