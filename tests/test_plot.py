@@ -285,3 +285,15 @@ def test_evaluation_bars_stay_inside_the_task_return_range(tmp_path: Path) -> No
     run = _write_run(tmp_path / "evaluated", [300.0, 480.0], evaluation=evaluation)
     result = runner.invoke(app, ["plot", str(run), "-o", str(tmp_path / "e.png"), "--dpi", "40"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_tune_dir_stands_for_its_trials(tmp_path: Path) -> None:
+    from esper.run_curves import expand_run_dirs
+
+    trials = [tmp_path / "tune" / "trials" / f"trial-{n}" for n in range(2)]
+    for trial in trials:
+        trial.mkdir(parents=True)
+        (trial / "telemetry.jsonl").write_text("")
+    (tmp_path / "tune" / "study.db").write_text("")
+    assert expand_run_dirs([tmp_path / "tune"]) == trials
+    assert expand_run_dirs([trials[0]]) == [trials[0]]  # a run stands for itself

@@ -85,18 +85,26 @@ def read_curves(run_dir: Path, label: str | None = None) -> RunCurves:
 
 def expand_run_dirs(paths: list[Path]) -> list[Path]:
     """Each path as given, except a dir without telemetry.jsonl whose subdirs hold
-    runs (an ``esper seeds`` or ``esper tune`` parent): it stands for those runs."""
+    runs (an ``esper seeds`` parent), or whose subdirs' subdirs do (an ``esper
+    tune`` dir: TUNE_DIR/trials/trial-N): it stands for those runs."""
     expanded: list[Path] = []
     for path in paths:
-        children = (
-            []
-            if RunDir(path).telemetry_path.is_file() or not path.is_dir()
-            else [
-                child for child in sorted(path.iterdir()) if RunDir(child).telemetry_path.is_file()
-            ]
-        )
-        expanded += children or [path]
+        runs = _runs_below(path)
+        if not runs and path.is_dir() and not _is_run(path):
+            runs = [run for child in sorted(path.iterdir()) for run in _runs_below(child)]
+        expanded += runs or [path]
     return expanded
+
+
+def _is_run(path: Path) -> bool:
+    return RunDir(path).telemetry_path.is_file()
+
+
+def _runs_below(path: Path) -> list[Path]:
+    """The runs directly inside ``path`` (none when ``path`` is itself a run)."""
+    if _is_run(path) or not path.is_dir():
+        return []
+    return [child for child in sorted(path.iterdir()) if _is_run(child)]
 
 
 def run_name(run_dir: Path) -> str:
