@@ -151,6 +151,6 @@ def test_check_env_passes_every_rule() -> None:
     assert all(r.status == PASS for r in report.results)
 
 
-def test_renders_and_trains_with_cartpoles_settings_for_now() -> None:
+def test_renders_like_cartpole_and_has_its_own_config() -> None:
     assert RENDERERS["cartpole-no-velocity"] == RENDERERS["cartpole"]
     assert task_config_name("cartpole-no-velocity") == "cartpole-no-velocity.toml"

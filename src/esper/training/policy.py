@@ -107,6 +107,12 @@ class ActorCritic(nn.Module):
         (privileged information): the actor, and so every deployed policy, never
         reads them."""
         super().__init__()
+        # What builds this network again (``plain_twin``), speedups aside.
+        self._architecture = dict(
+            obs_dim=obs_dim, action_space=action_space, hidden=hidden, activation=activation,
+            encoder=encoder, obs_shape=obs_shape, recurrent=recurrent, rnn_hidden=rnn_hidden,
+            critic_dims=critic_dims,
+        )  # fmt: skip
         self.obs_dim, self.hidden, self.activation = obs_dim, tuple(hidden), activation
         self.encoder, self.obs_shape = encoder, tuple(obs_shape or (obs_dim,))
         self.recurrent, self.rnn_hidden = recurrent, rnn_hidden
@@ -150,18 +156,7 @@ class ActorCritic(nn.Module):
     def plain_twin(self) -> ActorCritic:
         """A copy with plain torch layers (``speedups`` off) and these weights: the
         same values, and a network TorchScript and ``torch.export`` take whole."""
-        twin = ActorCritic(
-            self.obs_dim,
-            self.action_space,
-            self.hidden,
-            False,
-            self.activation,
-            self.encoder,
-            self.obs_shape,
-            self.recurrent,
-            self.rnn_hidden,
-            self.critic_dims,
-        )
+        twin = ActorCritic(**self._architecture, speedups=False)
         twin.load_state_dict(self.state_dict())
         return twin.to(self.device_of_parameters)
 
