@@ -121,18 +121,23 @@ def parse_config_mapping(mapping: dict[str, Any], source: str) -> dict[str, Any]
     return out
 
 
-def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML file of PPOConfig keys; errors name the file and the key."""
+def read_toml(path: Path, setting: str) -> dict[str, Any]:
+    """A TOML file a user named through ``setting``; one ``ConfigError`` naming the
+    file when it is missing, unreadable (a folder, no permission) or not TOML."""
     try:
         with path.open("rb") as fh:
-            mapping = tomllib.load(fh)
+            return tomllib.load(fh)
     except FileNotFoundError:
-        raise ConfigError("config_file", f"file not found: {path}") from None
+        raise ConfigError(setting, f"file not found: {path}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("config_file", f"{path} is not valid TOML ({exc})") from None
-    except OSError as exc:  # a folder, no permission, ...
-        raise ConfigError("config_file", f"cannot read {path}: {exc.strerror}") from None
-    return parse_config_mapping(mapping, str(path))
+        raise ConfigError(setting, f"{path} is not valid TOML ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(setting, f"cannot read {path}: {exc.strerror}") from None
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """Read a TOML file of PPOConfig keys; errors name the file and the key."""
+    return parse_config_mapping(read_toml(path, "config_file"), str(path))
 
 
 def parse_assignments(

@@ -32,7 +32,7 @@ from typing import Any
 
 from esper import api
 from esper.config import CONFIG_KEYS, PPOConfig
-from esper.config_text import load_config_file, read_value, unknown_key_message
+from esper.config_text import load_config_file, read_toml, read_value, unknown_key_message
 from esper.errors import ConfigError, UserError
 from esper.extras import import_extra
 from esper.run_config import make_config
@@ -160,15 +160,7 @@ def load_space(path: Path | None) -> dict[str, Param]:
     """``path``'s space, or the default one."""
     if path is None:
         return parse_space(tomllib.loads(DEFAULT_SPACE), "esper's default space")
-    try:
-        mapping = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError("space", f"file not found: {path}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError("space", f"{path} is not valid TOML ({exc})") from None
-    except OSError as exc:  # a folder, no permission, ...
-        raise ConfigError("space", f"cannot read {path}: {exc.strerror}") from None
-    return parse_space(mapping, str(path))
+    return parse_space(read_toml(path, "space"), str(path))
 
 
 @dataclass
