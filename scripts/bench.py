@@ -99,9 +99,9 @@ def measure_esper(
 ) -> dict:
     from rich.console import Console
 
-    from esper.config_layers import build_config
-    from esper.config_text import parse_assignments
-    from esper.device import resolve_device
+    from esper.config.layers import build_config
+    from esper.config.text import parse_assignments
+    from esper.runtime.device import resolve_device
     from esper.sanctum import SanctumAggregator, SanctumDashboard
     from esper.telemetry.console import ConsoleSink
     from esper.telemetry.hub import TelemetryHub
@@ -179,7 +179,7 @@ def measure_reference(args: argparse.Namespace, n_envs: int) -> dict:
     sys.path.insert(0, str(SCRIPTS))
     from reference_ppo import ReferenceSettings, run_reference
 
-    from esper.config_layers import build_config
+    from esper.config.layers import build_config
 
     config = build_config(overrides={"task": args.task, "n_envs": n_envs})
     settings = ReferenceSettings(
@@ -369,7 +369,7 @@ def main() -> None:
     if args.worker:
         impl, n_envs = args.worker[0], int(args.worker[1])
         if impl != "reference":  # esper's process as the `esper` command sets it up
-            from esper.process import apply_process_settings
+            from esper.runtime.process import apply_process_settings
 
             apply_process_settings()
         graphs = args.cuda_graphs or "auto"

@@ -20,9 +20,9 @@ import json
 import statistics
 import tempfile
 
-from esper.config_layers import build_config
+from esper.config.layers import build_config
 from esper.telemetry.hub import TelemetryHub
-from esper.training.distributed import process_group
+from esper.training.distributed.collectives import process_group
 from esper.training.loop import run_vectorized_ppo
 
 

@@ -1,6 +1,6 @@
 """Train a task with its default config and report how fast it reached its target.
 
-Each task runs with ``src/esper/configs/<task>.toml`` (plus any ``--set KEY=VALUE``
+Each task runs with ``configs/<task>.toml`` (plus any ``--set KEY=VALUE``
 overrides) until its score passes (exceeds) the task's target, or until its batch budget or
 ``--max-seconds`` runs out. The score is gymnasium's: the mean return of the
 latest >= 100 finished episodes (whole batches), judged only once every env
@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from esper.config_layers import build_config
+from esper.config.layers import build_config
 from esper.envs.registry import env_class
 from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 from esper.telemetry.hub import TelemetryHub

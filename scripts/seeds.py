@@ -1,6 +1,6 @@
 """Train one task on many seeds in parallel processes: a thin caller of ``esper seeds``.
 
-``esper seeds`` (src/esper/sweep.py) is the one implementation: each seed a
+``esper seeds`` (src/esper/workflows/sweep.py) is the one implementation: each seed a
 whole ``esper ppo`` run in its own process, ``--jobs`` of them at once, each
 pinned to its own slice of the CPUs with that many threads (the CPU splitting
 this script grew), a deadline per seed, and the table (last-5 mean, best batch,

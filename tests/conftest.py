@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from esper.config_layers import build_config
-from esper.run_dir import RunDir
+from esper.config.layers import build_config
+from esper.runs.directory import RunDir
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
 from esper.training import run_vectorized_ppo
@@ -36,7 +36,7 @@ def solved_cartpole(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     deterministic policy averaged 471 over 100 evaluation episodes. 50 is the
     README's `esper ppo --episodes 50`, which the defaults are tuned for: the
     learning rate decays over the run's length. Only the invocation's own keys
-    are set here, so the fixture follows src/esper/configs/cartpole.toml. The run
+    are set here, so the fixture follows configs/cartpole.toml. The run
     dir holds the telemetry record as well as the checkpoints; tests may append to
     it (``esper eval``).
     """

@@ -24,7 +24,7 @@ def test_an_interrupted_train_says_how_to_resume_from_python(tmp_path: Path) -> 
     from types import SimpleNamespace
 
     from esper.api import TrainOutcome
-    from esper.config import PPOConfig
+    from esper.config.schema import PPOConfig
 
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "batch_000004.pt").write_bytes(b"")
@@ -50,7 +50,7 @@ def test_the_fresh_environments_note_of_a_gym_resume_reaches_the_console(
 
 def test_two_names_for_one_setting_with_different_values_are_refused(tmp_path: Path) -> None:
 
-    from esper.errors import ConfigError
+    from esper.runtime.errors import ConfigError
 
     with pytest.raises(ConfigError) as refused:
         esper.train(horizon=16, max_epochs=32, run_dir=str(tmp_path), progress=False)
@@ -66,7 +66,7 @@ def test_the_resume_command_keeps_how_the_run_was_recorded(tmp_path: Path) -> No
     from types import SimpleNamespace
 
     from esper.api import TrainOutcome
-    from esper.config import PPOConfig
+    from esper.config.schema import PPOConfig
 
     config = PPOConfig(run_dir=str(tmp_path), device="cpu")
     outcome = TrainOutcome(SimpleNamespace(), config, tensorboard=True, track="offline")
@@ -91,7 +91,7 @@ def test_a_config_file_s_task_is_the_task_unless_one_is_named(tmp_path: Path) ->
 
 def test_episodes_and_n_episodes_that_disagree_are_refused(tmp_path: Path) -> None:
     from esper.api import train
-    from esper.errors import ConfigError
+    from esper.runtime.errors import ConfigError
 
     with pytest.raises(ConfigError, match="episodes and n_episodes are two names"):
         train(episodes=5, n_episodes=10, run_dir=str(tmp_path), progress=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import esper
-from esper.run_dir import RunDir
+from esper.runs.directory import RunDir
 from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 
 TINY = {"n_envs": 4, "horizon": 8, "n_minibatches": 1, "device": "cpu", "progress": False}

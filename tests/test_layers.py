@@ -25,24 +25,22 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "esper"
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     # What every layer may use: user errors, the device, host-sync rules,
     # process settings, torch's threads, torchrun's environment, optional extras.
-    (
-        "foundation",
-        (
-            "esper.errors",
-            "esper.device",
-            "esper.host_sync",
-            "esper.process",
-            "esper.torchrun_env",
-            "esper.extras",
-            "esper.threads",
-        ),
-    ),
+    ("runtime", ("esper.runtime", "esper.runtime.*")),
     ("telemetry", ("esper.telemetry", "esper.telemetry.*")),
     ("envs", ("esper.envs", "esper.envs.*")),
     # What a run is, and where it lives on disk.
-    ("config", ("esper.config", "esper.config_text", "esper.run_dir")),
+    (
+        "config",
+        (
+            "esper.config",
+            "esper.config.schema",
+            "esper.config.text",
+            "esper.runs",
+            "esper.runs.directory",
+        ),
+    ),
     # The task's packaged defaults layered under a config file: knows envs and config.
-    ("task defaults", ("esper.config_layers",)),
+    ("task defaults", ("esper.config.layers",)),
     ("training", ("esper.training", "esper.training.*")),
     # What reads a run: the dashboard, curves and plots, evaluation, loading a
     # policy, and the docs generated from the metrics table and the snapshot.
@@ -51,18 +49,19 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
         (
             "esper.sanctum",
             "esper.sanctum.*",
-            "esper.run_curves",
-            "esper.seed_groups",
-            "esper.plot",
-            "esper.evaluate",
-            "esper.inference",
-            "esper.policy_export",
-            "esper.telemetry_docs",
+            "esper.runs.curves",
+            "esper.runs.seed_groups",
+            "esper.workflows",
+            "esper.workflows.plot",
+            "esper.workflows.evaluate",
+            "esper.workflows.inference",
+            "esper.workflows.export",
+            "esper.workflows.telemetry_docs",
         ),
     ),
-    ("api", ("esper.run_config", "esper.run_sinks", "esper.api")),
+    ("api", ("esper.config.run", "esper.runs.sinks", "esper.api")),
     # Workflows over many runs: seed sweeps (processes of esper ppo) and tuning.
-    ("workflows", ("esper.sweep", "esper.tune")),
+    ("many runs", ("esper.workflows.sweep", "esper.workflows.tune")),
     ("cli", ("esper.cli", "esper.cli.*", "esper.__main__", "esper")),
 )
 
@@ -274,10 +273,12 @@ def toy_package(tmp_path: Path) -> Path:
     """A package ``esper`` of three modules: config imports envs, envs imports config."""
     root = tmp_path / "esper"
     (root / "envs").mkdir(parents=True)
+    (root / "config").mkdir()
     (root / "__init__.py").write_text("")
+    (root / "config" / "__init__.py").write_text("")
     (root / "envs" / "__init__.py").write_text("from .registry import make\n")
-    (root / "envs" / "registry.py").write_text("def f():\n    from esper.config import X\n")
-    (root / "config.py").write_text("from esper.envs import make\nX = 1\n")
+    (root / "envs" / "registry.py").write_text("def f():\n    from esper.config.schema import X\n")
+    (root / "config" / "schema.py").write_text("from esper.envs import make\nX = 1\n")
     return root
 
 
@@ -285,9 +286,11 @@ def test_the_checks_name_the_offending_imports(toy_package: Path) -> None:
     edges = all_imports(toy_package)
     cycles = import_cycles(edges)
     assert len(cycles) == 1
-    assert cycles[0].startswith("esper.config -> esper.envs -> esper.envs.registry -> esper.config")
+    assert cycles[0].startswith(
+        "esper.config.schema -> esper.envs -> esper.envs.registry -> esper.config.schema"
+    )
     upward = upward_imports(edges)
     assert upward == [
         "esper/envs/registry.py:2: esper.envs.registry (layer 'envs') imports "
-        "esper.config (layer 'config', higher)"
+        "esper.config.schema (layer 'config', higher)"
     ]

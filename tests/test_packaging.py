@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGED = REPO / "src" / "esper" / "configs"
+PACKAGED = REPO / "configs"
 
 pytestmark = pytest.mark.skipif(shutil.which("uv") is None, reason="needs uv to build the wheel")
 

@@ -40,11 +40,11 @@ def __getattr__(name: str) -> Any:
 
         return train
     if name == "load_policy":
-        from esper.inference import load_policy
+        from esper.workflows.inference import load_policy
 
         return load_policy
     if name == "export":
-        from esper.policy_export import export_policy
+        from esper.workflows.export import export_policy
 
         return export_policy
     raise AttributeError(f"module 'esper' has no attribute {name!r}")

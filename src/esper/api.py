@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from esper.config import FIELDS, PPOConfig
-from esper.config_text import EDGE_WORDS, field_names, parse_assignments
+from esper.config.run import make_config
+from esper.config.schema import FIELDS, PPOConfig
+from esper.config.text import EDGE_WORDS, field_names, parse_assignments
 from esper.envs import env_class
-from esper.errors import ConfigError, UserError
-from esper.run_config import make_config
-from esper.run_dir import RunDir
-from esper.run_sinks import (
+from esper.runs.directory import RunDir
+from esper.runs.sinks import (
     Callback,
     Display,
     LazyJsonl,
@@ -30,18 +29,19 @@ from esper.run_sinks import (
     choose_display,
     live_dashboard,
 )
+from esper.runtime.errors import ConfigError, UserError
+from esper.runtime.torchrun_env import is_main_process
 from esper.telemetry.console import ConsoleSink
 from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
 from esper.telemetry.wandb import MODES as TRACK_MODES
 from esper.telemetry.wandb import WandbSink
-from esper.torchrun_env import is_main_process
-from esper.training.distributed import Collectives, process_group
+from esper.training.distributed.collectives import Collectives, process_group
+from esper.training.distributed.launch import restart_words
+from esper.training.distributed.rank_failures import PeerFailure
 from esper.training.interrupt import StopRequest, graceful_signals
-from esper.training.launch import restart_words
 from esper.training.loop import run_vectorized_ppo
-from esper.training.rank_failures import PeerFailure
 from esper.training.report import FRESH_ENVS_NOTE, TrainingResult
 
 

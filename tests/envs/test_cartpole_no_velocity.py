@@ -20,7 +20,7 @@ from gym_reference import (
     uniform,
 )
 
-from esper.config_layers import task_config_name
+from esper.config.layers import task_config_name
 from esper.envs import TASKS, make
 from esper.envs.cartpole import X_THRESHOLD, CartPole, CartPoleNoVelocity
 from esper.envs.check import FAIL, PASS, check_env

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 import esper
-from esper.config_layers import build_config
+from esper.config.layers import build_config
 from esper.envs import BatchedEnv, make, register
 from esper.envs.registry import UnknownTaskError, describe_tasks, env_class
 
@@ -117,7 +117,7 @@ def test_a_fresh_process_resumes_and_loads_a_registered_task(registered_run, tmp
 
 def test_a_registered_task_plots(registered_run, tmp_path) -> None:
     pytest.importorskip("matplotlib")
-    from esper.plot import plot_runs
+    from esper.workflows.plot import plot_runs
 
     assert plot_runs([registered_run], tmp_path / "curves.png").is_file()
 

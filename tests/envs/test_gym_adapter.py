@@ -161,7 +161,7 @@ def test_state_dict_names_the_env_only() -> None:
 
 
 def test_a_gym_twin_of_a_builtin_trains_with_the_builtins_config() -> None:
-    from esper.config_layers import build_config
+    from esper.config.layers import build_config
 
     twin = build_config(overrides={"task": "gym:Acrobot-v1"}).to_dict()
     builtin = build_config(overrides={"task": "acrobot"}).to_dict()
@@ -174,8 +174,8 @@ def test_a_gym_twin_of_a_builtin_trains_with_the_builtins_config() -> None:
 def test_mujoco_tasks_have_their_own_config(task: str, layout: tuple[int, int]) -> None:
     """CleanRL's 2,048-step batch in 32 minibatches and 10 epochs, in the layout
     measured best per task (docs/learning.md)."""
-    from esper.config import PPOConfig
-    from esper.config_layers import build_config
+    from esper.config.layers import build_config
+    from esper.config.schema import PPOConfig
 
     config = build_config(overrides={"task": task})
     assert (config.n_envs, config.horizon) == layout

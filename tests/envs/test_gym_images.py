@@ -11,7 +11,7 @@ gymnasium = pytest.importorskip("gymnasium")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from esper.config import PPOConfig  # noqa: E402
+from esper.config.schema import PPOConfig  # noqa: E402
 from esper.envs import make  # noqa: E402
 from esper.envs.gym_adapter import image_layout, image_spec_fields  # noqa: E402
 from esper.telemetry.hub import TelemetryHub  # noqa: E402

@@ -33,7 +33,7 @@ from esper.envs.minatar_breakout import (
     STRIKE,
     MinAtarBreakout,
 )
-from esper.host_sync import host_reads_forbidden
+from esper.runtime.host_sync import host_reads_forbidden
 
 GAME_FIELDS = LAST_ACTION  # state columns [0, GAME_FIELDS) are MinAtar's Env's own
 SCALARS = ("ball_x", "ball_y", "ball_dir", "pos")

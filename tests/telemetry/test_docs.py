@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from esper.telemetry_docs import EVENTS, main, readme_row, render_document, update_readme
+from esper.workflows.telemetry_docs import EVENTS, main, readme_row, render_document, update_readme
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "telemetry.md"
 README = ROOT / "README.md"
 
-REGENERATE = "run `uv run python -m esper.telemetry_docs` and commit the result"
+REGENERATE = "run `uv run python -m esper.workflows.telemetry_docs` and commit the result"
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from esper import run_sinks
+from esper.runs import sinks as run_sinks
 from esper.telemetry.events import (
     TelemetryEvent,
     TelemetryEventType,

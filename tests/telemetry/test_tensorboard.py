@@ -13,8 +13,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from typer.testing import CliRunner
 
 from esper.cli import app
-from esper.config import PPOConfig
-from esper.run_dir import RunDir, prepare_run_dir
+from esper.config.schema import PPOConfig
+from esper.runs.directory import RunDir, prepare_run_dir
 from esper.sanctum.aggregator import SanctumAggregator
 from esper.telemetry.events import BatchCompletedPayload, TelemetryEvent, TelemetryEventType
 from esper.telemetry.jsonl import effective_history, read_events

@@ -10,7 +10,7 @@ from batch_stats import learning_fields
 
 import esper
 from esper.api import TrainOutcome
-from esper.config import PPOConfig
+from esper.config.schema import PPOConfig
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 from esper.training.ppo import UpdateSettings, update_settings

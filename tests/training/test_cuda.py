@@ -16,16 +16,16 @@ import pytest
 import torch
 from batch_stats import learning_fields
 
-from esper.config import PPOConfig
+from esper.config.schema import PPOConfig
 from esper.envs import make, task_names
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
+from esper.training.fast.optimizer import FlatAdam
 from esper.training.gae import batch_advantages
-from esper.training.normalizer import RewardScaler, RunningMeanStd
-from esper.training.optimizer import FlatAdam
-from esper.training.policy import ActorCritic
+from esper.training.policy.actor_critic import ActorCritic
+from esper.training.policy.normalizer import RewardScaler, RunningMeanStd
 from esper.training.ppo import flatten_batch, ppo_update, update_settings
 from esper.training.rollout import RolloutBuffer, collect_rollout
 
@@ -184,7 +184,7 @@ def test_every_replay_draws_new_noise() -> None:
     """The classic graph bug is a replay that repeats last batch's random numbers.
     probe-action shows the policy the same observation at every step, so its
     sampled actions differ between replays only through fresh noise."""
-    from esper.training.capture import GraphedRollout
+    from esper.training.fast.capture import GraphedRollout
 
     device = torch.device("cuda")
     env = make("probe-action", 256, device, seed=0)

@@ -36,7 +36,7 @@ import pytest
 import torch
 
 import esper.training.loop as loop
-from esper.config import PPOConfig
+from esper.config.schema import PPOConfig
 from esper.envs import task_names
 from esper.envs.registry import env_class
 from esper.telemetry.hub import TelemetryHub

@@ -12,10 +12,9 @@ from typer.testing import CliRunner
 
 import esper
 from esper.cli import app
-from esper.config import PPOConfig
+from esper.config.schema import PPOConfig
 from esper.envs.render import HEIGHT, RENDERERS, WIDTH
-from esper.evaluate import run_episodes
-from esper.run_dir import RunDir
+from esper.runs.directory import RunDir
 from esper.telemetry.events import (
     EvaluationCompletedPayload,
     TelemetryEventType,
@@ -25,6 +24,7 @@ from esper.telemetry.jsonl import read_events
 from esper.training.checkpoint import load_checkpoint, save_checkpoint
 from esper.training.evaluation import Evaluator
 from esper.training.state import build_state
+from esper.workflows.evaluate import run_episodes
 
 runner = CliRunner()
 SMALL = {"n_envs": 8, "horizon": 16, "device": "cpu", "progress": False}
@@ -219,8 +219,8 @@ def test_sanctum_shows_the_latest_evaluation_and_the_best(tmp_path: Path) -> Non
 
 def test_plot_draws_evaluations_while_training_at_their_env_steps(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
-    from esper.plot import plot_runs
-    from esper.run_curves import read_curves
+    from esper.runs.curves import read_curves
+    from esper.workflows.plot import plot_runs
 
     run_dir = tmp_path / "run"
     settings = {"eval_every": 1, "eval_episodes": 3, **SMALL}
@@ -231,7 +231,7 @@ def test_plot_draws_evaluations_while_training_at_their_env_steps(tmp_path: Path
 
 
 def test_an_evaluation_reads_the_host_once(tmp_path: Path, monkeypatch) -> None:
-    from esper.host_sync import host_reads_forbidden
+    from esper.runtime.host_sync import host_reads_forbidden
     from esper.training.episodes import play_episodes
 
     config = PPOConfig(n_envs=4, horizon=8, device="cpu", eval_every=1, eval_episodes=6)

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from esper.config import PPOConfig
+from esper.config.schema import PPOConfig
 from esper.envs.cartpole import CartPole
-from esper.run_dir import RunDir
+from esper.runs.directory import RunDir
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 from esper.training.checkpoint import CheckpointError, load_checkpoint, load_for_resume

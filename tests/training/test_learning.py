@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from esper.config_layers import build_config
+from esper.config.layers import build_config
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 from esper.training.interrupt import StopRequest

@@ -1,6 +1,6 @@
 """Each task's default config learns it on a fixed seed, on the CPU.
 
-One test per task whose ``src/esper/configs/<task>.toml`` reaches its target within
+One test per task whose ``configs/<task>.toml`` reaches its target within
 about a minute on a 2-core CPU; slower tasks (MountainCar-v0) are checked by
 ``scripts/learning_check.py`` instead. A run stops as soon as the target is
 reached. The score is gymnasium's: the mean return of the latest >= 100
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from esper.config_layers import build_config, task_default_values
+from esper.config.layers import build_config, task_default_values
 from esper.envs.registry import env_class
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo

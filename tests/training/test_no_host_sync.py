@@ -16,14 +16,14 @@ import pytest
 import torch
 
 import esper
-from esper.config import PPOConfig
+from esper.config.schema import PPOConfig
 from esper.envs import make
-from esper.host_sync import HostSyncError, host_reads_forbidden
+from esper.runtime.host_sync import HostSyncError, host_reads_forbidden
 from esper.training.episode_stats import EpisodeTracker
+from esper.training.fast.optimizer import FlatAdam
 from esper.training.gae import batch_advantages
-from esper.training.normalizer import RunningMeanStd
-from esper.training.optimizer import FlatAdam
-from esper.training.policy import ActorCritic
+from esper.training.policy.actor_critic import ActorCritic
+from esper.training.policy.normalizer import RunningMeanStd
 from esper.training.ppo import flatten_batch, ppo_update, update_settings
 from esper.training.rollout import RolloutBuffer, collect_rollout
 

@@ -15,7 +15,7 @@ from small_runs import train_probe
 
 import esper
 import esper.envs
-from esper.inference import TrainedPolicy
+from esper.workflows.inference import TrainedPolicy
 
 BATCHES = 12
 PLUS, MINUS = torch.tensor([[1.0]]), torch.tensor([[-1.0]])

@@ -28,7 +28,7 @@ def test_two_plus_two_equals_four_bit_for_bit(tmp_path: Path) -> None:
 def test_resume_with_other_shapes_is_refused_naming_the_setting(tmp_path: Path) -> None:
     import pytest
 
-    from esper.errors import ConfigError
+    from esper.runtime.errors import ConfigError
 
     train_history(tmp_path, 1)
     with pytest.raises(ConfigError) as info:

@@ -9,17 +9,17 @@ import pytest
 import torch
 from batch_stats import learning_fields
 
-from esper.config import PPOConfig
+from esper.config.schema import PPOConfig
 from esper.envs import make
-from esper.errors import ConfigError
-from esper.host_sync import host_reads_forbidden
+from esper.runtime.errors import ConfigError
+from esper.runtime.host_sync import host_reads_forbidden
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
 from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
+from esper.training.fast.optimizer import DeviceAdam, wants_device_optimizer
 from esper.training.gae import batch_advantages
-from esper.training.optimizer import DeviceAdam, wants_device_optimizer
-from esper.training.policy import ActorCritic
+from esper.training.policy.actor_critic import ActorCritic
 from esper.training.ppo import flatten_batch, ppo_update, update_settings
 from esper.training.rollout import RolloutBuffer, collect_rollout
 from esper.training.schedule import adapt_learning_rate_, learning_rate_at

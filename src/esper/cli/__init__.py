@@ -11,7 +11,7 @@ from __future__ import annotations
 from esper.cli import ppo, runs, sweeps, tasks  # noqa: F401  (each registers its commands)
 from esper.cli.app import CLI_NAMES, EXIT_BAD_INPUT, INVOCATION_OPTIONS, app
 from esper.cli.ppo import PPO_OPTIONS
-from esper.process import apply_process_settings
+from esper.runtime.process import apply_process_settings
 
 __all__ = ["CLI_NAMES", "EXIT_BAD_INPUT", "INVOCATION_OPTIONS", "PPO_OPTIONS", "app", "main"]
 

@@ -14,11 +14,11 @@ from typing import Annotated, Any, NamedTuple
 import typer
 from typer.core import TyperGroup
 
-from esper.config import SETTING_FLAGS
-from esper.config_text import EDGE_WORDS
-from esper.errors import UserError
-from esper.extras import install_hint
-from esper.torchrun_env import is_main_process
+from esper.config.schema import SETTING_FLAGS
+from esper.config.text import EDGE_WORDS
+from esper.runtime.errors import UserError
+from esper.runtime.extras import install_hint
+from esper.runtime.torchrun_env import is_main_process
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1

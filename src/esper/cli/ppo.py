@@ -18,11 +18,11 @@ from esper.cli.app import (
     INVOCATION_OPTIONS,
     app,
 )
-from esper.config import FIELDS, SETTING_FLAGS, PPOConfig
-from esper.config_layers import default_text
-from esper.config_text import EDGE_WORDS
-from esper.errors import UserError
-from esper.torchrun_env import is_main_process, rank
+from esper.config.layers import default_text
+from esper.config.schema import FIELDS, SETTING_FLAGS, PPOConfig
+from esper.config.text import EDGE_WORDS
+from esper.runtime.errors import UserError
+from esper.runtime.torchrun_env import is_main_process, rank
 
 
 def _option(name: str, flag: str, kind: Any, help: str, default: str) -> inspect.Parameter:
@@ -58,7 +58,8 @@ def ppo(**options: Any) -> None:
     nproc = invocation.pop("nproc")
     if nproc is not None:
         raise typer.Exit(_launch_ranks(nproc))
-    from esper import api, config_text
+    from esper import api
+    from esper.config import text as config_text
 
     overrides = {key: value or None if value is False else value for key, value in options.items()}
     spoken = _typed_names(overrides, invocation)
@@ -99,8 +100,8 @@ def _typed_names(settings: dict[str, Any], invocation: dict[str, Any]) -> dict[s
 
 def _launch_ranks(nproc: int) -> int:
     """``--nproc N``: this command line again, minus --nproc, under torch's launcher."""
-    from esper.errors import ConfigError
-    from esper.training.launch import launch_local
+    from esper.runtime.errors import ConfigError
+    from esper.training.distributed.launch import launch_local
 
     if nproc < 1:
         raise ConfigError("nproc", f"must be >= 1 (got {nproc})")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from esper.cli.app import app
-from esper.extras import install_hint
+from esper.runtime.extras import install_hint
 
 # RUN_DIR of the commands that read a run's checkpoints.
 CHECKPOINTS_RUN_DIR = typer.Argument(
@@ -93,7 +93,7 @@ def eval_(
     ] = 1,
 ) -> None:
     """Run a trained policy for complete episodes; append the result to telemetry.jsonl."""
-    from esper.evaluate import evaluate, print_report
+    from esper.workflows.evaluate import evaluate, print_report
 
     chosen = chosen_checkpoint(checkpoint)
     watch = {"video": video, "video_episodes": video_episodes}
@@ -120,7 +120,7 @@ def export_(
     ] = None,
 ) -> None:
     """Write the deterministic policy, its observation normaliser folded in, as one file."""
-    from esper.policy_export import export_policy
+    from esper.workflows.export import export_policy
 
     written = export_policy(run_dir, format, chosen_checkpoint(checkpoint), output)
     print(f"esper: wrote {written}")
@@ -161,7 +161,7 @@ def plot(
 
     Runs that differ only by seed are one line in a bootstrap 95% confidence band.
     """
-    from esper.plot import plot_runs
+    from esper.workflows.plot import plot_runs
 
     style = {"smooth": smooth, "labels": label, "title": title, "stat": stat}
     written = plot_runs(run_dirs, output, dpi=dpi, normalize=normalize, **style)

@@ -68,11 +68,11 @@ def seeds(
 ) -> None:
     """Train one config on many seeds in parallel processes; write a table of them
     (esper plot DIR draws them as one line with a band). Exit 1 if a seed failed."""
-    from esper.config import task_slug
-    from esper.config_text import parse_assignments
-    from esper.run_config import make_config
-    from esper.sweep import Sweep, markdown_table, parse_seeds, run_sweep, write_tables
-    from esper.threads import usable_cpus
+    from esper.config.run import make_config
+    from esper.config.schema import task_slug
+    from esper.config.text import parse_assignments
+    from esper.runtime.threads import usable_cpus
+    from esper.workflows.sweep import Sweep, markdown_table, parse_seeds, run_sweep, write_tables
 
     pairs = list(settings or ())
     layers = {**parse_assignments(pairs), "task": task, "n_batches": episodes, "device": device}
@@ -137,10 +137,10 @@ def tune(
 ) -> None:
     """Search hyperparameters with Optuna (the tune extra): TPE sampling, median pruning
     on each batch's mean return; the best config goes to DIR/best.toml for --config."""
-    from esper.config import task_slug
-    from esper.config_text import parse_assignments
-    from esper.tune import Study
-    from esper.tune import tune as run_study
+    from esper.config.schema import task_slug
+    from esper.config.text import parse_assignments
+    from esper.workflows.tune import Study
+    from esper.workflows.tune import tune as run_study
 
     name = task_slug(task or "cartpole")
     result = run_study(

@@ -61,9 +61,9 @@ def check_env(
     ] = None,
 ) -> None:
     """Check a task against the environment contract; exit 1 if a rule breaks."""
-    from esper.device import resolve_device
     from esper.envs.check import SPEED_SIZES
     from esper.envs.check import check_env as run_rules
+    from esper.runtime.device import resolve_device
 
     if envs < 1:
         raise typer.BadParameter(f"must be >= 1 (got {envs})", param_hint="--envs")

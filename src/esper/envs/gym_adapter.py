@@ -28,8 +28,8 @@ from gymnasium.wrappers import FlattenObservation
 from esper.envs.base import EnvSpec, SpecShapes, StepResult
 from esper.envs.gym_ids import GYM_ASYNC_PREFIX, GYM_PREFIX
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
-from esper.errors import UserError
-from esper.extras import install_hint
+from esper.runtime.errors import UserError
+from esper.runtime.extras import install_hint
 
 
 def registration_problem(gym_id: str) -> str | None:

@@ -40,7 +40,7 @@ from esper.envs.minatar_breakout import MinAtarBreakout
 from esper.envs.mountain_car import MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
 from esper.envs.probes import PROBES
-from esper.errors import UserError
+from esper.runtime.errors import UserError
 
 if TYPE_CHECKING:
     from esper.envs.gym_adapter import GymTask, GymVectorEnv

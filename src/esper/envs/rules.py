@@ -20,7 +20,7 @@ import torch
 from esper.envs.close import close_env
 from esper.envs.random_actions import action_sequence
 from esper.envs.spaces import ActionSpace
-from esper.host_sync import HostSyncError, host_reads_forbidden
+from esper.runtime.host_sync import HostSyncError, host_reads_forbidden
 
 # What a failed replay says, with {name} (the diverging tensor) and {step} filled in.
 NOT_DETERMINISTIC = (

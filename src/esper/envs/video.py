@@ -20,8 +20,8 @@ import torch
 from esper.envs.gym_ids import gym_id_of
 from esper.envs.registry import make
 from esper.envs.render import RENDERERS
-from esper.errors import ConfigError
-from esper.extras import import_extra
+from esper.runtime.errors import ConfigError
+from esper.runtime.extras import import_extra
 
 # (obs [1, obs_dim], starts [1] bool: an episode begins here) -> the env's actions
 Act = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

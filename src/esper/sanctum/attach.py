@@ -15,8 +15,8 @@ from typing import TextIO
 
 from rich.console import Console
 
-from esper.errors import ConfigError
-from esper.run_dir import RunDir
+from esper.runs.directory import RunDir
+from esper.runtime.errors import ConfigError
 from esper.sanctum.aggregator import SanctumAggregator
 from esper.sanctum.app import SanctumDashboard
 from esper.sanctum.keys import keypresses

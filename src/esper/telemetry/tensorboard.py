@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from esper.extras import import_extra
+from esper.runtime.extras import import_extra
 from esper.telemetry.events import (
     BatchCompletedPayload,
     TelemetryEvent,

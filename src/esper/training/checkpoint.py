@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
-from esper.errors import UserError
+from esper.runtime.errors import UserError
 
 CHECKPOINT_FORMAT = 1
 

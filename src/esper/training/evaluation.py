@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from esper.config import PPOConfig
+from esper.config.schema import PPOConfig
 from esper.envs import BatchedEnv, make
 from esper.envs.close import close_env
 from esper.envs.video import check_recordable, record_video
-from esper.run_dir import RunDir
+from esper.runs.directory import RunDir
 from esper.telemetry.events import EvaluationCompletedPayload
 from esper.training.checkpoint import BEST_FILENAME, best_return
 from esper.training.episodes import MAX_COPIES, play_episodes

@@ -13,11 +13,11 @@ import uuid
 from collections import Counter
 from typing import Any
 
-from esper.config import PPOConfig
-from esper.device import resolve_device
-from esper.run_dir import check_run_dir, claim_run_dir
+from esper.config.schema import PPOConfig
+from esper.runs.directory import check_run_dir, claim_run_dir
+from esper.runtime.device import resolve_device
 from esper.telemetry.hub import TelemetryHub
-from esper.training.distributed import Collectives, rank_device
+from esper.training.distributed.collectives import Collectives, rank_device
 from esper.training.evaluation import Evaluator, check_watchable
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import explained_variance, flatten_batch, update_settings

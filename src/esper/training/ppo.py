@@ -13,15 +13,15 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from esper.training.distributed import Collectives, average_gradients
-from esper.training.optimizer import DeviceAdam, Optimizer
-from esper.training.policy import ActorCritic
-from esper.training.recurrent import episode_starts
+from esper.training.distributed.collectives import Collectives, average_gradients
+from esper.training.fast.optimizer import DeviceAdam, Optimizer
+from esper.training.policy.actor_critic import ActorCritic
+from esper.training.policy.recurrent import episode_starts
 from esper.training.rollout import RolloutBuffer
 from esper.training.schedule import adapt_learning_rate_
 
 if TYPE_CHECKING:
-    from esper.config import PPOConfig
+    from esper.config.schema import PPOConfig
 
 
 @dataclass(frozen=True)

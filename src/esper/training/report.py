@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from esper import threads
-from esper.run_dir import RunDir
+from esper.runs.directory import RunDir
+from esper.runtime import threads
 from esper.telemetry import events
 from esper.telemetry.events import TelemetryEvent
 from esper.telemetry.hub import TelemetryHub

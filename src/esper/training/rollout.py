@@ -14,9 +14,9 @@ import torch
 
 from esper.envs.base import BatchedEnv
 from esper.training.episode_stats import EpisodeTracker
-from esper.training.normalizer import RewardScaler, RunningMeanStd
-from esper.training.policy import ActorCritic
-from esper.training.recurrent import forget_ended
+from esper.training.policy.actor_critic import ActorCritic
+from esper.training.policy.normalizer import RewardScaler, RunningMeanStd
+from esper.training.policy.recurrent import forget_ended
 
 
 @dataclass

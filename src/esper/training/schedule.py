@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from esper.training.optimizer import DeviceAdam, Optimizer
+from esper.training.fast.optimizer import DeviceAdam, Optimizer
 
 if TYPE_CHECKING:
-    from esper.config import PPOConfig
+    from esper.config.schema import PPOConfig
 
 # rsl_rl's factor and bounds: how far one minibatch moves the rate, and where it stops.
 ADAPTIVE_FACTOR = 1.5

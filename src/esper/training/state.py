@@ -15,12 +15,11 @@ from typing import Any
 
 import torch
 
-from esper.config import FIELDS, PPOConfig
+from esper.config.schema import FIELDS, PPOConfig
 from esper.envs import BatchedEnv, make
 from esper.envs.registry import task_source
-from esper.errors import ConfigError
-from esper.run_dir import RunDir
-from esper.training.capture import batch_steps
+from esper.runs.directory import RunDir
+from esper.runtime.errors import ConfigError
 from esper.training.checkpoint import (
     CheckpointError,
     describe_space,
@@ -29,16 +28,17 @@ from esper.training.checkpoint import (
     load_for_resume,
     save_checkpoint,
 )
-from esper.training.distributed import (
+from esper.training.distributed.collectives import (
     Collectives,
     broadcast_parameters,
     sum_moments,
 )
 from esper.training.episode_stats import EpisodeTracker
+from esper.training.fast.capture import batch_steps
+from esper.training.fast.optimizer import Optimizer, optimizer, wants_device_optimizer
 from esper.training.gae import batch_advantages
-from esper.training.normalizer import RewardScaler, RunningMeanStd
-from esper.training.optimizer import Optimizer, optimizer, wants_device_optimizer
-from esper.training.policy import ActorCritic, count_parameters, policy_for
+from esper.training.policy.actor_critic import ActorCritic, count_parameters, policy_for
+from esper.training.policy.normalizer import RewardScaler, RunningMeanStd
 from esper.training.ppo import ppo_update
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
 from esper.training.rollout import collect_rollout

@@ -24,7 +24,7 @@ from esper.telemetry.metrics import (
     Reduction,
     Source,
 )
-from esper.training.distributed import Collectives
+from esper.training.distributed.collectives import Collectives
 
 # The batch's device statistics, in the order of the packed tensor.
 PACKED_FIELDS: tuple[Field, ...] = tuple(

@@ -1,0 +1,100 @@
+"""``esper export``: a trained policy as one file that runs without esper or Python.
+
+The file holds ``load_policy``'s deterministic policy, the observation
+normaliser folded in (``training/deterministic.py``): observations in, the
+actions the environment would receive out. Two formats:
+
+- ``onnx`` (the ``export`` extra): ``torch.onnx`` through ``torch.export``;
+  onnxruntime or any ONNX runtime runs it, with a dynamic batch axis.
+- ``torchscript``: a traced ``torch.jit`` module, for ``torch.jit.load``
+  in Python or libtorch in C++; no extra.
+
+The exporter reads its inputs and outputs from the module (``input_names``,
+``output_names``, ``batch_dims``, ``example_inputs``), so a policy kind with
+more inputs (a recurrent one's hidden state) exports through the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from esper.runtime.errors import ConfigError
+from esper.runtime.extras import import_extra
+from esper.training.policy.deterministic import DeterministicPolicy
+from esper.workflows.inference import load_policy
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}  # format -> the default file's suffix
+
+
+def export_policy(
+    run_dir: Path | str,
+    format: str = "onnx",
+    checkpoint: int | str | None = None,
+    output: Path | str | None = None,
+) -> Path:
+    """Write the deterministic policy of ``run_dir``'s checkpoint (the newest when
+    None, ``"best"``: the best evaluation's) as ``format``; returns the file.
+
+    The default file is ``RUN_DIR/policy_batch_K.onnx`` (``.pt`` for TorchScript).
+    """
+    if format not in FORMATS:
+        raise ConfigError("format", f"must be {' or '.join(FORMATS)} (got {format!r})")
+    if format == "onnx":  # before loading anything: a missing extra is the first thing said
+        import_extra("onnx", "export", "format")
+        import_extra("onnxscript", "export", "format")
+    policy = load_policy(run_dir, checkpoint, device="cpu")
+    module = policy.deterministic_module()
+    if output is None:
+        output = policy.run_dir / f"policy_batch_{policy.checkpoint_batch:06d}{FORMATS[format]}"
+    path = Path(output)
+    if not path.parent.is_dir():
+        raise ConfigError("output", f"{path.parent} is not a directory")
+    write = write_onnx if format == "onnx" else write_torchscript
+    write(module, path)
+    return path
+
+
+@contextmanager
+def _quiet_exporters() -> Iterator[None]:
+    """For this call only: no FutureWarning that ``torch.jit`` is deprecated, and no
+    exporter log lines about operators of packages esper does not use (torchvision)."""
+    log = logging.getLogger("torch.onnx")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+            yield
+    finally:
+        log.setLevel(level)
+
+
+def write_torchscript(module: DeterministicPolicy, path: Path) -> None:
+    """``module`` traced on its example inputs and saved for ``torch.jit.load``."""
+    with torch.no_grad(), _quiet_exporters():
+        traced = torch.jit.trace(module, module.example_inputs(), check_trace=False)
+        torch.jit.save(traced, str(path))
+
+
+def write_onnx(module: DeterministicPolicy, path: Path) -> None:
+    """``module`` through ``torch.export`` into ONNX, every input's batch axis dynamic."""
+    batch = torch.export.Dim("batch", min=1)
+    dynamic_shapes = tuple({axis: batch} for axis in module.batch_dims)
+    with torch.no_grad(), _quiet_exporters():
+        torch.onnx.export(
+            module,
+            module.example_inputs(),
+            str(path),
+            input_names=list(module.input_names),
+            output_names=list(module.output_names),
+            dynamic_shapes=dynamic_shapes,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )

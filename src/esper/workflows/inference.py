@@ -1,0 +1,243 @@
+"""A trained policy rebuilt from a run's checkpoint: ``esper.load_policy`` and ``esper eval``.
+
+Only what acting needs is restored (the actor-critic and, if the run used one,
+its observation normaliser, frozen); the file is loaded with
+``weights_only=True`` like every checkpoint, so loading never runs pickled code.
+It shares with the trainer only the pieces a checkpoint is made of (the
+policy, the normaliser, the checkpoint format), never its loop or state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from esper.envs import UnknownTaskError, env_class
+from esper.envs.registry import recall_task
+from esper.envs.spaces import ActionSpace
+from esper.runs.directory import RunDir, describe_checkpoints
+from esper.runtime.device import resolve_device
+from esper.runtime.errors import ConfigError
+from esper.training.checkpoint import (
+    BEST_FILENAME,
+    CheckpointError,
+    fits,
+    forget_loaded,
+    load_checkpoint,
+    load_for_resume,
+)
+from esper.training.policy.actor_critic import ActorCritic, policy_for
+from esper.training.policy.deterministic import DeterministicPolicy
+from esper.training.policy.normalizer import RunningMeanStd
+
+
+@dataclass
+class TrainedPolicy:
+    """``policy(obs) -> actions``: ``[B, obs_dim]`` in, ``[B]`` or ``[B, act_dim]`` out.
+
+    A single ``[obs_dim]`` observation (a tensor or a NumPy array) gives a single
+    action; an image task also takes ``[B, C, H, W]`` or ``[C, H, W]``. Actions
+    are on ``device``, clipped to the action bounds as the environment received
+    them in training. A task with critic-only entries also takes observations
+    without them (``spec.actor_obs_dim`` wide): the actor never reads them.
+
+    A recurrent policy remembers: each call acts from the memory the last call
+    left, for the same number of copies. Pass ``episode_start`` (``[B]`` bool,
+    True where a copy's episode begins with this observation) to forget there,
+    or call ``reset()`` between episodes of a single copy.
+    """
+
+    model: ActorCritic
+    obs_normalizer: RunningMeanStd | None  # frozen: never updated here
+    task: str
+    obs_dim: int
+    action_space: ActionSpace
+    device: torch.device
+    checkpoint_batch: int
+    env_steps: int  # env steps the checkpoint was trained for
+    run_id: str
+    run_dir: Path
+    config: dict[str, Any]  # the run's saved PPOConfig values
+    deterministic: bool = True  # argmax / Gaussian mean; False samples like training
+    obs_dtype: torch.dtype = torch.float32  # the task's: uint8 images stay uint8
+    memory: torch.Tensor | None = None  # a recurrent policy's, after the last call
+
+    def reset(self) -> None:
+        """Forget: the next call starts every copy's episode afresh."""
+        self.memory = None
+
+    @torch.no_grad()
+    def __call__(
+        self, obs: torch.Tensor | np.ndarray, episode_start: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        obs = torch.as_tensor(obs, dtype=self.obs_dtype, device=self.device)
+        shape = self.model.obs_shape
+        if len(shape) > 1 and tuple(obs.shape[-len(shape) :]) == shape:
+            obs = obs.flatten(-len(shape))  # [..., C, H, W] -> [..., obs_dim]
+        single = obs.dim() == 1
+        if single:
+            obs = obs.unsqueeze(0)  # [1, obs_dim]
+        obs = self._normalized(obs)
+        starts = None
+        if episode_start is not None:
+            starts = torch.as_tensor(episode_start, dtype=torch.bool, device=self.device)
+        memory = self.model.memory_for(self.memory, obs.shape[0], starts)
+        if self.deterministic:
+            action, self.memory = self.model.act_deterministic(obs, memory)
+        else:
+            action, self.memory = self.model.sample(obs, memory=memory)
+        action = self.model.env_action(action)
+        return action[0] if single else action
+
+    def _normalized(self, obs: torch.Tensor) -> torch.Tensor:
+        """``obs`` through the frozen normaliser; observations without their critic-only
+        entries (``actor_dim`` wide) through its leading part."""
+        normalizer = self.obs_normalizer
+        if normalizer is None:
+            return obs
+        width = obs.shape[-1]
+        if width == self.obs_dim:
+            return normalizer.normalize(obs)
+        if width != self.model.actor_dim:
+            raise ValueError(
+                f"observations of {width} entries; this policy takes {self.obs_dim} "
+                f"(or {self.model.actor_dim} without the critic-only ones)"
+            )
+        mean = normalizer.mean.to(obs.dtype)[:width]
+        std = normalizer.std(obs.dtype)[:width]
+        return ((obs - mean) / std).clamp(-normalizer.clip, normalizer.clip)
+
+    def deterministic_module(self) -> DeterministicPolicy:
+        """This policy's deterministic action as one plain module, the normaliser
+        folded in, on the CPU: what ``esper export`` writes."""
+        return DeterministicPolicy(self.model, self.obs_normalizer, self.obs_dtype).cpu()
+
+
+def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:
+    """The batch to load: ``checkpoint``, or the newest; one-line errors otherwise."""
+    if run_dir.path.is_file():
+        raise ConfigError("RUN_DIR", f"{run_dir.path} is a file; {_run_dir_of(run_dir.path)}")
+    if not run_dir.path.is_dir():
+        raise ConfigError("RUN_DIR", f"{run_dir.path} is not a run directory (it does not exist)")
+    checkpoints = run_dir.checkpoints()
+    if not checkpoints:
+        raise ConfigError(
+            "RUN_DIR",
+            f"no checkpoints in {run_dir.checkpoints_dir}; train first with "
+            f"esper ppo --run-dir {run_dir.path}",
+        )
+    if checkpoint is None:
+        return max(checkpoints)
+    if checkpoint not in checkpoints:
+        raise ConfigError(
+            "checkpoint",
+            f"no checkpoint for batch {checkpoint} in {run_dir.path} "
+            f"({describe_checkpoints(run_dir)})",
+        )
+    return checkpoint
+
+
+def _run_dir_of(path: Path) -> str:
+    """What to give instead of a file: its run directory, with the batch of a checkpoint."""
+    batch = path.name.removeprefix("batch_").removesuffix(".pt")
+    if path.parent.name == "checkpoints" and batch.isdigit():
+        return f"give its run directory: {path.parent.parent} --checkpoint {int(batch)}"
+    return "give a run directory (the folder that holds checkpoints/)"
+
+
+def load_best(run_dir: RunDir) -> tuple[dict[str, Any], Path]:
+    """``checkpoints/best.pt``: the best evaluation's policy of a run that evaluated
+    while training (``eval_every``)."""
+    path = run_dir.checkpoints_dir / BEST_FILENAME
+    if not path.is_file():
+        raise ConfigError(
+            "checkpoint",
+            f"no {BEST_FILENAME} in {run_dir.checkpoints_dir}: only a run that evaluates "
+            "while training ({eval_every}) keeps one",
+            mentions=("eval_every",),
+        )
+    try:
+        return load_checkpoint(path), path
+    except CheckpointError as exc:
+        raise CheckpointError(exc.message, setting="checkpoint") from None
+
+
+def load_policy(
+    run_dir: Path | str,
+    checkpoint: int | str | None = None,
+    device: torch.device | str = "cpu",
+    *,
+    deterministic: bool = True,
+) -> TrainedPolicy:
+    """The policy saved after batch ``checkpoint`` (the newest when None; ``"best"``:
+    the best evaluation's, checkpoints/best.pt) of ``run_dir``."""
+    run = RunDir(Path(run_dir))
+    if checkpoint == "best":
+        saved, path = load_best(run)
+    else:
+        if isinstance(checkpoint, str):
+            raise ConfigError("checkpoint", f"must be a batch number or best (got {checkpoint!r})")
+        batch = choose_checkpoint(run, checkpoint)
+        path = run.checkpoints()[batch]
+        saved = load_for_resume(run.checkpoints(), batch, setting="checkpoint")
+    forget_loaded()  # what acting needs is rebuilt from ``saved``: keep no second copy
+    target = resolve_device(str(device))
+    try:
+        return _rebuild(saved, run, target, deterministic)
+    except CheckpointError:
+        raise
+    except UnknownTaskError as exc:  # the run's task, from its checkpoint: not a flag of eval
+        raise ConfigError(
+            "RUN_DIR",
+            f"{path} was trained on task {exc.task!r}, which cannot be rebuilt here: "
+            f"{exc.message.removeprefix(f'unknown task {exc.task!r} ')}; make it importable "
+            "(run from the folder it was trained in, or install its package)",
+        ) from None
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} does not hold a policy esper can rebuild "
+            f"({type(exc).__name__}: {exc})",
+            setting="checkpoint",
+        ) from None
+
+
+def _rebuild(
+    saved: dict[str, Any], run: RunDir, device: torch.device, deterministic: bool
+) -> TrainedPolicy:
+    config = saved["config"]
+    task = config["task"]
+    recall_task(task, saved.get("task_source"))
+    spec = env_class(task).spec
+    if not fits(saved, spec.obs_dim, spec.action_space):
+        raise CheckpointError(
+            f"batch {saved['batch']}'s checkpoint in {run.path} has other observation or "
+            f"action shapes than task {task} has now",
+            setting="checkpoint",
+        )
+    model = policy_for(config, spec)  # the saved settings: encoder, layers, activation
+    model.load_state_dict(saved["policy"])
+    model.to(device).eval().requires_grad_(False)
+    normalizer = None
+    if saved["obs_normalizer"] is not None:
+        normalizer = RunningMeanStd((spec.obs_dim,))
+        normalizer.load_state_dict(saved["obs_normalizer"])
+        normalizer.to(device)
+    return TrainedPolicy(
+        model=model,
+        obs_normalizer=normalizer,
+        task=task,
+        obs_dim=spec.obs_dim,
+        action_space=spec.action_space,
+        device=device,
+        checkpoint_batch=int(saved["batch"]),
+        env_steps=int(saved["env_steps"]),
+        run_id=str(saved["run_id"]),
+        run_dir=run.path,
+        config=dict(config),
+        deterministic=deterministic,
+        obs_dtype=spec.obs_dtype,
+    )

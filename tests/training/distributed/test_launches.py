@@ -1,0 +1,89 @@
+"""What one batch asks of the device: the ops Python dispatches, counted and pinned.
+
+On a GPU each dispatched op is a kernel launch from Python, and launches, not
+arithmetic, are what a small batch costs. The count of the default CartPole
+batch is pinned, so a change that adds work to every step is seen here; when
+a change means to alter it, update the figure with the reason in the commit.
+The compiled batch must dispatch a fraction of it (counted by the profiler:
+a compiled graph's fused kernels do not pass through the dispatcher).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from esper.config.layers import build_config
+from esper.runs.directory import RunDir
+from esper.training.interrupt import StopRequest
+from esper.training.loop import train_batch
+from esper.training.rollout import RolloutBuffer
+from esper.training.state import build_state
+
+# Ops of one default CartPole batch (128 envs x 64 steps, 6 epochs of 8
+# minibatches) on the CPU with torch 2.15, views included: ~240 per
+# environment step, ~60 per minibatch step.
+EAGER_OPS_PER_BATCH = 16_605
+
+
+class DispatchCounter(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops[str(func)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def default_cartpole(tmp_path: Path, **changes):
+    """The README's default run, its state and rollout buffer, two batches in."""
+    config = build_config(None, {"device": "cpu", "run_dir": str(tmp_path), **changes})
+    state = build_state(config, torch.device("cpu"), RunDir(tmp_path))
+    buffer = RolloutBuffer.allocate(
+        config.horizon, config.n_envs, state.env.obs_dim, state.env.action_space.shape, "cpu"
+    )
+    for _ in range(2):  # warm: lazy initialisation, and compilation with --compile
+        train_batch(config, state, buffer, StopRequest())
+    return config, state, buffer
+
+
+def test_the_default_batch_dispatches_the_pinned_number_of_ops(tmp_path: Path) -> None:
+    config, state, buffer = default_cartpole(tmp_path)
+    counter = DispatchCounter()
+    with counter:
+        train_batch(config, state, buffer, StopRequest())
+    total = sum(counter.ops.values())
+    assert total == EAGER_OPS_PER_BATCH, (
+        f"one default batch now dispatches {total:,} ops (pinned: {EAGER_OPS_PER_BATCH:,}); "
+        f"most frequent: {counter.ops.most_common(5)}"
+    )
+
+
+def test_a_compiled_batch_dispatches_a_fraction_of_the_eager_ops(tmp_path: Path) -> None:
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    config, state, buffer = default_cartpole(tmp_path, compile=True)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+        train_batch(config, state, buffer, StopRequest())
+    dispatched = [
+        e
+        for e in profile.events()
+        if e.name.startswith("aten::")
+        and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))
+    ]
+    # ~3,500 at torch 2.15 (mostly the extern matmuls and their views)
+    assert len(dispatched) < EAGER_OPS_PER_BATCH / 3, len(dispatched)
+    torch._dynamo.reset()
+
+
+def test_the_pinned_count_is_of_the_default_batch_s_shape(tmp_path: Path) -> None:
+    """A change to CartPole's defaults changes the count: this says which."""
+    config, state, _ = default_cartpole(tmp_path)
+    assert (config.n_envs, config.horizon, config.update_epochs) == (128, 64, 6)
+    assert config.batch_size // config.minibatch_size == 8
+    assert state.batch == 2

@@ -1,0 +1,130 @@
+"""When a rank of a job fails, rank 0 names it: which rank, its error type or that
+it died without one, and its error.rankK.log; a timeout names ESPER_DIST_TIMEOUT.
+
+Every launched process has a deadline (and every collective ESPER_DIST_TIMEOUT).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from esper.training.distributed import collectives as distributed
+from esper.training.distributed.collectives import process_group, rank_device
+from esper.training.distributed.rank_failures import describe_failure
+
+HERE = Path(__file__).parent
+DEADLINE_S = 300
+
+
+def test_a_rank_s_own_error_is_named_over_rank_0_s_symptom() -> None:
+    posts = {1: "ValueError: bad input on this rank", 2: "DistBackendError: Connection reset"}
+    failure = describe_failure("RuntimeError: Connection reset by peer", posts, 3, "runs/x", 30)
+    assert str(failure) == (
+        "rank 1 failed with ValueError: bad input on this rank "
+        "(traceback in runs/x/error.rank1.log)"
+    )
+    assert failure.error_type == "ValueError"
+
+
+def test_a_rank_that_posted_nothing_died_without_a_python_error() -> None:
+    failure = describe_failure("RuntimeError: Connection closed by peer", {}, 2, "runs/x", 30)
+    message = str(failure)
+    assert message.startswith("rank 1 died without a Python error: killed by a signal")
+    assert "runs/x/error.rank1.log" in message and "ESPER_DIST_TIMEOUT" not in message
+
+
+def test_a_timeout_names_esper_dist_timeout() -> None:
+    own = "DistBackendError: [gloo] Timed out waiting 30000ms for recv operation"
+    message = str(describe_failure(own, {}, 2, "runs/x", 30))
+    assert message.startswith("rank 1 did not answer within ESPER_DIST_TIMEOUT = 30 s")
+    assert "raise it if a rank is just slow" in message
+
+
+def test_cpu_ranks_never_set_a_cuda_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a machine with a GPU per rank, a --device cpu job must not touch CUDA."""
+    import torch.distributed as dist
+
+    chosen: list[int] = []
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv(distributed.NCCL_ERRORS_ENV, "2")
+    monkeypatch.setattr(distributed, "cuda_for_every_local_rank", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    monkeypatch.setattr(dist, "init_process_group", lambda **_: None)
+    monkeypatch.setattr(dist, "destroy_process_group", lambda: None)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "get_rank", lambda: 1)
+    with process_group() as group:
+        assert rank_device(torch.device("cpu"), group) == torch.device("cpu")
+        assert chosen == []
+        assert rank_device(torch.device("cuda"), group) == torch.device("cuda", 1)
+    assert chosen == [1]
+
+
+def launch(run_dir: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [
+        sys.executable, "-m", "esper", "ppo", "--nproc", "2", "--device", "cpu",
+        "--envs", "8", "--max-epochs", "16", "--run-dir", str(run_dir), "--no-sanctum", *flags,
+    ]  # fmt: skip
+    environ = {**os.environ, "OMP_NUM_THREADS": "1", "ESPER_DIST_TIMEOUT": "30", **env}
+    return subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S, env=environ)
+
+
+def failed_event(run_dir: Path) -> dict:
+    lines = (run_dir / "telemetry.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines if line.strip()]
+    assert events[-1]["event_type"] == "TRAINING_FAILED", events[-1]
+    return events[-1]["data"]
+
+
+def test_a_python_error_on_rank_1_is_named_in_training_failed_and_on_the_console(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    done = launch(
+        run_dir,
+        "--task", "rank_failure_task:BreaksOnRankOne", "--episodes", "20",
+        PYTHONPATH=str(HERE),
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    failed = failed_event(run_dir)
+    log = run_dir / "error.rank1.log"
+    assert failed["reason"].startswith(
+        f"rank 1 failed with ValueError: rank one broke on purpose (traceback in {log})"
+    )
+    assert failed["error_type"] == "ValueError"
+    assert "rank one broke on purpose" in log.read_text()
+    rank0 = [
+        line for line in done.stderr.splitlines() if line.startswith("esper: training failed:")
+    ]
+    assert rank0 and rank0[0].startswith("esper: training failed: rank 1 failed with ValueError")
+
+
+def test_esper_ppo_nproc_names_the_signal_that_killed_a_rank(tmp_path: Path) -> None:
+    import signal
+    import uuid
+
+    from test_distributed import launched, rank_env, rank_pid, wait_for
+
+    marker = uuid.uuid4().hex
+    command = [
+        sys.executable, "-m", "esper", "ppo", "--nproc", "2", "--device", "cpu",
+        "--envs", "8", "--max-epochs", "16", "--episodes", "100000", "--checkpoint-every", "1",
+        "--run-dir", str(tmp_path), "--no-sanctum",
+    ]  # fmt: skip
+    with launched(command, env=rank_env(ESPER_TEST_MARKER=marker)) as proc:
+        wait_for(lambda: (tmp_path / "checkpoints" / "batch_000001.pt").exists(), proc)
+        pid = rank_pid(marker, rank=1)
+        os.kill(pid, signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=120)  # the deadline: the job must end by then
+    assert proc.returncode != 0
+    assert f"esper: rank 1 (pid {pid}) was killed by SIGKILL" in stderr, stderr[-3000:]
+    assert "esper: training failed: rank 1 died without a Python error" in stderr
+    assert "Traceback" not in stderr

@@ -1,0 +1,78 @@
+"""esper seeds: one config over many seeds in parallel processes, one table, a parent
+dir that esper plot reads as one experiment; every child has a deadline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from esper.cli import app
+from esper.runs.curves import expand_run_dirs, read_curves
+from esper.runs.seed_groups import group_runs
+from esper.workflows.sweep import cpu_slices, parse_seeds
+
+TINY = ["--set", "n_envs=4", "--set", "horizon=8", "--set", "n_minibatches=1", "--device", "cpu"]
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(app, ["seeds", *TINY, *args])
+
+
+def test_seeds_and_cpu_slices() -> None:
+    assert parse_seeds("1-3,7,2") == [1, 2, 3, 7]
+    assert cpu_slices([0, 1, 2, 3], 2) == [frozenset({0, 1}), frozenset({2, 3})]
+    assert cpu_slices([0, 1], 3) == [frozenset({0}), frozenset({1}), frozenset({0})]
+
+
+def test_a_sweep_writes_its_table_and_plots_as_one_experiment(tmp_path: Path) -> None:
+    parent = tmp_path / "sweep"
+    result = invoke("--seeds", "1-2", "--jobs", "2", "--episodes", "2", "--dir", str(parent))
+    assert result.exit_code == 0, result.output
+    table = (parent / "seeds.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| seed | last-5 mean | best batch mean (batch) |")
+    assert [row.split(" | ")[0] for row in rows[2:]] == ["| 1", "| 2", "| mean ± std"]
+    assert "± " in rows[-1] and "2/2 completed" in rows[-1]
+    record = json.loads((parent / "seeds.json").read_text())
+    assert [s["seed"] for s in record["seeds"]] == [1, 2]
+    assert all(s["env_steps"] == 64 and s["status"] == "completed" for s in record["seeds"])
+    # Each seed is a whole run with its own seed; the parent plots as one group.
+    runs = [read_curves(path) for path in expand_run_dirs([parent])]
+    assert sorted(run.seed for run in runs) == [1, 2]
+    (group,) = group_runs(runs, None)
+    assert len(group.runs) == 2
+
+    again = invoke("--seeds", "1-2", "--episodes", "2", "--dir", str(parent))
+    assert again.exit_code == 2
+    assert "give --overwrite to replace it" in again.output
+    assert len(again.output.strip().splitlines()) == 1
+
+
+def test_a_seed_past_its_deadline_is_stopped_and_reported(tmp_path: Path) -> None:
+    parent = tmp_path / "slow"
+    result = invoke(
+        "--seeds", "1", "--episodes", "1000000", "--dir", str(parent), "--timeout", "0.01"
+    )
+    assert result.exit_code == 1
+    (seed,) = json.loads((parent / "seeds.json").read_text())["seeds"]
+    assert seed["status"].startswith("timed out")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--seeds", "5-1"], "--seeds: expects seeds like 1-5 or 1,3,7 (got '5-1')"),
+        (["--jobs", "0"], "--jobs: must be >= 1 (got 0)"),
+        (["--set", "lr=1"], "--set: unknown key 'lr'; did you mean learning_rate?"),
+    ],
+)
+def test_bad_input_is_one_line_before_any_run(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    result = invoke("--dir", str(tmp_path / "s"), *args)
+    assert result.exit_code == 2
+    assert result.output.strip() == f"esper: error: {message}"
+    assert not (tmp_path / "s").exists()
