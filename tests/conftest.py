@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 from esper.config.layers import build_config
 from esper.runs.directory import RunDir
+from esper.runtime.threads import usable_cpus
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
 from esper.training import run_vectorized_ppo
 from esper.training.interrupt import StopRequest
 from esper.training.scoring import ReturnScore
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist each worker takes its share of the CPUs, not all of them:
+    two workers of two threads each on two cores would slow every test down."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        torch.set_num_threads(max(1, int(usable_cpus()) // int(workers)))
+
 
 SOLVED_RECENT_RETURN = 490.0  # stop training once the newest finished episodes average this
 SOLVED_WINDOW_EPISODES = 16  # ... over at least this many (one batch holds only 2-4)

@@ -1,4 +1,5 @@
-"""Every code block in README.md runs as written, in order, as a reader would run them.
+"""Every code block in README.md and the guide's pages runs as written, in order, as a
+reader would run them (the README first, then the guide in the site's order).
 
 Blocks are found by their fences, wherever they are: shell blocks (no language,
 ``sh``, ``bash``) run each ``esper`` command in one empty folder, with small sizes
@@ -21,12 +22,31 @@ from typer.testing import CliRunner
 
 from esper.cli import app
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+# The pages that hold what the README held before the site: each block runs.
+GUIDE = [
+    ROOT / "docs" / name
+    for name in (
+        "getting-started.md",
+        "tasks.md",
+        "policies.md",
+        "evaluation.md",
+        "sweeps.md",
+        "python-api.md",
+        "runs.md",
+        "scaling.md",
+        "reading-telemetry.md",
+        "ppo.md",
+        "development.md",
+    )
+]
 
 # Commands a reader may run but this test does not, each with why (keep it short).
 NOT_RUN = {
     r"uv run pytest.*": "the test suite itself",
     r"uv run ruff .*": "CI's lint step, over the repository",
+    r"uv run --group docs mkdocs .*": "CI builds the site (.ci/run)",
     r"uv run python scripts/bench\.py.*": "a benchmark of minutes",
     r"(uv )?pip install .*": "installs from the package registry",
     r"torchrun .*": "several ranks; tests/training/test_distributed.py launches torchrun",
@@ -55,12 +75,13 @@ FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", flags=re.MULTILINE | re.DOTALL
 class Block:
     language: str
     text: str
-    line: int  # where the block starts in the README, for messages
+    line: int  # where the block starts in its file, for messages
+    file: str = "README.md"
 
 
-def readme_blocks(markdown: str) -> list[Block]:
+def readme_blocks(markdown: str, file: str = "README.md") -> list[Block]:
     return [
-        Block(match[1], match[2], markdown.count("\n", 0, match.start()) + 1)
+        Block(match[1], match[2], markdown.count("\n", 0, match.start()) + 1, file)
         for match in FENCE.finditer(markdown)
     ]
 
@@ -75,7 +96,7 @@ def run_blocks(blocks: list[Block]) -> Ran:
     """Run each block in the current folder."""
     ran = Ran([], [])
     for block in blocks:
-        where = f"README.md:{block.line}"
+        where = f"{block.file}:{block.line}"
         if block.language in SHELL:
             for command in shell_commands(block.text):
                 reason = not_run_reason(command)
@@ -147,6 +168,19 @@ def test_every_readme_block_runs_in_order(tmp_path: Path, monkeypatch, capsys) -
     ran = run_blocks(readme_blocks(README.read_text()))
     with capsys.disabled():
         print("\nREADME commands not run:", *ran.skipped, sep="\n  ")
+    assert (tmp_path / "runs/cartpole/telemetry.jsonl").is_file()
+    [example] = ran.python
+    assert example["result"].status == "completed"
+    assert example["policy"].obs_dim == 4
+
+
+def test_every_guide_block_runs_in_order(tmp_path: Path, monkeypatch, capsys) -> None:
+    """The guide's pages, one reader going through them in the site's order."""
+    monkeypatch.chdir(tmp_path)
+    blocks = [block for page in GUIDE for block in readme_blocks(page.read_text(), page.name)]
+    ran = run_blocks(blocks)
+    with capsys.disabled():
+        print("\nguide commands not run:", *ran.skipped, sep="\n  ")
     assert (tmp_path / "runs/cartpole/telemetry.jsonl").is_file()
     # The Python API example did what its comments say, not just ran.
     [api] = [namespace for namespace in ran.python if "outcome" in namespace]

@@ -1,4 +1,5 @@
-"""docs/telemetry.md and the README's event rows are generated from the metrics table."""
+"""docs/telemetry.md and the event rows of docs/reading-telemetry.md are generated from the
+metrics table."""
 
 from __future__ import annotations
 
@@ -7,11 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from esper.workflows.telemetry_docs import EVENTS, main, readme_row, render_document, update_readme
+from esper.workflows.telemetry_docs import (
+    EVENTS,
+    event_row,
+    main,
+    render_document,
+    update_event_rows,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "telemetry.md"
-README = ROOT / "README.md"
+GUIDE = ROOT / "docs" / "reading-telemetry.md"
 
 REGENERATE = "run `uv run python -m esper.workflows.telemetry_docs` and commit the result"
 
@@ -31,8 +38,10 @@ def test_the_document_is_not_stale() -> None:
 
 
 @pytest.mark.parametrize("event", list(EVENTS))
-def test_the_readme_row_lists_every_field(event: str) -> None:
-    assert readme_row(event) in README.read_text().splitlines(), f"README is stale: {REGENERATE}"
+def test_the_guide_s_row_lists_every_field(event: str) -> None:
+    assert event_row(event) in GUIDE.read_text().splitlines(), (
+        f"{GUIDE.name} is stale: {REGENERATE}"
+    )
 
 
 def test_a_record_follows_the_record_form() -> None:
@@ -46,16 +55,16 @@ def test_a_record_follows_the_record_form() -> None:
 
 
 def test_generator_rewrites_the_rows_and_the_doc(tmp_path: Path) -> None:
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n| `BATCH_COMPLETED` | old | `sps` |\nafter\n")
+    guide = tmp_path / "reading-telemetry.md"
+    guide.write_text("intro\n| `BATCH_COMPLETED` | old | `sps` |\nafter\n")
     doc = tmp_path / "docs" / "telemetry.md"
-    assert main(["--doc", str(doc), "--readme", str(readme)]) == 0
-    assert readme.read_text() == update_readme(
-        "intro\n" + readme_row("BATCH_COMPLETED") + "\nafter\n"
+    assert main(["--doc", str(doc), "--guide", str(guide)]) == 0
+    assert guide.read_text() == update_event_rows(
+        "intro\n" + event_row("BATCH_COMPLETED") + "\nafter\n"
     )
     assert doc.read_text() == render_document()
 
 
 def test_generator_outside_the_repository_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
-    assert main(["--readme", str(tmp_path / "README.md")]) == 2
+    assert main(["--guide", str(tmp_path / "reading-telemetry.md")]) == 2
     assert capsys.readouterr().err.count("\n") == 1

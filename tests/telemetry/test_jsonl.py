@@ -19,7 +19,7 @@ from esper.telemetry.events import (
 )
 from esper.telemetry.jsonl import JsonlSink, effective_history, read_events
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+GUIDE = Path(__file__).resolve().parents[2] / "docs" / "reading-telemetry.md"
 
 
 def event(batch: int) -> TelemetryEvent:
@@ -126,12 +126,12 @@ def test_a_resume_at_the_last_batch_supersedes_nothing() -> None:
     assert effective_history(history) == history
 
 
-def test_the_readmes_reading_example_runs_and_prints_each_batch_once(
+def test_the_guide_s_reading_example_runs_and_prints_each_batch_once(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:
     [example] = [
         block
-        for block in re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+        for block in re.findall(r"```python\n(.*?)```", GUIDE.read_text(), flags=re.DOTALL)
         if "effective_history" in block
     ]
     sink = JsonlSink(tmp_path / "runs/cartpole/telemetry.jsonl")
@@ -142,6 +142,6 @@ def test_the_readmes_reading_example_runs_and_prints_each_batch_once(
         sink.handle(logged)
     sink.close()
     monkeypatch.chdir(tmp_path)
-    exec(compile(example, str(README), "exec"), {})
+    exec(compile(example, str(GUIDE), "exec"), {})
     printed = [int(line.split()[0]) for line in capsys.readouterr().out.splitlines()]
     assert printed == [1, 2, 3, 4, 5]

@@ -1,5 +1,5 @@
-"""``python -m esper.workflows.telemetry_docs``: write docs/telemetry.md and the README's
-event rows.
+"""``python -m esper.workflows.telemetry_docs``: write docs/telemetry.md and the event
+rows of docs/reading-telemetry.md.
 
 Both are generated from the metrics table (``telemetry/metrics.py``), one
 record per field, so a field cannot be added without its documentation: a
@@ -25,7 +25,7 @@ from esper.telemetry.metrics import (
 )
 
 DOC_PATH = Path("docs/telemetry.md")
-README_PATH = Path("README.md")
+GUIDE_PATH = Path("docs/reading-telemetry.md")
 EVENTS = {
     "TRAINING_STARTED": TRAINING_STARTED_FIELDS,
     "BATCH_COMPLETED": BATCH_COMPLETED_FIELDS,
@@ -211,22 +211,22 @@ def render_document() -> str:
     return HEADER + "\n".join(index) + "\n\n" + "\n".join(records)
 
 
-def readme_row(event: str) -> str:
-    """The README event table's row of ``event``: every field, by name."""
+def event_row(event: str) -> str:
+    """The event table's row of ``event`` in the reading guide: every field, by name."""
     fields = EVENTS[event]
     names = ", ".join(f"`{f.name}`" for f in fields)
     nullable = [f"`{f.name}`" for f in fields if f.absent is Absent.NO_EPISODE]
     note = f" ({', '.join(nullable)} null when no episode finished)" if nullable else ""
-    return f"| `{event}` | {WHEN[event]} | {names}{note}; see docs/telemetry.md |"
+    return f"| `{event}` | {WHEN[event]} | {names}{note}; see [the field reference](telemetry.md) |"
 
 
-def update_readme(text: str) -> str:
+def update_event_rows(text: str) -> str:
     """``text`` with each generated event row replaced by the table's current row."""
     lines = text.splitlines(keepends=True)
     for i, line in enumerate(lines):
         for event in EVENTS:
             if line.startswith(f"| `{event}` |"):
-                lines[i] = readme_row(event) + "\n"
+                lines[i] = event_row(event) + "\n"
     return "".join(lines)
 
 
@@ -235,15 +235,17 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m esper.workflows.telemetry_docs", description=__doc__
     )
     parser.add_argument("--doc", type=Path, default=DOC_PATH)
-    parser.add_argument("--readme", type=Path, default=README_PATH)
+    parser.add_argument("--guide", type=Path, default=GUIDE_PATH)
     args = parser.parse_args(argv)
-    if not args.readme.is_file():
-        print(f"error: {args.readme} not found: run from the repository root", file=sys.stderr)
+    if not args.guide.is_file():
+        print(f"error: {args.guide} not found: run from the repository root", file=sys.stderr)
         return 2
     args.doc.parent.mkdir(parents=True, exist_ok=True)
     args.doc.write_text(render_document(), encoding="utf-8")
-    args.readme.write_text(update_readme(args.readme.read_text(encoding="utf-8")), encoding="utf-8")
-    print(f"wrote {args.doc} and the event rows of {args.readme}")
+    args.guide.write_text(
+        update_event_rows(args.guide.read_text(encoding="utf-8")), encoding="utf-8"
+    )
+    print(f"wrote {args.doc} and the event rows of {args.guide}")
     return 0
 
 
