@@ -7,7 +7,8 @@ CleanRL TensorBoard tag, its console format, its Sanctum health thresholds.
 The payload's validation (``events.py``), the packing of the batch's device
 statistics (``training/transfer.py``), the console and
 TensorBoard sinks, Sanctum's health colours, the event table of
-``docs/reading-telemetry.md`` and ``docs/telemetry.md`` are all read from here, so a field is added in one place.
+``docs/reading-telemetry.md`` and ``docs/telemetry.md`` are all read from here, so a
+field is added in one place.
 """
 
 from __future__ import annotations
