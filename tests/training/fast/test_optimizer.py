@@ -119,7 +119,9 @@ def test_the_clipped_norm_is_the_unpadded_vectors_to_the_bit() -> None:
     opt = FlatAdam(net.parameters(), 1e-2, 1e-5)
     for seed in range(20):
         opt.zero_grad()
-        (10 * net(torch.randn(8, 5, generator=torch.Generator().manual_seed(seed)))).sum().backward()
+        (
+            10 * net(torch.randn(8, 5, generator=torch.Generator().manual_seed(seed)))
+        ).sum().backward()
         packed = torch.cat([p.grad.reshape(-1) for p in net.parameters()])
         assert torch.equal(opt.clip_grad_norm_(1e9), torch.linalg.vector_norm(packed))
 

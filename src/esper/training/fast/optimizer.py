@@ -112,7 +112,6 @@ class FlatAdam:
         )
         for param, value, grad in zip(
             self.params,  # the padding between the views stays zero
-
             _views(self.flat, self.params),
             _views(self.flat_grad, self.params),
             strict=True,
@@ -207,7 +206,7 @@ class PlainAdam:
     def state_dict(self) -> dict[str, Any]:
         first = self._adam.state.get(self.params[0])
         return {
-            "steps": int(first["step"]) if first else 0,
+            "steps": int(first["step"]) if first else 0,  # host-sync: at a checkpoint
             "lr": self.param_groups[0]["lr"],
             "exp_avg": self._moment("exp_avg"),
             "exp_avg_sq": self._moment("exp_avg_sq"),
@@ -229,7 +228,7 @@ class PlainAdam:
             self.params, saved["exp_avg"], saved["exp_avg_sq"], strict=True
         ):
             self._adam.state[param] = {
-                "step": torch.tensor(float(saved["steps"])),
+                "step": torch.tensor(float(saved["steps"])),  # host-sync: none, an int
                 "exp_avg": exp_avg.to(param.device, copy=True),
                 "exp_avg_sq": exp_avg_sq.to(param.device, copy=True),
             }
@@ -281,7 +280,7 @@ class DeviceAdam(FlatAdam):
 def wants_device_optimizer(config: Any) -> bool:
     """Whether the run's steps are compiled or captured, or its learning rate
     moves on the device (adaptive schedule): they need ``DeviceAdam``."""
-    return bool(config.compile) or config.cuda_graphs == "on" or config.schedule == "adaptive"
+    return config.compile or config.cuda_graphs == "on" or config.schedule == "adaptive"
 
 
 def optimizer(
