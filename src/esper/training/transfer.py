@@ -130,7 +130,7 @@ def to_host(
     stats.update((k, v) for k, v in device_stats.items() if not isinstance(v, torch.Tensor))
     if not group.active:
         return BatchReport(stats, dict(memory), stop_requested)
-    stop, arrived, *job_memory = host[len(PACKED_FIELDS) :]
+    stop, _arrived, *job_memory = host[len(PACKED_FIELDS) :]
     return BatchReport(
         stats,
         {name: _or_none(v) for name, v in zip(MEMORY_FIELDS, job_memory, strict=True)},
