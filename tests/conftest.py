@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from esper.telemetry.jsonl import JsonlSink
 from esper.training import run_vectorized_ppo
 from esper.training.interrupt import StopRequest
 from esper.training.scoring import ReturnScore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # budget.py, under importlib mode
+from budget import pytest_runtest_call, pytest_runtest_setup  # noqa: F401 (its hooks)
 
 SOLVED_RECENT_RETURN = 490.0  # stop training once the newest finished episodes average this
 SOLVED_WINDOW_EPISODES = 16  # ... over at least this many (one batch holds only 2-4)
