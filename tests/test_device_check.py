@@ -303,7 +303,7 @@ def test_the_gpu_flow_hands_back_three_files_to_out(tmp_path: Path) -> None:
     assert all(status == "ok" for status, _, _ in rows.values()), rows
     assert rows["bench"][2] == "2 rows" and rows["bench-compiled"][2] == "2 rows"
     tests = log_text(out, "logs/cuda-tests.log")
-    assert "-m pytest -rfE --tb=short" in tests and "-m cuda tests" in tests
+    assert "-m pytest -rfEs --tb=short" in tests and "-m cuda tests" in tests
 
 
 @pytest.mark.parametrize(
@@ -324,3 +324,44 @@ def test_the_default_folder_is_named_by_the_gpu_model(name: str, tag: str) -> No
         ["bash", "-c", f'{function}\ngpu_tag "$1"', "tag", name], capture_output=True, text=True
     )
     assert done.stdout.strip() == tag
+
+
+SLOW_TESTS = """
+import time
+
+def test_hangs():
+    time.sleep(30)  # the line the traceback must show
+
+def test_after_it():
+    assert True
+"""
+
+
+def run_budgeted(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """pytest on two small tests with tests/budget.py's hooks and ``env``."""
+    (tmp_path / "test_slow.py").write_text(SLOW_TESTS)
+    tests_dir = str(SCRIPT.parents[1] / "tests")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "budget", "-rfEs", "-p", "no:cacheprovider", "."],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": tests_dir, **env},
+    )
+
+
+def test_a_test_past_its_timeout_fails_with_its_traceback_and_the_rest_run(
+    tmp_path: Path,
+) -> None:
+    done = run_budgeted(tmp_path, ESPER_TEST_TIMEOUT_S="1")
+    assert done.returncode == 1
+    assert "1 failed, 1 passed" in done.stdout
+    assert "TestTimeout: ran past ESPER_TEST_TIMEOUT_S=1 s" in done.stdout
+    assert "time.sleep(30)  # the line the traceback must show" in done.stdout
+
+
+def test_tests_past_the_deadline_are_skipped_so_pytest_ends_by_itself(tmp_path: Path) -> None:
+    done = run_budgeted(tmp_path, ESPER_TEST_DEADLINE="1")  # long past
+    assert done.returncode == 0
+    assert "2 skipped" in done.stdout and "ESPER_TEST_DEADLINE" in done.stdout
