@@ -203,12 +203,12 @@ step torchrun-forced 60 env ESPER_FORCE_DIST=1 NCCL_DEBUG=INFO NCCL_DEBUG_SUBSYS
 if [[ $DEVICE == cpu ]]; then
   step graphed-refused 30 bash -c 'refused "$@"' refused $PY -m esper ppo --cuda-graphs on \
     --episodes 1 --device cpu --no-sanctum --run-dir "$RUNS/refused"
-else  # a group of one holds its collectives outside any graph: refused, not wrong
-  step forced-graphed-refused 45 env ESPER_FORCE_DIST=1 bash -c 'refused_by_rank "$@"' \
-    refused_by_rank "--cuda-graphs: on runs without a process group" \
-    $PY -m torch.distributed.run --standalone --nproc-per-node 1 -m esper ppo --episodes 1 \
-    --device cuda --cuda-graphs on --no-sanctum --run-dir "$RUNS/forced-graphed"
 fi
+# A group of one would hold its collectives outside any graph: refused, not wrong.
+step forced-graphed-refused 45 env ESPER_FORCE_DIST=1 bash -c 'refused_by_rank "$@"' \
+  refused_by_rank "--cuda-graphs: on runs without a process group" \
+  $PY -m torch.distributed.run --standalone --nproc-per-node 1 -m esper ppo --episodes 1 \
+  --device "$DEVICE" --cuda-graphs on --no-sanctum --run-dir "$RUNS/forced-graphed"
 # The default run, whole, per mode: seconds from process start to mean return >= 475.
 step "cartpole-$CARTPOLE_BATCHES" 120 $PY scripts/bench.py --device "$DEVICE" --envs \
   --time-to-target --run-to-end --solve-batches "$CARTPOLE_BATCHES" --modes "${FAST_MODES[@]}" \

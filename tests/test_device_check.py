@@ -154,6 +154,7 @@ def test_every_step_runs_and_the_summary_comes_last(tmp_path: Path) -> None:
         "torchrun-1rank",
         "torchrun-forced",
         "graphed-refused",
+        "forced-graphed-refused",
         "cartpole-2",
         "bench",
         "bench-compiled",
@@ -207,7 +208,8 @@ def test_a_hanging_step_is_stopped_and_the_budget_holds(tmp_path: Path) -> None:
     assert done.returncode == 1
     rows = summary_rows(tmp_path / "out")
     assert rows["torchrun-1rank"][0] == "timeout"
-    later = ["torchrun-forced", "graphed-refused", "cartpole-2", "bench", "bench-compiled"]
+    later = ["torchrun-forced", "graphed-refused", "forced-graphed-refused", "cartpole-2"]
+    later += ["bench", "bench-compiled"]
     assert [rows[name][0] for name in later] == ["skipped"] * len(later)
     assert "timed out after" in log_text(tmp_path / "out", "logs/torchrun-1rank.log")
 

@@ -60,14 +60,14 @@ def uses_cuda_graphs(choice: str, device: torch.device, env: object, group: Coll
     if choice != "on":
         return False
     why_not = (
-        "needs a CUDA device"
+        # Any group, a forced one of one rank too: a captured update would hold no
+        # all-reduce, and the normalisers' merge would stop after the capture.
+        "runs without a process group only (collectives stay outside graphs)"
+        if group.active
+        else "needs a CUDA device"
         if device.type != "cuda"
         else "needs a batched task on the device (a gym: task steps on the CPU)"
         if not isinstance(env, BatchedEnv)
-        # Any group, a forced one of one rank too: a captured update would hold no
-        # all-reduce, and the normalisers' merge would stop after the capture.
-        else "runs without a process group only (collectives stay outside graphs)"
-        if group.active
         else f"needs a torch whose CUDA graphs take a generator (not {torch.__version__})"
         if not hasattr(torch.cuda.CUDAGraph, "register_generator_state")
         else ""
