@@ -354,8 +354,13 @@ if tests_log.exists():
     text = tests_log.read_text(errors="replace")
     counts = re.findall(r"^=+ (.*?) in [0-9.]+s", text, re.M)
     failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", text, re.M)
+    cut = sum(int(n) for n in re.findall(r"^SKIPPED \[(\d+)\].*ESPER_TEST_DEADLINE", text, re.M))
     notes["cuda-tests"] = "; ".join(
-        [*counts[-1:], *(["failed: " + ", ".join(failed[:8])] if failed else [])]
+        [
+            *counts[-1:],
+            *([f"{cut} not started: the step's time ran out (rerun: STEPS=cuda-tests)"] if cut else []),
+            *(["failed: " + ", ".join(failed[:8])] if failed else []),
+        ]
     )
 
 steps = ["| step | status | seconds | result |", "|---|---|---:|---|"]

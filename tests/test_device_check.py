@@ -38,6 +38,9 @@ elif [[ "$*" == *"--cuda-graphs on"* ]]; then  # refused in one line, as esper d
   exit 2
 fi
 echo "stand-in: $*"
+if [[ "$*" == *"-m cuda tests"* && -n "${{PYTEST_SAYS:-}}" ]]; then
+  printf '%b\n' "$PYTEST_SAYS"; exit 1
+fi
 [[ "$*" == *torch.distributed.run* ]] && sleep "${{HANG:-0}}"
 args=("$@")
 modes=()
@@ -367,3 +370,20 @@ def test_tests_past_the_deadline_are_skipped_so_pytest_ends_by_itself(tmp_path: 
     done = run_budgeted(tmp_path, ESPER_TEST_DEADLINE="1")  # long past
     assert done.returncode == 0
     assert "2 skipped" in done.stdout and "ESPER_TEST_DEADLINE" in done.stdout
+
+
+def test_the_summary_names_failed_cuda_tests_and_those_the_budget_cut(tmp_path: Path) -> None:
+    says = (
+        "FAILED tests/training/test_cuda.py::test_a - AssertionError\\n"
+        "SKIPPED [3] tests/budget.py:41: the session's time budget"
+        " (ESPER_TEST_DEADLINE) is spent\\n"
+        "====== 1 failed, 5 passed, 3 skipped in 120.50s ======"
+    )
+    done = run_script(tmp_path, PYTEST_SAYS=says, STEPS="cuda-tests")
+    assert done.returncode == 1
+    status, _, result = summary_rows(tmp_path / "out")["cuda-tests"]
+    assert status == "failed (1)"
+    assert result == (
+        "1 failed, 5 passed, 3 skipped; 3 not started: the step's time ran out "
+        "(rerun: STEPS=cuda-tests); failed: tests/training/test_cuda.py::test_a"
+    )
