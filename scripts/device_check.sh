@@ -46,7 +46,8 @@
 # Every step has its own time limit, and all of them together stay within
 # BUDGET_S (default 330 s, so the check ends within 6 minutes): a step that
 # would start with less than 15 s left is skipped, so one hang cannot eat a
-# lease. STEPS="name ..." runs only the named steps (a rerun of what failed).
+# lease. STEPS="name ..." runs only the named steps (a rerun of what failed);
+# STEP_LIMIT_SCALE=4 gives each step 4 times its limit (a loaded CPU machine).
 # The exit status is 1 when any step failed.
 #
 # DEVICE=cpu runs the same flow on the CPU at toy sizes, faking nothing: the
@@ -150,6 +151,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a time limit, log, record, sh
     printf '%s\tskipped\t0\n' "$name" >>"$STEPS_TSV"
     return
   fi
+  limit=$((limit * ${STEP_LIMIT_SCALE:-1}))  # a slow or loaded machine: longer step limits
   ((limit > left)) && limit=$left
   local began=$SECONDS
   STEP_DEADLINE=$(($(date +%s) + limit)) timeout -k 15 "$limit" "$@" >"$own" 2>&1
