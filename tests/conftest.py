@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from esper.telemetry.jsonl import JsonlSink
 from esper.training import run_vectorized_ppo
 from esper.training.interrupt import StopRequest
 from esper.training.scoring import ReturnScore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # budget.py, under importlib mode
+from budget import pytest_runtest_call, pytest_runtest_setup  # noqa: F401 (its hooks)
 
 
 def pytest_configure(config: pytest.Config) -> None:

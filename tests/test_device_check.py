@@ -1,8 +1,10 @@
 """scripts/device_check.sh, checked on a machine without a GPU.
 
-Its flow (steps, time limits, the budget, per-step tails, the summary and the
-exit status) runs against a stand-in python that only echoes what it was asked
-to run; one slow test runs the real commands on the CPU at toy sizes.
+Its flow (steps, time limits, the budget, per-step tails, the summary, the
+three files it hands back and the exit status) runs against a stand-in python
+that only echoes what it was asked to run, on the CPU's flow and on the GPU's;
+its cuda-tests step runs for real (the collection a bare GPU machine makes);
+one slow test runs every real command on the CPU at toy sizes.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -22,12 +25,22 @@ SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "device_check.sh"
 # batches of CartPole telemetry, the benchmark a row per --modes name (the time
 # to target one per mode) and `--cuda-graphs on` is refused as on a CPU.
 STAND_IN = """#!/usr/bin/env bash
-case "$1" in -) exec {python} "$@";; -c) echo 0; exit 0;; esac
-if [[ "$*" == *"--cuda-graphs on"* ]]; then  # refused in one line, as esper does
+case "$1" in
+  -) exec {python} "$@";;
+  -c) if [[ "$2" == *traces_backward* ]]; then echo 1; else echo 0; fi; exit 0;;
+esac
+if [[ "$*" == *"--cuda-graphs on"* && $ESPER_FORCE_DIST == 1 ]]; then  # as a rank says it
+  echo "esper: error: --cuda-graphs: on runs without a process group only; use auto or off" >&2
+  echo "torch.distributed.elastic.multiprocessing.errors.ChildFailedError:" >&2
+  exit 1
+elif [[ "$*" == *"--cuda-graphs on"* ]]; then  # refused in one line, as esper does
   echo "esper: error: --cuda-graphs: on needs a CUDA device; use auto or off" >&2
   exit 2
 fi
 echo "stand-in: $*"
+if [[ "$*" == *"-m cuda tests"* && -n "${{PYTEST_SAYS:-}}" ]]; then
+  printf '%b\n' "$PYTEST_SAYS"; exit 1
+fi
 [[ "$*" == *torch.distributed.run* ]] && sleep "${{HANG:-0}}"
 args=("$@")
 modes=()
@@ -98,8 +111,9 @@ def run_script(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     )
     stand_in.chmod(0o755)
     env = {"DEVICE": "cpu", "PYTHON": str(stand_in), "WHEELS": str(tmp_path), **env}
+    args = [] if "OUT" in env else [str(tmp_path / "out")]
     return subprocess.run(
-        ["bash", str(SCRIPT), str(tmp_path / "out")],
+        ["bash", str(SCRIPT), *args],
         capture_output=True,
         text=True,
         timeout=300,
@@ -125,6 +139,12 @@ def summary_rows(out: Path) -> dict[str, list[str]]:
     return {cells[0]: cells[1:] for cells in table_rows(out)}
 
 
+def log_text(out: Path, name: str) -> str:
+    """A file of the logs' tarball (``logs/<step>.log``, ``device_check.log``)."""
+    with tarfile.open(out / "logs.tar.gz") as tar:
+        return tar.extractfile(f"./{name}").read().decode()
+
+
 def test_every_step_runs_and_the_summary_comes_last(tmp_path: Path) -> None:
     done = run_script(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -137,6 +157,7 @@ def test_every_step_runs_and_the_summary_comes_last(tmp_path: Path) -> None:
         "torchrun-1rank",
         "torchrun-forced",
         "graphed-refused",
+        "forced-graphed-refused",
         "cartpole-2",
         "bench",
         "bench-compiled",
@@ -165,7 +186,14 @@ def test_every_step_runs_and_the_summary_comes_last(tmp_path: Path) -> None:
     assert throughput[2][:3] == ["128", "eager", "not run (step ok)"]
     assert "`--cuda-graphs on` is refused" in (out / "summary.md").read_text()
     table = (out / "summary.md").read_text().strip()
-    assert done.stdout.strip().endswith(table)
+    assert table in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["logs.tar.gz", "results.json", "summary.md"]
+    results = json.loads((out / "results.json").read_text())
+    assert [step["name"] for step in results["steps"]] == list(rows)
+    assert results["bench"][0]["sps"] == 1234.5
+    command = 'run(command="bash scripts/device_check.sh", timeout_s=400)'
+    assert results["device_command"] == command
+    assert done.stdout.strip().splitlines()[-1] == f"on a GPU machine: {command}"
 
 
 def test_each_step_shows_only_its_own_output(tmp_path: Path) -> None:
@@ -173,9 +201,8 @@ def test_each_step_shows_only_its_own_output(tmp_path: Path) -> None:
     eval_section = stdout.split("=== eval:")[1].split("===")[0]
     assert "stand-in: -m esper eval" in eval_section
     assert "esper ppo" not in eval_section.split("\n", 1)[1]  # nothing of the steps before
-    assert (
-        "stand-in: -m esper ppo --task pendulum --episodes 2"
-        in (tmp_path / "out" / "logs" / "resume.log").read_text()
+    assert "stand-in: -m esper ppo --task pendulum --episodes 2" in log_text(
+        tmp_path / "out", "logs/resume.log"
     )
 
 
@@ -184,16 +211,18 @@ def test_a_hanging_step_is_stopped_and_the_budget_holds(tmp_path: Path) -> None:
     assert done.returncode == 1
     rows = summary_rows(tmp_path / "out")
     assert rows["torchrun-1rank"][0] == "timeout"
-    later = ["torchrun-forced", "graphed-refused", "cartpole-2", "bench", "bench-compiled"]
+    later = ["torchrun-forced", "graphed-refused", "forced-graphed-refused", "cartpole-2"]
+    later += ["bench", "bench-compiled"]
     assert [rows[name][0] for name in later] == ["skipped"] * len(later)
-    assert "timed out after" in (tmp_path / "out" / "logs" / "torchrun-1rank.log").read_text()
+    assert "timed out after" in log_text(tmp_path / "out", "logs/torchrun-1rank.log")
 
 
 @pytest.mark.slow
 def test_the_real_commands_run_on_the_cpu_at_toy_sizes(tmp_path: Path) -> None:
     """Every command of the check, for real: about 2 minutes of CPU time (a dozen
     processes that each import torch, one compiling), so several on a loaded
-    machine; marked slow."""
+    machine; marked slow. Where the load is such that a torch import takes most
+    of a step's limit (the shared 2-core VM at load 15), STEP_LIMIT_SCALE=4."""
     done = subprocess.run(
         ["bash", str(SCRIPT), str(tmp_path / "out")],
         capture_output=True,
@@ -205,18 +234,158 @@ def test_the_real_commands_run_on_the_cpu_at_toy_sizes(tmp_path: Path) -> None:
             "PYTHON": sys.executable,
             "WHEELS": str(tmp_path),
             "BUDGET_S": "850",
+            "STEP_LIMIT_SCALE": os.environ.get("STEP_LIMIT_SCALE", "1"),
         },
     )
     assert done.returncode == 0, done.stdout[-3000:]
     rows = summary_rows(tmp_path / "out")
     assert all(status == "ok" for status, _, _ in rows.values()), rows
     out = tmp_path / "out"
-    bench = json.loads((out / "bench.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == ["logs.tar.gz", "results.json", "summary.md"]
+    results = json.loads((out / "results.json").read_text())
+    bench, compiled = results["bench"], results["bench_compiled"]
     assert [(row["n_envs"], row["mode"]) for row in bench] == [(64, "eager"), (128, "eager")]
-    compiled = json.loads((out / "bench-compiled.json").read_text())
     assert [(row["n_envs"], row["mode"]) for row in compiled] == [(64, "compiled")]
     assert all(row["sps"] > 0 and row["batch_seconds"] > 0 for row in bench + compiled)
-    (solved,) = json.loads((out / "solve.json").read_text())
+    (solved,) = results["solve"]
     assert (solved["mode"], solved["batches"], solved["returncode"]) == ("eager", 2, 0)
-    assert (out / "cartpole2-eager.jsonl").exists()
-    assert "exit 2" in (out / "logs" / "graphed-refused.log").read_text()
+    assert json.loads(log_text(out, "cartpole2-eager.jsonl").splitlines()[0])
+    assert "exit 2" in log_text(out, "logs/graphed-refused.log")
+
+
+def test_the_cuda_tests_step_collects_for_real_as_on_a_bare_machine(tmp_path: Path) -> None:
+    """The check's first step, for real, in its CPU mode: ``pytest -m cuda tests``
+    under tests/bare_machine.py (only torch, numpy, pytest, typer and rich), as
+    the GPU machine's python collects it. A module that cannot be imported there
+    (gymnasium at a module's top) fails it here, not in a GPU's first minutes."""
+    done = subprocess.run(
+        ["bash", str(SCRIPT), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "DEVICE": "cpu", "PYTHON": sys.executable, "STEPS": "cuda-tests"},
+    )
+    out = tmp_path / "out"
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert summary_rows(out)["cuda-tests"][0] == "ok"
+    log = log_text(out, "logs/cuda-tests.log")
+    assert "error" not in log.split("short test summary info")[-1].lower()
+    assert "(a bare machine)" in log  # the optional modules were really missing
+    assert "skipped" in summary_rows(out)["cuda-tests"][2]  # collected, then skipped: no GPU
+
+
+def test_the_gpu_flow_hands_back_three_files_to_out(tmp_path: Path) -> None:
+    """The GPU's flow (stand-ins for python and nvidia-smi): every step in order,
+    the graphed and compiled modes too, a forced group refusing --cuda-graphs on,
+    and the results in $OUT, the folder a device machine hands back."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text("#!/usr/bin/env bash\necho 'NVIDIA H100 80GB HBM3'\n")
+    smi.chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    done = run_script(tmp_path, DEVICE="cuda", OUT=str(tmp_path / "lent"), PATH=path)
+    out = tmp_path / "lent"
+    assert done.returncode == 0, done.stdout[-3000:]
+    assert sorted(p.name for p in out.iterdir()) == ["logs.tar.gz", "results.json", "summary.md"]
+    rows = summary_rows(out)
+    assert list(rows)[:7] == [
+        "cuda-tests",
+        "task-cartpole",
+        "task-acrobot",
+        "task-mountaincar",
+        "task-mountaincar-continuous",
+        "task-pendulum",
+        "resume",
+    ]
+    assert list(rows)[7:] == [
+        "eval",
+        "torchrun-1rank",
+        "torchrun-forced",
+        "forced-graphed-refused",
+        "cartpole-50",
+        "bench",
+        "bench-compiled",
+    ]
+    assert all(status == "ok" for status, _, _ in rows.values()), rows
+    assert rows["bench"][2] == "2 rows" and rows["bench-compiled"][2] == "2 rows"
+    tests = log_text(out, "logs/cuda-tests.log")
+    assert "-m pytest -rfEs --tb=short" in tests and "-m cuda tests" in tests
+
+
+@pytest.mark.parametrize(
+    ("name", "tag"),
+    [
+        ("NVIDIA H100 80GB HBM3", "h100"),
+        ("NVIDIA H200", "h200"),
+        ("NVIDIA A100-SXM4-80GB", "a100"),
+        ("Tesla V100-SXM2-16GB", "v100"),
+        ("NVIDIA GeForce RTX 4090", "nvidia-geforce-rtx-4090"),
+    ],
+)
+def test_the_default_folder_is_named_by_the_gpu_model(name: str, tag: str) -> None:
+    function = subprocess.run(
+        ["sed", "-n", "/^gpu_tag()/,/^}/p", str(SCRIPT)], capture_output=True, text=True
+    ).stdout
+    done = subprocess.run(
+        ["bash", "-c", f'{function}\ngpu_tag "$1"', "tag", name], capture_output=True, text=True
+    )
+    assert done.stdout.strip() == tag
+
+
+SLOW_TESTS = """
+import time
+
+def test_hangs():
+    time.sleep(30)  # the line the traceback must show
+
+def test_after_it():
+    assert True
+"""
+
+
+def run_budgeted(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """pytest on two small tests with tests/budget.py's hooks and ``env``."""
+    (tmp_path / "test_slow.py").write_text(SLOW_TESTS)
+    tests_dir = str(SCRIPT.parents[1] / "tests")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "budget", "-rfEs", "-p", "no:cacheprovider", "."],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": tests_dir, **env},
+    )
+
+
+def test_a_test_past_its_timeout_fails_with_its_traceback_and_the_rest_run(
+    tmp_path: Path,
+) -> None:
+    done = run_budgeted(tmp_path, ESPER_TEST_TIMEOUT_S="1")
+    assert done.returncode == 1
+    assert "1 failed, 1 passed" in done.stdout
+    assert "TestTimeout: ran past ESPER_TEST_TIMEOUT_S=1 s" in done.stdout
+    assert "time.sleep(30)  # the line the traceback must show" in done.stdout
+
+
+def test_tests_past_the_deadline_are_skipped_so_pytest_ends_by_itself(tmp_path: Path) -> None:
+    done = run_budgeted(tmp_path, ESPER_TEST_DEADLINE="1")  # long past
+    assert done.returncode == 0
+    assert "2 skipped" in done.stdout and "ESPER_TEST_DEADLINE" in done.stdout
+
+
+def test_the_summary_names_failed_cuda_tests_and_those_the_budget_cut(tmp_path: Path) -> None:
+    says = (
+        "FAILED tests/training/test_cuda.py::test_a - AssertionError\\n"
+        "SKIPPED [3] tests/budget.py:41: the session's time budget"
+        " (ESPER_TEST_DEADLINE) is spent\\n"
+        "====== 1 failed, 5 passed, 3 skipped in 120.50s ======"
+    )
+    done = run_script(tmp_path, PYTEST_SAYS=says, STEPS="cuda-tests")
+    assert done.returncode == 1
+    status, _, result = summary_rows(tmp_path / "out")["cuda-tests"]
+    assert status == "failed (1)"
+    assert result == (
+        "1 failed, 5 passed, 3 skipped; 3 not started: the step's time ran out "
+        "(rerun: STEPS=cuda-tests); failed: tests/training/test_cuda.py::test_a"
+    )

@@ -6,9 +6,11 @@ time limit included, runs alongside the batch for several episodes, and each
 observation must be gymnasium's ``obs[[0, 2]]``.
 """
 
-import gymnasium
 import numpy as np
 import torch
+
+# gym_reference skips the module without gymnasium (a bare GPU machine); imported
+# before it, gymnasium failed the collection of `pytest -m cuda tests` there.
 from gym_reference import (
     ATOL,
     assert_close,
@@ -19,6 +21,9 @@ from gym_reference import (
     random_sign,
     uniform,
 )
+
+# isort: split
+import gymnasium
 
 from esper.config.layers import task_config_name
 from esper.envs import TASKS, make

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 from batch_stats import learning_fields
+from cuda_runs import cuda_settings
 
 from esper.config.schema import PPOConfig
 from esper.envs import make, task_names
@@ -50,23 +51,7 @@ def test_esper_ppo_trains_on_cuda(tmp_path: Path) -> None:
 
 
 def train(run_dir: Path, task: str, episodes: int, start: int = 0) -> list[dict]:
-    config = PPOConfig(
-        task=task,
-        n_envs=64,
-        horizon=16,
-        n_minibatches=4,
-        anneal_batches=4,  # the same schedule for 4 batches straight and 2 + 2
-        normalize_obs=True,
-        normalize_reward=True,
-        device="cuda",
-        run_dir=str(run_dir),
-        n_batches=episodes,
-        start_batch=start,
-        checkpoint_every=1,
-    )
-    result = run_vectorized_ppo(config, TelemetryHub())
-    assert result.status == "completed", result.reason
-    return [learning_fields(s) for s in result.history]
+    return train_with(run_dir, task, episodes, start)
 
 
 @pytest.mark.parametrize("task", task_names())
@@ -127,12 +112,7 @@ def test_a_whole_batch_never_waits_for_the_host(task: str) -> None:
 
 
 def train_with(run_dir: Path, task: str, episodes: int, start: int = 0, **changes) -> list[dict]:
-    settings = dict(
-        task=task, n_envs=64, horizon=16, n_minibatches=4, anneal_batches=4,
-        normalize_obs=True, normalize_reward=True, device="cuda", run_dir=str(run_dir),
-        n_batches=episodes, start_batch=start, checkpoint_every=1,
-    )  # fmt: skip
-    config = PPOConfig(**{**settings, **changes})
+    config = PPOConfig(**cuda_settings(task, run_dir, episodes, start, **changes))
     result = run_vectorized_ppo(config, TelemetryHub())
     assert result.status == "completed", result.reason
     return [learning_fields(s) for s in result.history]
@@ -152,15 +132,24 @@ def _same_policy(a: Path, b: Path, batch: int) -> None:
         ("pendulum", {}),
         ("acrobot", {}),
         ("cartpole-no-velocity", {"recurrent": "lstm", "rnn_hidden": 16}),
-        ("minatar-breakout", {"encoder": "cnn", "hidden_sizes": (32,), "normalize_obs": False}),
+        ("minatar-breakout", {"encoder": "cnn", "hidden_sizes": (32,)}),
+        ("cartpole", {"n_envs": 37}),  # not a multiple of 16: no kernel assumes one
+        ("cartpole", {"lr_schedule": "adaptive", "target_kl": 0.01}),  # both inside graphs
     ],
+    ids=["cartpole", "pendulum", "acrobot", "lstm", "cnn", "37-envs", "adaptive-target-kl"],
 )
 def test_graphed_batches_equal_eager_ones_bit_for_bit(
     task: str, policy: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same kernels in the same order from the same random streams: a graphed
     run is the eager run over the same (device-resident) Adam, to the bit; for a
-    recurrent policy (memory carried in place, sequences replayed) and a CNN too."""
+    recurrent policy (memory carried in place, sequences replayed), a CNN, an
+    odd number of environments, and the adaptive rate with a KL early stop (the
+    rate moves on the device, the stop reads each epoch's KL between replays).
+    cuDNN picks deterministic convolutions here: its default may pick ones whose
+    sums change order from run to run, which no graph causes."""
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     graphed = train_with(tmp_path / "graphed", task, 4, cuda_graphs="on", **policy)
     import esper.training.state as state_module
 
@@ -200,3 +189,74 @@ def test_every_replay_draws_new_noise() -> None:
     assert rollout.graph is not None
     assert not torch.equal(actions[2], actions[3]) and not torch.equal(actions[1], actions[2])
     assert 0.3 < actions[3].float().mean().item() < 0.7  # still a fair coin per step
+
+
+def test_compiled_and_graphed_batches_stay_within_tolerance_of_eager(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inductor fuses the arithmetic, so the numbers move at float rounding: after
+    3 batches every statistic within 1e-3 relative and every weight within 1e-3
+    relative / 1e-4 absolute of the eager run's (the same device-resident Adam)."""
+    import esper.training.state as state_module
+
+    fast = train_with(tmp_path / "fast", "cartpole", 3, compile=True, cuda_graphs="on")
+    monkeypatch.setattr(state_module, "wants_device_optimizer", lambda config: True)
+    eager = train_with(tmp_path / "eager", "cartpole", 3)
+    for mine, theirs in zip(fast, eager, strict=True):
+        assert mine.keys() == theirs.keys()
+        for key, value in theirs.items():
+            if isinstance(value, float):
+                assert mine[key] == pytest.approx(value, rel=1e-3, abs=1e-5), key
+            else:
+                assert mine[key] == value, key
+    name = "checkpoints/batch_000003.pt"
+    a = load_checkpoint(tmp_path / "fast" / name)["policy"]
+    b = load_checkpoint(tmp_path / "eager" / name)["policy"]
+    for key, tensor in b.items():
+        torch.testing.assert_close(a[key], tensor, rtol=1e-3, atol=1e-4)
+
+
+def test_the_environment_generator_advances_between_replays() -> None:
+    """Auto-resets draw from the environment's generator: a replay that repeated
+    the captured offsets would restart every ended episode from the same state."""
+    from esper.training.fast.capture import GraphedRollout
+
+    device = torch.device("cuda")
+    env = make("cartpole", 256, device, seed=0)
+    policy = ActorCritic(env.obs_dim, env.action_space, (16,)).to(device)
+    buffer = RolloutBuffer.allocate(64, 256, env.obs_dim, (), device)
+    episodes = EpisodeTracker(256, device, 64)
+    rollout = GraphedRollout()
+    obs = env.reset(seed=0)
+    states = []
+    for _ in range(4):  # warm-up, capture + first replay, two more replays
+        obs = rollout(env, policy, buffer, obs, None, episodes)
+        states.append(env.generator.get_state())
+    assert rollout.graph is not None
+    assert len({bytes(state.tolist()) for state in states}) == 4
+    assert episodes.totals()["episodes_finished"].item() > 0  # resets happened in the replays
+
+
+def test_a_capture_that_fails_names_the_rollout_and_the_way_out() -> None:
+    """A host read inside the captured rollout step fails the capture for real."""
+    from esper.runtime.errors import UserError
+    from esper.training.fast.capture import GraphedRollout
+    from esper.training.rollout import rollout_step
+
+    def reads_the_host(*args, **kwargs):
+        out = rollout_step(*args, **kwargs)
+        out.sum().item()  # not allowed while a stream captures
+        return out
+
+    device = torch.device("cuda")
+    env = make("cartpole", 64, device, seed=0)
+    policy = ActorCritic(env.obs_dim, env.action_space, (16,)).to(device)
+    buffer = RolloutBuffer.allocate(8, 64, env.obs_dim, (), device)
+    episodes = EpisodeTracker(64, device, 8)
+    rollout = GraphedRollout(reads_the_host)
+    obs = rollout(env, policy, buffer, env.reset(seed=0), None, episodes)  # the warm-up
+    with pytest.raises(UserError) as failed:
+        rollout(env, policy, buffer, obs, None, episodes)
+    message = failed.value.one_line()
+    assert "capturing the rollout as a CUDA graph failed" in message and "use off" in message
+    assert "\n" not in message

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import esper
+from esper.config.layers import build_config
 from esper.config.schema import PPOConfig
 from esper.envs import make
 from esper.runtime.host_sync import HostSyncError, host_reads_forbidden
@@ -32,10 +33,15 @@ HOT_PATHS = [
     "training/rollout.py",
     "training/ppo.py",
     "training/gae.py",
-    "training/policy.py",
     "training/episode_stats.py",
-    "training/normalizer.py",
-    "envs/base.py",
+    "training/policy/actor_critic.py",
+    "training/policy/normalizer.py",
+    "training/policy/recurrent.py",
+    "training/policy/encoders.py",
+    "training/policy/distributions.py",
+    "training/fast/optimizer.py",
+    "training/fast/capture.py",
+    "training/fast/layers.py",
     *sorted(
         str(p.relative_to(PACKAGE))
         for p in (PACKAGE / "envs").glob("*.py")
@@ -80,6 +86,51 @@ def test_one_batch_runs_without_host_reads(normalize_obs: bool) -> None:
             policy, optimizer, flatten_batch(buffer, advantages, returns), update_settings(config)
         )
     assert episodes.totals()["episodes_finished"].item() > 0  # episodes really ended
+
+
+class ReachedTheTransfer(Exception):
+    """Raised in place of the batch's one host transfer: all before it ran guarded."""
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"task": "cartpole-no-velocity", "recurrent": "gru", "rnn_hidden": 16},
+        {"task": "minatar-breakout", "encoder": "cnn", "hidden_sizes": [32]},
+        {"task": "cartpole", "lr_schedule": "adaptive", "target_kl": None},
+    ],
+    ids=["recurrent", "cnn", "device-adam"],
+)
+def test_a_whole_batch_of_each_policy_kind_runs_without_host_reads(
+    settings: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's own batch (loop.train_batch: rollout, advantages, update) up to its
+    one transfer, for a recurrent policy, a CNN and the device-resident Adam."""
+    from esper.runs.directory import RunDir
+    from esper.training import loop
+    from esper.training.fast.optimizer import DeviceAdam
+    from esper.training.interrupt import StopRequest
+    from esper.training.state import build_state
+
+    overrides = {"n_envs": 8, "horizon": 16, "n_minibatches": 2, "update_epochs": 2}
+    config = build_config(
+        None, {**overrides, **settings, "device": "cpu", "run_dir": str(tmp_path)}
+    )
+    state = build_state(config, torch.device("cpu"), RunDir(tmp_path))
+    if "lr_schedule" in settings:
+        assert isinstance(state.optimizer, DeviceAdam)
+    env = state.env
+    buffer = RolloutBuffer.allocate(
+        config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, "cpu",
+        obs_dtype=env.spec.obs_dtype, memory_size=state.policy.memory_size,
+    )  # fmt: skip
+
+    def transfer(*args, **kwargs):
+        raise ReachedTheTransfer
+
+    monkeypatch.setattr(loop, "to_host", transfer)
+    with host_reads_forbidden(), pytest.raises(ReachedTheTransfer):
+        loop.train_batch(config, state, buffer, StopRequest())
 
 
 def test_host_reads_are_caught() -> None:

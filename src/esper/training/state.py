@@ -229,9 +229,7 @@ def build_state(
         memory=policy.initial_memory(local_envs),
         group=group,
     )
-    state.collect, state.advantages, state.update = batch_steps(
-        config, device, env, group.world_size
-    )
+    state.collect, state.advantages, state.update = batch_steps(config, device, env, group)
     if config.start_batch > 0:
         _restore(state, run_dir)
     return state

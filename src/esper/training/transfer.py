@@ -39,6 +39,14 @@ PACKED_WEIGHT_COLUMN: int = next(
 MEMORY_FIELDS: tuple[str, ...] = ("process_memory_mb", "cuda_memory_mb")
 # The column after the packed statistics when ranks combine: anyone's stop stops all.
 STOP_REDUCTION = Reduction.MAX
+# Then a column every rank sends as 1: its minimum is 1 only when every rank's row
+# arrived (an aborted collective leaves its rows NaN, ``Collectives.gather_all``).
+ARRIVED_REDUCTION = Reduction.MIN
+
+
+class LostBatchReport(RuntimeError):
+    """A rank's statistics did not arrive in the batch's collective (an aborted
+    communicator): the batch has no report, and the job fails."""
 
 
 @dataclass(frozen=True)
@@ -89,13 +97,15 @@ def combine_ranks(
     stop_requested: bool,
     memory: Mapping[str, float | None],
 ) -> torch.Tensor:
-    """The packed statistics, then the stop request, then ``memory`` in
+    """The packed statistics, then the stop request, the arrival column, then ``memory`` in
     MEMORY_FIELDS order, combined over the ranks in one collective. NaN carries
     memory a rank cannot measure (CUDA memory off CUDA)."""
-    extra = [1.0 if stop_requested else 0.0, *(_or_nan(memory[name]) for name in MEMORY_FIELDS)]
+    stop = 1.0 if stop_requested else 0.0
+    extra = [stop, 1.0, *(_or_nan(memory[name]) for name in MEMORY_FIELDS)]
     kinds = (
         *PACKED_REDUCTIONS,
         STOP_REDUCTION,
+        ARRIVED_REDUCTION,
         *(BATCH_FIELDS[name].reduction for name in MEMORY_FIELDS),
     )
     return group.reduce_fields(
@@ -114,11 +124,13 @@ def to_host(
     if group.active:
         packed = combine_ranks(group, packed, stop_requested, memory)
     host = packed.tolist()  # host-sync: the batch's one transfer
+    if group.active and host[len(PACKED_FIELDS) + 1] != 1.0:  # NaN: a row never written
+        raise LostBatchReport("a rank's batch statistics did not arrive (collective aborted)")
     stats = unpack_device_stats(host[: len(PACKED_FIELDS)])
     stats.update((k, v) for k, v in device_stats.items() if not isinstance(v, torch.Tensor))
     if not group.active:
         return BatchReport(stats, dict(memory), stop_requested)
-    stop, *job_memory = host[len(PACKED_FIELDS) :]
+    stop, _arrived, *job_memory = host[len(PACKED_FIELDS) :]
     return BatchReport(
         stats,
         {name: _or_none(v) for name, v in zip(MEMORY_FIELDS, job_memory, strict=True)},

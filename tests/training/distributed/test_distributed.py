@@ -31,7 +31,9 @@ from esper.training.transfer import (
     PACKED_FIELDS,
     PACKED_REDUCTIONS,
     PACKED_WEIGHT_COLUMN,
+    LostBatchReport,
     pack_device_stats,
+    to_host,
     unpack_device_stats,
 )
 from esper.training.transfer import combine_ranks as _combine_ranks
@@ -238,9 +240,29 @@ def test_job_memory_is_the_largest_rank_s_and_cuda_memory_stays_absent_off_cuda(
     packed = rank_stats([(10.0, 100.0)], loss=1.0)
     memory = {"process_memory_mb": 300.0, "cuda_memory_mb": None}
     combined = _combine_ranks(group, packed, False, memory).tolist()
-    stop, process_mb, cuda_mb = combined[len(PACKED_REDUCTIONS) :]
-    assert (stop, process_mb) == (0.0, 600.0)
+    stop, arrived, process_mb, cuda_mb = combined[len(PACKED_REDUCTIONS) :]
+    assert (stop, arrived, process_mb) == (0.0, 1.0, 600.0)
     assert math.isnan(cuda_mb)  # off CUDA on every rank: BATCH_COMPLETED says None
+
+
+def test_a_batch_report_an_aborted_collective_never_wrote_fails_the_batch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After an nccl abort ``all_gather`` can return without writing its outputs. The
+    memory they were allocated from (here: ones, as a stop column of garbage > 0
+    would read) must not become the batch's report, which would end the job as
+    stopped ("interrupted") rather than failed."""
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "all_gather", lambda outputs, tensor: None)  # nothing written
+    monkeypatch.setattr(torch, "empty_like", torch.ones_like)  # leftover memory
+    group = Collectives(world_size=2)
+    packed = rank_stats([(10.0, 100.0)], loss=1.0)
+    memory = {"process_memory_mb": 300.0, "cuda_memory_mb": None}
+    with pytest.raises(LostBatchReport, match="did not arrive"):
+        to_host(
+            dict(zip([f.name for f in PACKED_FIELDS], packed, strict=True)), memory, False, group
+        )
 
 
 def test_envs_that_do_not_split_over_the_ranks_are_refused_naming_envs() -> None:

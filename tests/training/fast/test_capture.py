@@ -21,6 +21,7 @@ from esper.envs import make, task_names
 from esper.envs.cartpole import CartPole
 from esper.runs.directory import RunDir
 from esper.runtime.errors import UserError
+from esper.training.distributed.collectives import Collectives
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.fast.capture import (
     batch_steps,
@@ -178,7 +179,9 @@ def test_device_adam_takes_the_flat_adam_s_steps_and_checkpoints() -> None:
 
 def test_cuda_graphs_on_without_cuda_is_refused_naming_the_setting() -> None:
     with pytest.raises(UserError) as refused:
-        batch_steps(PPOConfig(cuda_graphs="on"), torch.device("cpu"), make("cartpole", 2), 1)
+        batch_steps(
+            PPOConfig(cuda_graphs="on"), torch.device("cpu"), make("cartpole", 2), Collectives()
+        )
     assert refused.value.setting == "cuda_graphs" and "CUDA" in refused.value.message
 
 
@@ -218,7 +221,7 @@ def test_a_batch_keeps_what_it_carries_in_place(tmp_path: Path) -> None:
     )  # fmt: skip
     state = build_state(config, torch.device("cpu"), RunDir(tmp_path))
     state.collect, state.advantages, state.update = batch_steps(
-        PPOConfig(cuda_graphs="off"), torch.device("cpu"), state.env, 1
+        PPOConfig(cuda_graphs="off"), torch.device("cpu"), state.env, Collectives()
     )  # the plain steps over DeviceAdam: what the CUDA graphs capture
     buffer = RolloutBuffer.allocate(16, 8, state.env.obs_dim, state.env.action_space.shape, "cpu")
     train_batch(config, state, buffer, StopRequest())

@@ -36,6 +36,7 @@ rank 0 names the rank that failed first (``training/rank_failures.py``).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -150,11 +151,16 @@ class Collectives:
 
     def gather_all(self, tensor: torch.Tensor) -> torch.Tensor:
         """``[world_size, *tensor.shape]``: every rank's ``tensor``, in rank order
-        (one all-gather; a view with a leading 1 in one process)."""
+        (one all-gather; a view with a leading 1 in one process).
+
+        The receive buffers start as NaN (-1 for integers), not as ``empty_like``'s
+        leftovers: an aborted nccl collective can return without writing them, and
+        leftover memory would then read as a rank's values."""
         if not self.active:
             return tensor.unsqueeze(0)
+        unwritten = math.nan if tensor.is_floating_point() else -1
         with self._timed() as dist:
-            gathered = [torch.empty_like(tensor) for _ in range(self.world_size)]
+            gathered = [torch.full_like(tensor, unwritten) for _ in range(self.world_size)]
             dist.all_gather(gathered, tensor.contiguous())
         return torch.stack(gathered)
 

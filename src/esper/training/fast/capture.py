@@ -53,19 +53,21 @@ from esper.training.rollout import RolloutBuffer, collect_rollout, rollout_step
 WARMUP_BATCHES = 1
 
 
-def uses_cuda_graphs(choice: str, device: torch.device, env: object, world_size: int) -> bool:
+def uses_cuda_graphs(choice: str, device: torch.device, env: object, group: Collectives) -> bool:
     """Whether this run captures CUDA graphs. ``on`` where they cannot work is
     bad input; ``auto`` stays eager until a CUDA machine has measured the
     graphed path against it."""
     if choice != "on":
         return False
     why_not = (
-        "needs a CUDA device"
+        # Any group, a forced one of one rank too: a captured update would hold no
+        # all-reduce, and the normalisers' merge would stop after the capture.
+        "runs without a process group only (collectives stay outside graphs)"
+        if group.active
+        else "needs a CUDA device"
         if device.type != "cuda"
         else "needs a batched task on the device (a gym: task steps on the CPU)"
         if not isinstance(env, BatchedEnv)
-        else "runs in one process only (collectives stay outside graphs)"
-        if world_size > 1
         else f"needs a torch whose CUDA graphs take a generator (not {torch.__version__})"
         if not hasattr(torch.cuda.CUDAGraph, "register_generator_state")
         else ""
@@ -76,6 +78,14 @@ def uses_cuda_graphs(choice: str, device: torch.device, env: object, world_size:
 
 
 # --- compiled steps ----------------------------------------------------------------
+
+
+def traces_backward() -> bool:
+    """Whether this torch's dynamo can trace ``backward()`` into a graph (the
+    ``trace_autograd_ops`` setting, newer than some torch a GPU image carries)."""
+    from torch._dynamo import config as dynamo_config
+
+    return hasattr(dynamo_config, "trace_autograd_ops")
 
 
 def compile_step(
@@ -90,6 +100,13 @@ def compile_step(
     if not autograd:
         return compiled
     from torch._dynamo import config as dynamo_config
+
+    if not traces_backward():  # refused as the run is built, not at its first batch
+        raise UserError(
+            f"needs a torch whose dynamo traces backward() (trace_autograd_ops; "
+            f"torch {torch.__version__} has not); run without it",
+            setting="compile",
+        )
 
     @functools.wraps(step)
     def call(*args: Any, **kwargs: Any) -> Any:
@@ -126,13 +143,27 @@ class _Captured:
         self.calls += 1
         return self.graph is None and self.calls <= WARMUP_BATCHES
 
-    def capture(self, body: Callable[[], None], generators: Iterable[torch.Generator]) -> None:
-        self.graph = torch.cuda.CUDAGraph()
+    def capture(
+        self, part: str, body: Callable[[], None], generators: Iterable[torch.Generator]
+    ) -> None:
+        """Capture ``body``; a failure is one line naming ``part`` (the rollout, the
+        advantages or the update) and the way out, not CUDA's "operation failed
+        due to a previous error during capture" traceback."""
+        graph = torch.cuda.CUDAGraph()
         for generator in generators:  # a replay draws new numbers from each
-            self.graph.register_generator_state(generator)
+            graph.register_generator_state(generator)
         torch.cuda.synchronize()
-        with torch.cuda.graph(self.graph):
-            body()
+        try:
+            with torch.cuda.graph(graph):
+                body()
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise UserError(
+                f"on: capturing the {part} as a CUDA graph failed "
+                f"({type(exc).__name__}: {first}); use off",
+                setting="cuda_graphs",
+            ) from exc
+        self.graph = graph
 
 
 def _on_side_stream(run: Callable[[], Any]) -> Any:
@@ -178,7 +209,7 @@ class GraphedRollout(_Captured):
             def body() -> None:
                 obs.copy_(collect_rollout(*args, obs, *rest, step=self.step))
 
-            self.capture(body, [env.generator])
+            self.capture("rollout", body, [env.generator])
         assert self.graph is not None and self.obs is not None
         if next_obs is not self.obs:  # a restored or fresh observation
             self.obs.copy_(next_obs)
@@ -259,7 +290,7 @@ class GraphedUpdate(_Captured):
             sums.copy_(total)
             epoch_kl.copy_(kl)
 
-        self.capture(body, [])
+        self.capture("update", body, [])
 
 
 class GraphedAdvantages(_Captured):
@@ -291,7 +322,7 @@ class GraphedAdvantages(_Captured):
             def body() -> None:
                 self.out = batch_advantages(rollout, static, value_of, gamma, gae_lambda)
 
-            self.capture(body, [])
+            self.capture("advantages", body, [])
         assert self.graph is not None and self.last_obs is not None and self.out is not None
         self.last_obs.copy_(last_obs)
         self.graph.replay()
@@ -307,9 +338,9 @@ class BatchSteps(NamedTuple):
     update: Callable[..., dict[str, torch.Tensor]]
 
 
-def batch_steps(config: Any, device: torch.device, env: object, world_size: int) -> BatchSteps:
+def batch_steps(config: Any, device: torch.device, env: object, group: Collectives) -> BatchSteps:
     """The run's steps: plain, compiled, graphed, or compiled and graphed."""
-    graphs = uses_cuda_graphs(config.cuda_graphs, device, env, world_size)
+    graphs = uses_cuda_graphs(config.cuda_graphs, device, env, group)
     rollout_fn = compiled_rollout_step() if config.compile else rollout_step
     step_fn = compiled_minibatch_step() if config.compile else minibatch_step
     if graphs:
