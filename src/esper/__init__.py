@@ -32,6 +32,11 @@ def version() -> str:
         return "0+unknown"
 
 
+def __dir__() -> list[str]:
+    """The lazy names too, so ``dir(esper)`` and tab completion show ``train``."""
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         return version()

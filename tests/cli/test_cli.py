@@ -62,6 +62,7 @@ def test_help_explains_the_words() -> None:
         assert flag in text
     assert "rollout horizon" in text
     assert "batch_K.pt" in text
+    assert "gym:ENV_ID, or package.module:Factory" in text  # every form --task takes
     assert "max_batches" in " ".join(run("--help").output.split())
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from esper.config.layers import build_config, checked_config
 from esper.config.schema import PPOConfig
-from esper.config.text import field_names, load_config_file
+from esper.config.text import config_file_budget, field_names, load_config_file
 from esper.envs import env_class
 from esper.envs.registry import recall_task
 from esper.runs.directory import RunDir, describe_checkpoints
@@ -57,8 +57,11 @@ def make_config(
     ``resume`` picks the newest intact checkpoint (instead of ``start_batch``).
     ``total_timesteps`` (CleanRL's budget) sets the batches instead of
     ``n_batches``: the run ends at batch ceil(total_timesteps / (n_envs x horizon)),
-    counting a resumed run's batches."""
+    counting a resumed run's batches. A config file's ``total_timesteps`` is the
+    same budget, which a flag (``--total-timesteps`` or ``--episodes``) replaces."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if total_timesteps is None and config_file is not None and "n_batches" not in overrides:
+        total_timesteps = config_file_budget(config_file)
     if total_timesteps is not None:
         return _config_for_timesteps(config_file, overrides, resume, total_timesteps)
     if resume and overrides.get("start_batch"):
