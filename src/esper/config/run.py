@@ -64,6 +64,13 @@ def make_config(
         total_timesteps = config_file_budget(config_file)
     if total_timesteps is not None:
         return _config_for_timesteps(config_file, overrides, resume, total_timesteps)
+    return _config_for_batches(config_file, overrides, resume)
+
+
+def _config_for_batches(
+    config_file: Path | None, overrides: dict[str, Any], resume: bool
+) -> PPOConfig:
+    """``make_config`` with ``n_batches`` as given (or the layers' default)."""
     if resume and overrides.get("start_batch"):
         raise ConfigError(
             "resume", "give {resume} or {start_batch}, not both", mentions=("resume", "start_batch")
@@ -107,7 +114,7 @@ def _config_for_timesteps(
         )
     if total_timesteps < 1:
         raise ConfigError("total_timesteps", f"must be >= 1 (got {total_timesteps})")
-    config = make_config(config_file, overrides, resume=resume)
+    config = _config_for_batches(config_file, overrides, resume)
     end = math.ceil(total_timesteps / config.batch_size)
     if end <= config.start_batch:
         raise ConfigError(
