@@ -169,12 +169,18 @@ def test_eval_video_has_one_frame_per_step_of_its_episodes(trained: Path, tmp_pa
         reader.close()
 
 
-def test_video_every_writes_a_video_per_due_batch(tmp_path: Path) -> None:
+def test_video_every_writes_a_video_per_due_batch(tmp_path: Path, capsys) -> None:
     pytest.importorskip("imageio_ffmpeg")
     run_dir = tmp_path / "run"
-    outcome = esper.train("pendulum", 2, run_dir=str(run_dir), video_every=2, **SMALL)
+    settings = SMALL | {"progress": True}  # plain lines: stdout is not a terminal here
+    outcome = esper.train("pendulum", 2, run_dir=str(run_dir), video_every=2, **settings)
     assert outcome.status == "completed"
     assert sorted(p.name for p in (run_dir / "videos").iterdir()) == ["batch_000002.mp4"]
+    # Said where it went: a console line and a VIDEO_SAVED event.
+    written = str(run_dir / "videos" / "batch_000002.mp4")
+    assert f"video: {written} (200 frames)" in capsys.readouterr().out
+    (saved,) = events_of(run_dir, TelemetryEventType.VIDEO_SAVED)
+    assert (saved.data.path, saved.data.batch, saved.data.frames) == (written, 2, 200)
 
 
 def test_a_missing_video_extra_is_one_line_naming_it(
