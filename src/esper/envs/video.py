@@ -31,8 +31,10 @@ NO_TIME_LIMIT_STEPS = 100_000  # a video of a task without a time limit stops he
 
 
 def _draws_itself(task: str) -> bool:
-    """A batched task whose class overrides ``BatchedEnv.render``."""
-    cls = env_class(task)
+    """A batched task whose class overrides ``BatchedEnv.render`` (a registered
+    factory that is a function cannot say before it builds one: not recorded)."""
+    found = env_class(task)
+    cls = getattr(found, "factory", found)  # a registered or installed task's class
     return isinstance(cls, type) and issubclass(cls, BatchedEnv) and cls.renders()
 
 
