@@ -64,6 +64,14 @@ class EnvSpec:
         """The observation entries the actor reads: what a deployed policy takes."""
         return self.obs_dim - self.critic_obs_dim
 
+    def describe_obs(self) -> str:
+        """An observation as ``esper tasks`` and ``check-env`` show it: ``4×10×10``
+        for an image (its shape), ``6`` or ``8 (2 critic-only)`` for a vector."""
+        if len(self.obs_shape) > 1:
+            return "×".join(map(str, self.obs_shape))
+        critic = f" ({self.critic_obs_dim} critic-only)" if self.critic_obs_dim else ""
+        return f"{self.obs_dim}{critic}"
+
     @property
     def is_image(self) -> bool:
         """``[C, H, W]`` observations: the CNN's input, never the normaliser's."""
