@@ -57,7 +57,9 @@ def test_stop_at_ends_a_cartpole_run_early_and_best_pt_loads(tmp_path: Path) -> 
     assert evaluations[-1].best_return_mean == best.return_mean
     assert policy(torch.zeros(4)).shape == ()
     shown = runner.invoke(app, ["eval", str(run_dir), "--checkpoint", "best", "--episodes", "3"])
-    assert shown.exit_code == 0 and f"checkpoint batch {best.checkpoint_batch}" in shown.output
+    assert (
+        shown.exit_code == 0 and f"checkpoint best (batch {best.checkpoint_batch})" in shown.output
+    )
 
 
 def _final_state(run_dir: Path, **settings) -> tuple[list[dict], dict]:

@@ -48,7 +48,9 @@ class TrainedPolicy:
     A recurrent policy remembers: each call acts from the memory the last call
     left, for the same number of copies. Pass ``episode_start`` (``[B]`` bool,
     True where a copy's episode begins with this observation) to forget there,
-    or call ``reset()`` between episodes of a single copy.
+    or call ``reset()`` between episodes of a single copy. A call with another
+    number of copies is refused (ValueError) unless ``reset()`` came first or
+    ``episode_start`` is all True: no copy's memory would carry over.
     """
 
     model: ActorCritic
@@ -65,6 +67,14 @@ class TrainedPolicy:
     deterministic: bool = True  # argmax / Gaussian mean; False samples like training
     obs_dtype: torch.dtype = torch.float32  # the task's: uint8 images stay uint8
     memory: torch.Tensor | None = None  # a recurrent policy's, after the last call
+    best: bool = False  # loaded from checkpoints/best.pt (the best evaluation's)
+
+    @property
+    def checkpoint_name(self) -> str:
+        """Which checkpoint this is, as a user would ask for it: ``batch 5`` or
+        ``best (batch 5)``."""
+        batch = f"batch {self.checkpoint_batch}"
+        return f"best ({batch})" if self.best else batch
 
     def reset(self) -> None:
         """Forget: the next call starts every copy's episode afresh."""
@@ -85,13 +95,32 @@ class TrainedPolicy:
         starts = None
         if episode_start is not None:
             starts = torch.as_tensor(episode_start, dtype=torch.bool, device=self.device)
-        memory = self.model.memory_for(self.memory, obs.shape[0], starts)
+        memory = self.model.memory_for(self._memory_of(obs.shape[0], starts), obs.shape[0], starts)
         if self.deterministic:
             action, self.memory = self.model.act_deterministic(obs, memory)
         else:
             action, self.memory = self.model.sample(obs, memory=memory)
         action = self.model.env_action(action)
         return action[0] if single else action
+
+    def _memory_of(self, copies: int, starts: torch.Tensor | None) -> torch.Tensor | None:
+        """The memory this call continues from; a wrong ``episode_start``, or another
+        number of copies while some episode runs on, is refused: it has no memory."""
+        if starts is not None and starts.numel() != copies:
+            raise ValueError(
+                f"episode_start has {starts.numel()} entries for {copies} observations; "
+                "give one per observation"
+            )
+        memory = self.memory
+        if memory is None or memory.shape[0] == copies:
+            return memory
+        # host-sync: only when the number of copies changes, never step by step
+        if starts is None or not bool(starts.all()):
+            raise ValueError(
+                f"this recurrent policy remembers {memory.shape[0]} copies and got "
+                f"{copies} observations: call reset() first, or pass episode_start all True"
+            )
+        return None
 
     def _normalized(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs`` through the frozen normaliser; observations without their critic-only
@@ -187,7 +216,7 @@ def load_policy(
     forget_loaded()  # what acting needs is rebuilt from ``saved``: keep no second copy
     target = resolve_device(str(device))
     try:
-        return _rebuild(saved, run, target, deterministic)
+        return _rebuild(saved, run, target, deterministic, best=checkpoint == "best")
     except CheckpointError:
         raise
     except UnknownTaskError as exc:  # the run's task, from its checkpoint: not a flag of eval
@@ -206,7 +235,12 @@ def load_policy(
 
 
 def _rebuild(
-    saved: dict[str, Any], run: RunDir, device: torch.device, deterministic: bool
+    saved: dict[str, Any],
+    run: RunDir,
+    device: torch.device,
+    deterministic: bool,
+    *,
+    best: bool = False,
 ) -> TrainedPolicy:
     config = saved["config"]
     task = config["task"]
@@ -240,4 +274,5 @@ def _rebuild(
         config=dict(config),
         deterministic=deterministic,
         obs_dtype=spec.obs_dtype,
+        best=best,
     )

@@ -211,6 +211,27 @@ def test_load_policy_remembers_and_forgets_where_told(tmp_path: Path) -> None:
     assert policy.memory is None
 
 
+def test_load_policy_refuses_to_guess_what_to_remember(tmp_path: Path) -> None:
+    """A wrong ``episode_start`` length, or another number of copies while their
+    episodes run on, is one clear ValueError, not a raw RuntimeError or a silent
+    reset of the memory."""
+    _train(tmp_path, 1)
+    policy = esper.load_policy(tmp_path)
+    two, three = torch.zeros(2, 2), torch.zeros(3, 2)
+    with pytest.raises(ValueError, match="episode_start has 3 entries for 2 observations"):
+        policy(two, episode_start=torch.tensor([True, False, True]))
+    policy(two)
+    with pytest.raises(ValueError, match="remembers 2 copies and got 3 observations: call reset"):
+        policy(three)
+    with pytest.raises(ValueError, match="remembers 2 copies"):
+        policy(three, episode_start=torch.tensor([True, False, True]))
+    policy(three, episode_start=torch.ones(3, dtype=torch.bool))  # every copy starts afresh
+    assert policy.memory.shape[0] == 3
+    policy.reset()
+    policy(two)  # after a reset any number of copies
+    assert policy.memory.shape[0] == 2
+
+
 def test_evaluation_runs_a_recurrent_policy(tmp_path: Path) -> None:
     run = tmp_path / "run"
     _train(run, 1)
