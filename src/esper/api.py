@@ -143,7 +143,9 @@ def train(
     ``"online"`` or ``"offline"``. Each of ``callbacks`` is called with every
     ``TelemetryEvent`` of the run; one that returns ``True`` asks the run to stop
     at the next batch boundary, which ends it ``interrupted`` (checkpointed,
-    resumable), as a Ctrl-C would.
+    resumable), as a Ctrl-C would; one that raises fails the run at once
+    (``failed``, TRAINING_FAILED naming the callback, the traceback in
+    RUN_DIR/error.log), as Stable-Baselines3's do.
     """
     try:  # a conflict names the keywords as given (episodes and n_episodes too)
         fields = field_names({"n_batches": episodes, **overrides})
