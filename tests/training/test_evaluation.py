@@ -254,3 +254,22 @@ def test_an_evaluation_reads_the_host_once(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(torch.Tensor, "cpu", lambda t, *a, **k: reads.append("cpu") or original(t))
     stats = episodes.summary()
     assert reads == ["cpu"] and stats["length_min"] <= stats["length_mean"] <= stats["length_max"]
+
+
+def test_an_evaluation_in_training_is_esper_eval_of_its_checkpoint(tmp_path: Path) -> None:
+    """best.pt and --stop-at rest on it: on a normalize_obs run, the evaluation after
+    batch N equals ``esper eval --checkpoint N`` with the same seed and episodes."""
+    from esper.workflows.evaluate import evaluate
+
+    run_dir = tmp_path / "run"
+    settings = SMALL | {"normalize_obs": True, "checkpoint_every": 2}
+    esper.train("cartpole", 4, run_dir=str(run_dir), eval_every=2, eval_episodes=6, **settings)
+    during = [e.data for e in events_of(run_dir, TelemetryEventType.EVALUATION_COMPLETED)]
+    assert [e.checkpoint_batch for e in during] == [2, 4]
+    for seen in during:
+        again = evaluate(
+            run_dir, seen.checkpoint_batch, 6, seed=seen.seed, device="cpu", record=False
+        ).payload
+        fields = ("return_mean", "return_std", "return_min", "return_max", "length_mean")
+        assert [getattr(again, f) for f in fields] == [getattr(seen, f) for f in fields]
+    assert load_checkpoint(run_dir / "checkpoints" / "batch_000002.pt")["obs_normalizer"]

@@ -15,11 +15,14 @@ import torch
 from small_runs import one_epoch_settings, train_history, train_probe
 
 import esper
+import esper.training.policy.actor_critic as actor_critic_module
 import esper.training.ppo as ppo_module
 import esper.training.rollout as rollout_module
 from esper.config.schema import PPOConfig
 from esper.envs import make
 from esper.runtime.errors import ConfigError
+from esper.telemetry.events import TelemetryEventType
+from esper.telemetry.jsonl import read_events
 from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.fast.capture import compile_step
@@ -44,12 +47,29 @@ def _train_probe(task: str, run_dir: Path, recurrent: str) -> float:
     return _final_returns(train_probe(task, run_dir, PROBE_BATCHES, recurrent=recurrent))
 
 
+EVAL = {"eval_every": PROBE_BATCHES, "eval_episodes": 32}  # one evaluation, at the end
+
+
+def _evaluations(run_dir: Path) -> list:
+    return [
+        e.data
+        for e in read_events(run_dir / "telemetry.jsonl")
+        if e.event_type is TelemetryEventType.EVALUATION_COMPLETED
+    ]
+
+
 def test_a_recurrent_policy_recalls_what_a_feed_forward_one_cannot(tmp_path: Path) -> None:
-    """probe-recall pays +1 for naming, one step later, a sign it no longer sees."""
-    gru = _train_probe("probe-recall", tmp_path / "gru", "gru")
+    """probe-recall pays +1 for naming, one step later, a sign it no longer sees:
+    in training, in the in-training evaluator and through ``run_episodes``."""
+    outcome = train_probe("probe-recall", tmp_path / "gru", PROBE_BATCHES, recurrent="gru", **EVAL)
+    gru = _final_returns(outcome)
     mlp = _train_probe("probe-recall", tmp_path / "mlp", "none")
     assert gru > 0.9, f"probe-recall with a GRU returned {gru:.2f}, want ~1: the memory is lost"
     assert abs(mlp) < 0.4, f"a feed-forward policy cannot recall, yet returned {mlp:.2f}"
+    (evaluated,) = _evaluations(tmp_path / "gru")
+    assert evaluated.return_mean > 0.9, evaluated
+    played = run_episodes(esper.load_policy(tmp_path / "gru"), 32, seed=3, check_every=4)
+    assert float(played.returns.mean()) > 0.9
 
 
 def test_the_memory_reset_at_episode_ends_is_what_tells_an_episode_s_first_step(
@@ -59,10 +79,28 @@ def test_the_memory_reset_at_episode_ends_is_what_tells_an_episode_s_first_step(
     With the reset broken (in the rollout and in the update's replay) it is not."""
     intact = _train_probe("probe-episode-start", tmp_path / "intact", "lstm")
     assert intact > 1.8, f"probe-episode-start returned {intact:.2f} of 2: check the reset"
+    _an_evaluation_forgets_where_episodes_start(tmp_path / "intact", monkeypatch)
     monkeypatch.setattr(rollout_module, "forget_ended", lambda memory, ended: memory)
     monkeypatch.setattr(ppo_module, "episode_starts", torch.zeros_like)
     broken = _train_probe("probe-episode-start", tmp_path / "broken", "lstm")
     assert broken < 0.6, f"with no reset the probe still returned {broken:.2f}: it tests nothing"
+
+
+def _an_evaluation_forgets_where_episodes_start(run_dir: Path, monkeypatch) -> None:
+    """The trained probe-episode-start policy scores ~2 through ``run_episodes`` and
+    the in-training evaluator (a resumed batch that evaluates), and far less in
+    both with the evaluation's memory reset broken: the tests would see it."""
+    policy = esper.load_policy(run_dir)
+    assert float(run_episodes(policy, 32, seed=3, check_every=4).returns.mean()) > 1.8
+    resume = {"recurrent": "lstm", "resume": True, "eval_every": 1, "eval_episodes": 32}
+    train_probe("probe-episode-start", run_dir, 1, **resume)
+    assert _evaluations(run_dir)[-1].return_mean > 1.8
+    with monkeypatch.context() as broken:  # the evaluation's reset only; training keeps its own
+        broken.setattr(actor_critic_module, "forget_ended", lambda memory, ended: memory)
+        policy.reset()
+        assert float(run_episodes(policy, 32, seed=3, check_every=4).returns.mean()) < 1.2
+        train_probe("probe-episode-start", run_dir, 1, **resume)
+        assert _evaluations(run_dir)[-1].return_mean < 1.2
 
 
 @pytest.mark.parametrize("core", [GRUCore, LSTMCore])
