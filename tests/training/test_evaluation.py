@@ -71,9 +71,13 @@ def _final_state(run_dir: Path, **settings) -> tuple[list[dict], dict]:
     return outcome.history, saved
 
 
-def test_evaluating_does_not_change_training_bit_for_bit(tmp_path: Path) -> None:
-    plain_history, plain = _final_state(tmp_path / "plain")
-    eval_history, evaluated = _final_state(tmp_path / "eval", eval_every=1, eval_episodes=5)
+@pytest.mark.parametrize("recurrent", ["none", "gru"])
+def test_evaluating_does_not_change_training_bit_for_bit(tmp_path: Path, recurrent: str) -> None:
+    """Nor a recurrent run's: the evaluator keeps its own memory, never the rollout's."""
+    plain_history, plain = _final_state(tmp_path / "plain", recurrent=recurrent)
+    eval_history, evaluated = _final_state(
+        tmp_path / "eval", eval_every=1, eval_episodes=5, recurrent=recurrent
+    )
     assert len(events_of(tmp_path / "eval", TelemetryEventType.EVALUATION_COMPLETED)) == 4
     timing = {"sps", "batch_seconds", "rollout_seconds", "update_seconds", "process_memory_mb"}
     for a, b in zip(plain_history, eval_history, strict=True):
@@ -85,6 +89,9 @@ def test_evaluating_does_not_change_training_bit_for_bit(tmp_path: Path) -> None
             assert torch.equal(tensor, evaluated[key][name]), (key, name)
     assert torch.equal(plain["rng"]["torch"], evaluated["rng"]["torch"])
     assert torch.equal(plain["env"]["state"], evaluated["env"]["state"])
+    if recurrent != "none":  # the rollout's memory, carried into the next batch
+        assert plain["memory"] is not None and plain["memory"].abs().sum() > 0
+        assert torch.equal(plain["memory"], evaluated["memory"])
 
 
 def test_an_evaluation_leaves_the_normaliser_and_the_streams_as_they_were(tmp_path: Path) -> None:
