@@ -87,6 +87,27 @@ def test_a_config_file_s_task_is_the_task_unless_one_is_named(tmp_path: Path) ->
     config.write_text('task = "acrobot"\nn_envs = 8\nhorizon = 16\nn_minibatches = 2\n')
     outcome = train(config_file=config, episodes=1, run_dir=str(tmp_path / "a"), progress=False)
     assert outcome.config.task == "acrobot"
+    named = train(
+        task="cartpole", config_file=config, episodes=1, run_dir=str(tmp_path / "c"), progress=False
+    )
+    assert named.config.task == "cartpole" and named.config.n_envs == 8  # the file's other keys
+    started = json.loads((tmp_path / "c" / "telemetry.jsonl").read_text().splitlines()[0])
+    assert started["data"]["task"] == "cartpole"
+
+
+def test_dir_shows_the_api_and_an_outcome_prints_in_one_line(tmp_path: Path) -> None:
+    from esper.api import TrainOutcome
+    from esper.config.schema import PPOConfig
+    from esper.training.report import TrainingResult
+
+    assert {"train", "load_policy", "export", "__version__"} <= set(dir(esper))
+    history = [{"batch": b, "episode_return_mean": float(b)} for b in range(500)]
+    result = TrainingResult("completed", tmp_path, "r", 500, 64_000, history=history)
+    result.last_batch = {"episode_return_mean": 187.25}
+    text = repr(TrainOutcome(result, PPOConfig(run_dir=str(tmp_path))))
+    assert "\n" not in text and len(text) < 300, text
+    assert "status='completed'" in text and "final_batch=500" in text
+    assert "return_mean=187.2" in text
 
 
 def test_episodes_and_n_episodes_that_disagree_are_refused(tmp_path: Path) -> None:

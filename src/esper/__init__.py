@@ -5,6 +5,8 @@ The Python API, for notebooks and scripts (the CLI is a thin layer over it)::
     import esper
     outcome = esper.train(task="cartpole", episodes=30, run_dir="runs/demo")
     policy = esper.load_policy("runs/demo")
+    policy.save("policy.pt")  # the policy and its normaliser, one file
+    policy = esper.load("policy.pt")  # anywhere, no run dir
     esper.export("runs/demo", format="onnx")  # the deterministic policy as one file
 
 They are imported lazily so ``import esper`` stays cheap. ``esper.__version__``
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["__version__", "export", "load_policy", "train"]
+__all__ = ["__version__", "export", "load", "load_policy", "train"]
 
 DISTRIBUTION = "esper-rl"
 
@@ -32,6 +34,11 @@ def version() -> str:
         return "0+unknown"
 
 
+def __dir__() -> list[str]:
+    """The lazy names too, so ``dir(esper)`` and tab completion show ``train``."""
+    return sorted(set(globals()) | set(__all__))
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         return version()
@@ -43,6 +50,10 @@ def __getattr__(name: str) -> Any:
         from esper.workflows.inference import load_policy
 
         return load_policy
+    if name == "load":
+        from esper.workflows.inference import load
+
+        return load
     if name == "export":
         from esper.workflows.export import export_policy
 

@@ -59,6 +59,17 @@ class TrainOutcome:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.result, name)
 
+    def __repr__(self) -> str:
+        """One line a notebook can show: the whole ``history`` is one attribute away."""
+        r = self.result
+        last = r.last_batch.get("episode_return_mean")
+        shown = "None" if last is None else f"{last:.4g}"
+        return (
+            f"TrainOutcome(status={r.status!r}, run_dir={str(r.run_dir)!r}, "
+            f"final_batch={r.final_batch}, env_steps={r.env_steps}, "
+            f"return_mean={shown}, reason={r.reason!r})"
+        )
+
     @property
     def resume_command(self) -> str:
         """The command that continues this run to its ``max_batches``, spelled the
@@ -132,7 +143,9 @@ def train(
     ``"online"`` or ``"offline"``. Each of ``callbacks`` is called with every
     ``TelemetryEvent`` of the run; one that returns ``True`` asks the run to stop
     at the next batch boundary, which ends it ``interrupted`` (checkpointed,
-    resumable), as a Ctrl-C would.
+    resumable), as a Ctrl-C would; one that raises fails the run at once
+    (``failed``, TRAINING_FAILED naming the callback, the traceback in
+    RUN_DIR/error.log), as Stable-Baselines3's do.
     """
     try:  # a conflict names the keywords as given (episodes and n_episodes too)
         fields = field_names({"n_batches": episodes, **overrides})

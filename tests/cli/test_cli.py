@@ -62,6 +62,7 @@ def test_help_explains_the_words() -> None:
         assert flag in text
     assert "rollout horizon" in text
     assert "batch_K.pt" in text
+    assert "gym:ENV_ID, or package.module:Factory" in text  # every form --task takes
     assert "max_batches" in " ".join(run("--help").output.split())
 
 
@@ -221,7 +222,7 @@ def test_config_keys_that_crashed_load_from_a_file(tmp_path: Path, monkeypatch) 
 
 def test_a_foreign_config_key_is_one_line_pointing_to_ours(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text("total_timesteps = 500000\n")
+    path.write_text("num_iterations = 500000\n")
     result = run("ppo", "--config", str(path))
     assert result.exit_code == 2
     [line] = error_lines(result)

@@ -60,7 +60,8 @@ def test_set_names_every_unknown_key_with_its_nearest(tmp_path: Path) -> None:
     [
         ("seed=abc", "--set: seed: expected an integer, got 'abc'"),
         ("learning_rate", "--set: expects KEY=VALUE (got 'learning_rate')"),
-        ("n_envs=0", "--envs: must be >= 1 (got 0)"),
+        ("n_envs=0", "--set n_envs: must be >= 1 (got 0)"),  # what was typed, not --envs
+        ("gamma=1.5", "--set gamma: must be in (0, 1] (got 1.5)"),
     ],
 )
 def test_a_bad_set_is_one_line(tmp_path: Path, pair: str, message: str) -> None:

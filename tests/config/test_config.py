@@ -57,7 +57,6 @@ def test_every_field_loads_from_toml_and_names_its_key_on_a_type_error(
     [
         ("lr", "learning_rate"),
         ("lerning_rate", "learning_rate"),
-        ("total_timesteps", "n_batches"),
         ("num_envs", "n_envs"),
         ("num_steps", "horizon"),
         ("n_steps", "horizon"),
@@ -177,3 +176,21 @@ def test_a_bad_value_from_a_file_names_the_file_not_the_setting_s_flag(tmp_path:
     assert line.startswith(f"--config: n_envs = 0 in {path}: must be >= 1")
     with pytest.raises(ConfigError, match=r"^n_envs: must be >= 1"):  # a flag's own value
         build_config(path, {"n_envs": -1})
+
+
+def test_a_config_file_s_total_timesteps_is_the_flag_s_budget(tmp_path: Path) -> None:
+    """``total_timesteps`` in a file sets the batches as --total-timesteps does;
+    a flag (--episodes or --total-timesteps) replaces it."""
+    from esper.config.run import make_config
+
+    path = tmp_path / "c.toml"
+    path.write_text("total_timesteps = 70\nn_envs = 4\nhorizon = 8\nn_minibatches = 1\n")
+    assert make_config(path).n_batches == 3  # ceil(70 / (4 x 8))
+    assert make_config(path, {"n_batches": 5}).n_batches == 5
+    assert make_config(path, total_timesteps=200).n_batches == 7
+    path.write_text("total_timesteps = 70\nn_batches = 2\n")
+    with pytest.raises(ConfigError, match="give total_timesteps or n_batches, not both"):
+        make_config(path)
+    path.write_text('total_timesteps = "lots"\n')
+    with pytest.raises(ConfigError, match="total_timesteps: expected an integer, got 'lots'"):
+        make_config(path)

@@ -100,3 +100,11 @@ def test_final_obs_holding_the_observation_after_the_reset_is_named() -> None:
     failed = failures(broken_envs.FinalObsAfterReset)
     detail = failed['auto-reset and info["final_obs"]']
     assert "equalled the observation after the reset" in detail
+
+
+def test_the_report_shows_an_image_observation_by_its_shape() -> None:
+    from esper.envs import make
+    from esper.envs.check import _facts
+
+    facts = _facts(make("minatar-breakout", 2))
+    assert facts["obs"] == "[num_envs, 400] float32: 4×10×10 images, flattened"

@@ -200,3 +200,35 @@ def test_bad_module_factory_is_one_line(tmp_path) -> None:
         "(point_mass.env has no attribute Missing)"
     ]
     assert not (tmp_path / "runs").exists()
+
+
+class DrawnPointMass(PointMass):
+    """The point mass with the renderer hook docs/custom_env.md shows."""
+
+    render_fps = 10
+
+    def render(self, index: int = 0):
+        import numpy as np
+
+        x, y = self.state[index, :2].tolist()
+        image = np.full((20, 20, 3), 255, dtype=np.uint8)
+        image[int((1 - y) * 9.5), int((x + 1) * 9.5)] = (40, 40, 40)
+        return image
+
+
+def test_a_registered_task_that_renders_itself_is_recorded(tmp_path: Path) -> None:
+    pytest.importorskip("imageio_ffmpeg")
+    from esper.envs.video import check_recordable, record_video
+    from esper.runtime.errors import ConfigError
+
+    register("drawn-point-mass", DrawnPointMass)
+    register("undrawn-point-mass", PointMass)
+    with pytest.raises(ConfigError, match="undrawn-point-mass has no renderer"):
+        check_recordable("undrawn-point-mass", "video")
+
+    def still(obs, starts):
+        return torch.zeros(obs.shape[0], 2)
+
+    frames = record_video("drawn-point-mass", still, tmp_path / "pm.mp4", seed=0)
+    assert frames == PointMass.spec.max_episode_steps  # standing still never reaches the goal
+    assert (tmp_path / "pm.mp4").stat().st_size > 0

@@ -310,3 +310,36 @@ def test_steps_read_nothing_on_the_host() -> None:
         for t in range(10):
             env.step(actions[t])
             env.step(actions[10 + t], fresh[t])
+
+
+def test_breakout_draws_its_board_and_records_videos(tmp_path) -> None:
+    """``BatchedEnv.render``, the hook a task defines to be recorded: Breakout's
+    board, one colour per channel, and a video of one episode frame by frame."""
+    from esper.envs.minatar_breakout import CELL_PIXELS, CHANNEL_COLORS
+    from esper.envs.video import record_video
+
+    env = MinAtarBreakout(2, seed=3)
+    obs = env.reset(seed=3).view(2, *OBS_SHAPE)
+    frame = env.render(1)
+    assert frame.dtype == np.uint8 and frame.shape == (10 * CELL_PIXELS, 10 * CELL_PIXELS, 3)
+    cells = frame[::CELL_PIXELS, ::CELL_PIXELS]  # one pixel per board cell
+    paddle, ball, _, brick = obs[1].numpy() > 0
+    assert (cells[brick & ~ball] == CHANNEL_COLORS[3]).all()
+    assert (cells[paddle] == CHANNEL_COLORS[0]).all()
+    assert (cells[~obs[1].numpy().any(0)] == 0).all()  # empty cells are black
+
+    pytest.importorskip("imageio_ffmpeg")
+    import imageio.v2 as imageio
+
+    def stay(obs, starts):
+        return torch.zeros(obs.shape[0], dtype=torch.int64)
+
+    path = tmp_path / "breakout.mp4"
+    frames = record_video("minatar-breakout", stay, path, seed=0)
+    played = MinAtarBreakout(1, seed=0)
+    played.reset(seed=0)
+    length = 1
+    while not bool(played.step(torch.zeros(1, dtype=torch.int64))[2][0]):
+        length += 1
+    assert frames == length  # one frame per step of the episode
+    assert imageio.get_reader(path).get_data(0).shape == frame.shape

@@ -27,12 +27,18 @@ def test_unknown_builtin_task_lists_the_known_ones() -> None:
 def test_describe_tasks_rows() -> None:
     rows = {row.name: row for row in describe_tasks()}
     assert set(TASKS) <= set(rows)
-    assert rows["acrobot"] == ("acrobot", "Acrobot-v1", 6, "Discrete(3)", True, 500, "built-in", 0)
+    assert rows["acrobot"] == (
+        "acrobot", "Acrobot-v1", 6, "Discrete(3)", True, 500, "built-in", 0, "6"
+    )  # fmt: skip
     assert (rows["probe-privileged"].obs_dim, rows["probe-privileged"].critic_obs_dim) == (2, 1)
+    assert rows["probe-privileged"].obs == "2 (1 critic-only)"
+    assert rows["minatar-breakout"].obs == "4×10×10"  # an image by its shape, not 400
     assert rows["mountaincar-continuous"].action_space == "Box(1: [-1, 1])"
     assert rows["pendulum"].max_episode_steps == 200
 
 
 def test_describe_tasks_with_gym_tasks() -> None:
     *_, row = describe_tasks(extra=("gym:CartPole-v1",))
-    assert row == ("gym:CartPole-v1", "CartPole-v1", 4, "Discrete(2)", False, 500, "gymnasium", 0)
+    assert row == (
+        "gym:CartPole-v1", "CartPole-v1", 4, "Discrete(2)", False, 500, "gymnasium", 0, "4"
+    )  # fmt: skip

@@ -164,9 +164,10 @@ def test_share_sets_torch_threads_unless_explicit(tmp_path: Path) -> None:
     before = torch.get_num_threads()
     share = threads.CpuShare(cpus=frozenset({0}), limit=1, registry=threads.Registry(tmp_path))
     try:
+        torch.set_num_threads(3)  # not the share's 1, even on a 1-CPU machine
         share.explicit = True
         share.apply(force=True)
-        assert torch.get_num_threads() == before
+        assert torch.get_num_threads() == 3
         share.explicit = False
         share.apply(force=True)
         assert torch.get_num_threads() == 1
@@ -178,7 +179,7 @@ def test_esper_train_reports_the_count_and_leaves_it_alone(tmp_path: Path) -> No
     """A library call: torch_threads is in TRAINING_STARTED, torch's setting unchanged."""
     code = (
         "import json, sys, torch\n"
-        "torch.set_num_threads(1)\n"
+        "torch.set_num_threads(3)\n"  # not what esper would choose on a 1-CPU runner
         "import esper\n"
         f"run = {str(tmp_path / 'run')!r}\n"
         "esper.train('cartpole', 1, n_envs=8, max_epochs=16, device='cpu', run_dir=run)\n"
@@ -189,7 +190,7 @@ def test_esper_train_reports_the_count_and_leaves_it_alone(tmp_path: Path) -> No
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           timeout=300)  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1].split() == ["TRAINING_STARTED", "1", "1"]
+    assert done.stdout.splitlines()[-1].split() == ["TRAINING_STARTED", "3", "3"]
 
 
 def test_the_esper_command_registers_and_chooses(tmp_path: Path) -> None:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 from rich.text import Text
 
 from esper.sanctum import NotableEvent, NotableKind, RunStatus, SanctumSnapshot, render_dashboard
-from esper.sanctum.health import HEALTH_STYLE, Health
-from esper.sanctum.schema import PPOStats, ReturnStats, Throughput
+from esper.sanctum import format as fmt
+from esper.sanctum.health import HEALTH_STYLE, THRESHOLDS, Health
+from esper.sanctum.schema import EvaluationStats, PPOStats, ReturnStats, Throughput
 from esper.sanctum.widgets import (
     render_batch_progress,
     render_event_log,
@@ -136,8 +138,8 @@ def test_status_banner_without_max_batches(render):
 
 def test_status_banner_colours_each_metric_by_health():
     bad = PPOStats(approx_kl=0.08, entropy=0.05, explained_variance=0.3, value_loss=math.nan)
-    banner = render_status_banner(SanctumSnapshot(status=RunStatus.RUNNING, ppo=bad))
-    assert isinstance(banner, Text)
+    flow = render_status_banner(SanctumSnapshot(status=RunStatus.RUNNING, ppo=bad))
+    banner = Text("  ").join(flow.items)
     assert style_of(banner, "0.08") == HEALTH_STYLE[Health.CRITICAL]
     assert style_of(banner, "0.05") == HEALTH_STYLE[Health.WARNING]
     assert style_of(banner, "0.3") == HEALTH_STYLE[Health.OK]
@@ -251,3 +253,63 @@ def test_the_dashboard_is_readable_at_80_columns() -> None:
     for whole in ("SPS 76,612", "steps 123,456,789", "2500/10000", "12.06 GB", "40.00 GB"):
         assert any(whole in line for line in text.splitlines()), (whole, text)
     assert "(batch 25: 12 episodes)" in text
+
+
+# A run with every panel of the dashboard populated: resumed, several ranks,
+# evaluating while training, CUDA memory, events, and an ending.
+EVERYTHING = dataclasses.replace(
+    RUNNING,
+    world_size=2,
+    start_batch=1_200,
+    current_batch=2_500,
+    max_batches=10_000,
+    env_steps=123_456_789,
+    throughput=dataclasses.replace(
+        RUNNING.throughput, sps=76_612.3, process_memory_mb=12_345.0, cuda_memory_mb=40_960.0
+    ),
+    evaluation=EvaluationStats(
+        return_mean=-12_345.5,
+        return_std=987.25,
+        episodes=10,
+        batch=2_400,
+        best_return_mean=-9_876.5,
+    ),
+    events=(
+        NotableEvent(NotableKind.EVALUATION, "eval -12345.5 ± 987.2", 2_400, None),
+        NotableEvent(NotableKind.CHECKPOINT, "saved batch_002400.pt", 2_400, None),
+    ),
+    status=RunStatus.INTERRUPTED,
+    reason="SIGINT received; resume from batch 2500",
+)
+
+
+@pytest.mark.parametrize("value_loss", [1.0, 19.04, 123.4, 1.234e5, -1.5e-7])
+@pytest.mark.parametrize("entropy", [0.5, 12.25, 1.5e-9])
+def test_every_number_is_whole_at_80_columns(render, value_loss, entropy):
+    """Every field keeps its label and value on one line at 80 columns (``KL``
+    was left at a line's end with ``0.0084`` on the next), whatever the widths of
+    the fields before it, with every panel populated."""
+    ppo = dataclasses.replace(RUNNING.ppo, value_loss=value_loss, entropy=entropy)
+    snapshot = dataclasses.replace(EVERYTHING, ppo=ppo)
+    lines = render(render_dashboard(snapshot, footer="q to quit"), width=80).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert not any("…" in line for line in lines)
+    banner = [f"{t.label} {fmt.number(getattr(ppo, m), '.3g')}" for m, t in THRESHOLDS.items()]
+    whole = [
+        *banner,
+        "Batch:2500/10000",
+        "B:██░░░░░░ 2500/10000",
+        "SPS 76,612",
+        "steps 123,456,789",
+        "resumed from batch 1200",
+        "2 ranks",
+        "-12345.5 ± 987.2 (B2400)",
+        "best -9876.5",
+        "12.06 GB",
+        "40.00 GB",
+        "Approx KL   0.0084",
+        "(batch 25: 12 episodes)",
+        "resume from batch 2500",
+    ]
+    for field in whole:
+        assert any(field in line for line in lines), (field, "\n".join(lines))

@@ -23,6 +23,7 @@ from esper.telemetry.events import (
     TrainingFailedPayload,
     TrainingInterruptedPayload,
     TrainingStartedPayload,
+    VideoSavedPayload,
 )
 
 
@@ -91,6 +92,9 @@ EXAMPLES = {
         return_max=500.0,
         length_mean=498.5,
         seed=0,
+    ),
+    TelemetryEventType.VIDEO_SAVED: VideoSavedPayload(
+        path="runs/x/videos/batch_000040.mp4", batch=40, frames=200
     ),
 }
 

@@ -57,7 +57,9 @@ def test_stop_at_ends_a_cartpole_run_early_and_best_pt_loads(tmp_path: Path) -> 
     assert evaluations[-1].best_return_mean == best.return_mean
     assert policy(torch.zeros(4)).shape == ()
     shown = runner.invoke(app, ["eval", str(run_dir), "--checkpoint", "best", "--episodes", "3"])
-    assert shown.exit_code == 0 and f"checkpoint batch {best.checkpoint_batch}" in shown.output
+    assert (
+        shown.exit_code == 0 and f"checkpoint best (batch {best.checkpoint_batch})" in shown.output
+    )
 
 
 def _final_state(run_dir: Path, **settings) -> tuple[list[dict], dict]:
@@ -69,9 +71,13 @@ def _final_state(run_dir: Path, **settings) -> tuple[list[dict], dict]:
     return outcome.history, saved
 
 
-def test_evaluating_does_not_change_training_bit_for_bit(tmp_path: Path) -> None:
-    plain_history, plain = _final_state(tmp_path / "plain")
-    eval_history, evaluated = _final_state(tmp_path / "eval", eval_every=1, eval_episodes=5)
+@pytest.mark.parametrize("recurrent", ["none", "gru"])
+def test_evaluating_does_not_change_training_bit_for_bit(tmp_path: Path, recurrent: str) -> None:
+    """Nor a recurrent run's: the evaluator keeps its own memory, never the rollout's."""
+    plain_history, plain = _final_state(tmp_path / "plain", recurrent=recurrent)
+    eval_history, evaluated = _final_state(
+        tmp_path / "eval", eval_every=1, eval_episodes=5, recurrent=recurrent
+    )
     assert len(events_of(tmp_path / "eval", TelemetryEventType.EVALUATION_COMPLETED)) == 4
     timing = {"sps", "batch_seconds", "rollout_seconds", "update_seconds", "process_memory_mb"}
     for a, b in zip(plain_history, eval_history, strict=True):
@@ -83,6 +89,9 @@ def test_evaluating_does_not_change_training_bit_for_bit(tmp_path: Path) -> None
             assert torch.equal(tensor, evaluated[key][name]), (key, name)
     assert torch.equal(plain["rng"]["torch"], evaluated["rng"]["torch"])
     assert torch.equal(plain["env"]["state"], evaluated["env"]["state"])
+    if recurrent != "none":  # the rollout's memory, carried into the next batch
+        assert plain["memory"] is not None and plain["memory"].abs().sum() > 0
+        assert torch.equal(plain["memory"], evaluated["memory"])
 
 
 def test_an_evaluation_leaves_the_normaliser_and_the_streams_as_they_were(tmp_path: Path) -> None:
@@ -169,12 +178,18 @@ def test_eval_video_has_one_frame_per_step_of_its_episodes(trained: Path, tmp_pa
         reader.close()
 
 
-def test_video_every_writes_a_video_per_due_batch(tmp_path: Path) -> None:
+def test_video_every_writes_a_video_per_due_batch(tmp_path: Path, capsys) -> None:
     pytest.importorskip("imageio_ffmpeg")
     run_dir = tmp_path / "run"
-    outcome = esper.train("pendulum", 2, run_dir=str(run_dir), video_every=2, **SMALL)
+    settings = SMALL | {"progress": True}  # plain lines: stdout is not a terminal here
+    outcome = esper.train("pendulum", 2, run_dir=str(run_dir), video_every=2, **settings)
     assert outcome.status == "completed"
     assert sorted(p.name for p in (run_dir / "videos").iterdir()) == ["batch_000002.mp4"]
+    # Said where it went: a console line and a VIDEO_SAVED event.
+    written = str(run_dir / "videos" / "batch_000002.mp4")
+    assert f"video: {written} (200 frames)" in capsys.readouterr().out
+    (saved,) = events_of(run_dir, TelemetryEventType.VIDEO_SAVED)
+    assert (saved.data.path, saved.data.batch, saved.data.frames) == (written, 2, 200)
 
 
 def test_a_missing_video_extra_is_one_line_naming_it(
@@ -246,3 +261,22 @@ def test_an_evaluation_reads_the_host_once(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(torch.Tensor, "cpu", lambda t, *a, **k: reads.append("cpu") or original(t))
     stats = episodes.summary()
     assert reads == ["cpu"] and stats["length_min"] <= stats["length_mean"] <= stats["length_max"]
+
+
+def test_an_evaluation_in_training_is_esper_eval_of_its_checkpoint(tmp_path: Path) -> None:
+    """best.pt and --stop-at rest on it: on a normalize_obs run, the evaluation after
+    batch N equals ``esper eval --checkpoint N`` with the same seed and episodes."""
+    from esper.workflows.evaluate import evaluate
+
+    run_dir = tmp_path / "run"
+    settings = SMALL | {"normalize_obs": True, "checkpoint_every": 2}
+    esper.train("cartpole", 4, run_dir=str(run_dir), eval_every=2, eval_episodes=6, **settings)
+    during = [e.data for e in events_of(run_dir, TelemetryEventType.EVALUATION_COMPLETED)]
+    assert [e.checkpoint_batch for e in during] == [2, 4]
+    for seen in during:
+        again = evaluate(
+            run_dir, seen.checkpoint_batch, 6, seed=seen.seed, device="cpu", record=False
+        ).payload
+        fields = ("return_mean", "return_std", "return_min", "return_max", "length_mean")
+        assert [getattr(again, f) for f in fields] == [getattr(seen, f) for f in fields]
+    assert load_checkpoint(run_dir / "checkpoints" / "batch_000002.pt")["obs_normalizer"]

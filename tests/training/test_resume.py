@@ -40,8 +40,28 @@ def test_resume_with_other_shapes_is_refused_naming_the_setting(tmp_path: Path) 
 
 
 def test_device_and_checkpoint_interval_may_change_on_resume(tmp_path: Path) -> None:
+    """A checkpoint written on another machine's GPU resumes here: the device is
+    the invocation's, never the checkpoint's (cuda:7, which fails on this one)."""
+    import json
+
+    import esper
+    from esper.runtime.device import resolve_device
+
     train_history(tmp_path, 1)
-    assert len(train_history(tmp_path, 1, start=1, checkpoint_every=5)) == 1
+    path = tmp_path / "checkpoints" / "batch_000001.pt"
+    saved = load_checkpoint(path)
+    saved["config"]["device"] = "cuda:7"  # as a run on another machine's GPU records it
+    torch.save(saved, path)
+    settings = {"n_envs": 8, "horizon": 32, "n_minibatches": 4, "progress": False}
+    # No --device: "auto" picks this machine's (the CPU here), not the checkpoint's.
+    outcome = esper.train(
+        episodes=1, run_dir=str(tmp_path), resume=True, checkpoint_every=5, **settings
+    )
+    assert outcome.status == "completed", outcome.reason
+    assert (outcome.config.device, outcome.config.checkpoint_every) == ("auto", 5)
+    lines = (tmp_path / "telemetry.jsonl").read_text().splitlines()
+    started = [json.loads(line) for line in lines if "TRAINING_STARTED" in line]
+    assert started[-1]["data"]["device"] == str(resolve_device("auto"))
 
 
 def test_a_run_resumes_across_the_speedups_switch(tmp_path: Path) -> None:

@@ -199,3 +199,15 @@ def test_a_video_of_a_task_with_no_renderer_is_refused_before_any_episode(
     monkeypatch.setattr(evaluate_module, "run_episodes", no_episodes)
     with pytest.raises(ConfigError, match="has no renderer"):
         evaluate_module.evaluate(tmp_path, video=tmp_path / "v.mp4")
+
+
+def test_eval_of_best_says_it_is_best(short_run: Path, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    shutil.copytree(short_run, run_dir)
+    shutil.copy(run_dir / "checkpoints" / "batch_000001.pt", run_dir / "checkpoints" / "best.pt")
+    args = ["--episodes", "2", "--device", "cpu"]
+    best = runner.invoke(app, ["eval", str(run_dir), "--checkpoint", "best", *args])
+    assert best.exit_code == 0, best.output
+    assert "checkpoint best (batch 1) (" in best.output
+    newest = runner.invoke(app, ["eval", str(run_dir), *args])
+    assert "checkpoint batch 2 (" in newest.output and "best (" not in newest.output

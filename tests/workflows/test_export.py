@@ -130,7 +130,11 @@ def test_a_recurrent_export_takes_and_returns_its_memory(
     ``episode_start`` for load_policy), the file acts as load_policy does."""
     _train(tmp_path, "cartpole-no-velocity", recurrent=recurrent, rnn_hidden=8, normalize_obs=True)
     policy = load_policy(tmp_path)
-    path = export_policy(tmp_path, format, output=tmp_path / f"policy.{format}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        path = export_policy(tmp_path, format, output=tmp_path / f"policy.{format}")
+    said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert not said, said  # an export says nothing the user should act on
     generator = torch.Generator().manual_seed(1)
     memory = torch.zeros(6, policy.model.memory_size)
     chosen = []
@@ -222,3 +226,57 @@ def test_an_unknown_activation_is_refused_naming_the_setting() -> None:
     with pytest.raises(ConfigError) as info:
         PPOConfig(activation="swish")
     assert info.value.setting == "activation" and "tanh" in info.value.message
+
+
+def _noise(module, batch: int) -> torch.Tensor:
+    """Noise of the kind the file documents: Gumbel (discrete) or standard normal."""
+    generator = torch.Generator().manual_seed(2)
+    if module.model.discrete:
+        uniform = torch.rand(batch, module.noise_width, generator=generator).clamp(1e-20, 1.0)
+        return -torch.log(-torch.log(uniform))
+    return torch.randn(batch, module.noise_width, generator=generator)
+
+
+def _run_stochastic(path: Path, format: str, obs: torch.Tensor, noise: torch.Tensor):
+    if format == "onnx":
+        onnxruntime = pytest.importorskip("onnxruntime")
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feed = {"obs": obs.numpy(), "noise": noise.numpy()}
+        return torch.from_numpy(session.run(["action"], feed)[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return torch.jit.load(str(path))(obs, noise)
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript"])
+@pytest.mark.parametrize("task", ["cartpole", "pendulum"])
+def test_a_stochastic_export_samples_as_training_does(
+    runs: dict[str, Path], tmp_path: Path, format: str, task: str
+) -> None:
+    """The file's action for given noise is the policy's sample for that noise
+    (training's sampling: Gumbel-max, or mean + std x noise), normaliser folded in."""
+    policy = load_policy(runs[task])
+    module = policy.stochastic_module()
+    path = export_policy(runs[task], format, output=tmp_path / f"s.{format}", stochastic=True)
+    obs = _observations(policy.obs_dim)
+    noise = _noise(module, obs.shape[0])
+    with torch.no_grad():
+        sampled, _ = policy.model.sample(policy._normalized(obs), noise)
+    expected = policy.model.env_action(sampled)
+    actions = _run_stochastic(path, format, obs, noise)
+    torch.testing.assert_close(actions, expected, atol=TOLERANCE, rtol=TOLERANCE)
+    assert not torch.equal(actions, _run_exported(export_policy(runs[task], format), format, obs))
+    if task == "pendulum":  # zero noise: the Gaussian's mean, the deterministic action
+        still = _run_stochastic(path, format, obs, torch.zeros_like(noise))
+        torch.testing.assert_close(still, policy(obs), atol=TOLERANCE, rtol=TOLERANCE)
+
+
+def test_the_default_format_is_what_is_installed(
+    runs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxscript")
+    assert export_policy(runs["cartpole"]).suffix == ".onnx"
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # a plain install: no export extra
+    result = runner.invoke(app, ["export", str(runs["cartpole"])])
+    assert result.exit_code == 0, result.output
+    assert "policy_batch_000002.pt" in result.output

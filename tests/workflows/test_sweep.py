@@ -45,10 +45,29 @@ def test_a_sweep_writes_its_table_and_plots_as_one_experiment(tmp_path: Path) ->
     (group,) = group_runs(runs, None)
     assert len(group.runs) == 2
 
+    # The summary row writes each column as its rows do: 64 ± 0, not 64.0 ± 0.0.
+    assert rows[-1].split(" | ")[4] == "64 ± 0"
+
     again = invoke("--seeds", "1-2", "--episodes", "2", "--dir", str(parent))
     assert again.exit_code == 2
     assert "give --overwrite to replace it" in again.output
     assert len(again.output.strip().splitlines()) == 1
+    other = invoke("--seeds", "3", "--episodes", "3", "--dir", str(parent))
+    assert other.exit_code == 2 and "holds a sweep with episodes 2, not 3" in other.output
+
+
+def test_new_seeds_join_an_earlier_sweep_s_table(tmp_path: Path) -> None:
+    """Seeds 2 beside 1, without --overwrite: the table covers both."""
+    parent = tmp_path / "sweep"
+    assert invoke("--seeds", "1", "--episodes", "1", "--dir", str(parent)).exit_code == 0
+    more = invoke("--seeds", "2", "--episodes", "1", "--dir", str(parent))
+    assert more.exit_code == 0, more.output
+    record = json.loads((parent / "seeds.json").read_text())
+    assert [s["seed"] for s in record["seeds"]] == [1, 2]
+    table = (parent / "seeds.md").read_text()
+    rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")]
+    assert rows[2:] == ["| 1", "| 2", "| mean ± std"] and "2/2 completed" in table
+    assert table.startswith("Seeds 1, 2;")
 
 
 def test_a_seed_past_its_deadline_is_stopped_and_reported(tmp_path: Path) -> None:
@@ -67,6 +86,7 @@ def test_a_seed_past_its_deadline_is_stopped_and_reported(tmp_path: Path) -> Non
         (["--seeds", "5-1"], "--seeds: expects seeds like 1-5 or 1,3,7 (got '5-1')"),
         (["--jobs", "0"], "--jobs: must be >= 1 (got 0)"),
         (["--set", "lr=1"], "--set: unknown key 'lr'; did you mean learning_rate?"),
+        (["--set", "n_envs=0"], "--set n_envs: must be >= 1 (got 0)"),  # not --envs
     ],
 )
 def test_bad_input_is_one_line_before_any_run(

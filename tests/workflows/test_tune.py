@@ -116,3 +116,31 @@ def test_without_optuna_one_line_names_the_extra(
     assert result.output.strip() == (
         "esper: error: tune: needs the optional package 'optuna': pip install 'esper-rl[tune]'"
     )
+
+
+def test_best_toml_holds_the_argmax_and_trial_0_is_the_base_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the objective's values fixed (the baseline worst, trial 1 best), the
+    study maximises: best.toml holds trial 1's values, not the argmin's."""
+    import esper.workflows.tune as tune_module
+
+    values = [1.0, 5.0, 3.0]
+
+    def fixed(optuna, trial, study, space, batches, progress) -> float:
+        for param in space.values():
+            param.suggest(trial)
+        return values[trial.number]
+
+    monkeypatch.setattr(tune_module, "_run_trial", fixed)
+    study = tiny_study(tmp_path, 3)
+    result = tune(study, progress=False)
+    assert (result.best_trial, result.best_value, result.baseline_value) == (1, 5.0, 1.0)
+    trials = optuna.load_study(study_name=result.study_name, storage=study.storage).trials
+    base = build_config(None, {**TINY, "n_batches": 2})
+    assert trials[0].params["learning_rate"] == base.learning_rate  # the base config's value
+    assert trials[1].params["learning_rate"] != base.learning_rate
+    assert result.best_file is not None
+    best = build_config(result.best_file)
+    assert best.learning_rate == pytest.approx(trials[1].params["learning_rate"])
+    assert "trial 1: last-5 batch mean return 5.00" in result.best_file.read_text()

@@ -122,6 +122,18 @@ CLI_NAMES = {
 }
 
 
+def set_names(pairs: list[str] | None, flagged: set[str]) -> dict[str, str]:
+    """CLI_NAMES, with each setting given by ``--set KEY=VALUE`` (and by no flag,
+    which would win) named ``--set KEY``: an error blames what the user typed."""
+    names = dict(CLI_NAMES)
+    for pair in pairs or ():
+        key = pair.partition("=")[0].strip()
+        field = EDGE_WORDS.get(key, key)
+        if key and field not in flagged:
+            names[field] = f"--set {key}"
+    return names
+
+
 class OneLineErrors(TyperGroup):
     """Every user error becomes one line on stderr and a non-zero exit, no traceback.
 

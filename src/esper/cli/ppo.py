@@ -17,6 +17,7 @@ from esper.cli.app import (
     EXIT_TELEMETRY_INCOMPLETE,
     INVOCATION_OPTIONS,
     app,
+    set_names,
 )
 from esper.config.layers import default_text
 from esper.config.schema import FIELDS, SETTING_FLAGS, PPOConfig
@@ -89,13 +90,15 @@ app.command()(ppo)
 
 
 def _typed_names(settings: dict[str, Any], invocation: dict[str, Any]) -> dict[str, str]:
-    """CLI_NAMES, with each setting given by its other flag (``--max-epochs``) named so."""
+    """CLI_NAMES, with each setting given by its other flag (``--max-epochs``) or by
+    ``--set`` named so."""
     typed = {
         EDGE_WORDS[alias]: CLI_NAMES[alias]
         for alias in EDGE_ALIASES
         if invocation[alias] is not None and settings[EDGE_WORDS[alias]] is None
     }
-    return {**CLI_NAMES, **typed}
+    flagged = {key for key, value in settings.items() if value is not None} | set(typed)
+    return {**set_names(invocation["settings"], flagged), **typed}
 
 
 def _launch_ranks(nproc: int) -> int:

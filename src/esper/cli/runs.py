@@ -109,8 +109,14 @@ def eval_(
 def export_(
     run_dir: Annotated[Path, CHECKPOINTS_RUN_DIR],
     format: Annotated[
-        str, typer.Option("--format", help="onnx (needs the export extra) or torchscript.")
-    ] = "onnx",
+        str | None,
+        typer.Option(
+            "--format",
+            help="onnx (needs the export extra) or torchscript. Default: onnx when the "
+            "export extra is installed, else torchscript.",
+            show_default=False,
+        ),
+    ] = None,
     checkpoint: Annotated[str | None, checkpoint_option("Export")] = None,
     output: Annotated[
         Path | None,
@@ -118,11 +124,21 @@ def export_(
             "--output", "-o", help="File to write. Default: RUN_DIR/policy_batch_N.onnx (or .pt)."
         ),
     ] = None,
+    stochastic: Annotated[
+        bool,
+        typer.Option(
+            "--stochastic",
+            help="Sample as in training instead of the most likely action; the file takes "
+            "the noise as its second input (docs/using-a-policy.md).",
+        ),
+    ] = False,
 ) -> None:
-    """Write the deterministic policy, its observation normaliser folded in, as one file."""
+    """Write the policy, its observation normaliser folded in, as one file: the
+    deterministic one, or with --stochastic the sampling one."""
     from esper.workflows.export import export_policy
 
-    written = export_policy(run_dir, format, chosen_checkpoint(checkpoint), output)
+    chosen = chosen_checkpoint(checkpoint)
+    written = export_policy(run_dir, format, chosen, output, stochastic=stochastic)
     print(f"esper: wrote {written}")
 
 

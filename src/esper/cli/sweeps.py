@@ -11,6 +11,7 @@ import typer
 from esper.cli.app import (
     EXIT_FAILED,
     app,
+    set_names,
 )
 
 SET_OPTION = typer.Option(
@@ -63,7 +64,12 @@ def seeds(
         float, typer.Option("--timeout", help="Seconds a seed may run before it is stopped.")
     ] = 6 * 3600.0,
     overwrite: Annotated[
-        bool, typer.Option("--overwrite", help="Replace the runs and tables already in --dir.")
+        bool,
+        typer.Option(
+            "--overwrite",
+            help="Replace the runs and tables already in --dir. Without it, new seeds "
+            "join an earlier sweep's table there (same settings).",
+        ),
     ] = False,
 ) -> None:
     """Train one config on many seeds in parallel processes; write a table of them
@@ -71,12 +77,25 @@ def seeds(
     from esper.config.run import make_config
     from esper.config.schema import task_slug
     from esper.config.text import parse_assignments
+    from esper.runtime.errors import UserError
     from esper.runtime.threads import usable_cpus
-    from esper.workflows.sweep import Sweep, markdown_table, parse_seeds, run_sweep, write_tables
+    from esper.workflows.sweep import (
+        Sweep,
+        all_runs,
+        markdown_table,
+        parse_seeds,
+        run_sweep,
+        write_tables,
+    )
 
     pairs = list(settings or ())
-    layers = {**parse_assignments(pairs), "task": task, "n_batches": episodes, "device": device}
-    config = make_config(config_file, layers)  # one line for a bad setting, before any run
+    flags = {"task": task, "n_batches": episodes, "device": device}
+    layers = {**parse_assignments(pairs), **{k: v for k, v in flags.items() if v is not None}}
+    try:  # one line for a bad setting, before any run
+        config = make_config(config_file, layers)
+    except UserError as exc:
+        given = {key for key, value in flags.items() if value is not None}
+        raise exc.in_words(set_names(pairs, given)) from None
     sweep = Sweep(
         parse_seeds(seeds),
         parent or Path("runs") / f"{task_slug(config.task)}-seeds",
@@ -89,10 +108,11 @@ def seeds(
         timeout=timeout,
         overwrite=overwrite,
     )
-    runs = run_sweep(sweep)
+    ran = run_sweep(sweep)
+    runs = all_runs(sweep, ran)  # beside the seeds an earlier sweep here ran
     written = write_tables(sweep, runs, target)
     print(f"\n{markdown_table(runs, target)}\n\nesper: wrote {', '.join(map(str, written))}")
-    failed = any(r.status != "completed" for r in runs)
+    failed = any(r.status != "completed" for r in ran)
     short = threshold is not None and any((r.last5 or -math.inf) < threshold for r in runs)
     if failed or short:
         raise typer.Exit(EXIT_FAILED)

@@ -32,9 +32,7 @@ def tasks(
         table.add_row(
             row.name,
             row.gym_id,
-            f"{row.obs_dim} ({row.critic_obs_dim} critic-only)"
-            if row.critic_obs_dim
-            else str(row.obs_dim),
+            row.obs or "-",
             row.action_space,
             str(row.max_episode_steps or "-"),
             "yes" if row.on_device else "no (CPU)",

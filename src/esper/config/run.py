@@ -13,7 +13,7 @@ from typing import Any
 
 from esper.config.layers import build_config, checked_config
 from esper.config.schema import PPOConfig
-from esper.config.text import field_names, load_config_file
+from esper.config.text import config_file_budget, field_names, load_config_file
 from esper.envs import env_class
 from esper.envs.registry import recall_task
 from esper.runs.directory import RunDir, describe_checkpoints
@@ -57,10 +57,20 @@ def make_config(
     ``resume`` picks the newest intact checkpoint (instead of ``start_batch``).
     ``total_timesteps`` (CleanRL's budget) sets the batches instead of
     ``n_batches``: the run ends at batch ceil(total_timesteps / (n_envs x horizon)),
-    counting a resumed run's batches."""
+    counting a resumed run's batches. A config file's ``total_timesteps`` is the
+    same budget, which a flag (``--total-timesteps`` or ``--episodes``) replaces."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if total_timesteps is None and config_file is not None and "n_batches" not in overrides:
+        total_timesteps = config_file_budget(config_file)
     if total_timesteps is not None:
         return _config_for_timesteps(config_file, overrides, resume, total_timesteps)
+    return _config_for_batches(config_file, overrides, resume)
+
+
+def _config_for_batches(
+    config_file: Path | None, overrides: dict[str, Any], resume: bool
+) -> PPOConfig:
+    """``make_config`` with ``n_batches`` as given (or the layers' default)."""
     if resume and overrides.get("start_batch"):
         raise ConfigError(
             "resume", "give {resume} or {start_batch}, not both", mentions=("resume", "start_batch")
@@ -104,7 +114,7 @@ def _config_for_timesteps(
         )
     if total_timesteps < 1:
         raise ConfigError("total_timesteps", f"must be >= 1 (got {total_timesteps})")
-    config = make_config(config_file, overrides, resume=resume)
+    config = _config_for_batches(config_file, overrides, resume)
     end = math.ceil(total_timesteps / config.batch_size)
     if end <= config.start_batch:
         raise ConfigError(

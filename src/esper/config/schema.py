@@ -57,7 +57,10 @@ class PPOConfig:
 
     # --- run shape ---
     task: str = knob(
-        "cartpole", "Task to train on: a built-in name (esper tasks) or gym:ENV_ID.", flag="--task"
+        "cartpole",
+        "Task to train on: a built-in or registered name (esper tasks), gym:ENV_ID, "
+        "or package.module:Factory (your BatchedEnv class).",
+        flag="--task",
     )
     n_batches: int = knob(50, "Batches to run in this invocation.", flag="--episodes", minimum=1)
     start_batch: int = knob(
@@ -209,7 +212,7 @@ class PPOConfig:
             "cuda_graphs",
             f"must be auto, on or off (got {self.cuda_graphs!r})",
         )
-        _require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        _require(self.learning_rate > 0, "learning_rate", f"must be > 0 (got {self.learning_rate})")
         if self.stop_at is not None and not self.eval_every:
             raise ConfigError(
                 "stop_at",
@@ -226,7 +229,7 @@ class PPOConfig:
             "lr_schedule",
             "linear contradicts anneal_lr = false; set one of them",
         )
-        _require(self.desired_kl > 0, "desired_kl", "must be > 0")
+        _require(self.desired_kl > 0, "desired_kl", f"must be > 0 (got {self.desired_kl})")
         _require(
             self.activation in ACTIVATIONS,
             "activation",
@@ -248,14 +251,16 @@ class PPOConfig:
             f"a recurrent policy's minibatches are whole environments' sequences: "
             f"{self.n_minibatches} must divide n_envs = {self.n_envs}",
         )
-        _require(0 < self.gamma <= 1, "gamma", "must be in (0, 1]")
-        _require(0 <= self.gae_lambda <= 1, "gae_lambda", "must be in [0, 1]")
-        _require(self.clip_coef > 0, "clip_coef", "must be > 0")
-        _require(self.max_grad_norm > 0, "max_grad_norm", "must be > 0")
+        _require(0 < self.gamma <= 1, "gamma", f"must be in (0, 1] (got {self.gamma})")
+        _require(
+            0 <= self.gae_lambda <= 1, "gae_lambda", f"must be in [0, 1] (got {self.gae_lambda})"
+        )
+        _require(self.clip_coef > 0, "clip_coef", f"must be > 0 (got {self.clip_coef})")
+        _require(self.max_grad_norm > 0, "max_grad_norm", f"must be > 0 (got {self.max_grad_norm})")
         _require(
             len(self.hidden_sizes) >= 1 and all(h >= 1 for h in self.hidden_sizes),
             "hidden_sizes",
-            "must be a non-empty list of positive layer widths",
+            f"must be a non-empty list of positive layer widths (got {list(self.hidden_sizes)})",
         )
 
     @property

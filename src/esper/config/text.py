@@ -135,9 +135,33 @@ def read_toml(path: Path, setting: str) -> dict[str, Any]:
         raise ConfigError(setting, f"cannot read {path}: {exc.strerror}") from None
 
 
+# A config file's run length in env steps, as ``--total-timesteps`` gives it: not
+# a PPOConfig field (it becomes ``n_batches`` once n_envs and horizon are known).
+BUDGET_KEY = "total_timesteps"
+
+
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Read a TOML file of PPOConfig keys; errors name the file and the key."""
-    return parse_config_mapping(read_toml(path, "config_file"), str(path))
+    """Read a TOML file of PPOConfig keys; errors name the file and the key.
+    ``total_timesteps`` is left to ``config_file_budget``."""
+    mapping = read_toml(path, "config_file")
+    mapping.pop(BUDGET_KEY, None)
+    return parse_config_mapping(mapping, str(path))
+
+
+def config_file_budget(path: Path) -> int | None:
+    """The file's ``total_timesteps`` (None: not given); with ``n_batches`` beside
+    it, or not an integer, one error naming the file."""
+    mapping = read_toml(path, "config_file")
+    budget = mapping.get(BUDGET_KEY)
+    if budget is None:
+        return None
+    if not isinstance(budget, int) or isinstance(budget, bool):
+        raise ConfigError(
+            "config_file", f"{BUDGET_KEY}: expected an integer, got {budget!r} (in {path})"
+        )
+    if "n_batches" in mapping:
+        raise ConfigError("config_file", f"give {BUDGET_KEY} or n_batches, not both (in {path})")
+    return budget
 
 
 def parse_assignments(

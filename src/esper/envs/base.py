@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 
 from esper.envs.spaces import ActionSpace
@@ -62,6 +63,14 @@ class EnvSpec:
     def actor_obs_dim(self) -> int:
         """The observation entries the actor reads: what a deployed policy takes."""
         return self.obs_dim - self.critic_obs_dim
+
+    def describe_obs(self) -> str:
+        """An observation as ``esper tasks`` and ``check-env`` show it: ``4×10×10``
+        for an image (its shape), ``6`` or ``8 (2 critic-only)`` for a vector."""
+        if len(self.obs_shape) > 1:
+            return "×".join(map(str, self.obs_shape))
+        critic = f" ({self.critic_obs_dim} critic-only)" if self.critic_obs_dim else ""
+        return f"{self.obs_dim}{critic}"
 
     @property
     def is_image(self) -> bool:
@@ -187,6 +196,21 @@ class BatchedEnv(SpecShapes, ABC):
         rollout draws them before its loop, so its steps hold no random draw
         from a ``torch.Generator`` (which ``torch.compile`` cannot trace)."""
         return torch.stack([self.initial_state(self.num_envs) for _ in range(steps)])
+
+    # --- videos -----------------------------------------------------------------
+    render_fps: ClassVar[int] = 30  # frames per second of this task's videos
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """An RGB picture of copy ``index``'s current state, ``uint8 [H, W, 3]``,
+        for ``esper eval --video`` and ``--video-every``: override it to record
+        videos of your task (H and W even, as H.264 needs). Called once per
+        frame on one copy, outside training, so it may read the state on the host."""
+        raise NotImplementedError(f"{self.spec.name} draws no pictures (BatchedEnv.render)")
+
+    @classmethod
+    def renders(cls) -> bool:
+        """Whether this task overrides ``render``: can its episodes be recorded?"""
+        return cls.render is not BatchedEnv.render
 
     # --- checkpoints ------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -102,6 +102,7 @@ def _facts(env: Any) -> dict[str, str]:
     return {
         "name": str(spec.name),
         "obs": f"[num_envs, {spec.obs_dim}] {str(spec.obs_dtype).removeprefix('torch.')}"
+        + (f": {spec.describe_obs()} images, flattened" if spec.is_image else "")
         + (f" ({spec.critic_obs_dim} critic-only)" if spec.critic_obs_dim else ""),
         "actions": spec.action_space.describe(),
         "time limit": str(spec.max_episode_steps),

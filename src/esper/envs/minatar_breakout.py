@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
 import torch
 
 from esper.envs.base import BatchedEnv, EnvSpec, StepResult, Transition
@@ -58,6 +59,9 @@ N_BRICK_ROWS = BRICK_ROWS[1] - BRICK_ROWS[0]
 START_Y = 3
 START_PADDLE = 4
 MAX_EPISODE_STEPS = 10_000  # MinAtar sets no limit; long enough for a good player
+# Videos: paddle, ball, trail, brick (CHANNELS' order) on black, 16 pixels a cell.
+CHANNEL_COLORS = ((230, 230, 230), (230, 80, 60), (120, 60, 50), (70, 140, 230))
+CELL_PIXELS = 16
 MINIMAL_ACTIONS = (0, 1, 3)  # MinAtar's indices (of n, l, u, r, d, f) for no-op, left, right
 
 STATE_FIELDS = (
@@ -193,6 +197,15 @@ class MinAtarBreakout(BatchedEnv):
         obs.scatter_(1, cells + self._planes, 1.0)
         obs[:, BRICK_CELLS] = state[:, BRICKS].to(torch.float32)
         return obs
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """Copy ``index``'s board as MinAtar draws it, one colour per channel
+        (the later channel on top), each cell ``CELL_PIXELS`` square."""
+        planes = self.observe(self.state[index : index + 1]).view(OBS_SHAPE).cpu().numpy()
+        board = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
+        for plane, color in zip(planes, CHANNEL_COLORS, strict=True):
+            board[plane > 0] = color
+        return board.repeat(CELL_PIXELS, axis=0).repeat(CELL_PIXELS, axis=1)
 
     # --- sticky actions (MinAtar's Environment wrapper) -------------------------
     def step(self, actions: torch.Tensor, fresh: torch.Tensor | None = None) -> StepResult:

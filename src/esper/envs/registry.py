@@ -275,6 +275,7 @@ class TaskRow(NamedTuple):
     max_episode_steps: int | None  # None: gymnasium sets no time limit
     origin: str = "built-in"  # or "register()", "package <dist>", "module", "gymnasium"
     critic_obs_dim: int = 0  # of obs_dim, the entries only the critic reads
+    obs: str = ""  # as shown: EnvSpec.describe_obs (``4×10×10`` for an image)
 
 
 def describe_tasks(extra: tuple[str, ...] = ()) -> list[TaskRow]:
@@ -305,6 +306,7 @@ def describe_tasks(extra: tuple[str, ...] = ()) -> list[TaskRow]:
                 max_episode_steps=spec.max_episode_steps,
                 origin=origin,
                 critic_obs_dim=spec.critic_obs_dim,
+                obs=spec.describe_obs(),
             )
         )
     return rows

@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from esper.envs.base import BatchedEnv
 from esper.envs.gym_ids import gym_id_of
-from esper.envs.registry import make
+from esper.envs.registry import env_class, make
 from esper.envs.render import RENDERERS
 from esper.runtime.errors import ConfigError
 from esper.runtime.extras import import_extra
@@ -26,15 +27,25 @@ from esper.runtime.extras import import_extra
 # (obs [1, obs_dim], starts [1] bool: an episode begins here) -> the env's actions
 Act = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 GYM_FPS = 30  # when a gymnasium env does not say its render_fps
+NO_TIME_LIMIT_STEPS = 100_000  # a video of a task without a time limit stops here
+
+
+def _draws_itself(task: str) -> bool:
+    """A batched task whose class overrides ``BatchedEnv.render`` (a registered
+    factory that is a function cannot say before it builds one: not recorded)."""
+    found = env_class(task)
+    cls = getattr(found, "factory", found)  # a registered or installed task's class
+    return isinstance(cls, type) and issubclass(cls, BatchedEnv) and cls.renders()
 
 
 def check_recordable(task: str, setting: str) -> None:
     """Refuse, in one line naming ``setting``, a task esper cannot draw or a
     missing video extra."""
-    if gym_id_of(task) is None and task not in RENDERERS:
+    if gym_id_of(task) is None and task not in RENDERERS and not _draws_itself(task):
         raise ConfigError(
             setting,
-            f"task {task} has no renderer; videos work for {', '.join(RENDERERS)} and gym: tasks",
+            f"task {task} has no renderer; videos work for {', '.join(RENDERERS)}, gym: "
+            "tasks and tasks that define BatchedEnv.render (docs/custom_env.md)",
         )
     import_extra("imageio", "video", setting)
     import_extra("imageio_ffmpeg", "video", setting)
@@ -59,8 +70,10 @@ def record_video(
     gym_id = gym_id_of(task)
     if gym_id is not None:
         frames, fps = _gym_frames(gym_id, act, seed, device, episodes)
-    else:
+    elif task in RENDERERS:
         frames, fps = _batched_frames(task, act, seed, device, episodes)
+    else:
+        frames, fps = _rendered_frames(task, act, seed, device, episodes)
     _write(path, frames, fps, setting)
     return len(frames)
 
@@ -84,6 +97,27 @@ def _batched_frames(
     ended = torch.cat(ends).cpu().numpy()  # [limit]
     last = int(np.flatnonzero(ended)[episodes - 1]) if ended.sum() >= episodes else limit - 1
     return [renderer.draw(state) for state in visited[: last + 1]], renderer.fps
+
+
+def _rendered_frames(
+    task: str, act: Act, seed: int, device: torch.device | str, episodes: int
+) -> tuple[list[np.ndarray], int]:
+    """Frames from the task's own ``render`` (``BatchedEnv.render``), one per step
+    of one copy: the picture crosses to the host each step, as drawing needs."""
+    env = make(task, 1, device, seed=seed)
+    obs = env.reset(seed=seed)
+    starts = torch.ones(1, dtype=torch.bool, device=obs.device)
+    frames: list[np.ndarray] = []
+    limit = episodes * (env.spec.max_episode_steps or NO_TIME_LIMIT_STEPS)
+    ended = 0
+    for _ in range(limit):
+        frames.append(np.asarray(env.render(0), dtype=np.uint8))  # the state acted in
+        obs, _, terminated, truncated, _ = env.step(act(obs, starts))
+        starts = terminated | truncated
+        ended += int(starts[0])  # host-sync: one per frame, which crossed anyway
+        if ended >= episodes:
+            break
+    return frames, type(env).render_fps
 
 
 def _gym_frames(

@@ -37,16 +37,33 @@ def live_dashboard(hub: TelemetryHub) -> AbstractContextManager[object]:
     return SanctumDashboard(aggregator)
 
 
+class CallbackError(Exception):
+    """A user's callback raised: the run fails (TRAINING_FAILED names the callback),
+    as Stable-Baselines3's does, instead of a warning and training on."""
+
+    fails_the_run = True  # the hub lets it through instead of isolating it
+
+
 class StoppingCallback:
     """A user's callback on the hub: a ``True`` return requests a stop, which the
-    trainer reads at the next batch boundary."""
+    trainer reads at the next batch boundary; an exception fails the run."""
 
     def __init__(self, callback: Callback, stop: StopRequest) -> None:
         self._callback, self._stop = callback, stop
         self.name = f"callback {getattr(callback, '__name__', type(callback).__name__)}"
+        self.failed = False  # after its error it sees no more events (the failure's own)
 
     def __call__(self, event: TelemetryEvent) -> None:
-        if self._callback(event) is True and not self._stop.requested:
+        if self.failed:
+            return
+        try:
+            asked = self._callback(event)
+        except Exception as exc:
+            self.failed = True
+            raise CallbackError(
+                f"{self.name} raised {type(exc).__name__}: {exc} (on {event.event_type})"
+            ) from exc
+        if asked is True and not self._stop.requested:
             self._stop.request(f"a stop request from {self.name}")
 
 

@@ -66,6 +66,7 @@ class SanctumAggregator:
             TelemetryEventType.TRAINING_FAILED: self._on_training_failed,
             TelemetryEventType.EVALUATION_COMPLETED: self._on_evaluation_completed,
             TelemetryEventType.SINK_FAILED: self._on_sink_failed,
+            TelemetryEventType.VIDEO_SAVED: self._on_video_saved,
         }
         self._new_view(SanctumSnapshot())
 
@@ -211,6 +212,11 @@ class SanctumAggregator:
         assert isinstance(data, events.CheckpointSavedPayload)
         name = Path(data.path).name
         self._note(NotableKind.CHECKPOINT, f"saved {name} ({data.bytes / 1e6:.2f} MB)", event)
+
+    def _on_video_saved(self, event: TelemetryEvent) -> None:
+        data = event.data
+        assert isinstance(data, events.VideoSavedPayload)
+        self._note(NotableKind.VIDEO, f"saved {Path(data.path).name} ({data.frames} frames)", event)
 
     def _on_training_completed(self, event: TelemetryEvent) -> None:
         data = event.data

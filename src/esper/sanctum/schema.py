@@ -34,6 +34,7 @@ class NotableKind(StrEnum):
     INTERRUPTED = "interrupted"
     FAILED = "failed"
     EVALUATION = "evaluation"  # ``esper eval`` appended a checkpoint's score
+    VIDEO = "video"  # a video of the policy was written (--video-every)
 
 
 @dataclass(frozen=True)

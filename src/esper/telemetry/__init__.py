@@ -11,6 +11,7 @@ from esper.telemetry.events import (
     TrainingFailedPayload,
     TrainingInterruptedPayload,
     TrainingStartedPayload,
+    VideoSavedPayload,
 )
 from esper.telemetry.hub import TelemetryHub
 
@@ -26,4 +27,5 @@ __all__ = [
     "TrainingFailedPayload",
     "TrainingInterruptedPayload",
     "TrainingStartedPayload",
+    "VideoSavedPayload",
 ]

@@ -50,6 +50,9 @@ class ConsoleSink:
         if kind is TelemetryEventType.CHECKPOINT_SAVED:
             assert isinstance(data, events.CheckpointSavedPayload)
             return f"checkpoint: {data.path}"
+        if kind is TelemetryEventType.VIDEO_SAVED:
+            assert isinstance(data, events.VideoSavedPayload)
+            return f"video: {data.path} ({data.frames} frames)"
         if kind is TelemetryEventType.TRAINING_INTERRUPTED:
             assert isinstance(data, events.TrainingInterruptedPayload)
             return f"interrupted: {data.reason} (resume from batch {data.resume_batch})"

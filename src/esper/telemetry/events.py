@@ -37,6 +37,7 @@ class TelemetryEventType(StrEnum):
     TRAINING_FAILED = "TRAINING_FAILED"
     SINK_FAILED = "SINK_FAILED"
     EVALUATION_COMPLETED = "EVALUATION_COMPLETED"
+    VIDEO_SAVED = "VIDEO_SAVED"
 
 
 class PayloadError(ValueError):
@@ -183,6 +184,20 @@ class CheckpointSavedPayload:
 
 
 @dataclass(frozen=True)
+class VideoSavedPayload:
+    """A video of the policy (``video_every``), written where ``path`` says."""
+
+    path: str
+    batch: int
+    frames: int
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.path, str) and bool(self.path), "path must be a str")
+        _check(_is_int(self.batch) and self.batch >= 0, "batch must be >= 0")
+        _check(_is_int(self.frames) and self.frames > 0, "frames must be > 0")
+
+
+@dataclass(frozen=True)
 class TrainingCompletedPayload:
     final_batch: int
     env_steps: int
@@ -261,6 +276,7 @@ Payload = (
     | TrainingFailedPayload
     | SinkFailedPayload
     | EvaluationCompletedPayload
+    | VideoSavedPayload
 )
 
 PAYLOAD_TYPES: dict[TelemetryEventType, type] = {
@@ -272,6 +288,7 @@ PAYLOAD_TYPES: dict[TelemetryEventType, type] = {
     TelemetryEventType.TRAINING_FAILED: TrainingFailedPayload,
     TelemetryEventType.SINK_FAILED: SinkFailedPayload,
     TelemetryEventType.EVALUATION_COMPLETED: EvaluationCompletedPayload,
+    TelemetryEventType.VIDEO_SAVED: VideoSavedPayload,
 }
 
 

@@ -4,6 +4,7 @@ The hub is passed into the trainer, never reached for as a global. Emission is
 synchronous and happens once per batch, so subscribers are cheap to call; a
 subscriber that raises is reported once on stderr, keeps receiving later events,
 and the count of events it failed on is kept so nothing is dropped silently.
+An error marked ``fails_the_run`` (a user's callback's) is raised instead.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class TelemetryHub:
                 else:
                     subscriber(event)
             except Exception as exc:  # isolate: one sink never stops the others
+                if getattr(exc, "fails_the_run", False):  # a user's callback: the run fails
+                    raise
                 self._record_failure(subscriber, exc, event)
 
     def close(self) -> None:

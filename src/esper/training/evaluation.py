@@ -98,7 +98,8 @@ class Evaluator:
         """Evaluate and record when due; the reason the run should stop, if any."""
         config, batch = self.state.config, self.state.batch
         if config.video_every and batch % config.video_every == 0 and self.state.group.is_main:
-            self.record(video_path(self.run_dir, batch))
+            path = video_path(self.run_dir, batch)
+            report.video_saved(path, self.record(path))
         if not config.eval_every or batch % config.eval_every:
             return None
         payload = self.state.group.main_decides(self.evaluate)  # every rank learns the result
@@ -146,11 +147,12 @@ class Evaluator:
         action, self._memory = policy.act_deterministic(self.state.policy_obs(obs), memory)
         return policy.env_action(action)
 
-    def record(self, path: Path) -> None:
-        """One deterministic episode to ``path``, seeded like this batch's evaluation."""
+    def record(self, path: Path) -> int:
+        """One deterministic episode to ``path``, seeded like this batch's evaluation;
+        the frames written."""
         state = self.state
         with own_rng(state.device):
-            record_video(
+            return record_video(
                 state.config.task,
                 self.act,
                 path,

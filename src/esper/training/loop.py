@@ -64,14 +64,14 @@ def run_vectorized_ppo(
     )
     report = Reporter(hub, state, run_dir)
     evaluator = Evaluator.for_run(state, run_dir)  # None: no evaluations or videos
-    report.started(_env_device_counts(state))
     env = state.env
     buffer = RolloutBuffer.allocate(
         config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, device,
         obs_dtype=env.spec.obs_dtype, memory_size=state.policy.memory_size,
     )  # fmt: skip
     stop_agreed = False
-    try:
+    try:  # from the first event to the last: a user's callback that raises fails the run
+        report.started(_env_device_counts(state))
         while state.batch < config.max_batches:
             if stop_agreed if group.active else stop.requested:
                 return report.interrupted(stop)
@@ -82,6 +82,7 @@ def run_vectorized_ppo(
             reached = evaluator.after_batch(report) if evaluator else None
             if reached:  # an evaluation reached the target return
                 return report.completed(reached)
+        return report.completed()
     except NonFiniteError as exc:
         return report.failed(str(exc), "NonFiniteError")
     except KeyboardInterrupt:
@@ -99,7 +100,6 @@ def run_vectorized_ppo(
         report.result.collective_seconds = group.seconds
         if evaluator is not None:
             evaluator.close()
-    return report.completed()
 
 
 def train_batch(

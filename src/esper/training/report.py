@@ -129,6 +129,13 @@ class Reporter:
             f"checkpoint saved: {path.name}",
         )
 
+    def video_saved(self, path: Path, frames: int) -> None:
+        """A ``video_every`` video was written (rank 0 records them)."""
+        self.emit(
+            events.VideoSavedPayload(path=str(path), batch=self.state.batch, frames=frames),
+            f"video saved: {path.name}",
+        )
+
     def completed(self, reason: str = "") -> TrainingResult:
         """The run ended at max_batches, or earlier for ``reason`` (the batch
         reached is saved first, so it can be resumed or evaluated)."""

@@ -153,7 +153,7 @@ def render(evaluation: Evaluation) -> Group:
     mode = "deterministic" if data.deterministic else "stochastic"
     header = Text.assemble(
         (f"{policy.task}", "bold"),
-        f": checkpoint batch {policy.checkpoint_batch} ({policy.env_steps:,} env steps) "
+        f": checkpoint {policy.checkpoint_name} ({policy.env_steps:,} env steps) "
         f"of {policy.run_dir}\n",
         f"run {policy.run_id}: {data.episodes} {mode} episodes, seed {data.seed}",
     )

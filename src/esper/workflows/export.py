@@ -32,26 +32,44 @@ from esper.workflows.inference import load_policy
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}  # format -> the default file's suffix
 
 
+def default_format() -> str:
+    """``onnx`` when the export extra is installed, else ``torchscript`` (no extra)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxscript  # noqa: F401
+    except ImportError:
+        return "torchscript"
+    return "onnx"
+
+
 def export_policy(
     run_dir: Path | str,
-    format: str = "onnx",
+    format: str | None = None,
     checkpoint: int | str | None = None,
     output: Path | str | None = None,
+    *,
+    stochastic: bool = False,
 ) -> Path:
-    """Write the deterministic policy of ``run_dir``'s checkpoint (the newest when
-    None, ``"best"``: the best evaluation's) as ``format``; returns the file.
+    """Write the policy of ``run_dir``'s checkpoint (the newest when None, ``"best"``:
+    the best evaluation's) as ``format`` (None: ``default_format()``); returns the file.
 
-    The default file is ``RUN_DIR/policy_batch_K.onnx`` (``.pt`` for TorchScript).
+    The policy is deterministic, or with ``stochastic`` samples as training does,
+    its noise an input (``StochasticPolicy``). The default file is
+    ``RUN_DIR/policy_batch_K.onnx`` (``.pt`` for TorchScript; ``_stochastic`` before
+    the suffix for a stochastic one).
     """
+    format = format or default_format()
     if format not in FORMATS:
         raise ConfigError("format", f"must be {' or '.join(FORMATS)} (got {format!r})")
     if format == "onnx":  # before loading anything: a missing extra is the first thing said
         import_extra("onnx", "export", "format")
         import_extra("onnxscript", "export", "format")
     policy = load_policy(run_dir, checkpoint, device="cpu")
-    module = policy.deterministic_module()
+    module = policy.stochastic_module() if stochastic else policy.deterministic_module()
     if output is None:
-        output = policy.run_dir / f"policy_batch_{policy.checkpoint_batch:06d}{FORMATS[format]}"
+        kind = "_stochastic" if stochastic else ""
+        name = f"policy_batch_{policy.checkpoint_batch:06d}{kind}{FORMATS[format]}"
+        output = policy.run_dir / name
     path = Path(output)
     if not path.parent.is_dir():
         raise ConfigError("output", f"{path.parent} is not a directory")
@@ -62,14 +80,20 @@ def export_policy(
 
 @contextmanager
 def _quiet_exporters() -> Iterator[None]:
-    """For this call only: no FutureWarning that ``torch.jit`` is deprecated, and no
-    exporter log lines about operators of packages esper does not use (torchvision)."""
+    """For this call only: no FutureWarning that ``torch.jit`` is deprecated, no
+    UserWarning about naming a shared batch axis once, and no exporter log lines
+    about operators of packages esper does not use (torchvision)."""
     log = logging.getLogger("torch.onnx")
     level = log.level
     log.setLevel(logging.ERROR)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=FutureWarning, module="torch.jit")
+            # A recurrent policy's inputs (observations, memory) share one batch axis:
+            # the exporter says it names that axis once, which is what is meant.
+            warnings.filterwarnings(
+                "ignore", message=r"# The axis name: \w+ will not be used", category=UserWarning
+            )
             yield
     finally:
         log.setLevel(level)

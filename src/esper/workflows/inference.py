@@ -25,14 +25,17 @@ from esper.runtime.errors import ConfigError
 from esper.training.checkpoint import (
     BEST_FILENAME,
     CheckpointError,
+    describe_space,
     fits,
     forget_loaded,
     load_checkpoint,
     load_for_resume,
 )
 from esper.training.policy.actor_critic import ActorCritic, policy_for
-from esper.training.policy.deterministic import DeterministicPolicy
+from esper.training.policy.deterministic import DeterministicPolicy, StochasticPolicy
 from esper.training.policy.normalizer import RunningMeanStd
+
+POLICY_FORMAT = "esper-policy-1"  # TrainedPolicy.save's file: a checkpoint's acting part
 
 
 @dataclass
@@ -48,7 +51,9 @@ class TrainedPolicy:
     A recurrent policy remembers: each call acts from the memory the last call
     left, for the same number of copies. Pass ``episode_start`` (``[B]`` bool,
     True where a copy's episode begins with this observation) to forget there,
-    or call ``reset()`` between episodes of a single copy.
+    or call ``reset()`` between episodes of a single copy. A call with another
+    number of copies is refused (ValueError) unless ``reset()`` came first or
+    ``episode_start`` is all True: no copy's memory would carry over.
     """
 
     model: ActorCritic
@@ -65,6 +70,15 @@ class TrainedPolicy:
     deterministic: bool = True  # argmax / Gaussian mean; False samples like training
     obs_dtype: torch.dtype = torch.float32  # the task's: uint8 images stay uint8
     memory: torch.Tensor | None = None  # a recurrent policy's, after the last call
+    best: bool = False  # loaded from checkpoints/best.pt (the best evaluation's)
+    task_source: str | None = None  # where a register()ed task is imported from
+
+    @property
+    def checkpoint_name(self) -> str:
+        """Which checkpoint this is, as a user would ask for it: ``batch 5`` or
+        ``best (batch 5)``."""
+        batch = f"batch {self.checkpoint_batch}"
+        return f"best ({batch})" if self.best else batch
 
     def reset(self) -> None:
         """Forget: the next call starts every copy's episode afresh."""
@@ -85,13 +99,32 @@ class TrainedPolicy:
         starts = None
         if episode_start is not None:
             starts = torch.as_tensor(episode_start, dtype=torch.bool, device=self.device)
-        memory = self.model.memory_for(self.memory, obs.shape[0], starts)
+        memory = self.model.memory_for(self._memory_of(obs.shape[0], starts), obs.shape[0], starts)
         if self.deterministic:
             action, self.memory = self.model.act_deterministic(obs, memory)
         else:
             action, self.memory = self.model.sample(obs, memory=memory)
         action = self.model.env_action(action)
         return action[0] if single else action
+
+    def _memory_of(self, copies: int, starts: torch.Tensor | None) -> torch.Tensor | None:
+        """The memory this call continues from; a wrong ``episode_start``, or another
+        number of copies while some episode runs on, is refused: it has no memory."""
+        if starts is not None and starts.numel() != copies:
+            raise ValueError(
+                f"episode_start has {starts.numel()} entries for {copies} observations; "
+                "give one per observation"
+            )
+        memory = self.memory
+        if memory is None or memory.shape[0] == copies:
+            return memory
+        # host-sync: only when the number of copies changes, never step by step
+        if starts is None or not bool(starts.all()):
+            raise ValueError(
+                f"this recurrent policy remembers {memory.shape[0]} copies and got "
+                f"{copies} observations: call reset() first, or pass episode_start all True"
+            )
+        return None
 
     def _normalized(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs`` through the frozen normaliser; observations without their critic-only
@@ -115,6 +148,41 @@ class TrainedPolicy:
         """This policy's deterministic action as one plain module, the normaliser
         folded in, on the CPU: what ``esper export`` writes."""
         return DeterministicPolicy(self.model, self.obs_normalizer, self.obs_dtype).cpu()
+
+    def stochastic_module(self) -> StochasticPolicy:
+        """Its sampling twin, the noise an input: what ``esper export --stochastic`` writes."""
+        return StochasticPolicy(self.model, self.obs_normalizer, self.obs_dtype).cpu()
+
+    def save(self, path: Path | str, *, overwrite: bool = False) -> Path:
+        """This policy and its normaliser as one file, for ``esper.load(path)``
+        anywhere (no run dir needed). Python and esper load it, ``weights_only``;
+        ``esper export`` writes a file that needs neither. An existing file is
+        replaced only with ``overwrite``."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise ConfigError("path", f"{path} exists; pass overwrite=True to replace it")
+        if not path.parent.is_dir():
+            raise ConfigError("path", f"{path.parent} is not a directory")
+        normalizer = self.obs_normalizer
+        payload = {
+            "format": POLICY_FORMAT,
+            "config": self.config,
+            "task_source": self.task_source,
+            "obs_dim": self.obs_dim,
+            "action_space": describe_space(self.action_space),
+            "policy": {k: v.cpu() for k, v in self.model.state_dict().items()},
+            "obs_normalizer": None
+            if normalizer is None
+            else {k: v.cpu() for k, v in normalizer.state_dict().items()},
+            "batch": self.checkpoint_batch,
+            "env_steps": self.env_steps,
+            "run_id": self.run_id,
+            "run_dir": str(self.run_dir),
+        }
+        tmp = path.with_name(f".{path.name}.tmp")
+        torch.save(payload, tmp)
+        tmp.replace(path)  # never half a file
+        return path
 
 
 def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:
@@ -186,13 +254,28 @@ def load_policy(
         saved = load_for_resume(run.checkpoints(), batch, setting="checkpoint")
     forget_loaded()  # what acting needs is rebuilt from ``saved``: keep no second copy
     target = resolve_device(str(device))
+    best = checkpoint == "best"
+    return _rebuild_or_say_why(saved, run, target, deterministic, path, "RUN_DIR", best=best)
+
+
+def _rebuild_or_say_why(
+    saved: dict[str, Any],
+    run: RunDir,
+    device: torch.device,
+    deterministic: bool,
+    path: Path,
+    where: str,
+    *,
+    best: bool = False,
+) -> TrainedPolicy:
+    """``_rebuild``, its failures one line naming ``path`` (given as ``where``)."""
     try:
-        return _rebuild(saved, run, target, deterministic)
+        return _rebuild(saved, run, device, deterministic, best=best)
     except CheckpointError:
         raise
     except UnknownTaskError as exc:  # the run's task, from its checkpoint: not a flag of eval
         raise ConfigError(
-            "RUN_DIR",
+            where,
             f"{path} was trained on task {exc.task!r}, which cannot be rebuilt here: "
             f"{exc.message.removeprefix(f'unknown task {exc.task!r} ')}; make it importable "
             "(run from the folder it was trained in, or install its package)",
@@ -201,12 +284,44 @@ def load_policy(
         raise CheckpointError(
             f"checkpoint {path} does not hold a policy esper can rebuild "
             f"({type(exc).__name__}: {exc})",
-            setting="checkpoint",
+            setting="checkpoint" if where == "RUN_DIR" else where,
         ) from None
 
 
+def load(
+    path: Path | str, device: torch.device | str = "cpu", *, deterministic: bool = True
+) -> TrainedPolicy:
+    """A policy ``TrainedPolicy.save`` wrote: ``esper.load("policy.pt")``, outside
+    any run dir. Loaded with ``weights_only=True``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("path", f"{path} is not a file")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path} is not an esper policy file ({type(exc).__name__}); write one with "
+            "esper.load_policy(RUN_DIR).save(PATH)",
+            setting="path",
+        ) from None
+    if not isinstance(saved, dict) or saved.get("format") != POLICY_FORMAT:
+        raise CheckpointError(
+            f"{path} is not an esper policy file: a run's checkpoint loads with "
+            "esper.load_policy(RUN_DIR, checkpoint=N)",
+            setting="path",
+        )
+    target = resolve_device(str(device))
+    run = RunDir(Path(str(saved.get("run_dir", path.parent))))
+    return _rebuild_or_say_why(saved, run, target, deterministic, path, "path")
+
+
 def _rebuild(
-    saved: dict[str, Any], run: RunDir, device: torch.device, deterministic: bool
+    saved: dict[str, Any],
+    run: RunDir,
+    device: torch.device,
+    deterministic: bool,
+    *,
+    best: bool = False,
 ) -> TrainedPolicy:
     config = saved["config"]
     task = config["task"]
@@ -240,4 +355,6 @@ def _rebuild(
         config=dict(config),
         deterministic=deterministic,
         obs_dtype=spec.obs_dtype,
+        best=best,
+        task_source=saved.get("task_source"),
     )

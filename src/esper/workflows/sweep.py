@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -147,15 +147,55 @@ def check(sweep: Sweep) -> None:
     if sweep.overwrite:
         return
     taken = [str(sweep.seed_dir(s)) for s in sweep.seeds if RunDir(sweep.seed_dir(s)).holds_a_run()]
-    taken += [str(sweep.parent / name) for name in TABLE_FILES if (sweep.parent / name).exists()]
     if taken:
         raise ConfigError(
             "overwrite",
-            f"{sweep.parent} already holds a sweep ({', '.join(taken[:3])}"
-            f"{', ...' if len(taken) > 3 else ''}): choose another dir, or give {{overwrite}} "
-            "to replace it",
+            f"{sweep.parent} already holds a sweep with these seeds ({', '.join(taken[:3])}"
+            f"{', ...' if len(taken) > 3 else ''}): choose other seeds or another dir, or give "
+            "{overwrite} to replace it",
             mentions=("overwrite",),
         )
+    earlier_runs(sweep)  # a table of another experiment is refused before any run
+
+
+def _experiment(settings: dict[str, Any]) -> dict[str, Any]:
+    """What makes two sweeps' seeds one experiment: every setting but ``jobs``."""
+    return {key: value for key, value in settings.items() if key != "jobs"}
+
+
+def earlier_runs(sweep: Sweep) -> list[SeedRun]:
+    """The seeds an earlier sweep in this parent dir recorded (``seeds.json``), so
+    new seeds join its table; [] for a fresh dir or ``overwrite``. A table of other
+    settings is another experiment: refused, naming the setting that differs."""
+    md, js = (sweep.parent / name for name in TABLE_FILES)
+    if sweep.overwrite or not (md.exists() or js.exists()):
+        return []
+    refuse = f"choose another dir, or give {{overwrite}} to replace {js.parent}'s sweep"
+    try:
+        record = json.loads(js.read_text(encoding="utf-8"))
+        earlier, seeds = _experiment(record["settings"]), record["seeds"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise ConfigError(
+            "overwrite", f"{js} is missing or unreadable: {refuse}", mentions=("overwrite",)
+        ) from None
+    now = _experiment(_settings(sweep))
+    differ = [key for key in now if now[key] != earlier.get(key)]
+    if differ:
+        key = differ[0]
+        raise ConfigError(
+            "overwrite",
+            f"{js.parent} holds a sweep with {key} {earlier.get(key)!r}, not {now[key]!r}: "
+            f"{refuse}",
+            mentions=("overwrite",),
+        )
+    names = {f.name for f in fields(SeedRun)}
+    return [SeedRun(**{k: v for k, v in seed.items() if k in names}) for seed in seeds]
+
+
+def all_runs(sweep: Sweep, runs: list[SeedRun]) -> list[SeedRun]:
+    """``runs`` beside the earlier seeds of this parent dir's table, by seed."""
+    by_seed = {run.seed: run for run in earlier_runs(sweep)} | {run.seed: run for run in runs}
+    return [by_seed[seed] for seed in sorted(by_seed)]
 
 
 def run_sweep(sweep: Sweep, progress: bool = True) -> list[SeedRun]:
@@ -289,11 +329,12 @@ def describe(run: SeedRun) -> str:
     )
 
 
-def _mean_std(values: list[float]) -> str:
+def _mean_std(values: list[float], spec: str = ".1f") -> str:
+    """``mean ± std`` written as the column's rows are (``12,288 ± 0`` for env steps)."""
     if not values:
         return "-"
     std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):.1f} ± {std:.1f}"
+    return f"{statistics.fmean(values):{spec}} ± {std:{spec}}"
 
 
 def _number(value: float | None, digits: int = 1) -> str:
@@ -327,9 +368,9 @@ def markdown_table(runs: list[SeedRun], target: float | None = None) -> str:
         _mean_std([r.last5 for r in runs if r.last5 is not None]),
         _mean_std([r.best[0] for r in runs if r.best is not None]),
         _mean_std([r.final for r in runs if r.final is not None]),
-        _mean_std([float(r.env_steps) for r in runs]),
-        _mean_std([r.wall_seconds for r in runs]),
-        _mean_std([r.cpu_seconds for r in runs]),
+        _mean_std([float(r.env_steps) for r in runs], ",.0f"),
+        _mean_std([r.wall_seconds for r in runs], ",.1f"),
+        _mean_std([r.cpu_seconds for r in runs], ",.1f"),
         f"{sum(r.status == 'completed' for r in runs)}/{len(runs)} completed",
     ]
     if target is not None:
@@ -339,9 +380,8 @@ def markdown_table(runs: list[SeedRun], target: float | None = None) -> str:
     return "\n".join(lines)
 
 
-def write_tables(sweep: Sweep, runs: list[SeedRun], target: float | None = None) -> list[Path]:
-    """``PARENT/seeds.md`` (the table, with the command's settings) and ``seeds.json``."""
-    settings = {
+def _settings(sweep: Sweep) -> dict[str, Any]:
+    return {
         "task": sweep.task,
         "episodes": sweep.episodes,
         "config_file": str(sweep.config_file) if sweep.config_file else None,
@@ -349,9 +389,15 @@ def write_tables(sweep: Sweep, runs: list[SeedRun], target: float | None = None)
         "device": sweep.device,
         "jobs": sweep.jobs,
     }
+
+
+def write_tables(sweep: Sweep, runs: list[SeedRun], target: float | None = None) -> list[Path]:
+    """``PARENT/seeds.md`` (the table, with the command's settings) and ``seeds.json``,
+    of ``runs``: this sweep's seeds and any earlier ones (``all_runs``)."""
+    settings = _settings(sweep)
     md = sweep.parent / TABLE_FILES[0]
     md.write_text(
-        f"Seeds {', '.join(map(str, sweep.seeds))}; settings {json.dumps(settings)}\n\n"
+        f"Seeds {', '.join(str(r.seed) for r in runs)}; settings {json.dumps(settings)}\n\n"
         f"{markdown_table(runs, target)}\n",
         encoding="utf-8",
     )

@@ -15,11 +15,14 @@ import torch
 from small_runs import one_epoch_settings, train_history, train_probe
 
 import esper
+import esper.training.policy.actor_critic as actor_critic_module
 import esper.training.ppo as ppo_module
 import esper.training.rollout as rollout_module
 from esper.config.schema import PPOConfig
 from esper.envs import make
 from esper.runtime.errors import ConfigError
+from esper.telemetry.events import TelemetryEventType
+from esper.telemetry.jsonl import read_events
 from esper.training.checkpoint import load_checkpoint
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.fast.capture import compile_step
@@ -44,12 +47,29 @@ def _train_probe(task: str, run_dir: Path, recurrent: str) -> float:
     return _final_returns(train_probe(task, run_dir, PROBE_BATCHES, recurrent=recurrent))
 
 
+EVAL = {"eval_every": PROBE_BATCHES, "eval_episodes": 32}  # one evaluation, at the end
+
+
+def _evaluations(run_dir: Path) -> list:
+    return [
+        e.data
+        for e in read_events(run_dir / "telemetry.jsonl")
+        if e.event_type is TelemetryEventType.EVALUATION_COMPLETED
+    ]
+
+
 def test_a_recurrent_policy_recalls_what_a_feed_forward_one_cannot(tmp_path: Path) -> None:
-    """probe-recall pays +1 for naming, one step later, a sign it no longer sees."""
-    gru = _train_probe("probe-recall", tmp_path / "gru", "gru")
+    """probe-recall pays +1 for naming, one step later, a sign it no longer sees:
+    in training, in the in-training evaluator and through ``run_episodes``."""
+    outcome = train_probe("probe-recall", tmp_path / "gru", PROBE_BATCHES, recurrent="gru", **EVAL)
+    gru = _final_returns(outcome)
     mlp = _train_probe("probe-recall", tmp_path / "mlp", "none")
     assert gru > 0.9, f"probe-recall with a GRU returned {gru:.2f}, want ~1: the memory is lost"
     assert abs(mlp) < 0.4, f"a feed-forward policy cannot recall, yet returned {mlp:.2f}"
+    (evaluated,) = _evaluations(tmp_path / "gru")
+    assert evaluated.return_mean > 0.9, evaluated
+    played = run_episodes(esper.load_policy(tmp_path / "gru"), 32, seed=3, check_every=4)
+    assert float(played.returns.mean()) > 0.9
 
 
 def test_the_memory_reset_at_episode_ends_is_what_tells_an_episode_s_first_step(
@@ -59,10 +79,37 @@ def test_the_memory_reset_at_episode_ends_is_what_tells_an_episode_s_first_step(
     With the reset broken (in the rollout and in the update's replay) it is not."""
     intact = _train_probe("probe-episode-start", tmp_path / "intact", "lstm")
     assert intact > 1.8, f"probe-episode-start returned {intact:.2f} of 2: check the reset"
+    _an_evaluation_forgets_where_episodes_start(tmp_path / "intact", monkeypatch)
     monkeypatch.setattr(rollout_module, "forget_ended", lambda memory, ended: memory)
     monkeypatch.setattr(ppo_module, "episode_starts", torch.zeros_like)
     broken = _train_probe("probe-episode-start", tmp_path / "broken", "lstm")
     assert broken < 0.6, f"with no reset the probe still returned {broken:.2f}: it tests nothing"
+
+
+def _an_evaluation_forgets_where_episodes_start(run_dir: Path, monkeypatch) -> None:
+    """The trained probe-episode-start policy plays its episodes perfectly (return
+    = length) through ``run_episodes`` (8 episodes per copy) and the in-training
+    evaluator (its second evaluation, after one that leaves memory behind), and
+    loses ~2 an episode in both with the evaluation's memory reset broken."""
+    policy = esper.load_policy(run_dir)
+
+    def shortfall() -> float:  # mean of length - return: 0 for perfect play
+        played = run_episodes(policy, 32, seed=3, copies=4, check_every=4)
+        return float((played.lengths - played.returns).mean())
+
+    def evaluated_shortfall() -> float:
+        resume = {"run_dir": str(run_dir), "resume": True, "eval_every": 1}
+        esper.train(
+            "probe-episode-start", 2, eval_episodes=8, device="cpu", progress=False, **resume
+        )
+        last = _evaluations(run_dir)[-1]
+        return last.length_mean - last.return_mean
+
+    assert shortfall() < 0.3 and evaluated_shortfall() < 0.3
+    with monkeypatch.context() as broken:  # the evaluation's reset only; training keeps its own
+        broken.setattr(actor_critic_module, "forget_ended", lambda memory, ended: memory)
+        policy.reset()
+        assert shortfall() > 1.0 and evaluated_shortfall() > 1.0
 
 
 @pytest.mark.parametrize("core", [GRUCore, LSTMCore])
@@ -209,6 +256,27 @@ def test_load_policy_remembers_and_forgets_where_told(tmp_path: Path) -> None:
     assert not torch.equal(policy.memory[1], remembered[1])
     policy.reset()
     assert policy.memory is None
+
+
+def test_load_policy_refuses_to_guess_what_to_remember(tmp_path: Path) -> None:
+    """A wrong ``episode_start`` length, or another number of copies while their
+    episodes run on, is one clear ValueError, not a raw RuntimeError or a silent
+    reset of the memory."""
+    _train(tmp_path, 1)
+    policy = esper.load_policy(tmp_path)
+    two, three = torch.zeros(2, 2), torch.zeros(3, 2)
+    with pytest.raises(ValueError, match="episode_start has 3 entries for 2 observations"):
+        policy(two, episode_start=torch.tensor([True, False, True]))
+    policy(two)
+    with pytest.raises(ValueError, match="remembers 2 copies and got 3 observations: call reset"):
+        policy(three)
+    with pytest.raises(ValueError, match="remembers 2 copies"):
+        policy(three, episode_start=torch.tensor([True, False, True]))
+    policy(three, episode_start=torch.ones(3, dtype=torch.bool))  # every copy starts afresh
+    assert policy.memory.shape[0] == 3
+    policy.reset()
+    policy(two)  # after a reset any number of copies
+    assert policy.memory.shape[0] == 2
 
 
 def test_evaluation_runs_a_recurrent_policy(tmp_path: Path) -> None:

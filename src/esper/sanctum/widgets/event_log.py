@@ -20,6 +20,7 @@ KIND_STYLE: dict[NotableKind, str] = {
     NotableKind.INTERRUPTED: "bold yellow",
     NotableKind.FAILED: "bold red",
     NotableKind.EVALUATION: "bold cyan",
+    NotableKind.VIDEO: "blue",
 }
 
 

@@ -7,6 +7,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from esper.sanctum import format as fmt
+from esper.sanctum.flow import Flow
 from esper.sanctum.health import HEALTH_STYLE, THRESHOLDS, assess
 from esper.sanctum.schema import RunStatus, SanctumSnapshot
 
@@ -20,20 +21,21 @@ STATUS_STYLE: dict[RunStatus, str] = {
 REASON_STYLE: dict[RunStatus, str] = {RunStatus.INTERRUPTED: "yellow", RunStatus.FAILED: "bold red"}
 
 
-def render_status_banner(snapshot: SanctumSnapshot) -> RenderableType:
+def render_status_banner(snapshot: SanctumSnapshot) -> Flow:
+    """One item per field, so a narrow terminal breaks the line between fields,
+    never between a label and its value (``KL`` on one line, ``0.0084`` on the next)."""
     s = snapshot
-    banner = Text()
-    banner.append(f" {s.status.value.upper()} ", style=STATUS_STYLE[s.status])
+    items = [Text(f" {s.status.value.upper()} ", style=STATUS_STYLE[s.status])]
     batch = f"{s.current_batch}/{s.max_batches}" if s.max_batches > 0 else f"{s.current_batch}"
-    banner.append(f"  Batch:{batch}", style="dim")
+    items.append(Text(f"Batch:{batch}", style="dim"))
     if all(getattr(s.ppo, metric) is None for metric in THRESHOLDS):
-        banner.append("  metrics: waiting for the first batch", style="dim")
+        items.append(Text("metrics: waiting for the first batch", style="dim"))
     else:
         for metric, threshold in THRESHOLDS.items():
             value = getattr(s.ppo, metric)
-            banner.append(f"  {threshold.label} ")
-            banner.append(fmt.number(value, ".3g"), style=HEALTH_STYLE[assess(metric, value)])
-    return banner
+            style = HEALTH_STYLE[assess(metric, value)]
+            items.append(Text.assemble(f"{threshold.label} ", (fmt.number(value, ".3g"), style)))
+    return Flow(items, gap=2)
 
 
 def render_ending(snapshot: SanctumSnapshot) -> RenderableType | None:

@@ -242,10 +242,11 @@ class ActorCritic(nn.Module):
         obs: torch.Tensor,
         noise: torch.Tensor | None = None,
         memory: torch.Tensor | None = None,
+        actor_obs_only: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``act`` without the critic: ``(action, memory after)``. What acting outside
         training needs, and all it can do without critic-only entries."""
-        features, memory = self._actor_features(obs, memory)
+        features, memory = self._actor_features(obs, memory, actor_obs_only)
         action, _ = self._sample(features, noise)
         return action, memory
 

@@ -7,6 +7,9 @@ acts. The network is the plain twin of the trained one (``speedups`` off: the
 same weights and values, no custom autograd or shape-dependent branches), so
 TorchScript and ``torch.export`` can take it whole.
 
+``StochasticPolicy`` is its sampling twin (``esper export --stochastic``): the
+same network and normaliser, acting as training samples, the noise an input.
+
 A policy kind declares its interface here, not in the exporter: ``input_names``
 and ``output_names`` (a recurrent policy adds its memory to both),
 ``batch_dims`` (the batch axis of each input) and ``example_inputs``. Critic-only
@@ -63,9 +66,7 @@ class DeterministicPolicy(nn.Module):
     def forward(
         self, obs: torch.Tensor, memory: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        obs = obs.flatten(1)  # [B, C, H, W] -> the flat rows the network reads
-        if self.normalizes:
-            obs = ((obs - self.obs_mean) / self.obs_std).clamp(-self.clip, self.clip)
+        obs = self._normalized(obs)
         action, memory = self.model.act_deterministic(obs, memory, actor_obs_only=True)
         action = self.model.env_action(action)
         if self.recurrent:
@@ -73,9 +74,54 @@ class DeterministicPolicy(nn.Module):
             return action, memory
         return action
 
+    def _normalized(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.flatten(1)  # [B, C, H, W] -> the flat rows the network reads
+        if self.normalizes:
+            obs = ((obs - self.obs_mean) / self.obs_std).clamp(-self.clip, self.clip)
+        return obs
+
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
         """Inputs of the right shapes and dtypes (zeros) for tracing and export."""
         obs = torch.zeros(batch, *self.obs_shape, dtype=self.obs_dtype)
         if self.recurrent:
             return obs, torch.zeros(batch, self.memory_size)
         return (obs,)
+
+
+class StochasticPolicy(DeterministicPolicy):
+    """``forward(obs, noise) -> action`` (a recurrent policy's ``forward(obs, noise,
+    memory) -> (action, memory)``): training's sampling, with the randomness an input,
+    so the file itself is deterministic and any runtime can run it.
+
+    ``noise`` is ``[B, n_out]`` float32, drawn fresh each call: standard Gumbel
+    noise (``-log(-log(U))``, U uniform in (0, 1]) over the logits for a discrete
+    policy (``n_out`` = the number of actions; their sum for MultiDiscrete),
+    standard normal noise for a continuous one (``n_out`` = act_dim). Zero noise
+    gives the deterministic policy's action for a Gaussian policy.
+    """
+
+    def __init__(
+        self,
+        model: ActorCritic,
+        obs_normalizer: RunningMeanStd | None,
+        obs_dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__(model, obs_normalizer, obs_dtype)
+        self.noise_width = int(model.sample_noise(1).shape[-1])
+        self.input_names = ("obs", "noise", *self.input_names[1:])
+        self.batch_dims = (0,) * len(self.input_names)
+
+    def forward(  # type: ignore[override]
+        self, obs: torch.Tensor, noise: torch.Tensor, memory: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        obs = self._normalized(obs)
+        action, memory = self.model.sample(obs, noise, memory, actor_obs_only=True)
+        action = self.model.env_action(action)
+        if self.recurrent:
+            assert memory is not None
+            return action, memory
+        return action
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
+        obs, *memory = super().example_inputs(batch)
+        return (obs, torch.zeros(batch, self.noise_width), *memory)
