@@ -7,6 +7,7 @@ sinks attached (``run_sinks``).
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 import traceback
@@ -21,6 +22,7 @@ from esper.config.schema import FIELDS, PPOConfig
 from esper.config.text import EDGE_WORDS, field_names, parse_assignments
 from esper.envs import env_class
 from esper.runs.directory import RunDir
+from esper.runs.lock import RunLock
 from esper.runs.sinks import (
     Callback,
     Display,
@@ -173,12 +175,13 @@ def _train_in_group(
     total_timesteps: int | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
-    """One process, or this rank of a torchrun job: rank 0 reads the config (and a
-    resume's checkpoint) and shares it; only rank 0 writes telemetry or draws."""
-    with process_group() as group:
+    """One process, or this rank of a torchrun job: rank 0 locks the run dir, reads
+    the config (and a resume's checkpoint) and shares it; only rank 0 writes
+    telemetry or draws."""
+    with process_group() as group, RunLock() as lock:
         config = group.main_decides(
             lambda: make_config(
-                config_file, overrides, resume=resume, total_timesteps=total_timesteps
+                config_file, overrides, resume=resume, total_timesteps=total_timesteps, lock=lock
             )
         )
         if not group.is_main:
@@ -190,6 +193,7 @@ def _train_in_group(
             group=group,
             track=track,
             callbacks=callbacks,
+            lock=lock,
         )
 
 
@@ -214,15 +218,35 @@ def run_training(
     group: Collectives | None = None,
     track: str | None = None,
     callbacks: Sequence[Callback] = (),
+    lock: RunLock | None = None,
 ) -> TrainOutcome:
     """Run ``config`` with the JSONL record and a display: the Sanctum dashboard, a
     progress bar, plain lines or nothing; ``tensorboard`` adds RUN_DIR/tensorboard/,
     ``track`` (a W&B mode, see ``train``) Weights & Biases; ``callbacks`` get every
     event and may ask for a stop (see ``train``).
-    A rank other than 0 of a torchrun job (``group``) writes no telemetry."""
+    A rank other than 0 of a torchrun job (``group``) writes no telemetry.
+    Rank 0 holds ``lock`` on the run dir (its own, if none is given) for the run."""
     group = group or Collectives()
-    hub = TelemetryHub()
     run_dir = RunDir(config.resolved_run_dir())
+    with contextlib.ExitStack() as stack:
+        if lock is None:
+            lock = stack.enter_context(RunLock())
+        group.main_decides(lambda: lock.take(run_dir.path))
+        return _run_locked(config, run_dir, display, stop, tensorboard, group, track, callbacks)
+
+
+def _run_locked(
+    config: PPOConfig,
+    run_dir: RunDir,
+    display: Display,
+    stop: StopRequest | None,
+    tensorboard: bool,
+    group: Collectives,
+    track: str | None,
+    callbacks: Sequence[Callback],
+) -> TrainOutcome:
+    """``run_training`` once the run dir is this process's."""
+    hub = TelemetryHub()
     if tensorboard:  # a missing package is an error before training starts
         hub.subscribe(TensorBoardSink(run_dir.tensorboard_dir))
     if track:

@@ -128,7 +128,7 @@ def test_a_run_that_failed_in_batch_1_can_be_retried_with_a_note(tmp_path: Path)
 
 def test_a_start_without_an_end_still_holds_the_run_dir(tmp_path: Path) -> None:
     (tmp_path / "telemetry.jsonl").write_text('{"event_type": "TRAINING_STARTED"}\n')
-    with pytest.raises(ConfigError, match="may still be running"):
+    with pytest.raises(ConfigError, match="stopped without recording its end"):
         check_run_dir(PPOConfig(run_dir=str(tmp_path)))
 
 

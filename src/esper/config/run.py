@@ -17,6 +17,7 @@ from esper.config.text import field_names, load_config_file
 from esper.envs import env_class
 from esper.envs.registry import recall_task
 from esper.runs.directory import RunDir, describe_checkpoints
+from esper.runs.lock import RunLock
 from esper.runtime.errors import ConfigError
 from esper.training.checkpoint import load_for_resume, newest_intact
 
@@ -52,20 +53,24 @@ def make_config(
     *,
     resume: bool = False,
     total_timesteps: int | None = None,
+    lock: RunLock | None = None,
 ) -> PPOConfig:
     """Validated config; a resume starts from the checkpoint's saved config.
     ``resume`` picks the newest intact checkpoint (instead of ``start_batch``).
     ``total_timesteps`` (CleanRL's budget) sets the batches instead of
     ``n_batches``: the run ends at batch ceil(total_timesteps / (n_envs x horizon)),
-    counting a resumed run's batches."""
+    counting a resumed run's batches. ``lock`` is taken on the run dir before
+    anything in it is read (a resume's checkpoints)."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if total_timesteps is not None:
-        return _config_for_timesteps(config_file, overrides, resume, total_timesteps)
+        return _config_for_timesteps(config_file, overrides, resume, total_timesteps, lock)
     if resume and overrides.get("start_batch"):
         raise ConfigError(
             "resume", "give {resume} or {start_batch}, not both", mentions=("resume", "start_batch")
         )
     fresh = build_config(config_file, overrides)  # validates flags and file early
+    if lock is not None:
+        lock.take(fresh.resolved_run_dir())
     if resume:
         overrides["start_batch"] = resume_point(RunDir(fresh.resolved_run_dir()))
         fresh = dataclasses.replace(fresh, start_batch=overrides["start_batch"])
@@ -93,7 +98,11 @@ def make_config(
 
 
 def _config_for_timesteps(
-    config_file: Path | None, overrides: dict[str, Any], resume: bool, total_timesteps: int
+    config_file: Path | None,
+    overrides: dict[str, Any],
+    resume: bool,
+    total_timesteps: int,
+    lock: RunLock | None,
 ) -> PPOConfig:
     """``make_config`` with ``n_batches`` from a number of env steps."""
     if "n_batches" in overrides:
@@ -104,7 +113,7 @@ def _config_for_timesteps(
         )
     if total_timesteps < 1:
         raise ConfigError("total_timesteps", f"must be >= 1 (got {total_timesteps})")
-    config = make_config(config_file, overrides, resume=resume)
+    config = make_config(config_file, overrides, resume=resume, lock=lock)
     end = math.ceil(total_timesteps / config.batch_size)
     if end <= config.start_batch:
         raise ConfigError(

@@ -30,7 +30,8 @@ TENSORBOARD_DIRNAME = "tensorboard"
 _CHECKPOINT_RE = re.compile(r"^batch_(\d{6,})\.pt$")
 # What checkpoint.save_checkpoint writes before its rename: ``.NAME.tmp-PID``.
 _TEMPORARY_RE = re.compile(r"^\..+\.tmp-(\d+)$")
-# The events that end an invocation; a start without one may still be running.
+# The events that end an invocation; a start without one was killed (or is live:
+# then its run lock refuses a second writer before any of this is read).
 _ENDINGS = ("TRAINING_COMPLETED", "TRAINING_INTERRUPTED", "TRAINING_FAILED")
 
 
@@ -75,7 +76,7 @@ class RunDir:
 
     def holds_a_run(self) -> bool:
         """A checkpoint, a completed batch on record, or a start that has not
-        ended (it may still be running). A start that failed or stopped before
+        ended (a killed run). A start that failed or stopped before
         its first batch holds nothing: its retry needs no ``overwrite``."""
         return bool(self.checkpoints()) or self.record() not in ("empty", "no batch")
 
@@ -130,7 +131,7 @@ def check_run_dir(config: PPOConfig) -> RunDir:
     """Refuse a run dir that the fresh/resume rules, or the file system, forbid;
     changes nothing on disk."""
     run_dir = RunDir(config.resolved_run_dir())
-    _require_writable(run_dir)
+    require_writable(run_dir)
     if config.start_batch == 0:
         if run_dir.holds_a_run() and not config.overwrite:
             latest = max(run_dir.checkpoints(), default=None)
@@ -140,7 +141,8 @@ def check_run_dir(config: PPOConfig) -> RunDir:
                 else ""
             )
             running = run_dir.record() == "running"
-            what = "a run that may still be running" if running else "a run"
+            # A live run holds the run lock (runs.lock): this one was killed.
+            what = "a run that stopped without recording its end" if running else "a run"
             raise ConfigError(
                 "run_dir",
                 f"{run_dir.path} already holds {what}; {hint}choose another {{run_dir}}, "
@@ -183,7 +185,7 @@ def claim_run_dir(config: PPOConfig, run_dir: RunDir) -> None:
         raise _unusable(run_dir, exc) from None
 
 
-def _require_writable(run_dir: RunDir) -> None:
+def require_writable(run_dir: RunDir) -> None:
     """One line for a run dir that cannot be written: under a file, on a
     read-only file system, without permission. Probes by creating (and
     removing) a temporary directory, since ``os.access`` says yes to root."""
