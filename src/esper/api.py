@@ -31,6 +31,7 @@ from esper.runs.sinks import (
     choose_display,
     live_dashboard,
 )
+from esper.runtime.console import console_guarded
 from esper.runtime.errors import ConfigError, UserError
 from esper.runtime.torchrun_env import is_main_process
 from esper.telemetry.console import ConsoleSink
@@ -229,6 +230,7 @@ def run_training(
     group = group or Collectives()
     run_dir = RunDir(config.resolved_run_dir())
     with contextlib.ExitStack() as stack:
+        stack.enter_context(console_guarded())  # a closed console never fails the run
         if lock is None:
             lock = stack.enter_context(RunLock())
         group.main_decides(lambda: lock.take(run_dir.path))

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from esper.runtime.errors import ConfigError
 from esper.runs.directory import RunDir
+from esper.runtime.errors import ConfigError
 from esper.telemetry.events import (
     BatchCompletedPayload,
     EvaluationCompletedPayload,

@@ -69,11 +69,11 @@ class RunLock:
             return
         handle, path, self._file = self._file, self.path, None
         handle.truncate(0)
-        if self._created is not None and path is not None:
-            if [entry.name for entry in path.iterdir()] == [LOCK_FILENAME]:
-                (path / LOCK_FILENAME).unlink()
-                with contextlib.suppress(OSError):
-                    path.rmdir()
+        made_here = self._created is not None and path is not None
+        if made_here and [entry.name for entry in path.iterdir()] == [LOCK_FILENAME]:
+            (path / LOCK_FILENAME).unlink()
+            with contextlib.suppress(OSError):
+                path.rmdir()
         handle.close()  # closing drops the flock
 
     def __enter__(self) -> RunLock:

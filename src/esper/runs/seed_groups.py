@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from esper.runtime.errors import ConfigError
 from esper.runs.curves import RunCurves
+from esper.runtime.errors import ConfigError
 
 # Config keys that do not change what is learned: runs differing only in these
 # (and the seed) are one experiment.
