@@ -17,6 +17,7 @@ import torch
 
 from esper.config.schema import FIELDS, PPOConfig
 from esper.envs import BatchedEnv, make
+from esper.envs.check import check_contract
 from esper.envs.registry import task_source
 from esper.runs.directory import RunDir
 from esper.runtime.errors import ConfigError
@@ -193,8 +194,9 @@ def build_state(
             f"{group.world_size} ranks steps {local_envs} environments, which "
             f"{config.n_minibatches} minibatches do not divide",
         )
+    check_contract(config.task, device)  # a broken task: one line now, not in torch later
     seed = group.rank_seed(config.seed)
-    seed_everything(seed)
+    seed_everything(seed)  # after the check: its envs leave training's numbers alone
     env = make(config.task, local_envs, device, seed=seed)
     if config.normalize_obs and env.spec.is_image:
         # Pixels have a fixed scale, which the policy applies (uint8 / 255); a running
