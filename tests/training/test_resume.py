@@ -81,3 +81,28 @@ def test_a_resume_reads_its_checkpoint_once(tmp_path: Path, monkeypatch) -> None
     )  # fmt: skip
     assert outcome.status == "completed" and outcome.final_batch == 3
     assert reads == ["batch_000002.pt"]
+
+
+def test_a_resume_refuses_a_seed_or_horizon_it_cannot_honour(tmp_path: Path) -> None:
+    """A resume continues the saved random streams and counts env steps as batches x
+    envs x horizon: a new --seed would be recorded but unused, a new --max-epochs
+    would make every step count wrong. Both are refused; the same values resume."""
+    from typer.testing import CliRunner
+
+    from esper.cli import app
+
+    tiny = ["--envs", "4", "--device", "cpu", "--no-sanctum", "--run-dir", str(tmp_path)]
+
+    def esper(*args: str):
+        return CliRunner().invoke(app, ["ppo", "--episodes", "1", *tiny, *args])
+
+    assert esper("--max-epochs", "8", "--seed", "3").exit_code == 0
+    for flag, value, saved in (("--seed", "5", "seed=3"), ("--max-epochs", "16", "horizon=8")):
+        refused = esper("--resume", flag, value)
+        assert refused.exit_code == 2, refused.output
+        assert refused.output.strip() == (
+            f"esper: error: {flag}: batch_000001.pt was made with {saved}, not {value}; "
+            "resume with the checkpoint's value"
+        )
+    assert esper("--resume", "--seed", "3", "--max-epochs", "8").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[-1] == "batch_000002.pt"

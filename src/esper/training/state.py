@@ -44,10 +44,15 @@ from esper.training.ppo import ppo_update
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
 from esper.training.rollout import collect_rollout
 
-# Settings that shape the saved tensors: a resume must keep them.
+# Settings that shape the saved tensors, or that a resume cannot honour: a resume
+# must keep them. ``seed``: the saved random streams continue, so a new seed would
+# be recorded but not used. ``horizon``: every count of env steps is batches x
+# n_envs x horizon, which a changed horizon would make wrong for the batches before.
 RESUME_FIXED = (
     "task",
     "n_envs",
+    "horizon",
+    "seed",
     "hidden_sizes",
     "activation",
     "encoder",
