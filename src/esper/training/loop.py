@@ -18,7 +18,7 @@ from esper.runs.directory import check_run_dir, claim_run_dir
 from esper.runtime.device import resolve_device
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed.collectives import Collectives, rank_device
-from esper.training.evaluation import Evaluator, check_watchable
+from esper.training.evaluation import Evaluator, check_watchable, forget_later_best
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import explained_variance, flatten_batch, update_settings
 from esper.training.report import Reporter, TrainingResult
@@ -59,6 +59,7 @@ def run_vectorized_ppo(
     state = build_state(config, device, run_dir, group)
     # Every check has passed (the state's too): only now may --overwrite clear.
     group.main_decides(lambda: claim_run_dir(config, run_dir))
+    group.main_decides(lambda: forget_later_best(run_dir, config.start_batch))
     state.run_id = group.main_decides(
         lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
     )
