@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from esper.config.layers import build_config, checked_config
-from esper.config.schema import PPOConfig
+from esper.config.schema import CLEAR_WORD, CLEARABLE, PPOConfig
 from esper.config.text import field_names, load_config_file
 from esper.envs import env_class
 from esper.envs.registry import recall_task
@@ -64,11 +64,13 @@ def make_config(
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if total_timesteps is not None:
         return _config_for_timesteps(config_file, overrides, resume, total_timesteps, lock)
+    cleared = _cleared(overrides)  # taken out of overrides: None is "not given" there
     if resume and overrides.get("start_batch"):
         raise ConfigError(
             "resume", "give {resume} or {start_batch}, not both", mentions=("resume", "start_batch")
         )
     fresh = build_config(config_file, overrides)  # validates flags and file early
+    fresh = dataclasses.replace(fresh, **dict.fromkeys(cleared))
     if lock is not None:
         lock.take(fresh.resolved_run_dir())
     if resume:
@@ -93,8 +95,49 @@ def make_config(
         saved.pop(key, None)
     saved["hidden_sizes"] = tuple(saved["hidden_sizes"])
     file_values = load_config_file(config_file) if config_file else {}
-    values = {**saved, **file_values, **overrides}
+    values = {**saved, **file_values, **overrides, **dict.fromkeys(cleared)}
+    given = {*file_values, *overrides, *cleared}
+    if not values.get("eval_every") and "stop_at" not in given:
+        values["stop_at"] = None  # evaluations turned off: their carried-over target goes too
     return checked_config(values, file_values, overrides, config_file)
+
+
+def _cleared(overrides: dict[str, Any]) -> list[str]:
+    """The CLEARABLE settings given as "none", removed from ``overrides``; a number
+    given as text (the CLI's ``--stop-at`` is text, to take "none") made a number."""
+    cleared = []
+    for key in CLEARABLE:
+        value = overrides.get(key)
+        if not isinstance(value, str):
+            continue
+        if value.strip().lower() == CLEAR_WORD:
+            cleared.append(key)
+            del overrides[key]
+            continue
+        try:
+            overrides[key] = float(value)
+        except ValueError:
+            raise ConfigError(key, f"must be a number or {CLEAR_WORD} (got {value!r})") from None
+    return cleared
+
+
+def carried_over(
+    config: PPOConfig, config_file: Path | None, overrides: dict[str, Any]
+) -> dict[str, Any]:
+    """The settings a resume took from its checkpoint that the same command, run
+    fresh, would set otherwise (the task's defaults, the file, the flags): what a
+    user may not know the resume kept, such as an --eval-every and --stop-at."""
+    if not config.start_batch:
+        return {}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        kept = {k: v for k, v in given.items() if k not in CLEARABLE}
+        fresh = build_config(config_file, {"task": config.task, **kept})
+    except ConfigError:  # flags that only the resumed config makes whole
+        fresh = build_config(config_file, {"task": config.task})
+    skip = {*INVOCATION_KEYS, *given, *(load_config_file(config_file) if config_file else ())}
+    names = [key for key in config.to_dict() if key not in skip]
+    return {k: getattr(config, k) for k in names if getattr(config, k) != getattr(fresh, k)}
 
 
 def _config_for_timesteps(

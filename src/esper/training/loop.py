@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from esper.config.schema import PPOConfig
@@ -41,8 +42,10 @@ def run_vectorized_ppo(
     hub: TelemetryHub,
     stop: StopRequest | None = None,
     group: Collectives | None = None,
+    notes: Sequence[str] = (),
 ) -> TrainingResult:
-    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``.
+    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``; ``notes``
+    (what a resume carried over, ...) end TRAINING_STARTED's message.
 
     Under torchrun ``group`` is this rank's place in the job: rank 0 checks the
     run dir and writes checkpoints; every rank trains its share of the envs.
@@ -65,7 +68,7 @@ def run_vectorized_ppo(
     )
     report = Reporter(hub, state, run_dir)
     evaluator = Evaluator.for_run(state, run_dir)  # None: no evaluations or videos
-    report.started(_env_device_counts(state))
+    report.started(_env_device_counts(state), notes)
     env = state.env
     buffer = RolloutBuffer.allocate(
         config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, device,
