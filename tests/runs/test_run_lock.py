@@ -88,5 +88,5 @@ def test_the_lock_names_its_holder_and_is_free_once_released(tmp_path: Path) -> 
 
 def test_a_refused_run_leaves_no_directory_behind(tmp_path: Path) -> None:
     with RunLock() as lock:
-        lock.take(tmp_path / "new")
-    assert not (tmp_path / "new").exists()
+        lock.take(tmp_path / "runs" / "new")
+    assert list(tmp_path.iterdir()) == []  # runs/ too: the lock made it

@@ -28,7 +28,7 @@ class RunLock:
 
     def __init__(self) -> None:
         self._file: IO[str] | None = None
-        self._created: Path | None = None  # the directory, when taking the lock made it
+        self._created: list[Path] = []  # the folders taking the lock made, innermost first
         self.path: Path | None = None
 
     def take(self, run_dir: Path) -> None:
@@ -39,7 +39,7 @@ class RunLock:
                 raise RuntimeError(f"a run lock holds {self.path}, not {path}")
             return
         require_writable(RunDir(Path(run_dir)))  # one line, not an OSError from mkdir
-        created = not path.exists()
+        created = [p for p in (path, *path.parents) if not p.exists()]  # innermost first
         path.mkdir(parents=True, exist_ok=True)
         handle = (path / LOCK_FILENAME).open("a+", encoding="utf-8")
         try:
@@ -59,8 +59,7 @@ class RunLock:
         handle.truncate()
         handle.write(f"{os.getpid()}\n")
         handle.flush()
-        self._file, self.path = handle, path
-        self._created = path if created else None
+        self._file, self.path, self._created = handle, path, created
 
     def release(self) -> None:
         """Let the next writer in. A directory this lock made and nothing else
@@ -69,11 +68,12 @@ class RunLock:
             return
         handle, path, self._file = self._file, self.path, None
         handle.truncate(0)
-        made_here = self._created is not None and path is not None
+        made_here = bool(self._created) and path is not None
         if made_here and [entry.name for entry in path.iterdir()] == [LOCK_FILENAME]:
             (path / LOCK_FILENAME).unlink()
-            with contextlib.suppress(OSError):
-                path.rmdir()
+            with contextlib.suppress(OSError):  # a folder something else wrote to stays
+                for folder in self._created:
+                    folder.rmdir()
         handle.close()  # closing drops the flock
 
     def __enter__(self) -> RunLock:
