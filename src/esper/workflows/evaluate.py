@@ -143,7 +143,7 @@ def check_video(video: Path | str, video_episodes: int = 1) -> None:
         raise ConfigError("video", f"writes MP4 files; name one ending in .mp4 (got {video})")
     if video_episodes < 1:
         raise ConfigError("video_episodes", f"must be >= 1 (got {video_episodes})")
-    check_output_file(video, "video")
+    check_output_file(video, "video", makes_parents=True)  # record_video makes them
 
 
 def render(evaluation: Evaluation) -> Group:
