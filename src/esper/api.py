@@ -7,6 +7,7 @@ sinks attached (``run_sinks``).
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 import traceback
@@ -16,11 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from esper.config.run import make_config
-from esper.config.schema import FIELDS, PPOConfig
+from esper.config.run import carried_over, make_config
+from esper.config.schema import CLEAR_WORD, FIELDS, PPOConfig
 from esper.config.text import EDGE_WORDS, field_names, parse_assignments
 from esper.envs import env_class
 from esper.runs.directory import RunDir
+from esper.runs.lock import RunLock
 from esper.runs.sinks import (
     Callback,
     Display,
@@ -29,6 +31,7 @@ from esper.runs.sinks import (
     choose_display,
     live_dashboard,
 )
+from esper.runtime.console import console_guarded
 from esper.runtime.errors import ConfigError, UserError
 from esper.runtime.torchrun_env import is_main_process
 from esper.telemetry.console import ConsoleSink
@@ -37,9 +40,11 @@ from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
 from esper.telemetry.wandb import MODES as TRACK_MODES
 from esper.telemetry.wandb import WandbSink
+from esper.training.checkpoint import best_return
 from esper.training.distributed.collectives import Collectives, process_group
 from esper.training.distributed.launch import restart_words
 from esper.training.distributed.rank_failures import PeerFailure
+from esper.training.evaluation import best_path
 from esper.training.interrupt import StopRequest, graceful_signals
 from esper.training.loop import run_vectorized_ppo
 from esper.training.report import FRESH_ENVS_NOTE, TrainingResult
@@ -186,14 +191,18 @@ def _train_in_group(
     total_timesteps: int | None = None,
     callbacks: Sequence[Callback] = (),
 ) -> TrainOutcome:
-    """One process, or this rank of a torchrun job: rank 0 reads the config (and a
-    resume's checkpoint) and shares it; only rank 0 writes telemetry or draws."""
-    with process_group() as group:
-        config = group.main_decides(
-            lambda: make_config(
-                config_file, overrides, resume=resume, total_timesteps=total_timesteps
+    """One process, or this rank of a torchrun job: rank 0 locks the run dir, reads
+    the config (and a resume's checkpoint) and shares it; only rank 0 writes
+    telemetry or draws."""
+    with process_group() as group, RunLock() as lock:
+
+        def decide() -> tuple[PPOConfig, dict[str, Any]]:
+            config = make_config(
+                config_file, overrides, resume=resume, total_timesteps=total_timesteps, lock=lock
             )
-        )
+            return config, carried_over(config, config_file, overrides)
+
+        config, carried = group.main_decides(decide)
         if not group.is_main:
             display, tensorboard, track = "none", False, None
         return run_training(
@@ -203,6 +212,8 @@ def _train_in_group(
             group=group,
             track=track,
             callbacks=callbacks,
+            lock=lock,
+            carried=carried,
         )
 
 
@@ -227,22 +238,50 @@ def run_training(
     group: Collectives | None = None,
     track: str | None = None,
     callbacks: Sequence[Callback] = (),
+    lock: RunLock | None = None,
+    carried: dict[str, Any] | None = None,
 ) -> TrainOutcome:
     """Run ``config`` with the JSONL record and a display: the Sanctum dashboard, a
     progress bar, plain lines or nothing; ``tensorboard`` adds RUN_DIR/tensorboard/,
     ``track`` (a W&B mode, see ``train``) Weights & Biases; ``callbacks`` get every
     event and may ask for a stop (see ``train``).
-    A rank other than 0 of a torchrun job (``group``) writes no telemetry."""
+    A rank other than 0 of a torchrun job (``group``) writes no telemetry.
+    Rank 0 holds ``lock`` on the run dir (its own, if none is given) for the run.
+    ``carried``: the settings a resume took from its checkpoint (``carried_over``)."""
     group = group or Collectives()
-    hub = TelemetryHub()
     run_dir = RunDir(config.resolved_run_dir())
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(console_guarded())  # a closed console never fails the run
+        if lock is None:
+            lock = stack.enter_context(RunLock())
+        group.main_decides(lambda: lock.take(run_dir.path))
+        notes = resume_notes(config, run_dir, carried or {})
+        return _run_locked(
+            config, run_dir, display, stop, tensorboard, group, track, callbacks, notes
+        )
+
+
+def _run_locked(
+    config: PPOConfig,
+    run_dir: RunDir,
+    display: Display,
+    stop: StopRequest | None,
+    tensorboard: bool,
+    group: Collectives,
+    track: str | None,
+    callbacks: Sequence[Callback],
+    notes: list[str],
+) -> TrainOutcome:
+    """``run_training`` once the run dir is this process's; ``notes`` go to the
+    console and into TRAINING_STARTED's message."""
+    hub = TelemetryHub()
     if tensorboard:  # a missing package is an error before training starts
         hub.subscribe(TensorBoardSink(run_dir.tensorboard_dir))
     if track:
         hub.subscribe(WandbSink(run_dir.path, None if track == "default" else track))
     stop = stop or StopRequest()
     if group.is_main and display != "none":
-        for note in run_notes(config, run_dir):
+        for note in [*run_notes(config, run_dir), *notes]:
             print(f"esper: note: {note}", file=sys.stderr, flush=True)
     with graceful_signals(stop):
         # The run dir is checked (and cleared on --overwrite) by the trainer before
@@ -258,7 +297,7 @@ def run_training(
         dashboard = live_dashboard(hub) if display == "sanctum" else nullcontext()
         try:
             with dashboard:
-                result = run_vectorized_ppo(config, hub, stop, group)
+                result = run_vectorized_ppo(config, hub, stop, group, notes=notes)
         except UserError:  # the CLI makes these one line, exit 2
             raise
         except Exception as exc:  # a bug or an environment failure: keep the traceback
@@ -285,6 +324,25 @@ def run_notes(config: PPOConfig, run_dir: RunDir) -> list[str]:
         )
     if config.start_batch and not getattr(env_class(config.task), "restorable", True):
         notes.append(f"{config.task}: {FRESH_ENVS_NOTE.removeprefix('; ')}")
+    return notes
+
+
+def resume_notes(config: PPOConfig, run_dir: RunDir, carried: dict[str, Any]) -> list[str]:
+    """What a resume kept from its checkpoint that the command did not say, and
+    whether it continues past a target return the run already reached."""
+    if not config.start_batch:
+        return []
+    notes = []
+    if carried:
+        kept = ", ".join(f"{key}={value!r}" for key, value in carried.items())
+        notes.append(f"carried over from the checkpoint: {kept} (a flag or --set changes one)")
+    reached = best_return(best_path(run_dir)) if config.stop_at is not None else None
+    if reached is not None and reached >= config.stop_at:
+        notes.append(
+            f"this run already reached its target return {config.stop_at:g} (best evaluation "
+            f"{reached:.1f}); it stops at the next evaluation that reaches it again "
+            f"(--stop-at {CLEAR_WORD} trains on)"
+        )
     return notes
 
 

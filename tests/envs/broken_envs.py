@@ -68,3 +68,11 @@ class FinalObsAfterReset(CartPole):
     def step(self, actions, fresh=None):
         obs, reward, terminated, truncated, _ = super().step(actions, fresh)
         return obs, reward, terminated, truncated, {"final_obs": obs.clone()}
+
+
+class ColumnReward(CartPole):
+    """Returns the reward as a column, shape ``(n, 1)``, instead of ``(n,)``."""
+
+    def dynamics(self, state, actions):
+        next_state, reward, terminated = super().dynamics(state, actions)
+        return next_state, reward[:, None], terminated

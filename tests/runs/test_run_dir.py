@@ -128,7 +128,7 @@ def test_a_run_that_failed_in_batch_1_can_be_retried_with_a_note(tmp_path: Path)
 
 def test_a_start_without_an_end_still_holds_the_run_dir(tmp_path: Path) -> None:
     (tmp_path / "telemetry.jsonl").write_text('{"event_type": "TRAINING_STARTED"}\n')
-    with pytest.raises(ConfigError, match="may still be running"):
+    with pytest.raises(ConfigError, match="stopped without recording its end"):
         check_run_dir(PPOConfig(run_dir=str(tmp_path)))
 
 
@@ -143,3 +143,48 @@ def test_stale_temporary_checkpoints_are_removed_at_the_next_start(tmp_path: Pat
     config = PPOConfig(run_dir=str(tmp_path))
     claim_run_dir(config, check_run_dir(config))
     assert not stale.exists() and live.exists()
+
+
+def test_overwrite_clears_everything_the_run_wrote_and_only_that(tmp_path: Path) -> None:
+    old_run(tmp_path)
+    written = [
+        "tensorboard/events.out", "videos/batch_000001.mp4", "wandb/offline-run-1/run.wandb",
+        "wandb-run-id", "error.log", "error.rank1.log", "policy_batch_000001.onnx",
+        "checkpoints/best.pt",
+    ]  # fmt: skip
+    mine = ["notes.txt", "videos/my_edit.mp4", "policy.onnx"]
+    for name in written + mine:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    config = PPOConfig(run_dir=str(tmp_path), overwrite=True)
+    claim_run_dir(config, check_run_dir(config))
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert left == sorted(mine)
+
+
+def test_a_rewind_drops_every_artefact_of_the_discarded_batches(tmp_path: Path) -> None:
+    """--start-episode 1 --overwrite after 3 batches: the checkpoints, videos,
+    exports and best.pt of batches 2-3 go; batch 1's stay."""
+    import shutil
+
+    import esper
+
+    tiny = {"n_envs": 4, "horizon": 8, "n_minibatches": 1, "device": "cpu", "progress": False}
+    esper.train(episodes=3, run_dir=str(tmp_path), checkpoint_every=1, **tiny)
+    checkpoints = tmp_path / "checkpoints"
+    shutil.copy(checkpoints / "batch_000003.pt", checkpoints / "best.pt")  # best at batch 3
+    for batch in (1, 3):
+        (tmp_path / "videos").mkdir(exist_ok=True)
+        (tmp_path / "videos" / f"batch_{batch:06d}.mp4").write_text("clip")
+        (tmp_path / f"policy_batch_{batch:06d}.onnx").write_text("export")
+    outcome = esper.train(
+        episodes=1, run_dir=str(tmp_path), start_episode=1, overwrite=True, **tiny
+    )
+    assert outcome.status == "completed"
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["batch_000001.pt", "batch_000002.pt"]
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == ["batch_000001.mp4"]
+    assert sorted(p.name for p in tmp_path.glob("policy_*")) == ["policy_batch_000001.onnx"]
+    # best.pt from a kept batch stays through a rewind
+    shutil.copy(checkpoints / "batch_000001.pt", checkpoints / "best.pt")
+    esper.train(episodes=1, run_dir=str(tmp_path), start_episode=1, overwrite=True, **tiny)
+    assert (checkpoints / "best.pt").is_file()

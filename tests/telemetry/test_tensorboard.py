@@ -134,3 +134,16 @@ def test_missing_tensorboard_is_one_line_naming_the_extra(tmp_path: Path, monkey
     assert "--tensorboard" in lines[0]
     assert "pip install 'esper-rl[tensorboard]'" in lines[0]
     assert not (tmp_path / "run" / "telemetry.jsonl").exists()  # failed before training
+
+
+def test_evaluations_go_to_tensorboard_under_eval_names(tmp_path: Path) -> None:
+    """SB3's EvalCallback names, against the env steps of the evaluated batch."""
+    import esper
+
+    esper.train(
+        episodes=2, run_dir=str(tmp_path), tensorboard=True, eval_every=1, eval_episodes=1,
+        n_envs=4, horizon=8, n_minibatches=1, device="cpu", progress=False,
+    )  # fmt: skip
+    drawn = scalars(tmp_path)
+    assert [step for step, _ in drawn["eval/mean_reward"]] == [32, 64]
+    assert len(drawn["eval/std_reward"]) == len(drawn["eval/mean_ep_length"]) == 2

@@ -102,3 +102,33 @@ def test_a_bad_track_mode_is_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "--track: must be online or offline (got 'sometimes')" in result.output
     assert not (tmp_path / "r").exists()
+
+
+def test_online_tracking_without_a_login_is_refused_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    run_dir = tmp_path / "run"
+    result = CliRunner().invoke(app, ["ppo", *TINY, "--run-dir", str(run_dir), "--track"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("esper: error: --track: W&B online needs a login")
+    assert "`wandb login`" in line and "--track offline" in line
+    assert not run_dir.exists()  # refused before the run dir, let alone a batch
+
+
+def test_evaluations_go_to_wandb_under_eval_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "run"
+    args = ["ppo", *TINY, "--run-dir", str(run_dir), "--no-sanctum", "--episodes", "2"]
+    args += ["--track", "offline", "--eval-every", "1", "--eval-episodes", "1"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    run_id = (run_dir / RUN_ID_FILE).read_text().strip()
+    rows = history(wandb_records(offline_file(run_dir, run_id)[0]))
+    evaluations = [row for row in rows if "eval/mean_reward" in row]
+    assert [row["global_step"] for row in evaluations] == [64, 128]
+    assert {"eval/std_reward", "eval/mean_ep_length"} <= set(evaluations[0])

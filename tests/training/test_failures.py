@@ -63,12 +63,12 @@ def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, monkeypatch
 ) -> None:
     original = CartPole.dynamics
-    calls = {"n": 0}
+    calls: dict[int, int] = {}  # per env: the start's contract check steps its own
 
     def poisoned(self, state, actions):
         next_state, reward, terminated = original(self, state, actions)
-        calls["n"] += 1
-        if calls["n"] > 16:  # the second batch sees a NaN reward
+        calls[id(self)] = calls.get(id(self), 0) + 1
+        if calls[id(self)] > 16 and self.num_envs == 8:  # the second batch sees a NaN reward
             reward = reward * float("nan")
         return next_state, reward, terminated
 

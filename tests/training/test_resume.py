@@ -101,3 +101,65 @@ def test_a_resume_reads_its_checkpoint_once(tmp_path: Path, monkeypatch) -> None
     )  # fmt: skip
     assert outcome.status == "completed" and outcome.final_batch == 3
     assert reads == ["batch_000002.pt"]
+
+
+def test_a_resume_refuses_a_seed_or_horizon_it_cannot_honour(tmp_path: Path) -> None:
+    """A resume continues the saved random streams and counts env steps as batches x
+    envs x horizon: a new --seed would be recorded but unused, a new --max-epochs
+    would make every step count wrong. Both are refused; the same values resume."""
+    from typer.testing import CliRunner
+
+    from esper.cli import app
+
+    tiny = ["--envs", "4", "--device", "cpu", "--no-sanctum", "--run-dir", str(tmp_path)]
+
+    def esper(*args: str):
+        return CliRunner().invoke(app, ["ppo", "--episodes", "1", *tiny, *args])
+
+    assert esper("--max-epochs", "8", "--seed", "3").exit_code == 0
+    for flag, value, saved in (("--seed", "5", "seed=3"), ("--max-epochs", "16", "horizon=8")):
+        refused = esper("--resume", flag, value)
+        assert refused.exit_code == 2, refused.output
+        assert refused.output.strip() == (
+            f"esper: error: {flag}: batch_000001.pt was made with {saved}, not {value}; "
+            "resume with the checkpoint's value"
+        )
+    assert esper("--resume", "--seed", "3", "--max-epochs", "8").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir())[-1] == "batch_000002.pt"
+
+
+def test_a_resume_says_what_it_carried_over_and_a_target_can_be_cleared(tmp_path: Path) -> None:
+    """A run that stopped at --stop-at: its resume names the settings it kept
+    (console and TRAINING_STARTED), says the target was reached; --eval-every 0 turns
+    the kept target off with the evaluations; --stop-at none clears it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from esper.cli import app
+
+    tiny = ["--envs", "4", "--max-epochs", "8", "--device", "cpu", "--no-sanctum"]
+    tiny += ["--set", "n_minibatches=1", "--run-dir", str(tmp_path)]
+
+    def esper(*args: str):
+        result = CliRunner().invoke(app, ["ppo", *tiny, *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def started_messages() -> list[str]:
+        lines = (tmp_path / "telemetry.jsonl").read_text().splitlines()
+        events = map(json.loads, lines)
+        return [e["message"] for e in events if e["event_type"] == "TRAINING_STARTED"]
+
+    first = esper("--episodes", "3", "--eval-every", "1", "--eval-episodes", "1", "--stop-at", "5")
+    assert "reached the target return 5" in first  # a CartPole episode lasts >= 8 steps
+    resumed = esper("--resume", "--episodes", "2")
+    carried = "carried over from the checkpoint: eval_every=1, eval_episodes=1, stop_at=5.0"
+    assert carried in resumed and carried in started_messages()[-1]
+    assert "already reached its target return 5" in resumed
+    assert "reached the target return 5" in resumed  # as announced: it stopped at once
+    assert "batch 3/" not in resumed
+    off = esper("--resume", "--episodes", "1", "--eval-every", "0")
+    assert "batch 3/3" in off and "stop_at" not in off
+    cleared = esper("--resume", "--episodes", "2", "--eval-every", "1", "--stop-at", "none")
+    assert "batch 5/5" in cleared and "target" not in cleared

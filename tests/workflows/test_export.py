@@ -192,7 +192,10 @@ def test_the_cli_writes_the_file(runs: dict[str, Path], tmp_path: Path) -> None:
     [
         (["--format", "tflite"], "--format: must be onnx or torchscript"),
         (["--checkpoint", "7"], "--checkpoint: no checkpoint for batch 7"),
-        (["-o", "/nonexistent/dir/p.onnx"], "--output: /nonexistent/dir is not a directory"),
+        (
+            ["-o", "/nonexistent/dir/p.onnx"],
+            "--output: /nonexistent/dir does not exist; create it first",
+        ),
     ],
 )
 def test_bad_input_is_one_line_naming_the_flag(

@@ -20,7 +20,7 @@ from esper.cli.app import (
     set_names,
 )
 from esper.config.layers import default_text
-from esper.config.schema import FIELDS, SETTING_FLAGS, PPOConfig
+from esper.config.schema import CLEARABLE, FIELDS, SETTING_FLAGS, PPOConfig
 from esper.config.text import EDGE_WORDS
 from esper.runtime.errors import UserError
 from esper.runtime.torchrun_env import is_main_process, rank
@@ -40,6 +40,8 @@ def _option(name: str, flag: str, kind: Any, help: str, default: str) -> inspect
 
 
 def _value_type(name: str) -> Any:
+    if name in CLEARABLE:  # a number, or "none" (config.run reads it)
+        return str
     hint = get_type_hints(PPOConfig)[name]
     return next((a for a in get_args(hint) if a is not type(None)), hint)
 

@@ -39,6 +39,11 @@ def knob(
     return dataclasses.field(default=default, metadata=metadata)
 
 
+# Settings whose "not set" (None) a user may ask for by the word "none": a resume
+# carries the checkpoint's value over, and a flag cannot otherwise say None.
+CLEARABLE = ("stop_at",)
+CLEAR_WORD = "none"
+
 # The learning-rate schedules (training/schedule.py) and hidden-layer
 # activations (training/policy.py) a config may name.
 LR_SCHEDULES = ("linear", "constant", "adaptive")
@@ -179,7 +184,7 @@ class PPOConfig:
     stop_at: float | None = knob(
         None,
         "End the run (completed) when an evaluation's mean return reaches this; needs "
-        "--eval-every.",
+        "--eval-every. A resume keeps the run's target; none clears it.",
         flag="--stop-at",
         default_text="never",
     )

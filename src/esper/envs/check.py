@@ -18,6 +18,7 @@ from esper.envs.close import close_env
 from esper.envs.registry import env_class
 from esper.envs.rules import Checker, RuleFailure, RuleSkipped
 from esper.envs.speed import measure_speed
+from esper.runtime.errors import ConfigError
 
 PASS, FAIL, SKIP = "pass", "FAIL", "skip"
 
@@ -94,6 +95,33 @@ def check_factory(
             report.steps_per_second[size] = measure_speed(build, device, size)
     close_env(env)
     return report
+
+
+def check_contract(task: str, device: torch.device | str, num_envs: int = 4) -> None:
+    """The cheap rules (spaces, reset and a few steps: shapes, dtypes, device) on a
+    few copies of ``task`` of its own, before a run's first batch: a broken task
+    fails in one line naming the field, not inside torch during the rollout.
+    Raises ConfigError naming the task; ``esper check-env`` runs every rule."""
+    checker = Checker(env_class(task), torch.device(device), num_envs)
+    env = checker.make()
+    try:
+        for method in FOUNDATIONS:
+            getattr(checker, method)(env)
+    except RuleFailure as failure:
+        raise ConfigError(
+            "task", f"{task} breaks the environment contract: {failure}{_FULL_CHECK.format(task)}"
+        ) from None
+    except Exception as exc:  # the env itself raised: say where, keep it to one line
+        raise ConfigError(
+            "task",
+            f"{task} failed its first reset and steps ({type(exc).__name__}: {exc})"
+            + _FULL_CHECK.format(task),
+        ) from None
+    finally:
+        close_env(env)
+
+
+_FULL_CHECK = "; `esper check-env {}` checks every rule"
 
 
 def _facts(env: Any) -> dict[str, str]:

@@ -11,6 +11,7 @@ other check of the run has passed, so a refused run never costs the old one.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -26,11 +27,18 @@ from esper.runtime.threads import alive
 # The run directory's layout; the sinks are handed these paths.
 TELEMETRY_FILENAME = "telemetry.jsonl"
 TENSORBOARD_DIRNAME = "tensorboard"
+VIDEOS_DIRNAME = "videos"  # videos/batch_K.mp4, written while training (--video-every)
+# What else a run writes beside these: W&B's files and run id (--track), the
+# tracebacks of a failure, and exports to their default name (esper export).
+WANDB_NAMES = ("wandb", "wandb-run-id")
+_ERROR_LOG_RE = re.compile(r"^error(\.rank\d+)?\.log$")
+_BY_BATCH_RE = re.compile(r"^(?:batch|policy_batch)_(\d{6,})\.(?:pt|onnx|mp4)$")
 
 _CHECKPOINT_RE = re.compile(r"^batch_(\d{6,})\.pt$")
 # What checkpoint.save_checkpoint writes before its rename: ``.NAME.tmp-PID``.
 _TEMPORARY_RE = re.compile(r"^\..+\.tmp-(\d+)$")
-# The events that end an invocation; a start without one may still be running.
+# The events that end an invocation; a start without one was killed (or is live:
+# then its run lock refuses a second writer before any of this is read).
 _ENDINGS = ("TRAINING_COMPLETED", "TRAINING_INTERRUPTED", "TRAINING_FAILED")
 
 
@@ -45,6 +53,22 @@ class RunDir:
     @property
     def tensorboard_dir(self) -> Path:
         return self.path / TENSORBOARD_DIRNAME
+
+    @property
+    def videos_dir(self) -> Path:
+        return self.path / VIDEOS_DIRNAME
+
+    def written_after(self, batch: int) -> list[Path]:
+        """What the run wrote for batches after ``batch``: checkpoints, videos and
+        exports by their default names. A rewind discards them."""
+        found = []
+        for folder in (self.checkpoints_dir, self.videos_dir, self.path):
+            if folder.is_dir():
+                for entry in folder.iterdir():
+                    match = _BY_BATCH_RE.match(entry.name)
+                    if match and entry.is_file() and int(match.group(1)) > batch:
+                        found.append(entry)
+        return found
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -75,7 +99,7 @@ class RunDir:
 
     def holds_a_run(self) -> bool:
         """A checkpoint, a completed batch on record, or a start that has not
-        ended (it may still be running). A start that failed or stopped before
+        ended (a killed run). A start that failed or stopped before
         its first batch holds nothing: its retry needs no ``overwrite``."""
         return bool(self.checkpoints()) or self.record() not in ("empty", "no batch")
 
@@ -130,7 +154,7 @@ def check_run_dir(config: PPOConfig) -> RunDir:
     """Refuse a run dir that the fresh/resume rules, or the file system, forbid;
     changes nothing on disk."""
     run_dir = RunDir(config.resolved_run_dir())
-    _require_writable(run_dir)
+    require_writable(run_dir)
     if config.start_batch == 0:
         if run_dir.holds_a_run() and not config.overwrite:
             latest = max(run_dir.checkpoints(), default=None)
@@ -140,7 +164,8 @@ def check_run_dir(config: PPOConfig) -> RunDir:
                 else ""
             )
             running = run_dir.record() == "running"
-            what = "a run that may still be running" if running else "a run"
+            # A live run holds the run lock (runs.lock): this one was killed.
+            what = "a run that stopped without recording its end" if running else "a run"
             raise ConfigError(
                 "run_dir",
                 f"{run_dir.path} already holds {what}; {hint}choose another {{run_dir}}, "
@@ -173,9 +198,9 @@ def claim_run_dir(config: PPOConfig, run_dir: RunDir) -> None:
     try:
         if config.start_batch == 0 and config.overwrite:
             _clear(run_dir)
-        for batch, path in run_dir.checkpoints().items():
-            if batch > config.start_batch and config.start_batch > 0:
-                path.unlink()  # check_run_dir allowed it: overwrite is set
+        if config.start_batch > 0:  # check_run_dir allowed it: overwrite is set
+            for path in run_dir.written_after(config.start_batch):
+                path.unlink()
         for path in run_dir.stale_temporaries():
             path.unlink(missing_ok=True)
         run_dir.checkpoints_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +208,7 @@ def claim_run_dir(config: PPOConfig, run_dir: RunDir) -> None:
         raise _unusable(run_dir, exc) from None
 
 
-def _require_writable(run_dir: RunDir) -> None:
+def require_writable(run_dir: RunDir) -> None:
     """One line for a run dir that cannot be written: under a file, on a
     read-only file system, without permission. Probes by creating (and
     removing) a temporary directory, since ``os.access`` says yes to root."""
@@ -214,8 +239,20 @@ def _unusable(run_dir: RunDir, exc: OSError, where: Path | None = None) -> Confi
 
 
 def _clear(run_dir: RunDir) -> None:
-    """What --overwrite removes: this run's checkpoints and telemetry, nothing else."""
-    for directory in (run_dir.checkpoints_dir, run_dir.tensorboard_dir):
+    """What --overwrite removes: everything the replaced run wrote (its checkpoints,
+    telemetry, TensorBoard and W&B files, videos, error logs, exports by their
+    default names), so nothing of it is synced or read later; nothing else."""
+    wandb_dir = run_dir.path / WANDB_NAMES[0]
+    for directory in (run_dir.checkpoints_dir, run_dir.tensorboard_dir, wandb_dir):
         if directory.is_dir():
             shutil.rmtree(directory)
+    for path in run_dir.written_after(-1):
+        path.unlink()
+    with contextlib.suppress(OSError):
+        run_dir.videos_dir.rmdir()  # empty now, unless the user put something there
+    if run_dir.path.is_dir():
+        for entry in run_dir.path.iterdir():
+            if _ERROR_LOG_RE.match(entry.name) and entry.is_file():
+                entry.unlink()
     run_dir.telemetry_path.unlink(missing_ok=True)
+    (run_dir.path / WANDB_NAMES[1]).unlink(missing_ok=True)

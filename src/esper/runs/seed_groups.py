@@ -120,7 +120,8 @@ def group_runs(runs: Sequence[RunCurves], labels: Sequence[str] | None = None) -
 
 
 def _group_name(runs: Sequence[RunCurves]) -> str:
-    """A lone run's label; for seeds, what their labels share, and how many there are."""
+    """A lone run's label; for seeds, what their labels share, and how many there are
+    (identical runs, such as two tune trials that drew the same values, are no seeds)."""
     if len(runs) == 1:
         return runs[0].label
     names = [Path(run.label).name for run in runs]
@@ -129,4 +130,7 @@ def _group_name(runs: Sequence[RunCurves]) -> str:
         while not name.startswith(common):
             common = common[:-1]
     common = re.sub(r"[-_ ]*(seed|s)?[-_ ]*$", "", common) or runs[0].task
-    return f"{common} ({len(runs)} seeds)"
+    seeds = len({run.seed for run in runs})
+    if seeds == len(runs):
+        return f"{common} ({seeds} seeds)"
+    return f"{common} ({len(runs)} runs, {seeds} seed{'s' * (seeds > 1)})"  # repeats

@@ -325,17 +325,18 @@ EVALUATION_COMPLETED_FIELDS: tuple[Field, ...] = (
         "True: the most likely action was taken; False: actions were sampled.",
     ),
     Field("TELE-203", "return_mean", "Evaluation return (mean)", float, "return",
-          f"Mean return {_EVAL_NOTE}.", console="return {:.1f}",
+          f"Mean return {_EVAL_NOTE}.", console="return {:.1f}", tensorboard="eval/mean_reward",
           sanctum="evaluation.return_mean"),
     Field("TELE-204", "return_std", "Evaluation return (std)", float, "return",
           f"Population standard deviation of the return {_EVAL_NOTE}.", low=0,
+          tensorboard="eval/std_reward",
           sanctum="evaluation.return_std"),
     Field("TELE-205", "return_min", "Evaluation return (min)", float, "return",
           f"Lowest return {_EVAL_NOTE}."),
     Field("TELE-206", "return_max", "Evaluation return (max)", float, "return",
           f"Highest return {_EVAL_NOTE}."),
     Field("TELE-207", "length_mean", "Evaluation length (mean)", float, "env steps",
-          f"Mean length {_EVAL_NOTE}.", low=1),
+          f"Mean length {_EVAL_NOTE}.", low=1, tensorboard="eval/mean_ep_length"),
     Field("TELE-208", "seed", "Evaluation seed", int, "seed",
           "Seed of the evaluation's environments (while training: from the run's seed "
           "and the batch, so a resume re-evaluates identically)."),
@@ -376,6 +377,10 @@ def console_parts(payload: Any) -> list[str]:
 
 TENSORBOARD_TAGS: dict[str, str] = {
     f.tensorboard: f.name for f in BATCH_COMPLETED_FIELDS if f.tensorboard is not None
+}
+# An evaluation while training, under Stable-Baselines3's EvalCallback names.
+EVAL_TENSORBOARD_TAGS: dict[str, str] = {
+    f.tensorboard: f.name for f in EVALUATION_COMPLETED_FIELDS if f.tensorboard is not None
 }
 HEALTH_THRESHOLDS: dict[str, Threshold] = {
     f.name: f.health for f in BATCH_COMPLETED_FIELDS if f.health is not None

@@ -20,11 +20,12 @@ from typing import Any
 from esper.runtime.extras import import_extra
 from esper.telemetry.events import (
     BatchCompletedPayload,
+    EvaluationCompletedPayload,
     TelemetryEvent,
     TelemetryEventType,
     TrainingStartedPayload,
 )
-from esper.telemetry.metrics import TENSORBOARD_TAGS
+from esper.telemetry.metrics import EVAL_TENSORBOARD_TAGS, TENSORBOARD_TAGS
 
 
 def summary_writer_class() -> type:
@@ -69,6 +70,14 @@ class TensorBoardSink:
                 value = getattr(data, name)
                 if value is not None:  # episode scalars: only when an episode finished
                     writer.add_scalar(tag, value, data.env_steps)
+        elif (
+            event.event_type is TelemetryEventType.EVALUATION_COMPLETED
+            and data.env_steps is not None  # during training: at the evaluated batch's steps
+        ):
+            assert isinstance(data, EvaluationCompletedPayload)
+            writer = self._writer or self._open(purge_step=None)
+            for tag, name in EVAL_TENSORBOARD_TAGS.items():
+                writer.add_scalar(tag, getattr(data, name), data.env_steps)
         elif (
             event.event_type
             in (

@@ -12,19 +12,23 @@ or ``WANDB_MODE=offline``) needs no network; W&B's files go under
 
 from __future__ import annotations
 
+import netrc
 import os
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
+from esper.runtime.errors import ConfigError
 from esper.runtime.extras import import_extra
 from esper.telemetry.events import (
     BatchCompletedPayload,
+    EvaluationCompletedPayload,
     TelemetryEvent,
     TelemetryEventType,
     TrainingStartedPayload,
 )
-from esper.telemetry.metrics import TENSORBOARD_TAGS
+from esper.telemetry.metrics import EVAL_TENSORBOARD_TAGS, TENSORBOARD_TAGS
 
 RUN_ID_FILE = "wandb-run-id"
 STEP = "global_step"  # CleanRL's x-axis: env steps
@@ -48,6 +52,14 @@ class WandbSink:
         self.run_dir = Path(run_dir)
         self.mode = mode
         self._wandb = import_extra("wandb", "wandb", "track")  # fails before training
+        if (mode or os.environ.get("WANDB_MODE") or "online") == "online" and not logged_in():
+            raise ConfigError(
+                "track",
+                "W&B online needs a login and none was found (WANDB_API_KEY, ~/.netrc): "
+                "run `wandb login`, or log offline with {track} offline and upload later "
+                "with `wandb sync`",
+                mentions=("track",),
+            )
         self._run: Any = None
         self._exit_code = 0
 
@@ -68,6 +80,14 @@ class WandbSink:
                 if getattr(data, name) is not None  # episode scalars: only when one finished
             }
             self._run.log({STEP: data.env_steps, **metrics})
+        elif (
+            event.event_type is TelemetryEventType.EVALUATION_COMPLETED
+            and self._run is not None
+            and data.env_steps is not None  # during training: at the evaluated batch's steps
+        ):
+            assert isinstance(data, EvaluationCompletedPayload)
+            tags = EVAL_TENSORBOARD_TAGS.items()
+            self._run.log({STEP: data.env_steps, **{tag: getattr(data, n) for tag, n in tags}})
         elif event.event_type in _EXIT_CODES and self._run is not None:
             self._exit_code = _EXIT_CODES[event.event_type]
             self._run.summary["status"] = event.event_type.name.removeprefix("TRAINING_").lower()
@@ -98,3 +118,17 @@ class WandbSink:
         if self._run is not None:
             run, self._run = self._run, None
             run.finish(exit_code=self._exit_code)
+
+
+def logged_in() -> bool:
+    """Whether W&B has an API key to use: WANDB_API_KEY, or the netrc entry that
+    ``wandb login`` writes for its host. Read without the network, before training,
+    so a missing login is refused at once, not after the run (exit 3)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    path = Path(os.environ.get("NETRC") or Path.home() / ".netrc")
+    try:
+        return netrc.netrc(path).authenticators(host or "") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False

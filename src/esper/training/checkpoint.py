@@ -149,6 +149,16 @@ def best_return(path: Path) -> float | None:
     return float(evaluation["return_mean"]) if isinstance(evaluation, dict) else None
 
 
+def best_batch(path: Path) -> int:
+    """The batch ``best.pt`` was saved after; one that does not load counts as newest."""
+    try:
+        return int(load_checkpoint(path)["batch"])
+    except CheckpointError:
+        return 2**62
+    finally:
+        forget_loaded()
+
+
 def describe_space(space: ActionSpace) -> dict[str, Any]:
     """The action space as a checkpoint records it (plain values, loadable with
     ``weights_only``), for comparing a checkpoint with a task."""

@@ -32,7 +32,7 @@ from esper.envs.close import close_env
 from esper.envs.video import check_recordable, record_video
 from esper.runs.directory import RunDir
 from esper.telemetry.events import EvaluationCompletedPayload
-from esper.training.checkpoint import BEST_FILENAME, best_return
+from esper.training.checkpoint import BEST_FILENAME, best_batch, best_return
 from esper.training.episodes import MAX_COPIES, play_episodes
 from esper.training.state import TrainerState
 
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from esper.training.report import Reporter
-
-VIDEO_DIRNAME = "videos"
 
 
 def evaluation_seed(seed: int, batch: int) -> int:
@@ -55,7 +53,15 @@ def best_path(run_dir: RunDir) -> Path:
 
 
 def video_path(run_dir: RunDir, batch: int) -> Path:
-    return run_dir.path / VIDEO_DIRNAME / f"batch_{batch:06d}.mp4"
+    return run_dir.videos_dir / f"batch_{batch:06d}.mp4"
+
+
+def forget_later_best(run_dir: RunDir, start_batch: int) -> None:
+    """A resume from batch K drops a best.pt saved after K: it belongs to batches
+    the rewind discarded (``eval --checkpoint best`` would report one of them)."""
+    path = best_path(run_dir)
+    if start_batch and path.is_file() and best_batch(path) > start_batch:
+        path.unlink()
 
 
 def check_watchable(config: PPOConfig) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import uuid
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from esper.config.schema import PPOConfig
@@ -18,7 +19,7 @@ from esper.runs.directory import check_run_dir, claim_run_dir
 from esper.runtime.device import resolve_device
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed.collectives import Collectives, rank_device
-from esper.training.evaluation import Evaluator, check_watchable
+from esper.training.evaluation import Evaluator, check_watchable, forget_later_best
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import explained_variance, flatten_batch, update_settings
 from esper.training.report import Reporter, TrainingResult
@@ -41,8 +42,10 @@ def run_vectorized_ppo(
     hub: TelemetryHub,
     stop: StopRequest | None = None,
     group: Collectives | None = None,
+    notes: Sequence[str] = (),
 ) -> TrainingResult:
-    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``.
+    """Train ``config.n_batches`` batches, emitting telemetry to ``hub``; ``notes``
+    (what a resume carried over, ...) end TRAINING_STARTED's message.
 
     Under torchrun ``group`` is this rank's place in the job: rank 0 checks the
     run dir and writes checkpoints; every rank trains its share of the envs.
@@ -59,6 +62,7 @@ def run_vectorized_ppo(
     state = build_state(config, device, run_dir, group)
     # Every check has passed (the state's too): only now may --overwrite clear.
     group.main_decides(lambda: claim_run_dir(config, run_dir))
+    group.main_decides(lambda: forget_later_best(run_dir, config.start_batch))
     state.run_id = group.main_decides(
         lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
     )
@@ -71,7 +75,7 @@ def run_vectorized_ppo(
     )  # fmt: skip
     stop_agreed = False
     try:  # from the first event to the last: a user's callback that raises fails the run
-        report.started(_env_device_counts(state))
+        report.started(_env_device_counts(state), notes)
         while state.batch < config.max_batches:
             if stop_agreed if group.active else stop.requested:
                 return report.interrupted(stop)

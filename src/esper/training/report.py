@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -77,7 +78,7 @@ class Reporter:
             )
         )
 
-    def started(self, env_device_counts: Counter[str]) -> None:
+    def started(self, env_device_counts: Counter[str], notes: Sequence[str] = ()) -> None:
         config, state = self.state.config, self.state
         self.emit(
             events.TrainingStartedPayload(
@@ -100,7 +101,8 @@ class Reporter:
             f"{config.n_envs} envs x {config.horizon} steps, "
             f"batches {config.start_batch + 1}..{config.max_batches} "
             f"({config.max_batches * config.batch_size:,} env steps)"
-            + (FRESH_ENVS_NOTE if config.start_batch and not state.env.restorable else ""),
+            + (FRESH_ENVS_NOTE if config.start_batch and not state.env.restorable else "")
+            + "".join(f"; {note}" for note in notes),
         )
 
     def batch_completed(self, stats: dict[str, Any]) -> None:

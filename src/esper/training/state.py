@@ -17,6 +17,7 @@ import torch
 
 from esper.config.schema import FIELDS, PPOConfig
 from esper.envs import BatchedEnv, make
+from esper.envs.check import check_contract
 from esper.envs.registry import task_source
 from esper.runs.directory import RunDir
 from esper.runtime.errors import ConfigError
@@ -43,10 +44,15 @@ from esper.training.ppo import ppo_update
 from esper.training.rng import restore_rng_state, rng_state, seed_everything
 from esper.training.rollout import collect_rollout
 
-# Settings that shape the saved tensors: a resume must keep them.
+# Settings that shape the saved tensors, or that a resume cannot honour: a resume
+# must keep them. ``seed``: the saved random streams continue, so a new seed would
+# be recorded but not used. ``horizon``: every count of env steps is batches x
+# n_envs x horizon, which a changed horizon would make wrong for the batches before.
 RESUME_FIXED = (
     "task",
     "n_envs",
+    "horizon",
+    "seed",
     "hidden_sizes",
     "activation",
     "encoder",
@@ -193,8 +199,9 @@ def build_state(
             f"{group.world_size} ranks steps {local_envs} environments, which "
             f"{config.n_minibatches} minibatches do not divide",
         )
+    check_contract(config.task, device)  # a broken task: one line now, not in torch later
     seed = group.rank_seed(config.seed)
-    seed_everything(seed)
+    seed_everything(seed)  # after the check: its envs leave training's numbers alone
     env = make(config.task, local_envs, device, seed=seed)
     if config.normalize_obs and env.spec.is_image:
         # Pixels have a fixed scale, which the policy applies (uint8 / 255); a running

@@ -20,6 +20,7 @@ from esper.envs.close import close_env
 from esper.envs.video import check_recordable, record_video
 from esper.runs.directory import RunDir
 from esper.runtime.errors import ConfigError
+from esper.runtime.outputs import check_output_file
 from esper.telemetry.events import (
     EvaluationCompletedPayload,
     TelemetryEvent,
@@ -140,10 +141,9 @@ def check_video(video: Path | str, video_episodes: int = 1) -> None:
     ``check_recordable``.)"""
     if Path(video).suffix.lower() != ".mp4":
         raise ConfigError("video", f"writes MP4 files; name one ending in .mp4 (got {video})")
-    if Path(video).parent.exists() and not Path(video).parent.is_dir():
-        raise ConfigError("video", f"{Path(video).parent} is not a directory")
     if video_episodes < 1:
         raise ConfigError("video_episodes", f"must be >= 1 (got {video_episodes})")
+    check_output_file(video, "video", makes_parents=True)  # record_video makes them
 
 
 def render(evaluation: Evaluation) -> Group:

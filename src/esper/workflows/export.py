@@ -26,6 +26,7 @@ import torch
 
 from esper.runtime.errors import ConfigError
 from esper.runtime.extras import import_extra
+from esper.runtime.outputs import check_output_file
 from esper.training.policy.deterministic import DeterministicPolicy
 from esper.workflows.inference import load_policy
 
@@ -64,15 +65,14 @@ def export_policy(
     if format == "onnx":  # before loading anything: a missing extra is the first thing said
         import_extra("onnx", "export", "format")
         import_extra("onnxscript", "export", "format")
+    if output is not None:  # before loading anything too
+        check_output_file(output, "output")
     policy = load_policy(run_dir, checkpoint, device="cpu")
     module = policy.stochastic_module() if stochastic else policy.deterministic_module()
     if output is None:
         kind = "_stochastic" if stochastic else ""
-        name = f"policy_batch_{policy.checkpoint_batch:06d}{kind}{FORMATS[format]}"
-        output = policy.run_dir / name
-    path = Path(output)
-    if not path.parent.is_dir():
-        raise ConfigError("output", f"{path.parent} is not a directory")
+        output = policy.run_dir / f"policy_batch_{policy.checkpoint_batch:06d}{kind}{FORMATS[format]}"
+    path = check_output_file(output, "output")
     write = write_onnx if format == "onnx" else write_torchscript
     write(module, path)
     return path

@@ -26,6 +26,7 @@ from esper.runs.curves import RunCurves, expand_run_dirs, read_curves, run_name
 from esper.runs.seed_groups import STATISTICS, RunGroup, group_runs
 from esper.runtime.errors import ConfigError
 from esper.runtime.extras import import_extra
+from esper.runtime.outputs import check_output_file
 from esper.telemetry.events import EvaluationCompletedPayload
 
 # The smaller panels: (BATCH_COMPLETED field, title, y-axis label).
@@ -118,8 +119,8 @@ def plot_runs(
         raise ConfigError("--dpi", f"must be >= 1 (got {dpi})")
     if stat not in STATISTICS:
         raise ConfigError("--stat", f"must be one of {', '.join(STATISTICS)} (got {stat!r})")
+    output = check_output_file(output, "--output")  # before reading or drawing anything
     paths = expand_run_dirs([Path(d) for d in run_dirs])  # a sweep's parent: its runs
-    output = Path(output)
     runs = [read_curves(d, label) for d, label in zip(paths, _labels(paths), strict=True)]
     groups = group_runs(runs, labels)
     check_scales(groups, normalize)

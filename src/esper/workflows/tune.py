@@ -41,6 +41,8 @@ from esper.telemetry.events import BatchCompletedPayload, TelemetryEvent
 LAST = 5  # the objective: the mean of the last 5 batch means
 KINDS = ("float", "int", "categorical")
 # Never tuned, never written to best.toml: where and how a run happens, not what it learns.
+# What makes trials comparable, by the setting that gives it: recorded with the study.
+TRIAL_SHAPE = ("task", "n_batches")
 NOT_SETTINGS = ("seed", "device", "run_dir", "overwrite", "start_batch", "checkpoint_every")
 BASELINE = "baseline"  # the user attr marking the base config's trial
 STALE = "stale"  # the user attr marking a trial a crash left unfinished
@@ -229,6 +231,12 @@ def tune(study: Study, progress: bool = True) -> TuneResult:
             direction="maximize",
             load_if_exists=True,
         )
+        _require_same_trials(ostudy, base, study.tune_dir)
+        # The sampler goes on from the study's history: seeded per invocation with the
+        # seed alone, a continued study drew its first trials again (repeats).
+        ostudy.sampler = optuna.samplers.TPESampler(
+            seed=sampler_seed(study.seed, len(ostudy.trials))
+        )
         _requeue_unfinished(optuna, ostudy)
         if not ostudy.trials:
             ostudy.enqueue_trial(
@@ -299,6 +307,30 @@ def _run_trial(
     value = objective_value(means)
     _say(progress, f"trial {trial.number}: last-5 mean {value:.1f} ({seconds:.1f} s) {values}")
     return value
+
+
+def sampler_seed(seed: int, trials_so_far: int) -> int:
+    """The sampler's seed for an invocation that finds ``trials_so_far`` trials: the
+    study's seed for a new study, a different one for every continuation."""
+    return seed if trials_so_far == 0 else (seed * 1_000_003 + trials_so_far) % 2**32
+
+
+def _require_same_trials(ostudy: Any, base: PPOConfig, tune_dir: Path) -> None:
+    """A study's trials are comparable only if each ran the same task for the same
+    batches: the first invocation records them; a continuation must match."""
+    recorded = {key: ostudy.user_attrs.get(key) for key in TRIAL_SHAPE}
+    wanted = {key: getattr(base, key) for key in TRIAL_SHAPE}
+    if not ostudy.trials and all(value is None for value in recorded.values()):
+        for key, value in wanted.items():
+            ostudy.set_user_attr(key, value)
+        return
+    for key, value in wanted.items():
+        if recorded[key] is not None and recorded[key] != value:
+            raise ConfigError(
+                key,
+                f"the study in {tune_dir} ran its trials with {recorded[key]!r}, not "
+                f"{value!r}; continue it with the same value, or tune in another --dir",
+            )
 
 
 def _say(progress: bool, line: str) -> None:
