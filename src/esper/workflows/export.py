@@ -71,7 +71,9 @@ def export_policy(
     module = policy.stochastic_module() if stochastic else policy.deterministic_module()
     if output is None:
         kind = "_stochastic" if stochastic else ""
-        output = policy.run_dir / f"policy_batch_{policy.checkpoint_batch:06d}{kind}{FORMATS[format]}"
+        output = (
+            policy.run_dir / f"policy_batch_{policy.checkpoint_batch:06d}{kind}{FORMATS[format]}"
+        )
     path = check_output_file(output, "output")
     write = write_onnx if format == "onnx" else write_torchscript
     write(module, path)
