@@ -37,6 +37,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esper.config.text",
             "esper.runs",
             "esper.runs.directory",
+            "esper.runs.lock",
         ),
     ),
     # The task's packaged defaults layered under a config file: knows envs and config.
