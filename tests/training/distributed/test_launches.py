@@ -24,9 +24,10 @@ from esper.training.rollout import RolloutBuffer
 from esper.training.state import build_state
 
 # Ops of one default CartPole batch (128 envs x 64 steps, 6 epochs of 8
-# minibatches) on the CPU with torch 2.15, views included: ~240 per
-# environment step, ~60 per minibatch step.
-EAGER_OPS_PER_BATCH = 16_605
+# minibatches) on the CPU with torch 2.15, views included: ~4,700 in the
+# rollout (~70 per environment step), ~180 in GAE (2 per step), ~11,150 in the
+# update (~220 per minibatch step: forward, loss, backward, Adam).
+EAGER_OPS_PER_BATCH = 16_047
 
 
 class DispatchCounter(TorchDispatchMode):
