@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -66,3 +67,17 @@ def test_a_damaged_blob_means_a_cold_compile_not_a_failed_run(cache_dir: Path) -
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a cache")
     assert not CompileCache.for_run(PPOConfig(compile=True)).loaded  # torch logs why
+
+
+def test_a_compiled_run_keeps_inductor_s_cache_unless_one_was_chosen(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    CompileCache.for_run(PPOConfig(compile=False))
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ  # eager: untouched
+    CompileCache.for_run(PPOConfig(compile=True))
+    kept = cache_dir / "inductor" / f"torch-{torch.__version__}"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(kept)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/chosen")
+    CompileCache.for_run(PPOConfig(compile=True))
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/chosen"

@@ -6,7 +6,10 @@ per user and machine; a reboot, a container or a fresh CI runner starts them
 cold, and a cold compile costs ~45 s on a 2-core CPU. torch packs what a
 process compiled into one blob (``torch.compiler.save_cache_artifacts``) and
 loads such a blob back into its caches (``load_cache_artifacts``), so the
-next compile of the same graphs is a cache hit (dynamo still traces).
+next compile of the same graphs is a cache hit (dynamo still traces). On the
+CPU that blob holds the graphs, not the C++ built from them (measured: the
+second process still ran the compiler), so a compiled run also keeps
+inductor's own cache folder under esper's (``keep_inductor_cache``).
 
 esper keeps one blob per **torch version, task and shapes**:
 ``$ESPER_CACHE_DIR`` (else ``$XDG_CACHE_HOME/esper``, else ``~/.cache/esper``)
@@ -46,6 +49,15 @@ def cache_root() -> Path:
         return Path(os.environ["ESPER_CACHE_DIR"])
     xdg = os.environ.get("XDG_CACHE_HOME")
     return (Path(xdg) if xdg else Path.home() / ".cache") / "esper"
+
+
+def keep_inductor_cache() -> None:
+    """Inductor's own cache in esper's, per torch version, unless the user (or
+    torch, once it has compiled in this process) chose one: on the CPU the
+    blob does not carry the C++ kernels built from its graphs, this folder
+    does. Inductor's writes there are atomic and locked (concurrent runs)."""
+    folder = cache_root() / "inductor" / f"torch-{torch.__version__}"
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder))
 
 
 def blob_path(settings: dict[str, Any], world_size: int = 1) -> Path:
@@ -102,6 +114,8 @@ class CompileCache:
     def for_run(cls, config: Any, world_size: int = 1, is_main: bool = True) -> CompileCache:
         """Every rank loads; one writes."""
         path = blob_path(config.to_dict(), world_size) if config.compile else None
+        if path is not None:
+            keep_inductor_cache()
         return cls(path, save_blob=is_main)
 
     def after_batch(self) -> None:
