@@ -35,6 +35,16 @@ SOLVED_RECENT_RETURN = 490.0  # stop training once the newest finished episodes 
 SOLVED_WINDOW_EPISODES = 16  # ... over at least this many (one batch holds only 2-4)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def compile_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory):
+    """Compiled runs keep their kernels in a folder of the session's, never the
+    user's cache (training/fast/compile_cache.py)."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("ESPER_CACHE_DIR", str(tmp_path_factory.mktemp("esper_cache")))
+    yield
+    patch.undo()
+
+
 @dataclass(frozen=True)
 class TrainedRun:
     run_dir: Path

@@ -49,6 +49,32 @@ def compute_gae(
     return advantages, advantages + values
 
 
+def compute_gae_fast(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    episode_ended: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``compute_gae`` bit for bit, in two ops a step instead of six: the rows
+    are viewed once (``unbind``) and each step writes into its row (``out=``).
+
+    The recursion is kept: a discount-matrix or parallel-scan form would take
+    the loop's ops away but sum in another order (other rounding), and cost
+    O(T^2 N) memory. Tested against ``compute_gae`` with ``torch.equal``.
+    """
+    deltas = rewards + gamma * next_values - values
+    trace = gamma * gae_lambda * (~episode_ended).to(values.dtype)
+    advantages = torch.empty_like(values)
+    running = torch.zeros_like(values[0])
+    product = torch.empty_like(running)  # trace[t] * the advantage after step t
+    rows = zip(deltas.unbind(0), trace.unbind(0), advantages.unbind(0), strict=True)
+    for delta, trace_t, advantage in reversed(list(rows)):
+        running = torch.add(delta, torch.mul(trace_t, running, out=product), out=advantage)
+    return advantages, advantages + values
+
+
 # Rows per critic pass over the final observations: a minibatch's worth. One
 # pass over a 4,096 x 64 rollout made 64 MB hidden activations, the run's peak.
 VALUE_CHUNK_ROWS = 32_768
@@ -87,7 +113,7 @@ def batch_advantages(
         rollout.terminated,
         rollout.truncated,
     )
-    return compute_gae(
+    return compute_gae_fast(
         rollout.rewards,
         rollout.values,
         next_values,

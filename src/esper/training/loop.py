@@ -20,6 +20,7 @@ from esper.runtime.device import resolve_device
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed.collectives import Collectives, rank_device
 from esper.training.evaluation import Evaluator, check_watchable, forget_later_best
+from esper.training.fast.compile_cache import CompileCache
 from esper.training.interrupt import StopRequest
 from esper.training.ppo import explained_variance, flatten_batch, update_settings
 from esper.training.report import Reporter, TrainingResult
@@ -73,6 +74,7 @@ def run_vectorized_ppo(
         config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, device,
         obs_dtype=env.spec.obs_dtype, memory_size=state.policy.memory_size,
     )  # fmt: skip
+    compile_cache = CompileCache.for_run(config, group.world_size, group.is_main)  # --compile
     stop_agreed = False
     try:  # from the first event to the last: a user's callback that raises fails the run
         report.started(_env_device_counts(state), notes)
@@ -80,6 +82,7 @@ def run_vectorized_ppo(
             if stop_agreed if group.active else stop.requested:
                 return report.interrupted(stop)
             stats, stop_agreed = train_batch(config, state, buffer, stop)
+            compile_cache.after_batch()
             report.batch_completed(stats)
             if report.checkpoint_due():
                 report.save()

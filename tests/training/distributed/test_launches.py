@@ -24,10 +24,11 @@ from esper.training.rollout import RolloutBuffer
 from esper.training.state import build_state
 
 # Ops of one default CartPole batch (128 envs x 64 steps, 6 epochs of 8
-# minibatches) on the CPU with torch 2.15, views included: ~240 per
-# environment step, ~60 per minibatch step (one of them the index_select that
-# keeps the clip norm off the aligned buffer's padding, fast/optimizer.py).
-EAGER_OPS_PER_BATCH = 16_653
+# minibatches) on the CPU with torch 2.15, views included: ~4,700 in the
+# rollout (~70 per environment step), ~180 in GAE (2 per step), ~11,200 in the
+# update (~220 per minibatch step: forward, loss, backward, Adam, and the
+# index_select that keeps the clip norm off the aligned buffer's padding).
+EAGER_OPS_PER_BATCH = 16_095
 
 
 class DispatchCounter(TorchDispatchMode):

@@ -134,9 +134,17 @@ def test_a_host_read_in_the_rollout_step_breaks_the_whole_graph(monkeypatch) -> 
         compile_step(rollout_step, backend="eager")(*rollout.step_args())
 
 
-def test_the_compiled_rollout_equals_the_plain_one() -> None:
-    plain, compiled = Rollout("pendulum"), Rollout("pendulum")
+@pytest.mark.parametrize("task", ["pendulum", "cartpole"])
+def test_the_compiled_rollout_equals_the_plain_one(task: str) -> None:
+    """Across auto-resets: pendulum's episodes are cut by the time limit at step
+    4 of 8 (set so), cartpole's end by termination inside 24 steps."""
+    horizon = 8 if task == "pendulum" else 24
+    plain, compiled = Rollout(task, horizon=horizon), Rollout(task, horizon=horizon)
+    for rollout in (plain, compiled):
+        rollout.env.elapsed_steps.fill_(rollout.env.spec.max_episode_steps - 4)
     plain.obs, compiled.obs = plain.collect(), compiled.collect(compiled_rollout_step())
+    ended = plain.buffer.truncated if task == "pendulum" else plain.buffer.terminated
+    assert ended.any(), "no episode ended: auto-reset was not compared"
     torch.testing.assert_close(compiled.obs, plain.obs)
     for name in RolloutBuffer.__dataclass_fields__:
         torch.testing.assert_close(getattr(compiled.buffer, name), getattr(plain.buffer, name))

@@ -1,0 +1,83 @@
+"""The compile cache: one blob per torch version, task and shapes, written whole."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from esper.config.schema import PPOConfig
+from esper.training.fast import compile_cache
+from esper.training.fast.compile_cache import CompileCache, blob_path
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("ESPER_CACHE_DIR", str(tmp_path))
+    return tmp_path
+
+
+def test_the_blob_is_keyed_by_torch_version_task_and_shapes(cache_dir: Path) -> None:
+    default = blob_path(PPOConfig().to_dict())
+    assert default.parent == cache_dir / "compile" / f"torch-{torch.__version__}"
+    assert default.name.startswith("cartpole-")
+    assert blob_path(PPOConfig(n_envs=256).to_dict()) != default  # a shape
+    assert blob_path(PPOConfig(task="acrobot").to_dict()) != default
+    assert blob_path(PPOConfig().to_dict(), world_size=2) != default  # each rank's share
+    assert blob_path(PPOConfig(clip_coef=0.1).to_dict()) != default  # a traced constant
+    # where a run goes and what it reports are not: the same kernels serve both
+    assert blob_path(PPOConfig(seed=9, run_dir="elsewhere", n_batches=7).to_dict()) == default
+
+
+def test_an_eager_run_neither_loads_nor_saves(cache_dir: Path) -> None:
+    cache = CompileCache.for_run(PPOConfig(compile=False))
+    cache.after_batch()
+    assert not cache.loaded and not cache.saved and not any(cache_dir.iterdir())
+
+
+def test_a_saved_blob_is_whole_under_concurrent_writers(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writers race to one path: every read sees one writer's whole blob, and no
+    temporary file is left behind."""
+    blobs = [bytes([i]) * 200_000 for i in range(8)]
+    calls = iter(blobs)
+    lock = threading.Lock()
+
+    def artefacts():
+        with lock:
+            return next(calls), None
+
+    monkeypatch.setattr(torch.compiler, "save_cache_artifacts", artefacts)
+    path = blob_path(PPOConfig(compile=True).to_dict())
+    threads = [threading.Thread(target=compile_cache.save, args=(path,)) for _ in blobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert path.read_bytes() in blobs
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+
+
+def test_a_damaged_blob_means_a_cold_compile_not_a_failed_run(cache_dir: Path) -> None:
+    path = blob_path(PPOConfig(compile=True).to_dict())
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a cache")
+    assert not CompileCache.for_run(PPOConfig(compile=True)).loaded  # torch logs why
+
+
+def test_a_compiled_run_keeps_inductor_s_cache_unless_one_was_chosen(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    CompileCache.for_run(PPOConfig(compile=False))
+    assert "TORCHINDUCTOR_CACHE_DIR" not in os.environ  # eager: untouched
+    CompileCache.for_run(PPOConfig(compile=True))
+    kept = cache_dir / "inductor" / f"torch-{torch.__version__}"
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(kept)
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/chosen")
+    CompileCache.for_run(PPOConfig(compile=True))
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/chosen"
