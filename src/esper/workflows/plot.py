@@ -119,7 +119,7 @@ def plot_runs(
         raise ConfigError("--dpi", f"must be >= 1 (got {dpi})")
     if stat not in STATISTICS:
         raise ConfigError("--stat", f"must be one of {', '.join(STATISTICS)} (got {stat!r})")
-    output = check_output_file(output, "--output")  # before reading or drawing anything
+    output = check_output_file(output, "--output", makes_parents=True)  # before any reading
     paths = expand_run_dirs([Path(d) for d in run_dirs])  # a sweep's parent: its runs
     runs = [read_curves(d, label) for d, label in zip(paths, _labels(paths), strict=True)]
     groups = group_runs(runs, labels)
