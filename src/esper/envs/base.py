@@ -102,9 +102,27 @@ Transition = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # next_state, rewa
 
 
 class SpecShapes:
-    """The shapes every environment derives from its ``spec`` (batched or gym:)."""
+    """What every environment (batched or gym:) derives from its ``spec``, and
+    the parts of the contract a task may leave at their defaults: no mask, no
+    statistics, no start facts."""
 
     spec: EnvSpec
+    # The allowed actions of the latest observations, ``[num_envs, mask_width]``
+    # bool, kept in place; None for a task without a mask.
+    action_mask: torch.Tensor | None = None
+    # What ``batch_statistics`` reports, in order; see ``TaskStatistic``.
+    statistics: ClassVar[tuple[TaskStatistic, ...]] = ()
+
+    def batch_statistics(self) -> dict[str, torch.Tensor]:
+        """One 0-d float tensor per declared statistic, over the steps since the
+        last call (NaN when there is nothing to report), accumulators then zeroed
+        in place. The trainer calls it once per batch, outside any graph."""
+        return {}
+
+    def start_facts(self) -> dict[str, StartFact]:
+        """Numbers known when the run begins; they land in TRAINING_STARTED's
+        ``task_facts``."""
+        return {}
 
     @property
     def action_space(self) -> ActionSpace:
@@ -131,8 +149,6 @@ class BatchedEnv(SpecShapes, ABC):
     on_device: ClassVar[bool] = True  # steps as tensors on the training device
     restorable: ClassVar[bool] = True  # state_dict() holds the running episodes
     default_config: ClassVar[dict[str, Any]] = {}
-    # What ``batch_statistics`` reports, in order; see ``TaskStatistic``.
-    statistics: ClassVar[tuple[TaskStatistic, ...]] = ()
 
     def __init__(
         self,
@@ -153,9 +169,6 @@ class BatchedEnv(SpecShapes, ABC):
         self.generator.manual_seed(seed)
         self.state = torch.zeros(num_envs, self.spec.state_dim, device=self.device, dtype=dtype)
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
-        # The allowed actions of the current observations, updated in place; None
-        # for a task without a mask.
-        self.action_mask: torch.Tensor | None = None
         if self.spec.has_action_mask:
             width = self.spec.action_space.mask_width
             self.action_mask = torch.ones(num_envs, width, dtype=torch.bool, device=self.device)
@@ -178,17 +191,6 @@ class BatchedEnv(SpecShapes, ABC):
         ``spec.has_action_mask``). Every row must allow at least one."""
         n, width = state.shape[0], self.spec.action_space.mask_width
         return torch.ones(n, width, dtype=torch.bool, device=state.device)
-
-    def batch_statistics(self) -> dict[str, torch.Tensor]:
-        """One 0-d float tensor per declared statistic, over the steps since the
-        last call (NaN when there is nothing to report), accumulators then zeroed
-        in place. The trainer calls it once per batch, outside any graph."""
-        return {}
-
-    def start_facts(self) -> dict[str, StartFact]:
-        """Numbers known when the run begins; they land in TRAINING_STARTED's
-        ``task_facts``."""
-        return {}
 
     # --- the shared contract ----------------------------------------------------
     def reset(self, seed: int | None = None) -> torch.Tensor:
