@@ -43,6 +43,7 @@ class Absent(StrEnum):
     NO_EPISODE = "exactly when no episode finished in the batch"
     UNAVAILABLE = "when not measured on this platform"
     OUTSIDE_TRAINING = "in an evaluation by esper eval, or a record older than the field"
+    NOTHING_TO_REPORT = "when the task had nothing to report this batch (NaN on the device)"
 
 
 @dataclass(frozen=True)
@@ -239,7 +240,7 @@ BATCH_COMPLETED_FIELDS: tuple[Field, ...] = (
         "environments made on the device over this batch, carried in the batch's one host "
         "transfer (combined across ranks by their mean); null for a statistic with nothing "
         "to report this batch. Each built-in task's are recorded after this table.",
-        default={}, required=False, reduction=Reduction.MEAN, sanctum="task.statistics",
+        default={}, required=False, reduction=Reduction.MEAN, sanctum="task_stats.statistics",
     ),
 )  # fmt: skip
 
@@ -314,7 +315,7 @@ TRAINING_STARTED_FIELDS: tuple[Field, ...] = (
         "TELE-025", "task_facts", "Task facts", dict, "the task's own",
         "Numbers and names the task knows when the run begins (BatchedEnv.start_facts), "
         "e.g. a growth task's host_params and param_budget; {} for most tasks.",
-        default={}, required=False, sanctum="task.facts",
+        default={}, required=False, sanctum="task_stats.facts",
     ),
 )  # fmt: skip
 
