@@ -34,7 +34,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sys.path.insert(0, str(HERE))
     try:
         outcome = esper.train(
-            "stat_tasks:MaskProbeWithFacts", episodes=6, run_dir=str(run_dir), device="cpu",
+            "custom_tasks:MaskProbeWithFacts", episodes=6, run_dir=str(run_dir), device="cpu",
             seed=1, tensorboard=True,
         )  # fmt: skip
     finally:
@@ -82,14 +82,14 @@ def test_a_statistic_named_like_a_trainer_metric_is_refused() -> None:
     sys.path.insert(0, str(HERE))
     try:
         with pytest.raises(ConfigError, match="declares the statistic 'sps'"):
-            esper.train("stat_tasks:ShadowsATrainerMetric", episodes=1, device="cpu")
+            esper.train("custom_tasks:ShadowsATrainerMetric", episodes=1, device="cpu")
     finally:
         sys.path.remove(str(HERE))
 
 
 def test_the_cli_refuses_it_in_one_line_with_exit_2(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "esper", "ppo", "--task", "stat_tasks:ShadowsATrainerMetric",
+        [sys.executable, "-m", "esper", "ppo", "--task", "custom_tasks:ShadowsATrainerMetric",
          "--episodes", "1", "--device", "cpu", "--no-sanctum", "--run-dir", str(tmp_path / "r")],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
         env={**os.environ, "PYTHONPATH": str(HERE), "COLUMNS": "200"},

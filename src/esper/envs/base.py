@@ -71,6 +71,11 @@ class EnvSpec:
         return self.obs_dim - self.critic_obs_dim
 
     @property
+    def mask_width(self) -> int:
+        """Width of the task's action mask rows; 0 for a task without a mask."""
+        return self.action_space.mask_width if self.has_action_mask else 0
+
+    @property
     def is_image(self) -> bool:
         """``[C, H, W]`` observations: the CNN's input, never the normaliser's."""
         return len(self.obs_shape) == 3

@@ -69,7 +69,7 @@ def run_vectorized_ppo(
     buffer = RolloutBuffer.allocate(
         config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, device,
         obs_dtype=env.spec.obs_dtype, memory_size=state.policy.memory_size,
-        mask_width=env.action_space.mask_width if env.spec.has_action_mask else 0,
+        mask_width=env.spec.mask_width,
     )  # fmt: skip
     stop_agreed = False
     try:

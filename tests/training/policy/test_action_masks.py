@@ -138,3 +138,36 @@ def test_all_forbidden_row_stays_finite() -> None:
         torch.randn(4, OBS_DIM), torch.zeros(4), action_mask=mask
     )
     assert torch.isfinite(log_prob).all() and torch.isfinite(entropy).all()
+
+
+@pytest.mark.parametrize("recurrent", ["none", "gru"])
+def test_the_update_scores_each_action_under_the_mask_it_was_sampled_with(
+    recurrent: str,
+) -> None:
+    """Before any update the new policy is the old one, so every stored action's
+    log-prob, scored again through the update's batch, must equal the rollout's:
+    the ratio is 1. An update that forgot the stored masks would score the
+    actions under the unmasked distribution (ratio far from 1)."""
+    from esper.envs import make
+    from esper.training.episode_stats import EpisodeTracker
+    from esper.training.ppo import flatten_batch
+    from esper.training.rollout import RolloutBuffer, collect_rollout
+
+    torch.manual_seed(0)
+    env = make("probe-mask", 16, "cpu", seed=0)
+    policy = ActorCritic(1, env.action_space, (8,), recurrent=recurrent, rnn_hidden=8)
+    with torch.no_grad():
+        policy.actor[-1].bias.copy_(torch.tensor([3.0, 0.0, -3.0]))
+    buffer = RolloutBuffer.allocate(
+        8, 16, 1, (), "cpu", memory_size=policy.memory_size, mask_width=env.spec.mask_width
+    )
+    memory = policy.initial_memory(16)
+    obs = env.reset(seed=0)
+    collect_rollout(env, policy, buffer, obs, None, EpisodeTracker(16, torch.device("cpu"), 8),
+                    memory=memory)  # fmt: skip
+    assert buffer.action_masks is not None and not buffer.action_masks.all()
+    zeros = torch.zeros_like(buffer.rewards)
+    batch = flatten_batch(buffer, zeros, zeros)
+    with torch.no_grad():
+        log_prob, _, _ = batch.evaluate(policy)
+    torch.testing.assert_close(log_prob, batch.log_probs, atol=1e-5, rtol=1e-5)

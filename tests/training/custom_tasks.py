@@ -1,6 +1,8 @@
-"""Tasks that declare statistics and start facts, importable as ``stat_tasks:NAME``."""
+"""Custom tasks the training tests build by name (``custom_tasks:NAME``)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from esper.envs import TaskStatistic
 from esper.envs.probes import MaskProbe
@@ -17,3 +19,10 @@ class ShadowsATrainerMetric(MaskProbe):
     """Declares a statistic named like the trainer's own ``sps``."""
 
     statistics = (TaskStatistic("sps", "steps per second, by another name"),)
+
+
+class HiddenMaskProbe(MaskProbe):
+    """probe-mask without its mask: the forbidden action is neither shown nor
+    masked, so no policy can tell which action pays."""
+
+    spec = dataclasses.replace(MaskProbe.spec, name="probe-mask-hidden", has_action_mask=False)
