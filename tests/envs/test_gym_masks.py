@@ -15,6 +15,7 @@ import torch
 
 import esper
 from esper.envs.gym_adapter import GymVectorEnv, probe_spec
+from esper.workflows.evaluate import evaluate
 
 
 class ForbidsOne(gymnasium.Env):
@@ -85,3 +86,14 @@ def test_a_masked_gym_task_trains_without_a_forbidden_action(gym_id: str, tmp_pa
         n_minibatches=2,
     )  # fmt: skip
     assert outcome.status == "completed", outcome.reason
+    # Evaluation and load_policy act under the env's mask too (the env raises otherwise).
+    evaluation = evaluate(tmp_path, episodes=12, record=False)
+    assert evaluation.payload.episodes == 12
+    policy = esper.load_policy(tmp_path)
+    mask = torch.tensor([[False, True, True], [True, False, False]])
+    for _ in range(20):  # sampled as well as greedy: never a forbidden action
+        policy.deterministic = not policy.deterministic
+        assert policy(torch.zeros(2, 2), action_mask=mask).tolist()[1] == 0
+        assert policy(torch.zeros(2, 2), action_mask=mask)[0] != 0
+    with pytest.raises(ValueError, match=r"action_mask must be a bool tensor of shape \[2, 3\]"):
+        policy(torch.zeros(2, 2), action_mask=mask.int())
