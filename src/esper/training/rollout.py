@@ -148,14 +148,10 @@ def rollout_step(
     reward_scaler: RewardScaler | None = None,
     memory: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """One environment step of every copy, written into ``slot`` and
-    ``episode_row`` (this step's views of the buffer and of the episode slab),
-    with ``noise`` for the policy and ``fresh`` states for the copies that
-    finish (both drawn before the loop); returns the raw observation that follows.
-
-    A masked task's policy acts under ``env.action_mask``, the mask of
-    ``obs`` (the env updates it in place at every step, after auto-reset),
-    which is stored beside the action.
+    """One environment step of every copy (under a masked task's ``env.action_mask``),
+    written into ``slot`` and ``episode_row`` (this step's views of the buffer and
+    of the episode slab), with ``noise`` for the policy and ``fresh`` states for
+    the copies that finish (both drawn before the loop); returns the next raw obs.
 
     A recurrent policy acts from ``memory`` and writes the memory after the
     step back into it, zeroed for the copies whose episode ended (their next
@@ -171,10 +167,9 @@ def rollout_step(
         policy_obs = obs_normalizer.normalize(obs)
     else:
         policy_obs = obs
-    # A masked task's mask of ``obs``: its env keeps it in place (None: no mask).
-    action_mask = env.action_mask
+    action_mask = env.action_mask  # the mask of ``obs``, kept in place; None: no mask
     action, log_prob, value, memory_after = policy.act(policy_obs, noise, memory, action_mask)
-    if action_mask is not None:  # before the step, which overwrites it with the next one
+    if action_mask is not None:  # stored before the step overwrites it with the next
         slot.action_masks.copy_(action_mask)  # type: ignore[union-attr]
     if fresh is None:  # a gym: task (or an overridden step) resets its own copies
         stepped = env.step(policy.env_action(action))
