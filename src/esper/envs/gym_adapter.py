@@ -339,12 +339,11 @@ def probe_spec(gym_id: str) -> EnvSpec:
         space, masked = env.observation_space, masked_in_observation(env.observation_space)
         if masked:
             space = without_mask(space)
-        elif isinstance(
-            env.action_space, gymnasium.spaces.Discrete | gymnasium.spaces.MultiDiscrete
-        ):
+        spec = env_spec(gym_id, space, env.action_space)  # refuses unsupported spaces first
+        if not masked and spec.action_space.is_discrete:
             _, info = env.reset(seed=0)  # the other convention: the mask in the info
             masked = MASK_KEY in info
-        return env_spec(gym_id, space, env.action_space, has_action_mask=masked)
+        return dataclasses.replace(spec, has_action_mask=masked) if masked else spec
     finally:
         env.close()
 
