@@ -21,6 +21,8 @@ def test_every_builtin_task_keeps_the_contract(task: str) -> None:
     report = check_env(task, speed_sizes=(4,))
     assert report.ok, [(r.rule, r.detail) for r in report.results if r.status == FAIL]
     statuses = {r.rule: r.status for r in report.results}
+    if task in TASKS and not TASKS[task].spec.has_action_mask:
+        assert statuses.pop("action mask") == SKIP  # nothing to check without a mask
     assert all(s == PASS for s in statuses.values()) or task.startswith("gym:")
     assert report.steps_per_second[4] > 0
 
@@ -108,3 +110,22 @@ def test_the_report_shows_an_image_observation_by_its_shape() -> None:
 
     facts = _facts(make("minatar-breakout", 2))
     assert facts["obs"] == "[num_envs, 400] float32: 4×10×10 images, flattened"
+
+
+def test_a_mask_of_the_wrong_dtype_or_shape_is_named() -> None:
+    assert failures(broken_envs.MaskOfWrongDtype) == {
+        "action mask": "action_mask after reset() is torch.float32, want torch.bool: "
+        "build it with a comparison"
+    }
+    detail = failures(broken_envs.MaskOfWrongWidth)["action mask"]
+    assert detail.startswith("action_mask after reset() has shape (8, 2), want (8, 3)")
+
+
+def test_a_state_with_every_action_masked_is_named() -> None:
+    detail = failures(broken_envs.EverythingForbidden)["action mask"]
+    assert "allows no action in" in detail and "legal_actions has a bug" in detail
+
+
+def test_a_stale_mask_that_lets_a_forbidden_action_be_sampled_is_named() -> None:
+    detail = failures(broken_envs.StaleMask)["action mask"]
+    assert "is not legal_actions(state)" in detail and "\n" not in detail

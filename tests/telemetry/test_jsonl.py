@@ -87,7 +87,7 @@ def completed(batch: int, invocation: str) -> TelemetryEvent:
     values = dict.fromkeys(f.name for f in dataclasses.fields(BatchCompletedPayload))
     numbers = {k: 1.0 for k, v in values.items() if k != "env_steps"}
     numbers.update(env_steps=128 * batch, episodes_finished=1, learning_rate=0.0)
-    numbers.update(process_memory_mb=None, cuda_memory_mb=None)
+    numbers.update(process_memory_mb=None, cuda_memory_mb=None, task_statistics={})
     data = BatchCompletedPayload(**numbers)
     return TelemetryEvent(
         TelemetryEventType.BATCH_COMPLETED, "run", data, batch=batch, message=invocation

@@ -130,3 +130,32 @@ def test_probes_pay_what_they_promise() -> None:
         [1.0, 1.0],
         True,
     )
+
+
+def last_returns(run_dir: Path, batches: int = 3) -> float:
+    """Mean episode return of the run's last ``batches`` batches."""
+    import json
+
+    lines = (run_dir / "telemetry.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    means = [
+        e["data"]["episode_return_mean"] for e in events if e["event_type"] == "BATCH_COMPLETED"
+    ]
+    return sum(means[-batches:]) / batches
+
+
+def test_only_a_masked_policy_solves_the_mask_probe(tmp_path, monkeypatch) -> None:
+    """probe-mask pays +1 for the lowest allowed action. With the mask the policy
+    learns to prefer 0, then 1, then 2 and earns +1 every time; the same task
+    with its mask hidden pays 1/3 at best, whatever the policy learns."""
+    train_probe("probe-mask", tmp_path / "masked", BATCHES)
+    masked = last_returns(tmp_path / "masked")
+    assert masked > 0.9, (
+        f"probe-mask: mean return {masked:.2f}, want > 0.9. The mask does not reach "
+        "acting or the update: check env.action_mask in the rollout step and the "
+        "masks stored in the rollout buffer"
+    )
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    train_probe("custom_tasks:HiddenMaskProbe", tmp_path / "hidden", BATCHES)
+    hidden = last_returns(tmp_path / "hidden")
+    assert hidden < 0.5, f"without its mask the probe paid {hidden:.2f}: it is too easy"

@@ -10,6 +10,12 @@ The vector env runs in gymnasium's ``SAME_STEP`` autoreset mode: a finished
 copy is reset within the step that ended it and the observation it ended on
 comes back in ``info["final_obs"]`` (with the mask ``info["_final_obs"]``),
 which is exactly the batched-env contract.
+
+Action masks come from either conventional place: ``info["action_mask"]``
+(at reset and every step), or a ``Dict`` observation with an ``"action_mask"``
+key, which ``MaskToInfo`` moves into the info so the policy observes the
+rest. Either way the task is masked (``spec.has_action_mask``) and the mask is
+kept in ``action_mask`` like a ``BatchedEnv``'s.
 """
 
 from __future__ import annotations
@@ -84,9 +90,45 @@ def make_env(gym_id: str) -> gymnasium.Env:
         )
 
 
+MASK_KEY = "action_mask"  # gymnasium's conventional name, in the info or a Dict observation
+
+
+class MaskToInfo(gymnasium.Wrapper):
+    """A ``Dict`` observation's ``"action_mask"`` moved into the info: the
+    policy observes the other keys, the trainer reads the mask."""
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        super().__init__(env)
+        self.observation_space = without_mask(env.observation_space)
+
+    def _split(self, obs: dict, info: dict) -> tuple[dict, dict]:
+        rest = {key: value for key, value in obs.items() if key != MASK_KEY}
+        return rest, {**info, MASK_KEY: obs[MASK_KEY]}
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict]:
+        return self._split(*self.env.reset(**kwargs))
+
+    def step(self, action: Any) -> tuple[Any, ...]:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        rest, info = self._split(obs, info)
+        return rest, reward, terminated, truncated, info
+
+
+def masked_in_observation(space: gymnasium.Space) -> bool:
+    return isinstance(space, gymnasium.spaces.Dict) and MASK_KEY in space.spaces
+
+
+def without_mask(space: gymnasium.spaces.Dict) -> gymnasium.spaces.Dict:
+    """A ``Dict`` observation space less its action mask: what the policy observes."""
+    return gymnasium.spaces.Dict({k: v for k, v in space.spaces.items() if k != MASK_KEY})
+
+
 def make_flat(gym_id: str) -> gymnasium.Env:
-    """``gymnasium.make(gym_id)``, its observations flattened when not a ``Box``."""
+    """``gymnasium.make(gym_id)``, its observations flattened when not a ``Box``
+    (a ``Dict`` observation's action mask moved into the info first)."""
     env = make_env(gym_id)
+    if masked_in_observation(env.observation_space):
+        env = MaskToInfo(env)
     if not isinstance(env.observation_space, gymnasium.spaces.Box):
         observation_dim(gym_id, env.observation_space)  # refuse what cannot flatten
         env = FlattenObservation(env)
@@ -138,10 +180,12 @@ def env_spec(
     observation_space: gymnasium.Space,
     action_space: gymnasium.Space,
     name: str | None = None,
+    has_action_mask: bool = False,
 ) -> EnvSpec:
     """The ``EnvSpec`` of a gymnasium env from its single-copy spaces (the
-    observation space as gymnasium declares it, before flattening); the state
-    is not exposed, so ``state_dim`` is 0."""
+    observation space as gymnasium declares it, before flattening, with any
+    action mask moved out of it); the state is not exposed, so ``state_dim``
+    is 0."""
     return EnvSpec(
         name=name or GYM_PREFIX + gym_id,
         gym_id=gym_id,
@@ -149,6 +193,7 @@ def env_spec(
         state_dim=0,
         action_space=convert_action_space(gym_id, action_space),
         max_episode_steps=gymnasium.spec(gym_id).max_episode_steps,
+        has_action_mask=has_action_mask,
         **image_spec_fields(observation_space),
     )
 
@@ -191,6 +236,7 @@ class GymVectorEnv(SpecShapes):
                 self.envs.single_observation_space,
                 self.envs.single_action_space,
                 name=prefix + gym_id,
+                has_action_mask=probe_spec(gym_id).has_action_mask,
             )
         except UnsupportedSpaceError:
             self.envs.close()
@@ -203,6 +249,9 @@ class GymVectorEnv(SpecShapes):
         self._channels_last = image_layout(self.envs.single_observation_space) == "hwc"
         self._obs_np_dtype = np.uint8 if self.spec.obs_dtype == torch.uint8 else np.float32
         self._pending_seed: int | None = seed  # used by the first reset without a seed
+        if self.spec.has_action_mask:
+            width = self.spec.action_space.mask_width
+            self.action_mask = torch.ones(num_envs, width, dtype=torch.bool, device=self.device)
 
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset every copy (copy ``i`` seeded ``seed + i``); obs ``[num_envs, obs_dim]``.
@@ -211,7 +260,8 @@ class GymVectorEnv(SpecShapes):
         each copy's own random stream."""
         if seed is None:
             seed, self._pending_seed = self._pending_seed, None
-        obs, _ = self.envs.reset(seed=seed)
+        obs, info = self.envs.reset(seed=seed)
+        self._read_mask(info)
         return self._obs_to_device(obs)
 
     def step(self, actions: torch.Tensor) -> StepResult:
@@ -226,13 +276,26 @@ class GymVectorEnv(SpecShapes):
         final_obs = np.array(obs, dtype=self._obs_np_dtype)  # a copy: [num_envs, *single]
         for i in np.flatnonzero(info.get("_final_obs", ())):
             final_obs[i] = np.asarray(info["final_obs"][i]).reshape(final_obs.shape[1:])
+        out_info = {"final_obs": self._obs_to_device(final_obs)}
+        if self._read_mask(info):  # a reset copy's is its new episode's: SAME_STEP mode
+            out_info["action_mask"] = self.action_mask
         return (
             self._obs_to_device(obs),
             self._to_device(reward, flatten=False),
             torch.as_tensor(terminated, dtype=torch.bool).to(self.device),
             torch.as_tensor(truncated, dtype=torch.bool).to(self.device),
-            {"final_obs": self._obs_to_device(final_obs)},
+            out_info,
         )
+
+    def _read_mask(self, info: dict[str, Any]) -> bool:
+        """Copy the vector info's action masks into ``action_mask``; False when unmasked."""
+        if self.action_mask is None:
+            return False
+        if MASK_KEY not in info:
+            raise ValueError(f"{self.spec.name} stopped giving info[{MASK_KEY!r}]")
+        rows = np.asarray(info[MASK_KEY]).reshape(self.num_envs, -1).astype(bool)
+        self.action_mask.copy_(torch.as_tensor(rows))
+        return True
 
     def state_dict(self) -> dict[str, Any]:
         return {"gym_id": self.gym_id, "num_envs": self.num_envs}
@@ -273,7 +336,14 @@ def probe_spec(gym_id: str) -> EnvSpec:
     """
     env = make_env(gym_id)
     try:
-        return env_spec(gym_id, env.observation_space, env.action_space)
+        space, masked = env.observation_space, masked_in_observation(env.observation_space)
+        if masked:
+            space = without_mask(space)
+        spec = env_spec(gym_id, space, env.action_space)  # refuses unsupported spaces first
+        if not masked and spec.action_space.is_discrete:
+            _, info = env.reset(seed=0)  # the other convention: the mask in the info
+            masked = MASK_KEY in info
+        return dataclasses.replace(spec, has_action_mask=masked) if masked else spec
     finally:
         env.close()
 

@@ -24,8 +24,9 @@ from esper.envs.render import RENDERERS
 from esper.runtime.errors import ConfigError
 from esper.runtime.extras import import_extra
 
-# (obs [1, obs_dim], starts [1] bool: an episode begins here) -> the env's actions
-Act = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (obs [1, obs_dim], starts [1] bool: an episode begins here, action_mask [1,
+# mask_width] bool or None) -> the env's actions
+Act = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 GYM_FPS = 30  # when a gymnasium env does not say its render_fps
 NO_TIME_LIMIT_STEPS = 100_000  # a video of a task without a time limit stops here
 
@@ -89,7 +90,7 @@ def _batched_frames(
     starts = torch.ones(1, dtype=torch.bool, device=obs.device)
     for _ in range(limit):
         states.append(env.state[0].clone())  # the state this action is chosen in
-        obs, _, terminated, truncated, _ = env.step(act(obs, starts))
+        obs, _, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
         starts = terminated | truncated
         ends.append(starts)
     # host-sync: once per video, the states and episode ends together
@@ -137,7 +138,7 @@ def _gym_frames(
                 frames.append(np.asarray(env.render(), dtype=np.uint8))
                 flat = flatten(env.observation_space, obs)
                 action = act(
-                    torch.as_tensor(flat, dtype=torch.float32, device=device)[None], starts
+                    torch.as_tensor(flat, dtype=torch.float32, device=device)[None], starts, None
                 )
                 starts = torch.zeros_like(starts)
                 host = action[0].cpu().numpy()

@@ -41,10 +41,18 @@ class RunCurves:
         return [b.env_steps for b in self.batches.values()]
 
     def series(self, name: str) -> tuple[list[int], list[float]]:
-        """``(env_steps, values)`` of a BATCH_COMPLETED field, skipping missing values."""
-        points = [(b.env_steps, getattr(b, name)) for b in self.batches.values()]
+        """``(env_steps, values)`` of a BATCH_COMPLETED field, skipping missing values;
+        ``task_statistics.NAME`` is one of the task's statistics."""
+        points = [(b.env_steps, _field(b, name)) for b in self.batches.values()]
         kept = [(x, y) for x, y in points if y is not None and math.isfinite(y)]
         return [x for x, _ in kept], [y for _, y in kept]
+
+    def task_statistic_names(self) -> list[str]:
+        """The task statistics this run reported, first seen first."""
+        names: dict[str, None] = {}
+        for b in self.batches.values():
+            names.update(dict.fromkeys(b.task_statistics))
+        return list(names)
 
     def evaluation_points(self) -> list[tuple[int, EvaluationCompletedPayload]]:
         """Evaluations placed at their batch's env steps (when that batch is known, or
@@ -110,3 +118,12 @@ def _runs_below(path: Path) -> list[Path]:
 def run_name(run_dir: Path) -> str:
     """A run's default label: its directory's name."""
     return run_dir.name or run_dir.resolve().name
+
+
+TASK_STATISTIC = "task_statistics."  # the prefix of a task statistic's series name
+
+
+def _field(batch: BatchCompletedPayload, name: str) -> float | None:
+    if name.startswith(TASK_STATISTIC):
+        return batch.task_statistics.get(name.removeprefix(TASK_STATISTIC))
+    return getattr(batch, name)

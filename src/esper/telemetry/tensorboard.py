@@ -25,7 +25,7 @@ from esper.telemetry.events import (
     TelemetryEventType,
     TrainingStartedPayload,
 )
-from esper.telemetry.metrics import EVAL_TENSORBOARD_TAGS, TENSORBOARD_TAGS
+from esper.telemetry.metrics import EVAL_TENSORBOARD_TAGS, TENSORBOARD_TAGS, task_scalars
 
 
 def summary_writer_class() -> type:
@@ -70,6 +70,8 @@ class TensorBoardSink:
                 value = getattr(data, name)
                 if value is not None:  # episode scalars: only when an episode finished
                     writer.add_scalar(tag, value, data.env_steps)
+            for tag, value in task_scalars(data).items():
+                writer.add_scalar(tag, value, data.env_steps)
         elif (
             event.event_type is TelemetryEventType.EVALUATION_COMPLETED
             and data.env_steps is not None  # during training: at the evaluated batch's steps

@@ -28,7 +28,7 @@ from esper.telemetry.events import (
     TelemetryEventType,
     TrainingStartedPayload,
 )
-from esper.telemetry.metrics import EVAL_TENSORBOARD_TAGS, TENSORBOARD_TAGS
+from esper.telemetry.metrics import EVAL_TENSORBOARD_TAGS, TENSORBOARD_TAGS, task_scalars
 
 RUN_ID_FILE = "wandb-run-id"
 STEP = "global_step"  # CleanRL's x-axis: env steps
@@ -79,7 +79,7 @@ class WandbSink:
                 for tag, name in TENSORBOARD_TAGS.items()
                 if getattr(data, name) is not None  # episode scalars: only when one finished
             }
-            self._run.log({STEP: data.env_steps, **metrics})
+            self._run.log({STEP: data.env_steps, **metrics, **task_scalars(data)})
         elif (
             event.event_type is TelemetryEventType.EVALUATION_COMPLETED
             and self._run is not None

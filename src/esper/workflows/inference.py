@@ -32,7 +32,11 @@ from esper.training.checkpoint import (
     load_for_resume,
 )
 from esper.training.policy.actor_critic import ActorCritic, policy_for
-from esper.training.policy.deterministic import DeterministicPolicy, StochasticPolicy
+from esper.training.policy.deterministic import (
+    DeterministicPolicy,
+    MaskedDeterministicPolicy,
+    StochasticPolicy,
+)
 from esper.training.policy.normalizer import RunningMeanStd
 
 POLICY_FORMAT = "esper-policy-1"  # TrainedPolicy.save's file: a checkpoint's acting part
@@ -47,6 +51,10 @@ class TrainedPolicy:
     are on ``device``, clipped to the action bounds as the environment received
     them in training. A task with critic-only entries also takes observations
     without them (``spec.actor_obs_dim`` wide): the actor never reads them.
+
+    A task with an action mask takes ``action_mask`` (``[B, mask_width]`` bool,
+    or ``[mask_width]`` with a single observation): the policy then picks only
+    allowed actions. Without it, every action is allowed.
 
     A recurrent policy remembers: each call acts from the memory the last call
     left, for the same number of copies. Pass ``episode_start`` (``[B]`` bool,
@@ -70,6 +78,7 @@ class TrainedPolicy:
     deterministic: bool = True  # argmax / Gaussian mean; False samples like training
     obs_dtype: torch.dtype = torch.float32  # the task's: uint8 images stay uint8
     memory: torch.Tensor | None = None  # a recurrent policy's, after the last call
+    masked: bool = False  # the task has an action mask: exports take it as an input
     best: bool = False  # loaded from checkpoints/best.pt (the best evaluation's)
     task_source: str | None = None  # where a register()ed task is imported from
 
@@ -86,7 +95,10 @@ class TrainedPolicy:
 
     @torch.no_grad()
     def __call__(
-        self, obs: torch.Tensor | np.ndarray, episode_start: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor | np.ndarray,
+        episode_start: torch.Tensor | None = None,
+        action_mask: torch.Tensor | np.ndarray | None = None,
     ) -> torch.Tensor:
         obs = torch.as_tensor(obs, dtype=self.obs_dtype, device=self.device)
         shape = self.model.obs_shape
@@ -100,10 +112,11 @@ class TrainedPolicy:
         if episode_start is not None:
             starts = torch.as_tensor(episode_start, dtype=torch.bool, device=self.device)
         memory = self.model.memory_for(self._memory_of(obs.shape[0], starts), obs.shape[0], starts)
+        mask = None if action_mask is None else self._mask(action_mask, obs.shape[0])
         if self.deterministic:
-            action, self.memory = self.model.act_deterministic(obs, memory)
+            action, self.memory = self.model.act_deterministic(obs, memory, action_mask=mask)
         else:
-            action, self.memory = self.model.sample(obs, memory=memory)
+            action, self.memory = self.model.sample(obs, memory=memory, action_mask=mask)
         action = self.model.env_action(action)
         return action[0] if single else action
 
@@ -126,6 +139,21 @@ class TrainedPolicy:
             )
         return None
 
+    def _mask(self, action_mask: torch.Tensor | np.ndarray, rows: int) -> torch.Tensor:
+        """``action_mask`` as ``[rows, mask_width]`` bool; a wrong one is refused in a line."""
+        mask = torch.as_tensor(action_mask, device=self.device)
+        width = self.action_space.mask_width
+        if mask.dim() == 1:
+            mask = mask.unsqueeze(0)
+        if not width:
+            raise ValueError(f"task {self.task}'s {self.action_space.describe()} takes no mask")
+        if mask.dtype != torch.bool or tuple(mask.shape) != (rows, width):
+            raise ValueError(
+                f"action_mask must be a bool tensor of shape [{rows}, {width}] "
+                f"(got {str(mask.dtype).removeprefix('torch.')} {list(mask.shape)})"
+            )
+        return mask
+
     def _normalized(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs`` through the frozen normaliser; observations without their critic-only
         entries (``actor_dim`` wide) through its leading part."""
@@ -147,10 +175,18 @@ class TrainedPolicy:
     def deterministic_module(self) -> DeterministicPolicy:
         """This policy's deterministic action as one plain module, the normaliser
         folded in, on the CPU: what ``esper export`` writes."""
-        return DeterministicPolicy(self.model, self.obs_normalizer, self.obs_dtype).cpu()
+        kind = MaskedDeterministicPolicy if self.masked else DeterministicPolicy
+        return kind(self.model, self.obs_normalizer, self.obs_dtype).cpu()
 
     def stochastic_module(self) -> StochasticPolicy:
-        """Its sampling twin, the noise an input: what ``esper export --stochastic`` writes."""
+        """Its sampling twin, the noise an input: what ``esper export --stochastic`` writes.
+        A masked task's sampling file would need the mask as an input too: refused."""
+        if self.masked:
+            raise ConfigError(
+                "stochastic",
+                f"task {self.task} masks its actions, which a stochastic file cannot take "
+                "yet; export the deterministic policy (it takes the mask)",
+            )
         return StochasticPolicy(self.model, self.obs_normalizer, self.obs_dtype).cpu()
 
     def save(self, path: Path | str, *, overwrite: bool = False) -> Path:
@@ -355,6 +391,7 @@ def _rebuild(
         config=dict(config),
         deterministic=deterministic,
         obs_dtype=spec.obs_dtype,
+        masked=spec.has_action_mask,
         best=best,
         task_source=saved.get("task_source"),
     )

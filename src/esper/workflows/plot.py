@@ -22,7 +22,13 @@ from typing import Any
 
 from esper.envs.gym_ids import gym_id_of
 from esper.envs.registry import TASKS
-from esper.runs.curves import RunCurves, expand_run_dirs, read_curves, run_name
+from esper.runs.curves import (
+    TASK_STATISTIC,
+    RunCurves,
+    expand_run_dirs,
+    read_curves,
+    run_name,
+)
 from esper.runs.seed_groups import STATISTICS, RunGroup, group_runs
 from esper.runtime.errors import ConfigError
 from esper.runtime.extras import import_extra
@@ -132,15 +138,20 @@ def plot_runs(
         raise ConfigError(
             "--output", f"cannot write '{output.suffix}' files; use one of .{', .'.join(formats)}"
         )
-    grid = fig.add_gridspec(2, len(SMALL_PANELS), height_ratios=(2.3, 1.0))
+    panels = [*SMALL_PANELS, *task_panels(runs)]
+    columns = len(SMALL_PANELS)
+    rows = math.ceil(len(panels) / columns)
+    if rows > 1:  # a task's statistics: the figure grows a row per four
+        fig.set_figheight(figsize[1] * (2.3 + rows) / 3.3)
+    grid = fig.add_gridspec(1 + rows, columns, height_ratios=(2.3, *[1.0] * rows))
     main = fig.add_subplot(grid[0, :])
-    small = [fig.add_subplot(grid[1, i]) for i in range(len(SMALL_PANELS))]
+    small = [fig.add_subplot(grid[1 + i // columns, i % columns]) for i in range(len(panels))]
     palette = colormaps["tab10"]
 
     for index, group in enumerate(groups):
         color = palette(index % palette.N)
         _draw_returns(main, group, color, smooth=smooth, stat=stat, normalize=normalize)
-        for ax, (name, _, _) in zip(small, SMALL_PANELS, strict=True):
+        for ax, (name, _, _) in zip(small, panels, strict=True):
             steps, centre, _, _ = group.band(name, smooth=smooth, stat=stat)
             ax.plot(steps, centre, color=color, linewidth=1.2)
 
@@ -151,7 +162,7 @@ def plot_runs(
         ylabel = "return, normalised (0 worst, 1 best possible)"
     main.set_ylabel(ylabel)
     _legend(main, groups, stat)
-    for ax, (name, title_, ylabel_) in zip(small, SMALL_PANELS, strict=True):
+    for ax, (name, title_, ylabel_) in zip(small, panels, strict=True):
         ax.set_title(title_, loc="left", fontsize="medium", fontweight="bold")
         ax.set_ylabel(ylabel_, fontsize="small")
         ax.tick_params(labelsize="small")
@@ -178,6 +189,15 @@ def plot_runs(
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=dpi)
     return output
+
+
+def task_panels(runs: Sequence[RunCurves]) -> list[tuple[str, str, str]]:
+    """A small panel per task statistic the runs reported (TELE-120), in the
+    order first seen: (series name, title, y-axis label)."""
+    names: dict[str, None] = {}
+    for run in runs:
+        names.update(dict.fromkeys(run.task_statistic_names()))
+    return [(TASK_STATISTIC + name, name, "task statistic") for name in names]
 
 
 def _legend(ax: Any, groups: Sequence[RunGroup], stat: str) -> None:

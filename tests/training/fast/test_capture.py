@@ -61,8 +61,9 @@ class Rollout:
         self.env = make(task, n_envs, "cpu", seed=seed)
         self.policy = ActorCritic(self.env.obs_dim, self.env.action_space, (64, 64))
         self.buffer = RolloutBuffer.allocate(
-            horizon, n_envs, self.env.obs_dim, self.env.action_space.shape, "cpu"
-        )
+            horizon, n_envs, self.env.obs_dim, self.env.action_space.shape, "cpu",
+            mask_width=self.env.spec.mask_width,
+        )  # fmt: skip
         self.episodes = EpisodeTracker(n_envs, torch.device("cpu"), horizon)
         self.normalizer = RunningMeanStd((self.env.obs_dim,))
         self.scaler = RewardScaler(n_envs, 0.99)
@@ -134,20 +135,26 @@ def test_a_host_read_in_the_rollout_step_breaks_the_whole_graph(monkeypatch) -> 
         compile_step(rollout_step, backend="eager")(*rollout.step_args())
 
 
-@pytest.mark.parametrize("task", ["pendulum", "cartpole"])
+@pytest.mark.parametrize("task", ["pendulum", "cartpole", "probe-mask"])
 def test_the_compiled_rollout_equals_the_plain_one(task: str) -> None:
     """Across auto-resets: pendulum's episodes are cut by the time limit at step
-    4 of 8 (set so), cartpole's end by termination inside 24 steps."""
-    horizon = 8 if task == "pendulum" else 24
+    4 of 8 (set so), cartpole's end by termination inside 24 steps, and the mask
+    probe's episodes end every few steps with a fresh mask."""
+    horizon = 24 if task == "cartpole" else 8
     plain, compiled = Rollout(task, horizon=horizon), Rollout(task, horizon=horizon)
     for rollout in (plain, compiled):
-        rollout.env.elapsed_steps.fill_(rollout.env.spec.max_episode_steps - 4)
+        if task == "pendulum":
+            rollout.env.elapsed_steps.fill_(rollout.env.spec.max_episode_steps - 4)
     plain.obs, compiled.obs = plain.collect(), compiled.collect(compiled_rollout_step())
     ended = plain.buffer.truncated if task == "pendulum" else plain.buffer.terminated
     assert ended.any(), "no episode ended: auto-reset was not compared"
     torch.testing.assert_close(compiled.obs, plain.obs)
     for name in RolloutBuffer.__dataclass_fields__:
         torch.testing.assert_close(getattr(compiled.buffer, name), getattr(plain.buffer, name))
+    if task == "probe-mask":  # the masks were stored, and every action they forbid avoided
+        masks, actions = compiled.buffer.action_masks, compiled.buffer.actions
+        assert masks is not None and not masks.all()
+        assert masks.gather(2, actions.unsqueeze(2)).all()
     torch.testing.assert_close(compiled.normalizer.mean, plain.normalizer.mean)
 
 
@@ -212,6 +219,8 @@ def _carried(state) -> dict[str, torch.Tensor]:
         "adam.step_count": state.optimizer.step_count,
         "adam.lr": state.optimizer.lr,
     }
+    if state.env.action_mask is not None:
+        tensors["env.action_mask"] = state.env.action_mask
     for name, module in (("obs", state.obs_normalizer), ("reward", state.reward_scaler)):
         for key, tensor in module.state_dict().items():
             tensors[f"{name}.{key}"] = tensor
@@ -219,11 +228,13 @@ def _carried(state) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def test_a_batch_keeps_what_it_carries_in_place(tmp_path: Path) -> None:
+@pytest.mark.parametrize("task", ["pendulum", "probe-mask"])
+def test_a_batch_keeps_what_it_carries_in_place(tmp_path: Path, task: str) -> None:
     """A CUDA graph replays fixed addresses: everything a batch carries to the
-    next must be updated in place, never rebound to a new tensor."""
+    next must be updated in place, never rebound to a new tensor (a masked
+    task's mask too)."""
     config = PPOConfig(
-        task="pendulum", n_envs=8, horizon=16, n_minibatches=2, update_epochs=2,
+        task=task, n_envs=8, horizon=16, n_minibatches=2, update_epochs=2,
         normalize_obs=True, normalize_reward=True, compile=True, device="cpu",
         run_dir=str(tmp_path),
     )  # fmt: skip
@@ -231,7 +242,10 @@ def test_a_batch_keeps_what_it_carries_in_place(tmp_path: Path) -> None:
     state.collect, state.advantages, state.update = batch_steps(
         PPOConfig(cuda_graphs="off"), torch.device("cpu"), state.env, Collectives()
     )  # the plain steps over DeviceAdam: what the CUDA graphs capture
-    buffer = RolloutBuffer.allocate(16, 8, state.env.obs_dim, state.env.action_space.shape, "cpu")
+    buffer = RolloutBuffer.allocate(
+        16, 8, state.env.obs_dim, state.env.action_space.shape, "cpu",
+        mask_width=state.env.spec.mask_width,
+    )  # fmt: skip
     train_batch(config, state, buffer, StopRequest())
     before = {name: t.data_ptr() for name, t in _carried(state).items()}
     values = {name: t.clone() for name, t in _carried(state).items()}

@@ -13,7 +13,9 @@ same network and normaliser, acting as training samples, the noise an input.
 A policy kind declares its interface here, not in the exporter: ``input_names``
 and ``output_names`` (a recurrent policy adds its memory to both),
 ``batch_dims`` (the batch axis of each input) and ``example_inputs``. Critic-only
-observation entries are not inputs: a deployed actor never has them.
+observation entries are not inputs: a deployed actor never has them. A task
+with an action mask exports ``MaskedDeterministicPolicy``, whose second input
+is the mask.
 """
 
 from __future__ import annotations
@@ -66,8 +68,14 @@ class DeterministicPolicy(nn.Module):
     def forward(
         self, obs: torch.Tensor, memory: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        obs = self._normalized(obs)
-        action, memory = self.model.act_deterministic(obs, memory, actor_obs_only=True)
+        return self._act(obs, memory, None)
+
+    def _act(
+        self, obs: torch.Tensor, memory: torch.Tensor | None, action_mask: torch.Tensor | None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        action, memory = self.model.act_deterministic(
+            self._normalized(obs), memory, actor_obs_only=True, action_mask=action_mask
+        )
         action = self.model.env_action(action)
         if self.recurrent:
             assert memory is not None
@@ -125,3 +133,29 @@ class StochasticPolicy(DeterministicPolicy):
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
         obs, *memory = super().example_inputs(batch)
         return (obs, torch.zeros(batch, self.noise_width), *memory)
+
+
+class MaskedDeterministicPolicy(DeterministicPolicy):
+    """``forward(obs, action_mask) -> action``; a recurrent policy's
+    ``forward(obs, action_mask, memory) -> (action, memory)``. ``action_mask`` is
+    ``[B, mask_width]`` bool: the most likely allowed action is taken."""
+
+    def __init__(
+        self,
+        model: ActorCritic,
+        obs_normalizer: RunningMeanStd | None,
+        obs_dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__(model, obs_normalizer, obs_dtype)
+        self.mask_width = model.action_space.mask_width
+        self.input_names = ("obs", "action_mask", *self.input_names[1:])
+        self.batch_dims = (0,) * len(self.input_names)
+
+    def forward(  # type: ignore[override]
+        self, obs: torch.Tensor, action_mask: torch.Tensor, memory: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return self._act(obs, memory, action_mask)
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
+        obs, *memory = super().example_inputs(batch)
+        return obs, torch.ones(batch, self.mask_width, dtype=torch.bool), *memory
