@@ -47,6 +47,7 @@ from esper.envs.growth.observation import (
     score,
 )
 from esper.envs.growth.problem import draw_episodes, episode_layout
+from esper.envs.growth.scripted import SCRIPTED
 from esper.envs.growth.settings import GrowthSettings
 from esper.envs.spaces import DiscreteSpace
 
@@ -88,6 +89,8 @@ class GrowMLP(BatchedEnv):
 
     spec: ClassVar[EnvSpec] = growth_spec(DEFAULT_SETTINGS)
     default_config: ClassVar[dict[str, Any]] = {}  # configs/grow-mlp.toml holds them
+    scripted: ClassVar[dict[str, Any]] = SCRIPTED
+    STATISTICS: ClassVar[tuple[tuple[str, str], ...]] = STATISTICS
 
     def __init__(
         self,
@@ -114,7 +117,8 @@ class GrowMLP(BatchedEnv):
             return torch.zeros(*shape, device=dev, dtype=dtype)
 
         width = hosts.host_layout(s).width
-        self.weights, self.moments, self.counts = zeros(n, width), zeros(2, n, width), zeros(n, width)
+        self.weights, self.moments = zeros(n, width), zeros(2, n, width)
+        self.steps = zeros(n, 1 + k)  # Adam steps of the host and of each slot's seed
         self.seed_fresh = zeros(n, k, hosts.seed_layout(s).width)  # a germination's weights
         self.train_x, self.val_x = zeros(n, s.train_size, s.in_dim), zeros(n, s.val_size, s.in_dim)
         self.train_y = zeros(n, s.train_size, dtype=torch.int64)
@@ -205,7 +209,8 @@ class GrowMLP(BatchedEnv):
         self.contribution.masked_fill_(germinate | prune, 0.0)
         renewed = (germinate | prune).unsqueeze(2)
         fresh = torch.where(germinate.unsqueeze(2), self.seed_fresh, 0.0)
-        for buffer in (self.weights, self.moments[0], self.moments[1], self.counts):
+        self.steps[:, 1:].masked_fill_(germinate | prune, 0.0)
+        for buffer in (self.weights, self.moments[0], self.moments[1]):
             seeds = hosts.host_layout(self.settings).view(buffer, "seeds")
             source = fresh if buffer is self.weights else torch.zeros_like(fresh)
             seeds.copy_(torch.where(renewed, source, seeds))
@@ -229,7 +234,7 @@ class GrowMLP(BatchedEnv):
             grad, loss, accuracy = hosts.gradients(
                 self.weights, self.train_x[:, rows], self.train_y[:, rows], gates, s
             )
-            hosts.adam_step(self.weights, grad, self.moments, self.counts, s.host_lr)
+            hosts.adam_step(self.weights, grad, self.moments, self.steps, s.host_lr, s)
             losses.append(loss)
             accuracies.append(accuracy)
         return torch.stack(losses).mean(0), torch.stack(accuracies).mean(0)
@@ -279,7 +284,7 @@ class GrowMLP(BatchedEnv):
 
         def take(target: torch.Tensor, value: torch.Tensor) -> None:
             where = done.view(n, *([1] * (target.dim() - 1)))
-            target.copy_(torch.where(where, value.to(target.dtype), target))
+            torch.where(where, value.to(target.dtype), target, out=target)
 
         fresh_weights = torch.zeros_like(self.weights)
         host = hosts.host_layout(s)
@@ -288,7 +293,7 @@ class GrowMLP(BatchedEnv):
         take(self.weights, fresh_weights)
         for moment in self.moments:
             take(moment, torch.zeros_like(moment))
-        take(self.counts, torch.zeros_like(self.counts))
+        take(self.steps, torch.zeros_like(self.steps))
         seed_fresh = torch.zeros_like(self.seed_fresh)
         hosts.seed_layout(s).view(seed_fresh, "a_w").copy_(layout.view(episode, "seed_in"))
         take(self.seed_fresh, seed_fresh)
@@ -361,7 +366,7 @@ class GrowMLP(BatchedEnv):
 
 
 _STATE = (
-    "weights", "moments", "counts", "seed_fresh", "train_x", "train_y", "val_x", "val_y",
+    "weights", "moments", "steps", "seed_fresh", "train_x", "train_y", "val_x", "val_y",
     "stage", "blueprint", "alpha", "age", "embargo", "contribution", "history", "score",
     "params", "spare", "action_mask", "elapsed_steps", "totals",
 )  # fmt: skip

@@ -84,8 +84,9 @@ def weights(flat: torch.Tensor, s: GrowthSettings) -> Weights:
 
 
 def _hidden(u: torch.Tensor, linear: torch.Tensor, units: torch.Tensor) -> torch.Tensor:
-    """The seed's hidden layer: ReLU, or the identity for an adapter; unused units 0."""
-    return torch.where(linear > 0, u, u.clamp(min=0)) * units
+    """The seed's hidden layer: ReLU, or the identity for an adapter (``linear`` 1:
+    ``max(u, u)``); unused units 0."""
+    return torch.maximum(u, u * linear) * units
 
 
 def forward(
@@ -141,7 +142,7 @@ def gradients(
         h = _hidden(pre[k], linear, units)
         gs = gz * gates.learn[:, k, None, None]
         d_b_w = h.transpose(1, 2) @ gs
-        slope = torch.where(linear > 0, units, (pre[k] > 0).to(g.dtype) * units)
+        slope = torch.maximum((pre[k] > 0).to(g.dtype), linear) * units
         gu = (gs @ p.b_w[:, k].transpose(1, 2)) * slope
         d_a_w = streams[k].transpose(1, 2) @ gu
         through = (gates.alpha[:, k] > 0).to(g.dtype)[:, None, None]
@@ -164,17 +165,29 @@ def adam_step(
     flat: torch.Tensor,
     grad: torch.Tensor,
     moments: torch.Tensor,
-    counts: torch.Tensor,
+    steps: torch.Tensor,
     lr: float,
+    s: GrowthSettings,
 ) -> None:
-    """torch.optim.Adam's update of every weight in place; ``moments [2, n, P]``,
-    ``counts [n, P]`` (steps since the weight was (re)initialised)."""
+    """torch.optim.Adam's update of every weight in place. ``moments [2, n, P]``;
+    ``steps [n, 1 + K]``: Adam steps since the host (column 0) and each slot's
+    seed were (re)initialised, so a fresh seed's bias correction starts over."""
     beta1, beta2 = ADAM_BETAS
     first, second = moments.unbind(0)
     first.mul_(beta1).add_(grad, alpha=1 - beta1)
     second.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    counts.add_(1)
-    correction1 = 1 - torch.pow(beta1, counts)
-    root2 = (1 - torch.pow(beta2, counts)).sqrt()
-    denominator = (second.sqrt() / root2).add_(ADAM_EPS)
-    flat.addcdiv_(first / correction1, denominator, value=-lr)
+    steps.add_(1)
+    # Per host and slot (small), then spread over their weights: no pow over [n, P].
+    step_size = lr / (1 - torch.pow(beta1, steps))
+    root2 = (1 - torch.pow(beta2, steps)).sqrt()
+    denominator = (second / spread(root2.square(), s)).sqrt_().add_(ADAM_EPS)
+    flat.addcdiv_(first * spread(step_size, s), denominator, value=-1.0)
+
+
+def spread(per_part: torch.Tensor, s: GrowthSettings) -> torch.Tensor:
+    """``[n, 1 + K]`` values (the host's, then each slot's) as ``[n, P]``, each
+    repeated over its part's weights."""
+    n, seed_width = per_part.shape[0], seed_layout(s).width
+    host_width = host_layout(s).width - s.slots * seed_width
+    seeds = per_part[:, 1:, None].expand(n, s.slots, seed_width).reshape(n, -1)
+    return torch.cat((per_part[:, :1].expand(n, host_width), seeds), dim=1)
