@@ -24,8 +24,8 @@ def test_scripted_policies_play_whole_episodes_and_only_legal_moves(policy: str)
         assert mask.gather(1, actions.unsqueeze(1)).all(), policy
         obs, reward, terminated, truncated, info = env.step(actions)
         total += reward
-        act.reset(truncated)
-    assert truncated.all() and not terminated.any()
+        act.reset(terminated)
+    assert terminated.all() and not truncated.any()
     last = info["final_obs"]
     final = score(last[:, fields.val_accuracy], last[:, fields.params] * SMALL.param_budget, SMALL)
     # The return is the last score minus the first: nothing to earn along the way.

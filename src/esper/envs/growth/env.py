@@ -180,12 +180,13 @@ class GrowMLP(BatchedEnv):
         row = learning_row(train_loss, train_accuracy, val_loss, val_accuracy, s)
         self.history.copy_(torch.cat((row.unsqueeze(1), self.history[:, :-1]), dim=1))
         self.elapsed_steps += 1
-        truncated = self.elapsed_steps >= s.max_epochs
-        terminated = torch.zeros_like(truncated)
+        # The host's training is over: a true end (no value to bootstrap), not a time limit.
+        terminated = self.elapsed_steps >= s.max_epochs
+        truncated = torch.zeros_like(terminated)
         self._update_mask()
         final_obs = self._observe()
-        self._count(truncated, val_accuracy)
-        self._start(truncated, self._spare(fresh))
+        self._count(terminated, val_accuracy)
+        self._start(terminated, self._spare(fresh))
         return self._observe(), reward, terminated, truncated, {
             "final_obs": final_obs,
             "action_mask": self.action_mask.clone(),
