@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from esper.envs.cartpole import CartPole
+from esper.envs.probes import MaskProbe
 
 
 class WrongObsShape(CartPole):
@@ -68,3 +69,43 @@ class FinalObsAfterReset(CartPole):
     def step(self, actions, fresh=None):
         obs, reward, terminated, truncated, _ = super().step(actions, fresh)
         return obs, reward, terminated, truncated, {"final_obs": obs.clone()}
+
+
+class MaskOfWrongDtype(MaskProbe):
+    """Keeps its action mask as 0/1 floats, not bools."""
+
+    def __init__(self, num_envs: int, *args, **kwargs) -> None:
+        super().__init__(num_envs, *args, **kwargs)
+        self.action_mask = self.action_mask.float()
+
+    def legal_actions(self, state):
+        return super().legal_actions(state).float()
+
+
+class EverythingForbidden(MaskProbe):
+    """Forbids every action once a copy's hidden draw is 2: a state with no move."""
+
+    def legal_actions(self, state):
+        return super().legal_actions(state) & (state[:, 2:] != 2)
+
+
+class StaleMask(MaskProbe):
+    """Keeps the mask of the state before the auto-reset: the new episode's
+    forbidden action can be sampled."""
+
+    def step(self, actions, fresh=None):
+        before = self.legal_actions(self.state)
+        obs, reward, terminated, truncated, info = super().step(actions, fresh)
+        info["action_mask"] = self.action_mask.copy_(before)
+        return obs, reward, terminated, truncated, info
+
+
+class MaskOfWrongWidth(MaskProbe):
+    """Keeps a mask of two flags for its three actions."""
+
+    def __init__(self, num_envs: int, *args, **kwargs) -> None:
+        super().__init__(num_envs, *args, **kwargs)
+        self.action_mask = self.action_mask[:, :2].clone()
+
+    def legal_actions(self, state):
+        return super().legal_actions(state)[:, :2]

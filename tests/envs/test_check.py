@@ -100,3 +100,22 @@ def test_final_obs_holding_the_observation_after_the_reset_is_named() -> None:
     failed = failures(broken_envs.FinalObsAfterReset)
     detail = failed['auto-reset and info["final_obs"]']
     assert "equalled the observation after the reset" in detail
+
+
+def test_a_mask_of_the_wrong_dtype_or_shape_is_named() -> None:
+    assert failures(broken_envs.MaskOfWrongDtype) == {
+        "action mask": "action_mask after reset() is torch.float32, want torch.bool: "
+        "build it with a comparison"
+    }
+    detail = failures(broken_envs.MaskOfWrongWidth)["action mask"]
+    assert detail.startswith("action_mask after reset() has shape (8, 2), want (8, 3)")
+
+
+def test_a_state_with_every_action_masked_is_named() -> None:
+    detail = failures(broken_envs.EverythingForbidden)["action mask"]
+    assert "allows no action in" in detail and "legal_actions has a bug" in detail
+
+
+def test_a_stale_mask_that_lets_a_forbidden_action_be_sampled_is_named() -> None:
+    detail = failures(broken_envs.StaleMask)["action mask"]
+    assert "is not legal_actions(state)" in detail and "\n" not in detail

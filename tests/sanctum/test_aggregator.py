@@ -311,3 +311,20 @@ def test_thread_safety_smoke(events):
         reader.join()
     assert not torn
     assert aggregator.snapshot().current_batch == 2000
+
+
+def test_task_facts_and_statistics_reach_the_snapshot_with_their_history(events):
+    """A resume from batch 2 drops batch 3's statistic from the sparkline."""
+    first = [
+        events.started(max_batches=10, task_facts={"param_budget": 4000}),
+        *[events.batch(b, task_statistics={"paid_fraction": b / 10}) for b in (1, 2, 3)],
+        events.batch(4, task_statistics={"paid_fraction": None}),
+    ]
+    s = fed(first).snapshot()
+    assert s.task_stats.facts == {"param_budget": 4000}
+    assert s.task_stats.statistics == {"paid_fraction": None} and s.task_stats.batch == 4
+    assert s.task_stats.history["paid_fraction"] == (0.1, 0.2, 0.3)  # None is no point
+    resumed = fed(first, events.started(max_batches=10, start_batch=2, task_facts={"a": 1}))
+    s = resumed.snapshot()
+    assert s.task_stats.facts == {"a": 1}
+    assert s.task_stats.history["paid_fraction"] == (0.1, 0.2) and s.task_stats.batch == 2

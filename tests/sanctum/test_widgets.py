@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -9,13 +10,14 @@ from rich.text import Text
 
 from esper.sanctum import NotableEvent, NotableKind, RunStatus, SanctumSnapshot, render_dashboard
 from esper.sanctum.health import HEALTH_STYLE, Health
-from esper.sanctum.schema import PPOStats, ReturnStats, Throughput
+from esper.sanctum.schema import PPOStats, ReturnStats, TaskStats, Throughput
 from esper.sanctum.widgets import (
     render_batch_progress,
     render_event_log,
     render_metrics_panel,
     render_run_header,
     render_status_banner,
+    render_task_panel,
     render_throughput_panel,
 )
 
@@ -251,3 +253,33 @@ def test_the_dashboard_is_readable_at_80_columns() -> None:
     for whole in ("SPS 76,612", "steps 123,456,789", "2500/10000", "12.06 GB", "40.00 GB"):
         assert any(whole in line for line in text.splitlines()), (whole, text)
     assert "(batch 25: 12 episodes)" in text
+
+
+GROWING = dataclasses.replace(
+    RUNNING,
+    task="probe-mask",
+    task_stats=TaskStats(
+        facts={"host_params": 1_234, "param_budget": 40_000, "slot_ids": ["r0", "r1", "r2"]},
+        statistics={"paid_fraction": 0.875, "validation_accuracy_at_episode_end": None},
+        history={"paid_fraction": (0.3, 0.5, 0.875), "validation_accuracy_at_episode_end": ()},
+        batch=25,
+    ),
+)
+
+
+def test_the_task_panel_shows_each_declared_statistic_with_its_trend(render) -> None:
+    text = render(render_task_panel(GROWING), width=80)
+    assert "Task: probe-mask" in text
+    paid = next(line for line in text.splitlines() if "paid_fraction" in line)
+    assert "0.875" in paid and "▁" in paid and "█" in paid  # value, and its course
+    assert "host_params 1234" in text and "slot_ids r0,r1,r2" in text
+    absent = next(line for line in text.splitlines() if "validation_accuracy" in line)
+    assert "-" in absent  # nothing to report this batch: shown as missing
+
+
+def test_the_task_panel_is_absent_without_statistics_and_fits_80_columns(render) -> None:
+    assert render_task_panel(RUNNING) is None
+    assert "Task:" not in render(render_dashboard(RUNNING), width=80)
+    text = render(render_dashboard(GROWING), width=80)
+    assert "Task: probe-mask" in text and "0.875" in text
+    assert all(len(line) <= 80 for line in text.splitlines())

@@ -59,3 +59,20 @@ def test_generator_rewrites_the_rows_and_the_doc(tmp_path: Path) -> None:
 def test_generator_outside_the_repository_is_one_line_and_exit_2(tmp_path: Path, capsys) -> None:
     assert main(["--readme", str(tmp_path / "README.md")]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_each_statistic_a_builtin_task_declares_has_a_record_after_the_table() -> None:
+    """probe-mask declares paid_fraction: a TELE-3xx record, with its tag and panel."""
+    from esper.envs.registry import TASKS
+    from esper.workflows.telemetry_docs import task_statistic_fields
+
+    declared = [s.name for env in TASKS.values() for s in env.statistics]
+    assert "paid_fraction" in declared
+    rows = task_statistic_fields()
+    assert [r.name.removeprefix("task_statistics.") for r in rows] == declared
+    text = DOC.read_text()
+    for row in rows:
+        assert int(row.id.removeprefix("TELE-")) >= 300
+        record = text[text.index(f"## {row.id}: ") :].split("\n## ")[0]
+        assert f"`BATCH_COMPLETED.{row.name}`" in record and "task/" in record
+        assert "the task panel" in record

@@ -222,3 +222,49 @@ def test_an_unknown_activation_is_refused_naming_the_setting() -> None:
     with pytest.raises(ConfigError) as info:
         PPOConfig(activation="swish")
     assert info.value.setting == "activation" and "tanh" in info.value.message
+
+
+def _run_exported_masked(
+    path: Path, format: str, inputs: dict[str, torch.Tensor], outputs: list[str]
+) -> list[torch.Tensor]:
+    if format == "onnx":
+        onnxruntime = pytest.importorskip("onnxruntime")
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        feed = {name: value.numpy() for name, value in inputs.items()}
+        return [torch.from_numpy(out) for out in session.run(outputs, feed)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        out = torch.jit.load(str(path))(*inputs.values())
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+@pytest.mark.parametrize("format", ["onnx", "torchscript"])
+@pytest.mark.parametrize("recurrent", ["none", "gru"])
+def test_a_masked_export_takes_the_mask_as_an_input(
+    tmp_path: Path, format: str, recurrent: str
+) -> None:
+    """probe-mask's file takes ``action_mask`` after ``obs`` (then a recurrent
+    policy's memory) and acts as load_policy does with the same mask, never
+    choosing a forbidden action."""
+    _train(tmp_path, "probe-mask", batches=1, recurrent=recurrent, rnn_hidden=8)
+    policy = load_policy(tmp_path)
+    module = policy.deterministic_module()
+    assert module.input_names[:2] == ("obs", "action_mask")
+    path = export_policy(tmp_path, format, output=tmp_path / f"policy.{format}")
+    generator = torch.Generator().manual_seed(2)
+    memory = torch.zeros(64, policy.model.memory_size)
+    chosen = []
+    for _ in range(3):
+        obs = torch.randn(64, 1, generator=generator)
+        mask = torch.rand(64, 3, generator=generator) < 0.5
+        mask[torch.arange(64), torch.randint(3, (64,), generator=generator)] = True
+        expected = policy(obs, action_mask=mask)
+        inputs = {"obs": obs, "action_mask": mask}
+        if recurrent != "none":
+            inputs["memory"] = memory
+        actions, *rest = _run_exported_masked(path, format, inputs, list(module.output_names))
+        assert torch.equal(actions, expected)
+        assert mask.gather(1, actions.unsqueeze(1)).all(), "the file chose a forbidden action"
+        memory = rest[0] if rest else memory
+        chosen.append(actions)
+    assert len(torch.cat(chosen).unique()) == 3  # every action chosen somewhere: a real test

@@ -4,7 +4,7 @@ Write your own task by subclassing ``BatchedEnv`` and name it with
 ``register``, an ``esper.envs`` entry point, or ``--task package.module:Factory``.
 """
 
-from esper.envs.base import BatchedEnv, EnvSpec, Transition
+from esper.envs.base import BatchedEnv, EnvSpec, TaskStatistic, Transition
 from esper.envs.registry import (
     TASKS,
     TaskRow,
@@ -15,7 +15,7 @@ from esper.envs.registry import (
     register,
     task_names,
 )
-from esper.envs.spaces import BoxSpace, DiscreteSpace
+from esper.envs.spaces import BoxSpace, DiscreteSpace, MultiDiscreteSpace
 
 __all__ = [
     "TASKS",
@@ -23,7 +23,9 @@ __all__ = [
     "BoxSpace",
     "DiscreteSpace",
     "EnvSpec",
+    "MultiDiscreteSpace",
     "TaskRow",
+    "TaskStatistic",
     "Transition",
     "UnknownTaskError",
     "describe_tasks",

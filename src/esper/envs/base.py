@@ -13,6 +13,7 @@ tensor ops: no Python loop over copies, no host synchronisation.
 from __future__ import annotations
 
 import math
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -44,6 +45,10 @@ class EnvSpec:
     # observation are for the critic alone. The actor never reads them, so
     # evaluation and exported policies run without them.
     critic_obs_dim: int = 0
+    # The task says which actions each state allows (``BatchedEnv.action_mask``):
+    # a bool row of ``action_space.mask_width`` flags per copy. Discrete and
+    # MultiDiscrete only.
+    has_action_mask: bool = False
 
     def __post_init__(self) -> None:
         shape = (self.obs_dim,) if self.obs_shape is None else tuple(self.obs_shape)
@@ -57,6 +62,8 @@ class EnvSpec:
                 f"{self.name}: critic_obs_dim must be between 0 and obs_dim ({self.obs_dim}) "
                 "and needs a flat observation"
             )
+        if self.has_action_mask and not self.action_space.is_discrete:
+            raise ValueError(f"{self.name}: an action mask needs Discrete or MultiDiscrete actions")
 
     @property
     def actor_obs_dim(self) -> int:
@@ -72,14 +79,50 @@ class EnvSpec:
 OBS_DTYPES = (torch.float32, torch.uint8)
 
 
+@dataclass(frozen=True)
+class TaskStatistic:
+    """One number a task reports per batch (a mean, count or fraction over its
+    copies): declared once, it reaches BATCH_COMPLETED, TensorBoard, W&B, the
+    plots and Sanctum under ``name``, described by ``description``."""
+
+    name: str
+    description: str
+
+    def __post_init__(self) -> None:
+        if not STATISTIC_NAME.fullmatch(self.name):
+            raise ValueError(f"task statistic {self.name!r} must be snake_case")
+
+
+STATISTIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
+
+StartFact = int | float | str | list[int] | list[str]
+
 StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 Transition = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # next_state, reward, terminated
 
 
 class SpecShapes:
-    """The shapes every environment derives from its ``spec`` (batched or gym:)."""
+    """What every environment (batched or gym:) derives from its ``spec``, and
+    the parts of the contract a task may leave at their defaults: no mask, no
+    statistics, no start facts."""
 
     spec: EnvSpec
+    # The allowed actions of the latest observations, ``[num_envs, mask_width]``
+    # bool, kept in place; None for a task without a mask.
+    action_mask: torch.Tensor | None = None
+    # What ``batch_statistics`` reports, in order; see ``TaskStatistic``.
+    statistics: ClassVar[tuple[TaskStatistic, ...]] = ()
+
+    def batch_statistics(self) -> dict[str, torch.Tensor]:
+        """One 0-d float tensor per declared statistic, over the steps since the
+        last call (NaN when there is nothing to report), accumulators then zeroed
+        in place. The trainer calls it once per batch, outside any graph."""
+        return {}
+
+    def start_facts(self) -> dict[str, StartFact]:
+        """Numbers known when the run begins; they land in TRAINING_STARTED's
+        ``task_facts``."""
+        return {}
 
     @property
     def action_space(self) -> ActionSpace:
@@ -126,6 +169,9 @@ class BatchedEnv(SpecShapes, ABC):
         self.generator.manual_seed(seed)
         self.state = torch.zeros(num_envs, self.spec.state_dim, device=self.device, dtype=dtype)
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
+        if self.spec.has_action_mask:
+            width = self.spec.action_space.mask_width
+            self.action_mask = torch.ones(num_envs, width, dtype=torch.bool, device=self.device)
 
     # --- what a task defines -------------------------------------------------
     @abstractmethod
@@ -140,6 +186,12 @@ class BatchedEnv(SpecShapes, ABC):
         """``[n, obs_dim]`` observation of a state; the state itself by default."""
         return state.to(torch.float32)
 
+    def legal_actions(self, state: torch.Tensor) -> torch.Tensor:
+        """``[n, mask_width]`` bool: the actions each state allows (tasks with
+        ``spec.has_action_mask``). Every row must allow at least one."""
+        n, width = state.shape[0], self.spec.action_space.mask_width
+        return torch.ones(n, width, dtype=torch.bool, device=state.device)
+
     # --- the shared contract ----------------------------------------------------
     def reset(self, seed: int | None = None) -> torch.Tensor:
         """Reset every copy; returns obs ``[num_envs, obs_dim]``."""
@@ -148,6 +200,8 @@ class BatchedEnv(SpecShapes, ABC):
         fresh = self.initial_state(self.num_envs)
         self.state.copy_(fresh)  # in place, as every step updates it
         self.elapsed_steps.zero_()
+        if self.action_mask is not None:
+            self.action_mask.copy_(self.legal_actions(fresh))
         return self.observe(fresh)  # not a view of ``state``, which steps overwrite
 
     def step(self, actions: torch.Tensor, fresh: torch.Tensor | None = None) -> StepResult:
@@ -157,7 +211,9 @@ class BatchedEnv(SpecShapes, ABC):
         with this step, before any reset: for unfinished copies it equals
         ``obs``; for truncated ones it is what the value bootstrap needs.
         ``fresh`` (``[num_envs, state_dim]``) is this step's row of
-        ``draw_initial_states``; without it the step draws its own.
+        ``draw_initial_states``; without it the step draws its own. A task
+        with an action mask updates ``action_mask`` in place and returns it
+        as ``info["action_mask"]``.
         """
         actions = actions.to(self.device, non_blocking=True)
         # A copy in: what dynamics returns may view its input (a probe's reward is
@@ -173,7 +229,10 @@ class BatchedEnv(SpecShapes, ABC):
         torch.where(done.unsqueeze(1), fresh, next_state, out=self.state)
         self.elapsed_steps.masked_fill_(done, 0)
         obs = torch.where(done.unsqueeze(1), self.observe(fresh), final_obs)
-        return obs, reward.to(torch.float32), terminated, truncated, {"final_obs": final_obs}
+        info = {"final_obs": final_obs}
+        if self.action_mask is not None:  # the mask of ``obs``: after the auto-reset
+            info["action_mask"] = self.action_mask.copy_(self.legal_actions(self.state))
+        return obs, reward.to(torch.float32), terminated, truncated, info
 
     @property
     def takes_drawn_states(self) -> bool:
@@ -200,6 +259,8 @@ class BatchedEnv(SpecShapes, ABC):
         self.state.copy_(saved["state"])
         self.elapsed_steps.copy_(saved["elapsed_steps"])
         self.generator.set_state(saved["generator"])
+        if self.action_mask is not None:
+            self.action_mask.copy_(self.legal_actions(self.state))
 
     def uniform(self, n: int, width: int, low: float, high: float) -> torch.Tensor:
         """``[n, width]`` uniform draws in ``[low, high)`` from this env's generator."""

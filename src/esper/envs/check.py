@@ -30,6 +30,7 @@ RULES: tuple[tuple[str, str], ...] = (
     ("time_limit", "truncation at the time limit"),
     ("determinism", "determinism under a seed"),
     ("save_restore", "state_dict round trip"),
+    ("action_mask", "action mask"),
     ("host_sync", "no host sync per step"),
 )
 # Rules the others build on: once one of them fails, the rest are skipped.
@@ -103,7 +104,8 @@ def _facts(env: Any) -> dict[str, str]:
         "name": str(spec.name),
         "obs": f"[num_envs, {spec.obs_dim}] {str(spec.obs_dtype).removeprefix('torch.')}"
         + (f" ({spec.critic_obs_dim} critic-only)" if spec.critic_obs_dim else ""),
-        "actions": spec.action_space.describe(),
+        "actions": spec.action_space.describe()
+        + (" (masked)" if getattr(spec, "has_action_mask", False) else ""),
         "time limit": str(spec.max_episode_steps),
         "state": f"[num_envs, {spec.state_dim}]" if spec.state_dim else "not exposed",
         "on device": "yes" if getattr(env, "on_device", True) else "no (gymnasium on the CPU)",

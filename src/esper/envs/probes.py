@@ -1,4 +1,4 @@
-"""Probe tasks: eight tiny environments, each with one thing to learn.
+"""Probe tasks: nine tiny environments, each with one thing to learn.
 
 Each isolates one part of PPO, so when that part breaks its probe fails by
 itself with a value or a probability that says which part, where a full
@@ -34,6 +34,17 @@ Two more need memory, and so a recurrent policy (``recurrent = "gru"``):
   zeroed where an episode begins tells the first step from the others: the
   reset of the recurrent state at episode ends.
 
+One needs the action mask (``EnvSpec.has_action_mask``), and reports a task
+statistic (``TaskStatistic``):
+
+- ``probe-mask``: the observation is always 1 and one of three actions,
+  drawn at the episode's start and never shown, is forbidden. The lowest
+  allowed action pays +1, any other action -1, one step. A policy that
+  prefers action 0, then 1, then 2 and is masked earns +1 every time; one
+  that ignores the mask earns 1/3 at best (the forbidden action is 0 a third
+  of the time): the mask reaches acting and the update. Its statistic
+  ``paid_fraction`` is the batch's fraction of steps that paid.
+
 ``state`` is ``[observation, step]``: the probe's observation and the step
 within the episode (the memory probes add a third column).
 """
@@ -44,7 +55,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from esper.envs.base import BatchedEnv, EnvSpec, Transition
+from esper.envs.base import BatchedEnv, EnvSpec, TaskStatistic, Transition
 from esper.envs.spaces import DiscreteSpace
 
 # Enough updates for every probe to settle, in a few seconds on a CPU.
@@ -198,6 +209,49 @@ class EpisodeStartProbe(Probe):
         return next_state, reward, next_step >= length
 
 
+class MaskProbe(Probe):
+    """``[1, step, forbidden]``: the forbidden action (0, 1 or 2) is drawn with
+    the episode; only the mask tells it."""
+
+    spec = EnvSpec(
+        "probe-mask", "", 1, 3, DiscreteSpace(3), max_episode_steps=2, has_action_mask=True
+    )
+    statistics = (
+        TaskStatistic("paid_fraction", "fraction of the batch's steps whose action paid +1"),
+    )
+
+    def __init__(self, num_envs: int, *args: Any, **kwargs: Any) -> None:
+        super().__init__(num_envs, *args, **kwargs)
+        # The batch's paying steps and all its steps, summed on the device.
+        self.paid = torch.zeros((), device=self.device)
+        self.steps = torch.zeros((), device=self.device)
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        forbidden = self.uniform(n, 1, 0.0, 3.0).floor_()
+        ones = torch.ones_like(forbidden)
+        return torch.cat((ones, torch.zeros_like(forbidden), forbidden), dim=1)
+
+    def legal_actions(self, state: torch.Tensor) -> torch.Tensor:
+        actions = torch.arange(3, device=state.device, dtype=state.dtype)
+        return actions != state[:, 2:]
+
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
+        observation, step, forbidden = state.unbind(1)
+        lowest_allowed = (forbidden == 0).to(state.dtype)  # 1 when 0 is forbidden, else 0
+        paid = actions.to(state.dtype) == lowest_allowed
+        self.paid += paid.sum()
+        self.steps += paid.numel()
+        reward = paid.to(state.dtype) * 2 - 1
+        next_state = torch.stack((observation, step + 1, forbidden), dim=1)
+        return next_state, reward, torch.ones_like(paid)
+
+    def batch_statistics(self) -> dict[str, torch.Tensor]:
+        paid_fraction = self.paid / self.steps  # NaN when no step was taken
+        self.paid.zero_()
+        self.steps.zero_()
+        return {"paid_fraction": paid_fraction}
+
+
 PROBES: tuple[type[Probe], ...] = (
     ConstantProbe,
     ObservationProbe,
@@ -207,4 +261,5 @@ PROBES: tuple[type[Probe], ...] = (
     PrivilegedProbe,
     RecallProbe,
     EpisodeStartProbe,
+    MaskProbe,
 )

@@ -29,3 +29,17 @@ def action_sequence(env: Any, count: int, seed: int) -> list[torch.Tensor]:
     """``count`` batches of random actions, the same ones for the same seed."""
     generator = torch.Generator().manual_seed(seed)
     return [random_actions(env, generator) for _ in range(count)]
+
+
+def allowed_actions(env: Any, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A batch of random actions that ``mask`` (``[num_envs, mask_width]`` bool)
+    allows, uniform over each head's allowed actions, on the env's device. A
+    row that allows nothing draws uniformly from all (the checker reports it)."""
+    space = env.action_space
+    heads = space.nvec if isinstance(space, MultiDiscreteSpace) else (space.n,)
+    picks = []
+    for block in mask.cpu().split(heads, dim=1):
+        weights = block.float() + (~block.any(dim=1, keepdim=True)).float()
+        picks.append(torch.multinomial(weights, 1, generator=generator).squeeze(1))
+    drawn = torch.stack(picks, dim=1)
+    return (drawn.squeeze(1) if isinstance(space, DiscreteSpace) else drawn).to(env.device)

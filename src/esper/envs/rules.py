@@ -7,7 +7,9 @@ cannot do what the rule needs). The contract is ARCHITECTURE.md's: obs
 ``[num_envs]`` bool, every tensor on the env's device, finished copies reset
 themselves and leave their last observation in ``info["final_obs"]``, the time
 limit truncates, a seed reproduces the episodes, ``state_dict`` round-trips,
-and a step never reads a tensor on the host.
+and a step never reads a tensor on the host. A task with an action mask keeps
+``action_mask`` ``[num_envs, mask_width]`` bool, allowing an action of every
+head in every state, and never stale.
 """
 
 from __future__ import annotations
@@ -18,8 +20,8 @@ from typing import Any
 import torch
 
 from esper.envs.close import close_env
-from esper.envs.random_actions import action_sequence
-from esper.envs.spaces import ActionSpace
+from esper.envs.random_actions import action_sequence, allowed_actions
+from esper.envs.spaces import ActionSpace, MultiDiscreteSpace
 from esper.runtime.host_sync import HostSyncError, host_reads_forbidden
 
 # What a failed replay says, with {name} (the diverging tensor) and {step} filled in.
@@ -161,6 +163,24 @@ def _expect_same_steps(first: Any, second: Any, actions: list[torch.Tensor], fix
             _expect(torch.equal(u, v), fix.format(name=name, step=t + 1))
 
 
+def _check_mask(env: Any, mask: Any, where: str) -> None:
+    """``mask`` is a bool ``[num_envs, mask_width]`` on the env's device that
+    allows at least one action of every head of every copy."""
+    width = env.action_space.mask_width
+    _check_tensor(
+        where, mask, (env.num_envs, width), torch.bool, env.device, "build it with a comparison"
+    )
+    space = env.action_space
+    heads = space.nvec if isinstance(space, MultiDiscreteSpace) else (width,)
+    empty = torch.stack([~block.any(dim=1) for block in mask.split(heads, dim=1)], dim=1)
+    stuck = int(empty.any(dim=1).sum())
+    _expect(
+        stuck == 0,
+        f"{where} allows no action in {stuck} of {env.num_envs} copies: every state must "
+        "allow at least one action (of every head): the task's legal_actions has a bug",
+    )
+
+
 class Checker:
     """The rules, each a method returning a detail line or raising ``RuleFailure``."""
 
@@ -286,6 +306,35 @@ class Checker:
         finally:
             close_env(restored)
         return "20 steps, save, load into a fresh env: the next 20 steps identical"
+
+    def action_mask(self, env: Any) -> str:
+        if not getattr(env.spec, "has_action_mask", False):
+            raise RuleSkipped("the task declares no action mask")
+        env.reset(seed=0)
+        _check_mask(env, env.action_mask, "action_mask after reset()")
+        generator = torch.Generator().manual_seed(8)
+        legal = getattr(env, "legal_actions", None)
+        steps = (env.spec.max_episode_steps or 100) + 1
+        for t in range(1, steps + 1):
+            actions = allowed_actions(env, env.action_mask, generator)
+            _, _, _, _, info = env.step(actions)
+            _expect("action_mask" in info, 'info has no "action_mask": return env.action_mask')
+            _check_mask(env, info["action_mask"], f'info["action_mask"] at step {t}')
+            _expect(
+                torch.equal(info["action_mask"], env.action_mask),
+                f'info["action_mask"] differs from env.action_mask at step {t}: both are '
+                "the mask of the observation step() returns",
+            )
+            if legal is not None and getattr(env, "state", None) is not None:
+                stale = int((legal(env.state) != env.action_mask).any(dim=1).sum())
+                _expect(
+                    stale == 0,
+                    f"at step {t} the mask of {stale} copies is not legal_actions(state): a "
+                    "policy would sample actions the state forbids; update action_mask in "
+                    "place after the auto-reset (BatchedEnv.step does this for you)",
+                )
+        width = env.action_space.mask_width
+        return f"[{env.num_envs}, {width}] bool; {steps} steps of allowed actions"
 
     def host_sync(self, env: Any) -> str:
         _skip_unless(env, "on_device", "steps on the CPU: crossing to the host is its design")

@@ -19,6 +19,11 @@ class DiscreteSpace:
     def shape(self) -> tuple[int, ...]:
         return ()
 
+    @property
+    def mask_width(self) -> int:
+        """Width of an action mask row: one flag per action."""
+        return self.n
+
     def describe(self) -> str:
         return f"Discrete({self.n})"
 
@@ -46,6 +51,11 @@ class BoxSpace:
     def shape(self) -> tuple[int, ...]:
         return (self.dim,)
 
+    @property
+    def mask_width(self) -> int:
+        """Continuous actions have no mask."""
+        return 0
+
     def describe(self) -> str:
         bounds = ", ".join(f"[{lo:g}, {hi:g}]" for lo, hi in zip(self.low, self.high, strict=True))
         return f"Box({self.dim}: {bounds})"
@@ -69,6 +79,12 @@ class MultiDiscreteSpace:
     @property
     def shape(self) -> tuple[int, ...]:
         return (len(self.nvec),)
+
+    @property
+    def mask_width(self) -> int:
+        """Width of an action mask row: one block of flags per head, heads in
+        order (sb3-contrib's layout)."""
+        return sum(self.nvec)
 
     def describe(self) -> str:
         return f"MultiDiscrete({', '.join(map(str, self.nvec))})"

@@ -23,8 +23,9 @@ from esper.envs.render import RENDERERS
 from esper.runtime.errors import ConfigError
 from esper.runtime.extras import import_extra
 
-# (obs [1, obs_dim], starts [1] bool: an episode begins here) -> the env's actions
-Act = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (obs [1, obs_dim], starts [1] bool: an episode begins here, action_mask [1,
+# mask_width] bool or None) -> the env's actions
+Act = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 GYM_FPS = 30  # when a gymnasium env does not say its render_fps
 
 
@@ -76,7 +77,7 @@ def _batched_frames(
     starts = torch.ones(1, dtype=torch.bool, device=obs.device)
     for _ in range(limit):
         states.append(env.state[0].clone())  # the state this action is chosen in
-        obs, _, terminated, truncated, _ = env.step(act(obs, starts))
+        obs, _, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
         starts = terminated | truncated
         ends.append(starts)
     # host-sync: once per video, the states and episode ends together
@@ -103,7 +104,7 @@ def _gym_frames(
                 frames.append(np.asarray(env.render(), dtype=np.uint8))
                 flat = flatten(env.observation_space, obs)
                 action = act(
-                    torch.as_tensor(flat, dtype=torch.float32, device=device)[None], starts
+                    torch.as_tensor(flat, dtype=torch.float32, device=device)[None], starts, None
                 )
                 starts = torch.zeros_like(starts)
                 host = action[0].cpu().numpy()

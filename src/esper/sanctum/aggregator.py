@@ -34,6 +34,7 @@ from esper.sanctum.schema import (
     ReturnStats,
     RunStatus,
     SanctumSnapshot,
+    TaskStats,
     Throughput,
 )
 from esper.sanctum.tail import JsonlTail
@@ -138,6 +139,7 @@ class SanctumAggregator:
         data = event.data
         assert isinstance(data, events.TrainingStartedPayload)
         previous = self._view
+        previous_task_rows = list(self._task_rows)
         resumed = previous.group_id == event.group_id
         # Only a resume of the same run supersedes: another run's log stays whole.
         surviving = self._supersede(data.start_batch) if resumed else None
@@ -155,6 +157,7 @@ class SanctumAggregator:
                 max_batches=data.max_batches,
                 env_steps=data.env_steps,
                 status=RunStatus.RUNNING,
+                task_stats=TaskStats(facts=dict(data.task_facts)),
             )
         )
         if resumed:  # best.pt is never rolled back, so neither is the best shown
@@ -162,6 +165,10 @@ class SanctumAggregator:
         if surviving:  # a resume: the surviving batches stay on show
             self._batch_returns = surviving
             self._view = dataclasses.replace(self._view, returns=self._returns_view())
+        if resumed:
+            kept = [row for row in previous_task_rows if not supersedes(data.start_batch, row[0])]
+            self._task_rows.extend(kept)
+            self._view = dataclasses.replace(self._view, task_stats=self._task_view())
         self._started_at = parse_timestamp(event.timestamp)
         if data.start_batch > 0:
             message = f"resumed at {data.start_batch}/{data.max_batches}"
@@ -204,6 +211,9 @@ class SanctumAggregator:
             returns=self._returns(view.returns, data, batch),
             throughput=_throughput(data),
         )
+        if data.task_statistics:
+            self._task_rows.append((batch, dict(data.task_statistics)))
+            self._view = dataclasses.replace(self._view, task_stats=self._task_view())
         self._last_batch_at = parse_timestamp(event.timestamp)
 
     def _on_checkpoint_saved(self, event: TelemetryEvent) -> None:
@@ -284,6 +294,10 @@ class SanctumAggregator:
     def _new_view(self, view: SanctumSnapshot) -> None:
         self._view = view
         self._batch_returns: deque[ReturnStats] = deque(maxlen=self._history_size)
+        # (batch, task statistics) of the recent batches that reported any
+        self._task_rows: deque[tuple[int, dict[str, float | None]]] = deque(
+            maxlen=self._history_size
+        )
         self._health = HealthWatch()
         self._started_at: datetime | None = None
         self._last_batch_at: datetime | None = None
@@ -340,6 +354,18 @@ class SanctumAggregator:
         """The latest batch's returns, with the recent means for the sparkline."""
         history = tuple(r.mean for r in self._batch_returns if r.mean is not None)
         return dataclasses.replace(self._batch_returns[-1], history=history)
+
+    def _task_view(self) -> TaskStats:
+        """The latest task statistics, each with its recent finite values."""
+        facts = self._view.task_stats.facts
+        if not self._task_rows:
+            return TaskStats(facts=facts)
+        batch, latest = self._task_rows[-1]
+        history = {
+            name: tuple(row[name] for _, row in self._task_rows if row.get(name) is not None)
+            for name in latest
+        }
+        return TaskStats(facts=facts, statistics=latest, history=history, batch=batch)  # type: ignore[arg-type]
 
     def _supersede(self, start_batch: int) -> deque[ReturnStats]:
         """Drop what a resume from ``start_batch`` supersedes; return the surviving returns.

@@ -13,6 +13,7 @@ from esper.sanctum.widgets import (
     render_metrics_panel,
     render_run_header,
     render_status_banner,
+    render_task_panel,
     render_throughput_panel,
 )
 
@@ -48,8 +49,11 @@ def render_dashboard(snapshot: SanctumSnapshot, footer: str | None = None) -> Re
         render_run_header(snapshot),
         render_status_banner(snapshot),
         panels,
-        render_event_log(snapshot),
     ]
+    task = render_task_panel(snapshot)
+    if task is not None:  # a task that declares statistics
+        parts.append(task)
+    parts.append(render_event_log(snapshot))
     ending = render_ending(snapshot)
     if ending is not None:  # last, so a command's next line (a resume command) follows it
         parts.append(ending)

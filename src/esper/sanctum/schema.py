@@ -102,6 +102,17 @@ class Throughput:
 
 
 @dataclass(frozen=True)
+class TaskStats:
+    """The task's own telemetry: its start facts and declared statistics."""
+
+    facts: dict[str, object] = field(default_factory=dict)  # TRAINING_STARTED.task_facts
+    statistics: dict[str, float | None] = field(default_factory=dict)  # the latest batch's
+    # Each statistic's recent finite values, oldest first (for a sparkline).
+    history: dict[str, tuple[float, ...]] = field(default_factory=dict)
+    batch: int | None = None  # the batch ``statistics`` came from
+
+
+@dataclass(frozen=True)
 class SanctumSnapshot:
     # --- run identity (TRAINING_STARTED) ---
     group_id: str | None = None
@@ -128,4 +139,5 @@ class SanctumSnapshot:
     returns: ReturnStats = field(default_factory=ReturnStats)
     throughput: Throughput = field(default_factory=Throughput)
     evaluation: EvaluationStats = field(default_factory=EvaluationStats)
+    task_stats: TaskStats = field(default_factory=TaskStats)
     events: tuple[NotableEvent, ...] = ()  # newest first

@@ -139,6 +139,10 @@ def _check_training_started(payload: Any) -> None:
 
 
 def _check_batch_completed(payload: Any) -> None:
+    _check(
+        all(isinstance(k, str) and _optional_number(v) for k, v in payload.task_statistics.items()),
+        "task_statistics must map names to numbers or None",
+    )
     episode_stats = [
         getattr(payload, f.name) for f in BATCH_COMPLETED_FIELDS if f.absent is Absent.NO_EPISODE
     ]

@@ -43,6 +43,7 @@ class Absent(StrEnum):
     NO_EPISODE = "exactly when no episode finished in the batch"
     UNAVAILABLE = "when not measured on this platform"
     OUTSIDE_TRAINING = "in an evaluation by esper eval, or a record older than the field"
+    NOTHING_TO_REPORT = "when the task had nothing to report this batch (NaN on the device)"
 
 
 @dataclass(frozen=True)
@@ -233,6 +234,14 @@ BATCH_COMPLETED_FIELDS: tuple[Field, ...] = (
         low=0, absent=Absent.UNAVAILABLE, required=False, reduction=Reduction.MAX,
         sanctum="throughput.cuda_memory_mb",
     ),
+    Field(
+        "TELE-120", "task_statistics", "Task statistics", dict, "the task's own",
+        "The statistics the task declares (BatchedEnv.statistics), by name: numbers its "
+        "environments made on the device over this batch, carried in the batch's one host "
+        "transfer (combined across ranks by their mean); null for a statistic with nothing "
+        "to report this batch. Each built-in task's are recorded after this table.",
+        default={}, required=False, reduction=Reduction.MEAN, sanctum="task_stats.statistics",
+    ),
 )  # fmt: skip
 
 TRAINING_STARTED_FIELDS: tuple[Field, ...] = (
@@ -302,6 +311,12 @@ TRAINING_STARTED_FIELDS: tuple[Field, ...] = (
         "None in a record written before the field existed.",
         low=1, absent=Absent.UNAVAILABLE, default=None, required=False,
     ),
+    Field(
+        "TELE-025", "task_facts", "Task facts", dict, "the task's own",
+        "Numbers and names the task knows when the run begins (BatchedEnv.start_facts), "
+        "e.g. a growth task's host_params and param_budget; {} for most tasks.",
+        default={}, required=False, sanctum="task_stats.facts",
+    ),
 )  # fmt: skip
 
 _EVAL_NOTE = "of the evaluation's complete episodes"
@@ -355,6 +370,10 @@ EVALUATION_COMPLETED_FIELDS: tuple[Field, ...] = (
 )  # fmt: skip
 
 BATCH_FIELDS: dict[str, Field] = {f.name: f for f in BATCH_COMPLETED_FIELDS}
+# Names a task statistic may not take: the trainer's own metrics, which share
+# TensorBoard, W&B, the plots and Sanctum with it.
+TRAINER_METRIC_NAMES: frozenset[str] = frozenset(BATCH_FIELDS)
+TASK_TAG_PREFIX = "task/"  # TensorBoard's and W&B's group of the task statistics
 
 
 def console_parts(payload: Any) -> list[str]:
@@ -379,3 +398,13 @@ TENSORBOARD_TAGS: dict[str, str] = {
 HEALTH_THRESHOLDS: dict[str, Threshold] = {
     f.name: f.health for f in BATCH_COMPLETED_FIELDS if f.health is not None
 }
+
+
+def task_scalars(payload: Any) -> dict[str, float]:
+    """A BATCH_COMPLETED's task statistics as TensorBoard/W&B scalars
+    (``task/NAME``); one with nothing to report this batch is left out."""
+    return {
+        TASK_TAG_PREFIX + name: value
+        for name, value in payload.task_statistics.items()
+        if value is not None
+    }

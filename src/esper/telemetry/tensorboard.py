@@ -24,7 +24,7 @@ from esper.telemetry.events import (
     TelemetryEventType,
     TrainingStartedPayload,
 )
-from esper.telemetry.metrics import TENSORBOARD_TAGS
+from esper.telemetry.metrics import TENSORBOARD_TAGS, task_scalars
 
 
 def summary_writer_class() -> type:
@@ -69,6 +69,8 @@ class TensorBoardSink:
                 value = getattr(data, name)
                 if value is not None:  # episode scalars: only when an episode finished
                     writer.add_scalar(tag, value, data.env_steps)
+            for tag, value in task_scalars(data).items():
+                writer.add_scalar(tag, value, data.env_steps)
         elif (
             event.event_type
             in (

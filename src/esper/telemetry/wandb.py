@@ -24,7 +24,7 @@ from esper.telemetry.events import (
     TelemetryEventType,
     TrainingStartedPayload,
 )
-from esper.telemetry.metrics import TENSORBOARD_TAGS
+from esper.telemetry.metrics import TENSORBOARD_TAGS, task_scalars
 
 RUN_ID_FILE = "wandb-run-id"
 STEP = "global_step"  # CleanRL's x-axis: env steps
@@ -67,7 +67,7 @@ class WandbSink:
                 for tag, name in TENSORBOARD_TAGS.items()
                 if getattr(data, name) is not None  # episode scalars: only when one finished
             }
-            self._run.log({STEP: data.env_steps, **metrics})
+            self._run.log({STEP: data.env_steps, **metrics, **task_scalars(data)})
         elif event.event_type in _EXIT_CODES and self._run is not None:
             self._exit_code = _EXIT_CODES[event.event_type]
             self._run.summary["status"] = event.event_type.name.removeprefix("TRAINING_").lower()

@@ -25,10 +25,11 @@ NO_TIME_LIMIT_STEPS = 100_000  # per episode, for tasks whose episodes have no t
 SUMMARY = ("return_mean", "return_std", "return_min", "return_max")
 LENGTH_SUMMARY = ("length_mean", "length_min", "length_max")
 
-# (obs [copies, obs_dim], starts [copies] bool) -> the env's actions; ``starts``
-# marks the copies whose episode begins with this observation (a recurrent
-# policy forgets there; a feed-forward one ignores it).
-Act = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# (obs [copies, obs_dim], starts [copies] bool, action_mask) -> the env's actions;
+# ``starts`` marks the copies whose episode begins with this observation (a
+# recurrent policy forgets there; a feed-forward one ignores it); ``action_mask``
+# is the env's (``[copies, mask_width]`` bool), None for a task without one.
+Act = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def play_episodes(
     starts = torch.ones(env.num_envs, dtype=torch.bool, device=torch.device(env.device))
     if check_every is None and per_episode is not None:
         for _ in range(slots.per_copy * per_episode):  # sure to finish every counted episode
-            obs, reward, terminated, truncated, _ = env.step(act(obs, starts))
+            obs, reward, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
             starts = terminated | truncated
             slots.record(reward, starts)
         return slots.counted_episodes()
@@ -125,7 +126,7 @@ def play_episodes(
     limit = slots.per_copy * (per_episode or NO_TIME_LIMIT_STEPS) + check_every
     for _ in range(0, limit, check_every):
         for _ in range(check_every):
-            obs, reward, terminated, truncated, _ = env.step(act(obs, starts))
+            obs, reward, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
             starts = terminated | truncated
             slots.record(reward, starts)
         if bool(slots.complete()):  # host-sync: every check_every steps, to know when to stop

@@ -138,12 +138,17 @@ class Evaluator:
         )
 
     @torch.no_grad()
-    def act(self, obs: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
-        """The most likely action, through the normaliser as it stands (not updated);
-        a recurrent policy acts from its own evaluation memory, zeroed at ``starts``."""
+    def act(
+        self, obs: torch.Tensor, starts: torch.Tensor, action_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The most likely (allowed) action, through the normaliser as it stands (not
+        updated); a recurrent policy acts from its own evaluation memory, zeroed at
+        ``starts``."""
         policy = self.state.policy
         memory = policy.memory_for(self._memory, obs.shape[0], starts)
-        action, self._memory = policy.act_deterministic(self.state.policy_obs(obs), memory)
+        action, self._memory = policy.act_deterministic(
+            self.state.policy_obs(obs), memory, action_mask=action_mask
+        )
         return policy.env_action(action)
 
     def record(self, path: Path) -> None:

@@ -69,6 +69,7 @@ def run_vectorized_ppo(
     buffer = RolloutBuffer.allocate(
         config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, device,
         obs_dtype=env.spec.obs_dtype, memory_size=state.policy.memory_size,
+        mask_width=env.action_space.mask_width if env.spec.has_action_mask else 0,
     )  # fmt: skip
     stop_agreed = False
     try:
@@ -120,6 +121,7 @@ def train_batch(
         state.reward_scaler,
         state.memory,
     )
+    task_stats = state.env.batch_statistics()  # the task's own, still on the device
     state.merge_normalizers()  # several ranks: the job's moments, once a batch
     last_obs = state.policy_obs(state.next_obs)  # [n_envs, obs_dim], as the policy sees it
     advantages, returns = state.advantages(
@@ -138,7 +140,9 @@ def train_batch(
     device_stats = {**state.episodes.totals(), **update_stats, "explained_variance": ev}
     device_stats["learning_rate"] = learning_rate  # adaptive: the device rate, as the batch ends
     # The stop request is read as late as possible: one made during this batch stops after it.
-    host = to_host(device_stats, memory_usage_mb(state.device), stop.requested, state.group)
+    host = to_host(
+        device_stats, memory_usage_mb(state.device), stop.requested, state.group, task_stats
+    )
     state.batch += 1
     _require_finite(host, state.batch)
     state.env_steps += config.batch_size

@@ -8,7 +8,7 @@ once per batch together with everything else.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -34,6 +34,8 @@ class FlatBatch:
     values: torch.Tensor
     advantages: torch.Tensor
     returns: torch.Tensor
+    # A masked task's [batch_size, mask_width] bool: what each step allowed.
+    action_masks: torch.Tensor | None = field(default=None, kw_only=True)
 
     @property
     def size(self) -> int:
@@ -50,11 +52,13 @@ class FlatBatch:
 
     def evaluate(self, policy: ActorCritic) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``policy.evaluate`` of these rows: ``(log_prob, entropy, value)``."""
-        return policy.evaluate(self.obs, self.actions)
+        return policy.evaluate(self.obs, self.actions, action_mask=self.action_masks)
 
     def rows(self, start: int, end: int) -> FlatBatch:
         """Rows ``start:end`` of every field (views: a minibatch of a shuffled batch)."""
-        return FlatBatch(**{f.name: getattr(self, f.name)[start:end] for f in fields(self)})
+        return FlatBatch(
+            **{f.name: _take(getattr(self, f.name), slice(start, end)) for f in fields(self)}
+        )
 
     def permuted(self, order: torch.Tensor) -> FlatBatch:
         """Every field reordered by ``order`` (one gather each)."""
@@ -65,7 +69,13 @@ class FlatBatch:
             values=self.values[order],
             advantages=self.advantages[order],
             returns=self.returns[order],
+            action_masks=_take(self.action_masks, order),
         )
+
+
+def _take(rows: torch.Tensor | None, index: slice | torch.Tensor) -> torch.Tensor | None:
+    """``rows[index]``; None (a field the batch does not have) stays None."""
+    return None if rows is None else rows[index]
 
 
 @dataclass(frozen=True)
@@ -88,6 +98,7 @@ class SequenceBatch(FlatBatch):
         "returns",
         "memory",
         "starts",
+        "action_masks",
     )
 
     @property
@@ -99,12 +110,14 @@ class SequenceBatch(FlatBatch):
         return self.memory.shape[0]
 
     def evaluate(self, policy: ActorCritic) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return policy.evaluate(self.obs, self.actions, self.memory, self.starts)
+        return policy.evaluate(self.obs, self.actions, self.memory, self.starts, self.action_masks)
 
     def rows(self, start: int, end: int) -> SequenceBatch:
         """Rows ``start:end``, which must hold whole sequences (views)."""
         horizon = self.horizon
-        sliced = {name: getattr(self, name)[start:end] for name in self._step_fields()}
+        sliced = {
+            name: _take(getattr(self, name), slice(start, end)) for name in self._step_fields()
+        }
         return SequenceBatch(**sliced, memory=self.memory[start // horizon : end // horizon])
 
     def permuted(self, order: torch.Tensor) -> SequenceBatch:
@@ -112,7 +125,7 @@ class SequenceBatch(FlatBatch):
         horizon = self.horizon
         steps = torch.arange(horizon, device=order.device)
         row_order = (order.unsqueeze(1) * horizon + steps).reshape(-1)
-        moved = {name: getattr(self, name)[row_order] for name in self._step_fields()}
+        moved = {name: _take(getattr(self, name), row_order) for name in self._step_fields()}
         return SequenceBatch(**moved, memory=self.memory[order])
 
     def _step_fields(self) -> list[str]:
@@ -135,7 +148,14 @@ def flatten_batch(
         values=buffer.values.reshape(n),
         advantages=advantages.reshape(n),
         returns=returns.reshape(n),
+        action_masks=_take_all(buffer.action_masks, lambda masks: masks.reshape(n, -1)),
     )
+
+
+def _take_all(
+    rows: torch.Tensor | None, view: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor | None:
+    return None if rows is None else view(rows)
 
 
 def _sequence_batch(
@@ -155,6 +175,7 @@ def _sequence_batch(
         returns=by_env(returns),
         memory=buffer.first_memory,
         starts=by_env(episode_starts(buffer.terminated | buffer.truncated)),
+        action_masks=_take_all(buffer.action_masks, by_env),
     )
 
 

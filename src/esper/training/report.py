@@ -94,6 +94,7 @@ class Reporter:
                 world_size=state.group.world_size,
                 env_device_counts=dict(env_device_counts),
                 torch_threads=threads.claim(),
+                task_facts=state.env.start_facts(),
             ),
             f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
             f"on {_describe_devices(env_device_counts)}, "

@@ -37,6 +37,9 @@ class RolloutBuffer:
     # only the rollout has (GAE bootstraps truncated episodes from it).
     first_memory: torch.Tensor | None = None
     final_values: torch.Tensor | None = None
+    # A masked task's only: [horizon, n_envs, mask_width] bool, the actions each
+    # step allowed, which the update applies again (the same distribution).
+    action_masks: torch.Tensor | None = None
 
     @classmethod
     def allocate(
@@ -48,6 +51,7 @@ class RolloutBuffer:
         device,
         obs_dtype: torch.dtype = torch.float32,
         memory_size: int = 0,
+        mask_width: int = 0,
     ) -> RolloutBuffer:
         def zeros(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
             return torch.zeros(*shape, dtype=dtype, device=device)
@@ -64,6 +68,9 @@ class RolloutBuffer:
             final_obs=zeros(horizon, n_envs, obs_dim, dtype=obs_dtype),
             first_memory=zeros(n_envs, memory_size) if memory_size else None,
             final_values=zeros(horizon, n_envs) if memory_size else None,
+            action_masks=zeros(horizon, n_envs, mask_width, dtype=torch.bool)
+            if mask_width
+            else None,
         )
 
     @property
@@ -146,6 +153,10 @@ def rollout_step(
     with ``noise`` for the policy and ``fresh`` states for the copies that
     finish (both drawn before the loop); returns the raw observation that follows.
 
+    A masked task's policy acts under ``env.action_mask``, the mask of
+    ``obs`` (the env updates it in place at every step, after auto-reset),
+    which is stored beside the action.
+
     A recurrent policy acts from ``memory`` and writes the memory after the
     step back into it, zeroed for the copies whose episode ended (their next
     observation is a new episode's); the value of each step's final observation
@@ -160,7 +171,11 @@ def rollout_step(
         policy_obs = obs_normalizer.normalize(obs)
     else:
         policy_obs = obs
-    action, log_prob, value, memory_after = policy.act(policy_obs, noise, memory)
+    # A masked task's mask of ``obs``: its env keeps it in place (None: no mask).
+    action_mask = env.action_mask
+    action, log_prob, value, memory_after = policy.act(policy_obs, noise, memory, action_mask)
+    if action_mask is not None:  # before the step, which overwrites it with the next one
+        slot.action_masks.copy_(action_mask)  # type: ignore[union-attr]
     if fresh is None:  # a gym: task (or an overridden step) resets its own copies
         stepped = env.step(policy.env_action(action))
     else:

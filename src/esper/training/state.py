@@ -20,6 +20,7 @@ from esper.envs import BatchedEnv, make
 from esper.envs.registry import task_source
 from esper.runs.directory import RunDir
 from esper.runtime.errors import ConfigError
+from esper.telemetry.metrics import TRAINER_METRIC_NAMES
 from esper.training.checkpoint import (
     CheckpointError,
     describe_space,
@@ -196,6 +197,7 @@ def build_state(
     seed = group.rank_seed(config.seed)
     seed_everything(seed)
     env = make(config.task, local_envs, device, seed=seed)
+    check_statistic_names(config.task, env)
     if config.normalize_obs and env.spec.is_image:
         # Pixels have a fixed scale, which the policy applies (uint8 / 255); a running
         # mean/std would also turn the uint8 buffer into floats four times its size.
@@ -235,6 +237,18 @@ def build_state(
     if config.start_batch > 0:
         _restore(state, run_dir)
     return state
+
+
+def check_statistic_names(task: str, env: BatchedEnv) -> None:
+    """Refuse a task statistic named like a trainer metric: the two would share
+    a name in every consumer of BATCH_COMPLETED."""
+    taken = sorted(s.name for s in env.statistics if s.name in TRAINER_METRIC_NAMES)
+    if taken:
+        raise ConfigError(
+            "task",
+            f"task {task} declares the statistic {taken[0]!r}, which is a trainer metric's "
+            "name; rename it in the task's statistics",
+        )
 
 
 def _load_rank_states(state: TrainerState, run_dir: RunDir) -> list[dict[str, Any]]:

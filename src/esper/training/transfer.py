@@ -3,8 +3,10 @@
 Every statistic a batch makes on the device (the metrics table's ``DEVICE``
 fields) is packed into one flat tensor in table order. With several ranks the
 stop request and the host-measured memory ride along as extra columns, so one
-collective combines them all, each column as the table says. Then one
-``.tolist()`` brings the batch home and the columns are read back by name.
+collective combines them all, each column as the table says. A task's own
+statistics (``BatchedEnv.batch_statistics``) ride after the table's columns,
+combined by their mean. Then one ``.tolist()`` brings the batch home and the
+columns are read back by name.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ STOP_REDUCTION = Reduction.MAX
 class BatchReport:
     """What the batch's transfer brought to the host: the job's values."""
 
-    stats: dict[str, Any]  # the DEVICE fields of BATCH_COMPLETED, by name
+    stats: dict[str, Any]  # the DEVICE fields of BATCH_COMPLETED, by name (task_statistics too)
     memory: dict[str, float | None]  # MEMORY_FIELDS, by name (the job's largest)
     stop_requested: bool  # by this process, or (several ranks) by any rank
 
@@ -88,13 +90,16 @@ def combine_ranks(
     packed: torch.Tensor,
     stop_requested: bool,
     memory: Mapping[str, float | None],
+    task_columns: int = 0,
 ) -> torch.Tensor:
-    """The packed statistics, then the stop request, then ``memory`` in
-    MEMORY_FIELDS order, combined over the ranks in one collective. NaN carries
-    memory a rank cannot measure (CUDA memory off CUDA)."""
+    """The packed statistics (the table's, then ``task_columns`` of the task's),
+    then the stop request, then ``memory`` in MEMORY_FIELDS order, combined over
+    the ranks in one collective. NaN carries memory a rank cannot measure (CUDA
+    memory off CUDA)."""
     extra = [1.0 if stop_requested else 0.0, *(_or_nan(memory[name]) for name in MEMORY_FIELDS)]
     kinds = (
         *PACKED_REDUCTIONS,
+        *[Reduction.MEAN] * task_columns,
         STOP_REDUCTION,
         *(BATCH_FIELDS[name].reduction for name in MEMORY_FIELDS),
     )
@@ -108,17 +113,30 @@ def to_host(
     memory: Mapping[str, float | None],
     stop_requested: bool,
     group: Collectives,
+    task_stats: Mapping[str, torch.Tensor] | None = None,
 ) -> BatchReport:
-    """The batch's one device-to-host transfer (after one collective with several ranks)."""
+    """The batch's one device-to-host transfer (after one collective with several
+    ranks). ``task_stats``: the task's 0-d statistics, by name, packed after the
+    table's; NaN (nothing to report) arrives as None in ``task_statistics``."""
     packed = pack_device_stats(device_stats)
+    task_names = list(task_stats or {})
+    if task_names:  # one more stack and cat: only for a task with statistics
+        task_column = torch.stack([task_stats[n] for n in task_names])  # type: ignore[index]
+        packed = torch.cat((packed, task_column.to(packed.dtype)))
     if group.active:
-        packed = combine_ranks(group, packed, stop_requested, memory)
+        packed = combine_ranks(group, packed, stop_requested, memory, len(task_names))
     host = packed.tolist()  # host-sync: the batch's one transfer
     stats = unpack_device_stats(host[: len(PACKED_FIELDS)])
     stats.update((k, v) for k, v in device_stats.items() if not isinstance(v, torch.Tensor))
+    end = len(PACKED_FIELDS) + len(task_names)
+    if task_names:
+        task_values = host[len(PACKED_FIELDS) : end]
+        stats["task_statistics"] = {
+            name: _or_none(value) for name, value in zip(task_names, task_values, strict=True)
+        }
     if not group.active:
         return BatchReport(stats, dict(memory), stop_requested)
-    stop, *job_memory = host[len(PACKED_FIELDS) :]
+    stop, *job_memory = host[end:]
     return BatchReport(
         stats,
         {name: _or_none(v) for name, v in zip(MEMORY_FIELDS, job_memory, strict=True)},

@@ -31,7 +31,7 @@ from esper.training.checkpoint import (
     load_for_resume,
 )
 from esper.training.policy.actor_critic import ActorCritic, policy_for
-from esper.training.policy.deterministic import DeterministicPolicy
+from esper.training.policy.deterministic import DeterministicPolicy, MaskedDeterministicPolicy
 from esper.training.policy.normalizer import RunningMeanStd
 
 
@@ -44,6 +44,10 @@ class TrainedPolicy:
     are on ``device``, clipped to the action bounds as the environment received
     them in training. A task with critic-only entries also takes observations
     without them (``spec.actor_obs_dim`` wide): the actor never reads them.
+
+    A task with an action mask takes ``action_mask`` (``[B, mask_width]`` bool,
+    or ``[mask_width]`` with a single observation): the policy then picks only
+    allowed actions. Without it, every action is allowed.
 
     A recurrent policy remembers: each call acts from the memory the last call
     left, for the same number of copies. Pass ``episode_start`` (``[B]`` bool,
@@ -65,6 +69,7 @@ class TrainedPolicy:
     deterministic: bool = True  # argmax / Gaussian mean; False samples like training
     obs_dtype: torch.dtype = torch.float32  # the task's: uint8 images stay uint8
     memory: torch.Tensor | None = None  # a recurrent policy's, after the last call
+    masked: bool = False  # the task has an action mask: exports take it as an input
 
     def reset(self) -> None:
         """Forget: the next call starts every copy's episode afresh."""
@@ -72,7 +77,10 @@ class TrainedPolicy:
 
     @torch.no_grad()
     def __call__(
-        self, obs: torch.Tensor | np.ndarray, episode_start: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor | np.ndarray,
+        episode_start: torch.Tensor | None = None,
+        action_mask: torch.Tensor | np.ndarray | None = None,
     ) -> torch.Tensor:
         obs = torch.as_tensor(obs, dtype=self.obs_dtype, device=self.device)
         shape = self.model.obs_shape
@@ -86,12 +94,28 @@ class TrainedPolicy:
         if episode_start is not None:
             starts = torch.as_tensor(episode_start, dtype=torch.bool, device=self.device)
         memory = self.model.memory_for(self.memory, obs.shape[0], starts)
+        mask = None if action_mask is None else self._mask(action_mask, obs.shape[0])
         if self.deterministic:
-            action, self.memory = self.model.act_deterministic(obs, memory)
+            action, self.memory = self.model.act_deterministic(obs, memory, action_mask=mask)
         else:
-            action, self.memory = self.model.sample(obs, memory=memory)
+            action, self.memory = self.model.sample(obs, memory=memory, action_mask=mask)
         action = self.model.env_action(action)
         return action[0] if single else action
+
+    def _mask(self, action_mask: torch.Tensor | np.ndarray, rows: int) -> torch.Tensor:
+        """``action_mask`` as ``[rows, mask_width]`` bool; a wrong one is refused in a line."""
+        mask = torch.as_tensor(action_mask, device=self.device)
+        width = self.action_space.mask_width
+        if mask.dim() == 1:
+            mask = mask.unsqueeze(0)
+        if not width:
+            raise ValueError(f"task {self.task}'s {self.action_space.describe()} takes no mask")
+        if mask.dtype != torch.bool or tuple(mask.shape) != (rows, width):
+            raise ValueError(
+                f"action_mask must be a bool tensor of shape [{rows}, {width}] "
+                f"(got {str(mask.dtype).removeprefix('torch.')} {list(mask.shape)})"
+            )
+        return mask
 
     def _normalized(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs`` through the frozen normaliser; observations without their critic-only
@@ -114,7 +138,8 @@ class TrainedPolicy:
     def deterministic_module(self) -> DeterministicPolicy:
         """This policy's deterministic action as one plain module, the normaliser
         folded in, on the CPU: what ``esper export`` writes."""
-        return DeterministicPolicy(self.model, self.obs_normalizer, self.obs_dtype).cpu()
+        kind = MaskedDeterministicPolicy if self.masked else DeterministicPolicy
+        return kind(self.model, self.obs_normalizer, self.obs_dtype).cpu()
 
 
 def choose_checkpoint(run_dir: RunDir, checkpoint: int | None) -> int:
@@ -240,4 +265,5 @@ def _rebuild(
         config=dict(config),
         deterministic=deterministic,
         obs_dtype=spec.obs_dtype,
+        masked=spec.has_action_mask,
     )

@@ -5,7 +5,9 @@ Both are generated from the metrics table (``telemetry/metrics.py``), one
 record per field, so a field cannot be added without its documentation: a
 test regenerates them and fails when the committed files differ. It sits above
 the telemetry layer because each record also says what Sanctum's snapshot
-shows before the event arrives.
+shows before the event arrives. Each statistic a built-in task declares
+(``BatchedEnv.statistics``) gets a record too, numbered from TELE-300 in the
+order of the task registry, so declaring one adds its record.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import argparse
 import sys
 from pathlib import Path
 
+from esper.envs.registry import TASKS
 from esper.sanctum.schema import SanctumSnapshot
 from esper.telemetry.metrics import (
     BATCH_COMPLETED_FIELDS,
     EVALUATION_COMPLETED_FIELDS,
+    TASK_TAG_PREFIX,
     TRAINING_STARTED_FIELDS,
     Absent,
     Field,
+    Reduction,
     Source,
 )
 
@@ -64,7 +69,54 @@ noted once. "Across ranks" says how the ranks of one job combine a value.
 """
 
 
+FIRST_TASK_RECORD = 300  # TELE-300 onwards: the built-in tasks' statistics
+TASK_PREFIX = "task_statistics."  # a task statistic's place in BATCH_COMPLETED
+
+
+def task_statistic_fields() -> list[Field]:
+    """A record's row for each statistic of each built-in task, in registry order."""
+    rows: list[Field] = []
+    for task, env in TASKS.items():
+        for statistic in env.statistics:
+            rows.append(
+                Field(
+                    f"TELE-{FIRST_TASK_RECORD + len(rows)}",
+                    TASK_PREFIX + statistic.name,
+                    f"{task}: {statistic.name}",
+                    float,
+                    "the task's own",
+                    f"{statistic.description} (task `{task}`, `{env.__name__}` in "
+                    f"`{_source_of(env)}`).",
+                    nan_allowed=False,
+                    absent=Absent.NOTHING_TO_REPORT,
+                    required=False,
+                    source=Source.DEVICE,
+                    reduction=Reduction.MEAN,
+                    tensorboard=TASK_TAG_PREFIX + statistic.name,
+                    sanctum="task_stats.statistics",
+                )
+            )
+    return rows
+
+
+def _source_of(env: type) -> str:
+    return "src/" + env.__module__.replace(".", "/") + ".py"
+
+
 def _emitter(event: str, spec: Field) -> str:
+    if spec.name.startswith(TASK_PREFIX):
+        return (
+            "the task's `batch_statistics`, once per batch after the rollout, on the device; "
+            "packed after the table's statistics into the batch's one host transfer "
+            "(`to_host` in `src/esper/training/transfer.py`), combined across ranks by "
+            "their mean"
+        )
+    if spec.name == "task_statistics":
+        return (
+            "the task's `batch_statistics` (`train_batch` in `src/esper/training/loop.py`), "
+            "on the device; packed after the table's statistics into the batch's one host "
+            "transfer (`to_host` in `src/esper/training/transfer.py`)"
+        )
     if event == "EVALUATION_COMPLETED":
         return (
             "`Evaluator.evaluate` in `src/esper/training/evaluation.py` (every `eval_every` "
@@ -139,9 +191,14 @@ def _consumers(event: str, spec: Field) -> list[str]:
         rows.append(f"| console (`--no-sanctum` in a pipe) | `{spec.console}` |")
     if spec.tensorboard is not None:
         rows.append(f"| TensorBoard (`--tensorboard`) | `{spec.tensorboard}` against env steps |")
+    if spec.name == "task_statistics":
+        rows.append(f"| TensorBoard and W&B | `{TASK_TAG_PREFIX}NAME` for each statistic |")
+    if spec.name.startswith(TASK_PREFIX) or spec.name == "task_statistics":
+        rows.append("| `esper plot` | one panel per statistic, after the trainer's |")
     if spec.sanctum is not None:
         coloured = ", coloured by health" if spec.health is not None else ""
-        rows.append(f"| Sanctum | `snapshot.{spec.sanctum}`{coloured} |")
+        panel = " (the task panel)" if spec.sanctum.startswith("task_stats") else ""
+        rows.append(f"| Sanctum | `snapshot.{spec.sanctum}`{coloured}{panel} |")
     return rows
 
 
@@ -199,7 +256,8 @@ def render_record(event: str, spec: Field) -> str:
 def render_document() -> str:
     index = ["| ID | Field | Type | Units |", "|---|---|---|---|"]
     records = []
-    for event, fields in EVENTS.items():
+    tables = [*EVENTS.items(), ("BATCH_COMPLETED", tuple(task_statistic_fields()))]
+    for event, fields in tables:
         for spec in fields:
             anchor = f"{spec.id}-{spec.title}-{event}{spec.name}".lower()
             anchor = "".join(c for c in anchor.replace(" ", "-") if c.isalnum() or c in "-_")

@@ -4,6 +4,7 @@ from esper.sanctum.widgets.event_log import render_event_log
 from esper.sanctum.widgets.metrics_panel import render_metrics_panel
 from esper.sanctum.widgets.run_header import render_batch_progress, render_run_header
 from esper.sanctum.widgets.status_banner import render_ending, render_status_banner
+from esper.sanctum.widgets.task_panel import render_task_panel
 from esper.sanctum.widgets.throughput_panel import render_throughput_panel
 
 __all__ = [
@@ -13,5 +14,6 @@ __all__ = [
     "render_metrics_panel",
     "render_run_header",
     "render_status_banner",
+    "render_task_panel",
     "render_throughput_panel",
 ]

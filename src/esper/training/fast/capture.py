@@ -220,7 +220,7 @@ class GraphedUpdate(_Captured):
         assert self.order is not None and self.sums is not None and self.epoch_kl is not None
         if "obs" not in batch.computed:
             assert batch.obs.data_ptr() == self.batch.obs.data_ptr(), "the rollout buffer moved"
-        for name in batch.computed:  # the rest are views of the rollout buffer
+        for name in _present(batch):  # the rest are views of the rollout buffer
             getattr(self.batch, name).copy_(getattr(batch, name))
         self.sums.zero_()
         minibatches = len(range(0, batch.size, settings.minibatch_size))
@@ -243,7 +243,7 @@ class GraphedUpdate(_Captured):
         settings: UpdateSettings,
     ) -> None:
         static = self.batch = replace(
-            batch, **{name: getattr(batch, name).clone() for name in batch.computed}
+            batch, **{name: getattr(batch, name).clone() for name in _present(batch)}
         )
         # Filled by each epoch's randperm before its replay; not drawn here, so the
         # random stream stays the plain path's.
@@ -260,6 +260,11 @@ class GraphedUpdate(_Captured):
             epoch_kl.copy_(kl)
 
         self.capture(body, [])
+
+
+def _present(batch: FlatBatch) -> list[str]:
+    """The batch's computed fields it has (an unmasked task has no masks)."""
+    return [name for name in batch.computed if getattr(batch, name) is not None]
 
 
 class GraphedAdvantages(_Captured):

@@ -229,11 +229,13 @@ class ActorCritic(nn.Module):
         obs: torch.Tensor,
         noise: torch.Tensor | None = None,
         memory: torch.Tensor | None = None,
+        action_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Sample actions: ``(action, log_prob [B], value [B], memory after)``; the
-        memory is None for a feed-forward policy."""
+        memory is None for a feed-forward policy. ``action_mask`` (``[B,
+        mask_width]`` bool) limits a discrete policy to the allowed actions."""
         features, memory = self._actor_features(obs, memory)
-        action, log_prob = self._sample(features, noise)
+        action, log_prob = self._sample(features, noise, action_mask)
         value = self.critic(self._critic_features(obs, features)).squeeze(-1)
         return action, log_prob, value, memory
 
@@ -242,20 +244,24 @@ class ActorCritic(nn.Module):
         obs: torch.Tensor,
         noise: torch.Tensor | None = None,
         memory: torch.Tensor | None = None,
+        action_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``act`` without the critic: ``(action, memory after)``. What acting outside
         training needs, and all it can do without critic-only entries."""
         features, memory = self._actor_features(obs, memory)
-        action, _ = self._sample(features, noise)
+        action, _ = self._sample(features, noise, action_mask)
         return action, memory
 
     def _sample(
-        self, features: torch.Tensor, noise: torch.Tensor | None
+        self,
+        features: torch.Tensor,
+        noise: torch.Tensor | None,
+        action_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """An action from the distribution the actor puts on ``features``; its log-prob."""
         if noise is None:
             noise = self.sample_noise(features.shape[0])
-        out = self.actor(features)
+        out = multi_categorical.masked(self.actor(features), action_mask)
         if self.nvec is not None:
             return multi_categorical.sample(out, noise, self.nvec)
         if self.discrete:
@@ -290,11 +296,16 @@ class ActorCritic(nn.Module):
         return torch.clamp(action, self.action_low, self.action_high)
 
     def act_deterministic(
-        self, obs: torch.Tensor, memory: torch.Tensor | None = None, actor_obs_only: bool = False
+        self,
+        obs: torch.Tensor,
+        memory: torch.Tensor | None = None,
+        actor_obs_only: bool = False,
+        action_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The most likely action (argmax, or the Gaussian mean), and the memory after."""
+        """The most likely action (argmax, or the Gaussian mean), and the memory
+        after; the most likely allowed action under ``action_mask``."""
         features, memory = self._actor_features(obs, memory, actor_obs_only)
-        out = self.actor(features)
+        out = multi_categorical.masked(self.actor(features), action_mask)
         if self.nvec is not None:
             return multi_categorical.mode(out, self.nvec), memory
         return (out.argmax(dim=-1) if self.discrete else out), memory
@@ -305,8 +316,10 @@ class ActorCritic(nn.Module):
         action: torch.Tensor,
         memory: torch.Tensor | None = None,
         starts: torch.Tensor | None = None,
+        action_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Score stored actions: ``(log_prob [B], entropy [B], value [B])``.
+        """Score stored actions: ``(log_prob [B], entropy [B], value [B])``, under
+        the ``action_mask`` they were sampled with (the same distribution).
 
         A recurrent policy replays whole sequences: ``obs`` holds ``E`` of them
         back to back (``[E * T, ...]``), ``memory [E, memory_size]`` is each one's
@@ -318,7 +331,7 @@ class ActorCritic(nn.Module):
         else:
             assert memory is not None and starts is not None, "sequences need their memory"
             features = self._replay(obs, memory, starts)
-        out = self.actor(features)
+        out = multi_categorical.masked(self.actor(features), action_mask)
         if self.nvec is not None:
             log_prob = multi_categorical.log_prob(out, action, self.nvec)
             entropy = multi_categorical.entropy(out, self.nvec)

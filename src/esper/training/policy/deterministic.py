@@ -10,7 +10,9 @@ TorchScript and ``torch.export`` can take it whole.
 A policy kind declares its interface here, not in the exporter: ``input_names``
 and ``output_names`` (a recurrent policy adds its memory to both),
 ``batch_dims`` (the batch axis of each input) and ``example_inputs``. Critic-only
-observation entries are not inputs: a deployed actor never has them.
+observation entries are not inputs: a deployed actor never has them. A task
+with an action mask exports ``MaskedDeterministicPolicy``, whose second input
+is the mask.
 """
 
 from __future__ import annotations
@@ -63,10 +65,17 @@ class DeterministicPolicy(nn.Module):
     def forward(
         self, obs: torch.Tensor, memory: torch.Tensor | None = None
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return self._act(obs, memory, None)
+
+    def _act(
+        self, obs: torch.Tensor, memory: torch.Tensor | None, action_mask: torch.Tensor | None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         obs = obs.flatten(1)  # [B, C, H, W] -> the flat rows the network reads
         if self.normalizes:
             obs = ((obs - self.obs_mean) / self.obs_std).clamp(-self.clip, self.clip)
-        action, memory = self.model.act_deterministic(obs, memory, actor_obs_only=True)
+        action, memory = self.model.act_deterministic(
+            obs, memory, actor_obs_only=True, action_mask=action_mask
+        )
         action = self.model.env_action(action)
         if self.recurrent:
             assert memory is not None
@@ -79,3 +88,29 @@ class DeterministicPolicy(nn.Module):
         if self.recurrent:
             return obs, torch.zeros(batch, self.memory_size)
         return (obs,)
+
+
+class MaskedDeterministicPolicy(DeterministicPolicy):
+    """``forward(obs, action_mask) -> action``; a recurrent policy's
+    ``forward(obs, action_mask, memory) -> (action, memory)``. ``action_mask`` is
+    ``[B, mask_width]`` bool: the most likely allowed action is taken."""
+
+    def __init__(
+        self,
+        model: ActorCritic,
+        obs_normalizer: RunningMeanStd | None,
+        obs_dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__(model, obs_normalizer, obs_dtype)
+        self.mask_width = model.action_space.mask_width
+        self.input_names = ("obs", "action_mask", *self.input_names[1:])
+        self.batch_dims = (0,) * len(self.input_names)
+
+    def forward(  # type: ignore[override]
+        self, obs: torch.Tensor, action_mask: torch.Tensor, memory: torch.Tensor | None = None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return self._act(obs, memory, action_mask)
+
+    def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
+        obs, *memory = super().example_inputs(batch)
+        return obs, torch.ones(batch, self.mask_width, dtype=torch.bool), *memory
