@@ -30,9 +30,7 @@ def scripted_names(task: str) -> list[str]:
     return sorted(getattr(env_class(task), "scripted", {}) or {})
 
 
-def run_scripted(
-    task: str, name: str, episodes: int, seed: int, device: str = "auto"
-) -> Episodes:
+def run_scripted(task: str, name: str, episodes: int, seed: int, device: str = "auto") -> Episodes:
     """``episodes`` complete episodes of ``task``'s scripted policy ``name``."""
     known = scripted_names(task)
     if name not in known:
@@ -44,9 +42,8 @@ def run_scripted(
     env = make(task, min(episodes, MAX_COPIES), resolve_device(device), seed=seed)
     try:
         policy = env.scripted[name](env)
-        mask = getattr(env, "action_mask", None)
 
-        def act(obs: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        def act(obs: torch.Tensor, starts: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
             policy.reset(starts)
             return policy(obs, mask)
 
@@ -61,7 +58,9 @@ def evaluation_event(
     """EVALUATION_COMPLETED for a scripted policy: batch 0, no training steps."""
     from esper.workflows.evaluate import payload_of
 
-    payload = payload_of(finished, seed, checkpoint_batch=0, env_steps=0, deterministic=name != "random")
+    payload = payload_of(
+        finished, seed, checkpoint_batch=0, env_steps=0, deterministic=name != "random"
+    )
     return TelemetryEvent(
         event_type=TelemetryEventType.EVALUATION_COMPLETED,
         group_id=run_id or uuid.uuid4().hex[:12],

@@ -9,7 +9,10 @@ from esper.training.fast.capture import compile_step
 def test_the_step_compiles_as_one_graph_and_equals_the_plain_step() -> None:
     plain, compiled = small_env(n=3, seed=1), small_env(n=3, seed=1)
     steps = plain.settings.max_epochs + 2  # across an episode's end: the auto-reset too
-    fresh_plain, fresh_compiled = plain.draw_initial_states(steps), compiled.draw_initial_states(steps)
+    fresh_plain, fresh_compiled = (
+        plain.draw_initial_states(steps),
+        compiled.draw_initial_states(steps),
+    )
     step = compile_step(lambda env, a, fresh: env.step(a, fresh), backend="eager")
     generator = torch.Generator().manual_seed(0)
     for t in range(steps):

@@ -55,7 +55,7 @@ def test_statistics_with_nothing_to_report_are_nan() -> None:
     stats = env.batch_statistics()
     assert torch.isnan(stats["final_val_accuracy"]) and torch.isnan(stats["seed_contribution"])
     assert stats["germinations"] == 0
-    assert set(stats) == {name for name, _ in type(env).STATISTICS}
+    assert set(stats) == {statistic.name for statistic in type(env).statistics}
 
 
 @pytest.mark.parametrize(

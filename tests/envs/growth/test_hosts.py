@@ -38,7 +38,9 @@ def plain_epoch(env, i: int) -> torch.Tensor:
     s = env.settings
     flat = env.weights[i : i + 1].clone()
     views = hosts.weights(flat, s)._asdict()
-    w = {name: views[name][0].clone().requires_grad_() for name in ("w_in", "b_in", "w_out", "b_out")}
+    w = {
+        name: views[name][0].clone().requires_grad_() for name in ("w_in", "b_in", "w_out", "b_out")
+    }
     # One leaf per slot and weight, as separate modules would hold them.
     slots = [{name: views[name][0, k].clone().requires_grad_() for name in SEED} for k in range(3)]
     trained = list(w.values())
@@ -49,7 +51,7 @@ def plain_epoch(env, i: int) -> torch.Tensor:
     adam = torch.optim.Adam(trained, lr=s.host_lr, betas=hosts.ADAM_BETAS, eps=hosts.ADAM_EPS)
 
     def seed(k: int, z: torch.Tensor) -> torch.Tensor:
-        stage, blueprint, _ = SLOTS[i][k]
+        _, blueprint, _ = SLOTS[i][k]
         p = slots[k]
         u = z @ p["a_w"] + p["a_b"]
         h = u if bool(env.blueprint_linear[blueprint]) else torch.relu(u)

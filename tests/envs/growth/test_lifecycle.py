@@ -3,8 +3,8 @@
 import torch
 from growth_helpers import action, everyone, small_env
 
-from esper.envs.growth.hosts import host_layout
 from esper.envs.growth.actions import ADVANCE, FOSSILIZE, GERMINATE, PRUNE, WAIT
+from esper.envs.growth.hosts import host_layout
 from esper.envs.growth.lifecycle import (
     BLENDING,
     DORMANT,

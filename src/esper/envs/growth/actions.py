@@ -71,7 +71,7 @@ def legal_actions(
 ) -> torch.Tensor:
     """``[n, actions]`` bool: the moves each host allows. ``stage [n, K]``,
     ``params_used [n]``, ``blueprint_params [B]``."""
-    n, slots = stage.shape
+    n = stage.shape[0]
     fits = params_used.unsqueeze(1) + blueprint_params.unsqueeze(0) <= budget  # [n, B]
     germinate = (stage == DORMANT).unsqueeze(2) & fits.unsqueeze(1)  # [n, K, B]
     return torch.cat(

@@ -24,19 +24,19 @@ from typing import Any, ClassVar
 import torch
 import torch.nn.functional as F
 
-from esper.envs.base import BatchedEnv, EnvSpec, StepResult, Transition
+from esper.envs.base import BatchedEnv, EnvSpec, StepResult, TaskStatistic, Transition
 from esper.envs.growth import hosts, lifecycle
 from esper.envs.growth.actions import (
+    ADVANCE,
     FOSSILIZE,
     GERMINATE,
     PRUNE,
     WAIT,
-    ADVANCE,
     action_count,
     action_table,
     legal_actions,
 )
-from esper.envs.growth.lifecycle import BLENDING, DORMANT, EMBARGOED, HOLDING, TRAINING
+from esper.envs.growth.lifecycle import BLENDING, EMBARGOED, HOLDING, TRAINING
 from esper.envs.growth.observation import (
     HISTORY,
     REWARD_MODE,
@@ -61,26 +61,32 @@ _TOTALS = (
 )  # fmt: skip
 
 
-# What ``batch_statistics`` reports: (name, description).
-STATISTICS = (
-    ("final_val_accuracy", "mean validation accuracy of the hosts whose episode ended"),
-    ("params_vs_budget", "mean parameters used / param_budget over the batch's steps"),
-    ("seeds_training", "seeds in isolation per host, at episode end"),
-    ("seeds_blending", "seeds blending in per host, at episode end"),
-    ("seeds_holding", "seeds at full strength, not yet fossilized, per host at episode end"),
-    ("seeds_fossilized", "fossilized seeds per host, at episode end"),
-    ("seeds_embargoed", "slots resting after a prune per host, at episode end"),
-    ("germinations", "seeds germinated in the batch, all hosts together"),
-    ("fossilizations", "seeds fossilized in the batch, all hosts together"),
-    ("prunes", "seeds pruned in the batch, all hosts together"),
-    ("seed_contribution", "mean counterfactual accuracy contribution of blending and holding seeds"),
+# What ``batch_statistics`` reports.
+STATISTICS = tuple(
+    TaskStatistic(name, description)
+    for name, description in (
+        ("final_val_accuracy", "mean validation accuracy of the hosts whose episode ended"),
+        ("params_vs_budget", "mean parameters used / param_budget over the batch's steps"),
+        ("seeds_training", "seeds in isolation per host, at episode end"),
+        ("seeds_blending", "seeds blending in per host, at episode end"),
+        ("seeds_holding", "seeds at full strength, not yet fossilized, per host at episode end"),
+        ("seeds_fossilized", "fossilized seeds per host, at episode end"),
+        ("seeds_embargoed", "slots resting after a prune per host, at episode end"),
+        ("germinations", "seeds germinated in the batch, all hosts together"),
+        ("fossilizations", "seeds fossilized in the batch, all hosts together"),
+        ("prunes", "seeds pruned in the batch, all hosts together"),
+        (
+            "seed_contribution",
+            "mean counterfactual accuracy contribution of blending and holding seeds",
+        ),
+    )
 )
 
 
 def growth_spec(s: GrowthSettings, name: str = "grow-mlp") -> EnvSpec:
     return EnvSpec(
         name, "", max_episode_steps=s.max_epochs, obs_dim=observation_size(s), state_dim=0,
-        action_space=DiscreteSpace(action_count(s)),
+        action_space=DiscreteSpace(action_count(s)), has_action_mask=True,
     )  # fmt: skip
 
 
@@ -90,7 +96,7 @@ class GrowMLP(BatchedEnv):
     spec: ClassVar[EnvSpec] = growth_spec(DEFAULT_SETTINGS)
     default_config: ClassVar[dict[str, Any]] = {}  # configs/grow-mlp.toml holds them
     scripted: ClassVar[dict[str, Any]] = SCRIPTED
-    STATISTICS: ClassVar[tuple[tuple[str, str], ...]] = STATISTICS
+    statistics: ClassVar[tuple[TaskStatistic, ...]] = STATISTICS
 
     def __init__(
         self,
@@ -187,10 +193,16 @@ class GrowMLP(BatchedEnv):
         final_obs = self._observe()
         self._count(terminated, val_accuracy)
         self._start(terminated, self._spare(fresh))
-        return self._observe(), reward, terminated, truncated, {
-            "final_obs": final_obs,
-            "action_mask": self.action_mask.clone(),
-        }
+        return (
+            self._observe(),
+            reward,
+            terminated,
+            truncated,
+            {
+                "final_obs": final_obs,
+                "action_mask": self.action_mask.clone(),
+            },
+        )
 
     # --- the step's parts --------------------------------------------------------------
     def _act(self, actions: torch.Tensor) -> None:
@@ -203,7 +215,9 @@ class GrowMLP(BatchedEnv):
         stage = self.stage
         stage.masked_fill_(germinate, TRAINING).masked_fill_(advance, BLENDING)
         stage.masked_fill_(fossilize, lifecycle.FOSSILIZED).masked_fill_(prune, EMBARGOED)
-        self.blueprint.copy_(torch.where(germinate, self.table.blueprint[actions][:, None], self.blueprint))
+        self.blueprint.copy_(
+            torch.where(germinate, self.table.blueprint[actions][:, None], self.blueprint)
+        )
         self.alpha.masked_fill_(germinate | prune, 0.0)
         self.age.masked_fill_(germinate, 0.0)
         self.embargo.masked_fill_(prune, float(self.settings.embargo_epochs))
@@ -215,15 +229,16 @@ class GrowMLP(BatchedEnv):
             seeds = hosts.host_layout(self.settings).view(buffer, "seeds")
             source = fresh if buffer is self.weights else torch.zeros_like(fresh)
             seeds.copy_(torch.where(renewed, source, seeds))
-        events = torch.stack(
-            (germinate.sum(), fossilize.sum(), prune.sum())
-        ).to(self.totals.dtype)
+        events = torch.stack((germinate.sum(), fossilize.sum(), prune.sum())).to(self.totals.dtype)
         self.totals[9:12] += events
 
     def _gates(self) -> hosts.SlotGates:
         alpha, learn = lifecycle.gates(self.stage, self.alpha)
         return hosts.SlotGates(
-            alpha, learn, self.blueprint_units[self.blueprint], self.blueprint_linear[self.blueprint]
+            alpha,
+            learn,
+            self.blueprint_units[self.blueprint],
+            self.blueprint_linear[self.blueprint],
         )
 
     def _train(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -27,7 +27,13 @@ import torch
 DORMANT, TRAINING, BLENDING, HOLDING, FOSSILIZED, EMBARGOED = range(6)
 STAGES = ("dormant", "training", "blending", "holding", "fossilized", "embargoed")
 # The letters of the compact row (T2 B1 H0 F3 P1): the stages a seed is in, pruned ones as P.
-STAGE_LETTERS = {"training": "T", "blending": "B", "holding": "H", "fossilized": "F", "embargoed": "P"}
+STAGE_LETTERS = {
+    "training": "T",
+    "blending": "B",
+    "holding": "H",
+    "fossilized": "F",
+    "embargoed": "P",
+}
 
 
 def live(stage: torch.Tensor) -> torch.Tensor:

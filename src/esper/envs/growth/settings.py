@@ -126,7 +126,9 @@ def settings_from(options: dict[str, Any]) -> GrowthSettings:
     known = set(GrowthSettings.__dataclass_fields__)
     for key in options:
         if key not in known:
-            raise ConfigError("task_options", f"unknown key {key!r} (known: {', '.join(sorted(known))})")
+            raise ConfigError(
+                "task_options", f"unknown key {key!r} (known: {', '.join(sorted(known))})"
+            )
     values = dict(options)
     if "blueprints" in values:
         values["blueprints"] = tuple(values["blueprints"])
