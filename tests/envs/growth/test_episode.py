@@ -82,3 +82,15 @@ def test_draws_are_reproducible_and_the_state_round_trips() -> None:
     second.load_state_dict(saved)
     again = [second.step(torch.tensor([0, 0]))[0] for _ in range(SMALL.max_epochs)]
     torch.testing.assert_close(torch.stack(again), torch.stack(after))
+
+
+def test_a_step_without_drawn_rows_draws_only_when_its_episodes_end() -> None:
+    """Evaluation steps without rows: one draw per episode, not one per step."""
+    counted = small_env(n=2, seed=6)
+    draws = []
+    plain = counted.initial_state
+    counted.initial_state = lambda n: draws.append(n) or plain(n)
+    for _ in range(2 * SMALL.max_epochs):
+        counted.step(torch.zeros(2, dtype=torch.int64))
+    assert draws == [2, 2]
+    assert (counted.elapsed_steps == 0).all() and (counted.stage == 0).all()

@@ -139,6 +139,9 @@ class GrowMLP(BatchedEnv):
         self.spare = zeros(n, dtype=torch.int64)  # episodes started since the last draw
         self.action_mask = torch.ones(n, action_count(s), dtype=torch.bool, device=dev)
         self.totals = zeros(len(_TOTALS))
+        # The epoch every copy is at (they move in lockstep), known on the host; None
+        # once a step was handed rows (the rollout's), which keeps no such count.
+        self._epoch: int | None = 0
 
     # --- BatchedEnv's pieces (the step below uses its own) -----------------------
     def initial_state(self, n: int) -> torch.Tensor:
@@ -166,13 +169,16 @@ class GrowMLP(BatchedEnv):
             self.generator.manual_seed(seed)
         everyone = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
         self._start(everyone, self.initial_state(self.num_envs))
+        self._epoch = 0
         return self._observe()
 
     def step(self, actions: torch.Tensor, fresh: torch.Tensor | None = None) -> StepResult:
         """One host epoch for every copy (module docstring). ``fresh`` is a row of
         ``draw_initial_states``; without one the step draws its own (eagerly)."""
         if fresh is None:
-            fresh = self.initial_state(self.num_envs).unsqueeze(0)
+            fresh = self._eager_rows()
+        else:  # rows handed in (the rollout, perhaps compiled): the host clock is not kept
+            self._epoch = None
         actions = actions.to(self.device, non_blocking=True).long().view(self.num_envs)
         self._act(actions)
         s = self.settings
@@ -193,6 +199,8 @@ class GrowMLP(BatchedEnv):
         final_obs = self._observe()
         self._count(terminated, val_accuracy)
         self._start(terminated, self._spare(fresh))
+        if self._epoch is not None:  # the host-side twin of elapsed_steps
+            self._epoch = (self._epoch + 1) % s.max_epochs
         return (
             self._observe(),
             reward,
@@ -203,6 +211,16 @@ class GrowMLP(BatchedEnv):
                 "action_mask": self.action_mask.clone(),
             },
         )
+
+    def _eager_rows(self) -> torch.Tensor:
+        """Fresh episodes for a step called without rows: drawn only when the
+        episodes end at this step. Every copy starts and ends its episodes
+        together (all reset at once, fixed length), so the host knows when
+        without reading the device; other steps get zeros, which no copy reads.
+        Without that count (after a rollout's steps) it draws at every step."""
+        if self._epoch is None or self._epoch == self.settings.max_epochs - 1:
+            return self.initial_state(self.num_envs).unsqueeze(0)
+        return torch.zeros(1, self.num_envs, self.episode.width, device=self.device)
 
     # --- the step's parts --------------------------------------------------------------
     def _act(self, actions: torch.Tensor) -> None:
@@ -378,6 +396,7 @@ class GrowMLP(BatchedEnv):
     def load_state_dict(self, saved: dict[str, Any]) -> None:
         for name in _STATE:
             getattr(self, name).copy_(saved[name])
+        self._epoch = int(saved["elapsed_steps"][0])  # host-sync: once, at a restore
         self.generator.set_state(saved["generator"])
 
 
