@@ -3,7 +3,7 @@
     uv run python scripts/bench_growth.py --envs 1024
 
 Prints, for one batch of ``--envs`` hosts x ``max_epochs`` steps (after one
-warm-up batch): env steps per second of the whole batch, its rollout and
+warm-up batch, unless ``--no-warm``): env steps per second of the whole batch, its rollout and
 update seconds, and within the rollout the seconds of the host training
 (``env.step`` alone, same steps) and of the policy (``policy.act`` alone); then
 the ops one batch dispatches (torch's dispatcher, as
@@ -39,7 +39,7 @@ class DispatchCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def trainer(envs: int, folder: str):
+def trainer(envs: int, folder: str, warm: bool = True):
     config = build_config(
         None, {"task": "grow-mlp", "n_envs": envs, "device": "cpu", "run_dir": folder}
     )
@@ -48,7 +48,8 @@ def trainer(envs: int, folder: str):
         config.horizon, config.n_envs, state.env.obs_dim, state.env.action_space.shape, "cpu",
         mask_width=state.env.action_space.mask_width,
     )  # fmt: skip
-    train_batch(config, state, buffer, StopRequest())  # warm-up
+    if warm:  # lazy initialisation out of the counted batch
+        train_batch(config, state, buffer, StopRequest())
     return config, state, buffer
 
 
@@ -56,9 +57,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--envs", type=int, default=1024)
     parser.add_argument("--count-envs", type=int, default=32)
+    parser.add_argument(
+        "--no-warm", dest="warm", action="store_false", help="time the first batch (cheaper)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        config, state, buffer = trainer(args.envs, folder)
+        config, state, buffer = trainer(args.envs, folder, warm=args.warm)
         fields, _ = train_batch(config, state, buffer, StopRequest())
         print(
             f"{args.envs} hosts x {config.horizon} steps: {fields['sps']:.0f} env steps/s, "
