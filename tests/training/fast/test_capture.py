@@ -59,9 +59,11 @@ class Rollout:
         torch.manual_seed(seed)
         self.env = make(task, n_envs, "cpu", seed=seed)
         self.policy = ActorCritic(self.env.obs_dim, self.env.action_space, (64, 64))
+        masked = getattr(self.env.spec, "has_action_mask", False)
         self.buffer = RolloutBuffer.allocate(
-            horizon, n_envs, self.env.obs_dim, self.env.action_space.shape, "cpu"
-        )
+            horizon, n_envs, self.env.obs_dim, self.env.action_space.shape, "cpu",
+            mask_width=self.env.action_space.mask_width if masked else 0,
+        )  # fmt: skip
         self.episodes = EpisodeTracker(n_envs, torch.device("cpu"), horizon)
         self.normalizer = RunningMeanStd((self.env.obs_dim,))
         self.scaler = RewardScaler(n_envs, 0.99)
