@@ -110,6 +110,7 @@ CLI_NAMES = {
     "episodes": "--episodes",  # esper eval's episode count
     "video": "--video",  # esper eval's video file
     "video_episodes": "--video-episodes",
+    "scripted": "--scripted",  # esper eval's scripted policy
     "world_size": "--nproc",  # the ranks of a job (one process unless --nproc or torchrun)
     "seeds": "--seeds",  # esper seeds / esper tune
     "jobs": "--jobs",

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from esper.cli.app import app
+from esper.runtime.errors import ConfigError
 from esper.runtime.extras import install_hint
 
 # RUN_DIR of the commands that read a run's checkpoints.
@@ -64,7 +65,15 @@ def sanctum(
 
 @app.command("eval")
 def eval_(
-    run_dir: Annotated[Path, CHECKPOINTS_RUN_DIR],
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="[RUN_DIR]",
+            help="A run's --run-dir (it holds checkpoints/); with --scripted, where to "
+            "record the result (optional).",
+            show_default=False,
+        ),
+    ] = None,
     checkpoint: Annotated[str | None, checkpoint_option("Evaluate")] = None,
     episodes: Annotated[
         int, typer.Option("--episodes", help="Complete episodes to run (>= 1).")
@@ -91,9 +100,28 @@ def eval_(
     video_episodes: Annotated[
         int, typer.Option("--video-episodes", help="Episodes the --video file shows.")
     ] = 1,
+    scripted: Annotated[
+        str | None,
+        typer.Option(
+            "--scripted",
+            help="Run the task's scripted policy NAME instead of a trained one (a baseline: "
+            "grow-mlp has never, all-at-start, plateau, random); needs --task.",
+            show_default=False,
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", help="The task a --scripted policy plays.", show_default=False),
+    ] = None,
 ) -> None:
     """Run a trained policy for complete episodes; append the result to telemetry.jsonl."""
     from esper.workflows.evaluate import evaluate, print_report
+
+    if scripted is not None or task is not None:
+        _eval_scripted(scripted, task, episodes, seed, device, run_dir)
+        return
+    if run_dir is None:
+        raise ConfigError("RUN_DIR", "name a run to evaluate, or give --scripted NAME --task TASK")
 
     chosen = chosen_checkpoint(checkpoint)
     watch = {"video": video, "video_episodes": video_episodes}
@@ -103,6 +131,23 @@ def eval_(
     print_report(result)
     if video is not None:
         print(f"esper: wrote {video}")
+
+
+def _eval_scripted(
+    name: str | None, task: str | None, episodes: int, seed: int, device: str, run_dir: Path | None
+) -> None:
+    from esper.workflows.scripted import evaluate_scripted
+
+    if name is None or task is None:
+        missing, given = ("scripted", "task") if name is None else ("task", "scripted")
+        raise ConfigError(missing, f"{{{given}}} needs {{{missing}}}", mentions=(given, missing))
+    event = evaluate_scripted(task, name, episodes, seed=seed, device=device, run_dir=run_dir)
+    data = event.data
+    print(
+        f"{task}, scripted {name}: return {data.return_mean:.4f} ± {data.return_std:.4f} "
+        f"(min {data.return_min:.4f}, max {data.return_max:.4f}) over {data.episodes} "
+        f"episodes, seed {seed}"
+    )
 
 
 @app.command("export")

@@ -35,6 +35,7 @@ from esper.envs.acrobot import Acrobot
 from esper.envs.base import BatchedEnv, EnvSpec
 from esper.envs.cartpole import CartPole, CartPoleNoVelocity
 from esper.envs.close import close_env
+from esper.envs.growth import GrowMLP
 from esper.envs.gym_ids import GYM_ASYNC_PREFIX, GYM_PREFIX, gym_id_of
 from esper.envs.minatar_breakout import MinAtarBreakout
 from esper.envs.mountain_car import MountainCar, MountainCarContinuous
@@ -53,6 +54,7 @@ TASKS: dict[str, type[BatchedEnv]] = {
     MountainCarContinuous.spec.name: MountainCarContinuous,
     Pendulum.spec.name: Pendulum,
     MinAtarBreakout.spec.name: MinAtarBreakout,
+    GrowMLP.spec.name: GrowMLP,
     **{probe.spec.name: probe for probe in PROBES},
 }
 

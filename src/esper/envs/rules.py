@@ -107,8 +107,8 @@ def _check_dynamics(env: Any, actions: torch.Tensor) -> None:
     ``step`` fails inside torch (``where``, ``|``) with an error that names neither.
     The generator is put back, so the env's episodes are not disturbed."""
     state = getattr(env, "state", None)
-    if not (isinstance(state, torch.Tensor) and hasattr(env, "dynamics")):
-        return  # not a BatchedEnv: step() is all there is to check
+    if not (isinstance(state, torch.Tensor) and hasattr(env, "dynamics")) or not state.shape[1]:
+        return  # not a BatchedEnv, or no state exposed (grow-mlp): step() is all there is
     n, device = env.num_envs, env.device
     generator = getattr(env, "generator", None)
     saved = generator.get_state() if generator is not None else None

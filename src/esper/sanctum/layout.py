@@ -10,6 +10,7 @@ from esper.sanctum.schema import SanctumSnapshot
 from esper.sanctum.widgets import (
     render_ending,
     render_event_log,
+    render_hosts_panel,
     render_metrics_panel,
     render_run_header,
     render_status_banner,
@@ -50,8 +51,9 @@ def render_dashboard(snapshot: SanctumSnapshot, footer: str | None = None) -> Re
         render_status_banner(snapshot),
         panels,
     ]
-    task = render_task_panel(snapshot)
-    if task is not None:  # a task that declares statistics
+    # A growth task's hosts panel, else the generic panel of any task with statistics.
+    task = render_hosts_panel(snapshot) or render_task_panel(snapshot)
+    if task is not None:
         parts.append(task)
     parts.append(render_event_log(snapshot))
     ending = render_ending(snapshot)

@@ -64,14 +64,23 @@ def run_episodes(
 
 
 def summarize(policy: TrainedPolicy, episodes: Episodes, seed: int) -> EvaluationCompletedPayload:
+    return payload_of(
+        episodes, seed, policy.checkpoint_batch, policy.env_steps, policy.deterministic
+    )
+
+
+def payload_of(
+    episodes: Episodes, seed: int, checkpoint_batch: int, env_steps: int, deterministic: bool
+) -> EvaluationCompletedPayload:
+    """EVALUATION_COMPLETED's numbers for finished episodes of any policy."""
     returns = episodes.returns
     return EvaluationCompletedPayload(
-        checkpoint_batch=policy.checkpoint_batch,
-        env_steps=policy.env_steps,
+        checkpoint_batch=checkpoint_batch,
+        env_steps=env_steps,
         length_min=float(episodes.lengths.min()),
         length_max=float(episodes.lengths.max()),
         episodes=int(returns.numel()),
-        deterministic=policy.deterministic,
+        deterministic=deterministic,
         return_mean=float(returns.mean()),
         return_std=float(returns.std(unbiased=False)),
         return_min=float(returns.min()),
