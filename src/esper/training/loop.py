@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from esper.config.schema import PPOConfig
-from esper.runs.directory import check_run_dir, claim_run_dir
+from esper.runs.directory import RunDir, check_run_dir, claim_run_dir
 from esper.runtime.device import resolve_device
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed.collectives import Collectives, rank_device
@@ -56,25 +56,10 @@ def run_vectorized_ppo(
     """
     stop = stop or StopRequest()
     group = group or Collectives()
-    device = rank_device(resolve_device(config.device), group)
-    group.shard(config.n_envs)  # an uneven split is bad input: refused before the run dir
-    check_watchable(config)  # a video nothing can draw, too
-    run_dir = group.main_decides(lambda: check_run_dir(config))
-    state = build_state(config, device, run_dir, group)
-    # Every check has passed (the state's too): only now may --overwrite clear.
-    group.main_decides(lambda: claim_run_dir(config, run_dir))
-    group.main_decides(lambda: forget_later_best(run_dir, config.start_batch))
-    state.run_id = group.main_decides(
-        lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
-    )
+    state, run_dir = _set_up(config, group)
     report = Reporter(hub, state, run_dir)
     evaluator = Evaluator.for_run(state, run_dir)  # None: no evaluations or videos
-    env = state.env
-    buffer = RolloutBuffer.allocate(
-        config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, device,
-        obs_dtype=env.spec.obs_dtype, memory_size=state.policy.memory_size,
-        mask_width=env.spec.mask_width,
-    )  # fmt: skip
+    buffer = _buffer_for(config, state)
     compile_cache = CompileCache.for_run(config, group.world_size, group.is_main)  # --compile
     stop_agreed = False
     try:  # from the first event to the last: a user's callback that raises fails the run
@@ -108,6 +93,32 @@ def run_vectorized_ppo(
         report.result.collective_seconds = group.seconds
         if evaluator is not None:
             evaluator.close()
+
+
+def _set_up(config: PPOConfig, group: Collectives) -> tuple[TrainerState, RunDir]:
+    """The run's state once every check has passed, and its claimed run dir."""
+    device = rank_device(resolve_device(config.device), group)
+    group.shard(config.n_envs)  # an uneven split is bad input: refused before the run dir
+    check_watchable(config)  # a video nothing can draw, too
+    run_dir = group.main_decides(lambda: check_run_dir(config))
+    state = build_state(config, device, run_dir, group)
+    # Every check has passed (the state's too): only now may --overwrite clear.
+    group.main_decides(lambda: claim_run_dir(config, run_dir))
+    group.main_decides(lambda: forget_later_best(run_dir, config.start_batch))
+    state.run_id = group.main_decides(
+        lambda: state.run_id or f"{config.task}-{uuid.uuid4().hex[:8]}"
+    )
+    return state, run_dir
+
+
+def _buffer_for(config: PPOConfig, state: TrainerState) -> RolloutBuffer:
+    """The rollout buffer, allocated once for the run: ``[horizon, n_envs, ...]``."""
+    env = state.env
+    return RolloutBuffer.allocate(
+        config.horizon, env.num_envs, env.obs_dim, env.action_space.shape, state.device,
+        obs_dtype=env.spec.obs_dtype, memory_size=state.policy.memory_size,
+        mask_width=env.spec.mask_width,
+    )  # fmt: skip
 
 
 def train_batch(

@@ -187,44 +187,20 @@ def build_state(
     """
     group = group or Collectives()
     local_envs = group.shard(config.n_envs)
-    if (local_envs * config.horizon) % config.n_minibatches:
-        raise ConfigError(
-            "n_minibatches",
-            f"each of {group.world_size} ranks holds {local_envs * config.horizon} transitions "
-            f"per batch, which {config.n_minibatches} minibatches do not divide",
-        )
-    if config.recurrent != "none" and local_envs % config.n_minibatches:
-        raise ConfigError(
-            "n_minibatches",
-            f"a recurrent policy's minibatches are whole sequences: each of "
-            f"{group.world_size} ranks steps {local_envs} environments, which "
-            f"{config.n_minibatches} minibatches do not divide",
-        )
+    _check_minibatches(config, local_envs, group.world_size)
     check_contract(config.task, device)  # a broken task: one line now, not in torch later
     seed = group.rank_seed(config.seed)
     seed_everything(seed)  # after the check: its envs leave training's numbers alone
     env = make(config.task, local_envs, device, seed=seed)
     check_statistic_names(config.task, env)
-    if config.normalize_obs and env.spec.is_image:
-        # Pixels have a fixed scale, which the policy applies (uint8 / 255); a running
-        # mean/std would also turn the uint8 buffer into floats four times its size.
-        raise ConfigError(
-            "normalize_obs",
-            f"task {config.task} observes images {list(env.spec.obs_shape)}, which the "
-            "policy scales itself; set normalize_obs = false",
-        )
+    _check_image_scaling(config, env)
     policy = policy_for(config.to_dict(), env.spec)
     policy.to(device)
     lr, eps = config.learning_rate, config.adam_eps
     on_device = wants_device_optimizer(config)
     adam = optimizer(policy.parameters(), lr, eps, config.speedups, on_device)
     broadcast_parameters(adam.params, group)
-    normalizer = RunningMeanStd((env.obs_dim,)).to(device) if config.normalize_obs else None
-    scaler = RewardScaler(local_envs, config.gamma).to(device) if config.normalize_reward else None
-    if normalizer is not None:
-        normalizer.sum_across = sum_moments(group)
-    if scaler is not None:
-        scaler.return_stats.sum_across = sum_moments(group)
+    normalizer, scaler = _normalizers(config, env.obs_dim, local_envs, device, group)
     state = TrainerState(
         config=config,
         device=device,
@@ -242,6 +218,48 @@ def build_state(
     if config.start_batch > 0:
         _restore(state, run_dir)
     return state
+
+
+def _check_minibatches(config: PPOConfig, local_envs: int, world_size: int) -> None:
+    """Each rank's batch must split into ``n_minibatches`` (whole sequences when recurrent)."""
+    if (local_envs * config.horizon) % config.n_minibatches:
+        raise ConfigError(
+            "n_minibatches",
+            f"each of {world_size} ranks holds {local_envs * config.horizon} transitions "
+            f"per batch, which {config.n_minibatches} minibatches do not divide",
+        )
+    if config.recurrent != "none" and local_envs % config.n_minibatches:
+        raise ConfigError(
+            "n_minibatches",
+            f"a recurrent policy's minibatches are whole sequences: each of "
+            f"{world_size} ranks steps {local_envs} environments, which "
+            f"{config.n_minibatches} minibatches do not divide",
+        )
+
+
+def _check_image_scaling(config: PPOConfig, env: BatchedEnv) -> None:
+    """Pixels have a fixed scale, which the policy applies (uint8 / 255); a running
+    mean/std would also turn the uint8 buffer into floats four times its size."""
+    if config.normalize_obs and env.spec.is_image:
+        raise ConfigError(
+            "normalize_obs",
+            f"task {config.task} observes images {list(env.spec.obs_shape)}, which the "
+            "policy scales itself; set normalize_obs = false",
+        )
+
+
+def _normalizers(
+    config: PPOConfig, obs_dim: int, local_envs: int, device: torch.device, group: Collectives
+) -> tuple[RunningMeanStd | None, RewardScaler | None]:
+    """The observation normaliser and reward scaler the config asks for, their
+    moments summed across ranks."""
+    normalizer = RunningMeanStd((obs_dim,)).to(device) if config.normalize_obs else None
+    scaler = RewardScaler(local_envs, config.gamma).to(device) if config.normalize_reward else None
+    if normalizer is not None:
+        normalizer.sum_across = sum_moments(group)
+    if scaler is not None:
+        scaler.return_stats.sum_across = sum_moments(group)
+    return normalizer, scaler
 
 
 def check_statistic_names(task: str, env: BatchedEnv) -> None:

@@ -125,33 +125,36 @@ class ActorCritic(nn.Module):
         self.discrete = isinstance(action_space, DiscreteSpace | MultiDiscreteSpace)
         # MultiDiscrete: one block of logits per component (training/multi_categorical.py)
         self.nvec = action_space.nvec if isinstance(action_space, MultiDiscreteSpace) else None
-        n_out = _output_width(action_space)
-        actor_shape = (self.actor_dim,) if critic_dims else self.obs_shape
-        # None for mlp: each head reads the observation itself, as before encoders.
-        self.trunk: ObservationTrunk | None = None
-        self.core: RecurrentCore | None = None
-        if encoder == "mlp":
-            width = self.actor_dim
-            if recurrent != "none":  # obs -> core -> actor and critic MLPs
-                self.core = recurrent_core(recurrent, width, rnn_hidden)
-                width = rnn_hidden
-            critic_width = width + critic_dims
-            self.actor = mlp(width, hidden, n_out, 0.01, speedups, activation)
-            self.critic = mlp(critic_width, hidden, 1, 1.0, speedups, activation)
-        else:  # obs -> shared trunk (-> core) -> linear heads
-            self.trunk = _trunk(encoder, actor_shape, self.hidden, speedups, activation)
-            width = self.hidden[-1]
-            if recurrent != "none":
-                self.core = recurrent_core(recurrent, width, rnn_hidden)
-                width = rnn_hidden
-            self.actor = _layer(width, n_out, 0.01, speedups)
-            self.critic = _layer(width + critic_dims, 1, 1.0, speedups)
+        self._build_networks(_output_width(action_space), speedups)
         if isinstance(action_space, BoxSpace):
             self.log_std = nn.Parameter(torch.zeros(action_space.dim))
             # Clipping bounds on the policy's device, moved by .to() like the
             # weights; not saved (the space is in the checkpoint already).
             self.register_buffer("action_low", torch.tensor(action_space.low), persistent=False)
             self.register_buffer("action_high", torch.tensor(action_space.high), persistent=False)
+
+    def _build_networks(self, n_out: int, speedups: bool) -> None:
+        """The trunk, core and heads, built (and so initialised) in a fixed order."""
+        hidden, activation, critic_dims = self.hidden, self.activation, self.critic_dims
+        # None for mlp: each head reads the observation itself, as before encoders.
+        self.trunk: ObservationTrunk | None = None
+        self.core: RecurrentCore | None = None
+        if self.encoder == "mlp":
+            width = self.actor_dim
+            if self.recurrent != "none":  # obs -> core -> actor and critic MLPs
+                self.core = recurrent_core(self.recurrent, width, self.rnn_hidden)
+                width = self.rnn_hidden
+            self.actor = mlp(width, hidden, n_out, 0.01, speedups, activation)
+            self.critic = mlp(width + critic_dims, hidden, 1, 1.0, speedups, activation)
+        else:  # obs -> shared trunk (-> core) -> linear heads
+            actor_shape = (self.actor_dim,) if critic_dims else self.obs_shape
+            self.trunk = _trunk(self.encoder, actor_shape, hidden, speedups, activation)
+            width = hidden[-1]
+            if self.recurrent != "none":
+                self.core = recurrent_core(self.recurrent, width, self.rnn_hidden)
+                width = self.rnn_hidden
+            self.actor = _layer(width, n_out, 0.01, speedups)
+            self.critic = _layer(width + critic_dims, 1, 1.0, speedups)
 
     def plain_twin(self) -> ActorCritic:
         """A copy with plain torch layers (``speedups`` off) and these weights: the
