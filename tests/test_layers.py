@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esper.workflows",
             "esper.workflows.plot",
             "esper.workflows.evaluate",
+            "esper.workflows.scripted",
             "esper.workflows.inference",
             "esper.workflows.export",
             "esper.workflows.telemetry_docs",

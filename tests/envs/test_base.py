@@ -29,7 +29,8 @@ def test_steps_resets_and_restores_keep_the_state_s_storage(task: str) -> None:
         env.step(some_actions(env.action_space, 8))
     env.load_state_dict(saved)
     assert (env.state.data_ptr(), env.elapsed_steps.data_ptr()) == storage
-    torch.testing.assert_close(env.state, saved["state"])
+    if env.spec.state_dim:  # grow-mlp exposes no state: its hosts are its own tensors
+        torch.testing.assert_close(env.state, saved["state"])
 
 
 def test_the_observation_a_reset_returns_is_not_overwritten_by_the_next_step() -> None:

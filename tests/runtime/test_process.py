@@ -53,7 +53,8 @@ def test_esper_train_leaves_the_allocator_alone(
 def test_the_esper_command_applies_it() -> None:
     code = (
         "import sys\n"
-        "from esper import cli, process\n"
+        "from esper import cli\n"
+        "from esper.runtime import process\n"
         "sys.argv = ['esper', '--help']\n"
         "try:\n"
         "    cli.main()\n"

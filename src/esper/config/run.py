@@ -20,6 +20,7 @@ from esper.runs.directory import RunDir, describe_checkpoints
 from esper.runs.lock import RunLock
 from esper.runtime.errors import ConfigError
 from esper.training.checkpoint import load_for_resume, newest_intact
+from esper.training.state import check_fixed_settings
 
 # Keys that describe this invocation rather than the run: never taken from a checkpoint.
 INVOCATION_KEYS = ("n_batches", "start_batch", "run_dir", "overwrite", "device")
@@ -110,7 +111,9 @@ def _config_for_batches(
     given = {*file_values, *overrides, *cleared}
     if not values.get("eval_every") and "stop_at" not in given:
         values["stop_at"] = None  # evaluations turned off: their carried-over target goes too
-    return checked_config(values, file_values, overrides, config_file)
+    config = checked_config(values, file_values, overrides, config_file)
+    check_fixed_settings(checkpoint["config"], config, path)
+    return config
 
 
 def _cleared(overrides: dict[str, Any]) -> list[str]:

@@ -103,7 +103,10 @@ def check_contract(task: str, device: torch.device | str, num_envs: int = 4) -> 
     few copies of ``task`` of its own, before a run's first batch: a broken task
     fails in one line naming the field, not inside torch during the rollout.
     Raises ConfigError naming the task; ``esper check-env`` runs every rule."""
-    checker = Checker(env_class(task), torch.device(device), num_envs)
+    device = torch.device(device)
+    if device.type == "meta":  # shapes without values (a placement test): check on the CPU
+        device = torch.device("cpu")
+    checker = Checker(env_class(task), device, num_envs)
     env = checker.make()
     try:
         for method in FOUNDATIONS:

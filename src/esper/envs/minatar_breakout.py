@@ -201,7 +201,8 @@ class MinAtarBreakout(BatchedEnv):
     def render(self, index: int = 0) -> np.ndarray:
         """Copy ``index``'s board as MinAtar draws it, one colour per channel
         (the later channel on top), each cell ``CELL_PIXELS`` square."""
-        planes = self.observe(self.state[index : index + 1]).view(OBS_SHAPE).cpu().numpy()
+        board_planes = self.observe(self.state[index : index + 1]).view(OBS_SHAPE)
+        planes = board_planes.cpu().numpy()  # host-sync: a video frame, between batches
         board = np.zeros((SIZE, SIZE, 3), dtype=np.uint8)
         for plane, color in zip(planes, CHANNEL_COLORS, strict=True):
             board[plane > 0] = color

@@ -38,7 +38,8 @@ def allowed_actions(env: Any, mask: torch.Tensor, generator: torch.Generator) ->
     space = env.action_space
     heads = space.nvec if isinstance(space, MultiDiscreteSpace) else (space.n,)
     picks = []
-    for block in mask.cpu().split(heads, dim=1):
+    host_mask = mask.cpu()  # host-sync: check-env's draws use a CPU generator, never training
+    for block in host_mask.split(heads, dim=1):
         weights = block.float() + (~block.any(dim=1, keepdim=True)).float()
         picks.append(torch.multinomial(weights, 1, generator=generator).squeeze(1))
     drawn = torch.stack(picks, dim=1)

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 
 from esper.envs.close import close_env
-from esper.envs.random_actions import action_sequence, allowed_actions
+from esper.envs.random_actions import action_sequence, allowed_actions, random_actions
 from esper.envs.spaces import ActionSpace, MultiDiscreteSpace
 from esper.runtime.host_sync import HostSyncError, host_reads_forbidden
 
@@ -214,7 +214,9 @@ class Checker:
 
     def step(self, env: Any) -> str:
         env.reset(seed=0)
-        for actions in action_sequence(env, 3, seed=1):
+        generator = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            actions = _legal_actions(env, generator)
             _check_dynamics(env, actions)
             _check_step(env, env.step(actions))
         return "obs, reward, terminated, truncated, final_obs: shapes, dtypes, device"
@@ -325,7 +327,7 @@ class Checker:
                 f'info["action_mask"] differs from env.action_mask at step {t}: both are '
                 "the mask of the observation step() returns",
             )
-            if legal is not None and getattr(env, "state", None) is not None:
+            if legal is not None and env.spec.state_dim:  # a task that exposes its state
                 stale = int((legal(env.state) != env.action_mask).any(dim=1).sum())
                 _expect(
                     stale == 0,
@@ -351,3 +353,11 @@ class Checker:
                 ".item()/.cpu()/.tolist() out of step"
             ) from None
         return "20 steps with every host read forbidden"
+
+
+def _legal_actions(env: Any, generator: torch.Generator) -> torch.Tensor:
+    """Random actions the task allows now: a masked task is never sent a forbidden
+    one (its step may rightly refuse it); others draw as ``action_sequence`` does."""
+    if getattr(env.spec, "has_action_mask", False):
+        return allowed_actions(env, env.action_mask, generator)
+    return random_actions(env, generator)

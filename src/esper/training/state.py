@@ -325,7 +325,17 @@ def check_resume_compatible(
     saved: dict[str, Any], config: PPOConfig, env: BatchedEnv, path: Path
 ) -> None:
     """Refuse a resume whose settings cannot reuse the saved tensors."""
-    saved_config = saved["config"]
+    check_fixed_settings(saved["config"], config, path)
+    if not fits(saved, env.obs_dim, env.action_space):
+        raise ConfigError("task", f"{path.name} has other observation or action shapes")
+    if saved["batch"] != config.start_batch:
+        raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_batch}")
+
+
+def check_fixed_settings(saved_config: dict[str, Any], config: PPOConfig, path: Path) -> None:
+    """Refuse a resume that changes a setting its checkpoint fixes (RESUME_FIXED),
+    naming the setting: checked as soon as the checkpoint is read, before anything
+    about the resume is said."""
     current = config.to_dict()
     for key in RESUME_FIXED:
         # A setting newer than the checkpoint had its default then (activation: tanh).
@@ -336,7 +346,3 @@ def check_resume_compatible(
                 f"{path.name} was made with {key}={made_with!r}, "
                 f"not {current[key]!r}; resume with the checkpoint's value",
             )
-    if not fits(saved, env.obs_dim, env.action_space):
-        raise ConfigError("task", f"{path.name} has other observation or action shapes")
-    if saved["batch"] != config.start_batch:
-        raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_batch}")
