@@ -11,7 +11,7 @@ import contextlib
 import shlex
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from esper.runtime.console import console_guarded
 from esper.runtime.errors import ConfigError, UserError
 from esper.runtime.torchrun_env import is_main_process
 from esper.telemetry.console import ConsoleSink
+from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 from esper.telemetry.hub import SubscriberFailure, TelemetryHub
 from esper.telemetry.progress import ProgressSink
 from esper.telemetry.tensorboard import TensorBoardSink
@@ -281,8 +282,7 @@ def _run_locked(
         hub.subscribe(WandbSink(run_dir.path, None if track == "default" else track))
     stop = stop or StopRequest()
     if group.is_main and display != "none":
-        for note in [*run_notes(config, run_dir), *notes]:
-            print(f"esper: note: {note}", file=sys.stderr, flush=True)
+        hub.subscribe(_notes_at_start([*run_notes(config, run_dir), *notes]))
     with graceful_signals(stop):
         # The run dir is checked (and cleared on --overwrite) by the trainer before
         # it emits anything, so the JSONL sink subscribes lazily on the first event.
@@ -311,6 +311,18 @@ def _run_locked(
         tensorboard=tensorboard,
         track=track,
     )
+
+
+def _notes_at_start(notes: list[str]) -> Callable[[TelemetryEvent], None]:
+    """Prints ``notes`` on the console as training starts: a run refused before
+    then (a resume that changes a fixed setting) says only why, in one line."""
+
+    def say(event: TelemetryEvent) -> None:
+        if event.event_type is TelemetryEventType.TRAINING_STARTED:
+            for note in notes:
+                print(f"esper: note: {note}", file=sys.stderr, flush=True)
+
+    return say
 
 
 def run_notes(config: PPOConfig, run_dir: RunDir) -> list[str]:

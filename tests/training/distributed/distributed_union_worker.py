@@ -45,7 +45,9 @@ def shard(batch: FlatBatch, rank: int, world_size: int) -> FlatBatch:
     size = batch.size // world_size
     part = slice(rank * size, (rank + 1) * size)
     fields = FlatBatch.__dataclass_fields__
-    return FlatBatch(**{name: getattr(batch, name)[part] for name in fields})
+    values = {name: getattr(batch, name) for name in fields}
+    # Fields a task without them leaves None (an action mask) stay None.
+    return FlatBatch(**{k: v if v is None else v[part] for k, v in values.items()})
 
 
 def one_step(rank: int, world_size: int, group=None) -> dict[str, torch.Tensor]:
