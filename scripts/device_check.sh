@@ -182,8 +182,10 @@ RUNS=$(mktemp -d)
 
 # The tests' own budget: each test at most TEST_TIMEOUT_S, none started within
 # 20 s of the step's end, so pytest prints every failure before `timeout` acts.
+# One process, without the suite's -n auto: one GPU, and a bare machine has no xdist.
 step cuda-tests 150 bash -c 'ESPER_TEST_DEADLINE=$((STEP_DEADLINE - 20)) "$@"' cuda-tests \
   env ESPER_TEST_TIMEOUT_S="$TEST_TIMEOUT_S" "${PYTEST[@]}" -rfEs --tb=short -p no:cacheprovider \
+  -o "addopts=-ra --import-mode=importlib" \
   -o faulthandler_timeout=$((TEST_TIMEOUT_S + 10)) -m cuda tests
 for task in $TASKS; do
   step "task-$task" 45 $PY -m esper ppo --task "$task" --episodes 3 --device "$DEVICE" \

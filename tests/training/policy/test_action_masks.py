@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+pytest.importorskip("sb3_contrib")  # the reference; a bare GPU machine has none
 from sb3_contrib.common.maskable.distributions import (
     MaskableCategorical,
     MaskableMultiCategoricalDistribution,
