@@ -357,7 +357,11 @@ class Checker:
 
 def _legal_actions(env: Any, generator: torch.Generator) -> torch.Tensor:
     """Random actions the task allows now: a masked task is never sent a forbidden
-    one (its step may rightly refuse it); others draw as ``action_sequence`` does."""
-    if getattr(env.spec, "has_action_mask", False):
-        return allowed_actions(env, env.action_mask, generator)
+    one (its step may rightly refuse it); others draw as ``action_sequence`` does,
+    and so does a task whose mask is malformed (the "action mask" rule names it)."""
+    masked = getattr(env.spec, "has_action_mask", False)
+    mask = getattr(env, "action_mask", None) if masked else None
+    well_formed = isinstance(mask, torch.Tensor) and mask.dtype == torch.bool
+    if well_formed and tuple(mask.shape) == (env.num_envs, env.spec.mask_width):
+        return allowed_actions(env, mask, generator)
     return random_actions(env, generator)
