@@ -15,28 +15,17 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from esper.config.layers import build_config
 from esper.runs.directory import RunDir
+from esper.training.fast.dispatch_count import DispatchCounter
 from esper.training.interrupt import StopRequest
 from esper.training.loop import train_batch
 from esper.training.rollout import RolloutBuffer
 from esper.training.state import build_state
-
-
-class DispatchCounter(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: Counter[str] = Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops[str(func)] += 1
-        return func(*args, **(kwargs or {}))
 
 
 def trainer(envs: int, folder: str, warm: bool = True):

@@ -10,14 +10,13 @@ a compiled graph's fused kernels do not pass through the dispatcher).
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from esper.config.layers import build_config
 from esper.runs.directory import RunDir
+from esper.training.fast.dispatch_count import DispatchCounter
 from esper.training.interrupt import StopRequest
 from esper.training.loop import train_batch
 from esper.training.rollout import RolloutBuffer
@@ -29,16 +28,6 @@ from esper.training.state import build_state
 # update (~220 per minibatch step: forward, loss, backward, Adam, and the
 # index_select that keeps the clip norm off the aligned buffer's padding).
 EAGER_OPS_PER_BATCH = 16_095
-
-
-class DispatchCounter(TorchDispatchMode):
-    def __init__(self) -> None:
-        super().__init__()
-        self.ops: Counter[str] = Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops[str(func)] += 1
-        return func(*args, **(kwargs or {}))
 
 
 def default_cartpole(tmp_path: Path, **changes):

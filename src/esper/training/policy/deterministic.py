@@ -82,6 +82,11 @@ class DeterministicPolicy(nn.Module):
             return action, memory
         return action
 
+    def _takes_after_obs(self, name: str) -> None:
+        """One more input right after ``obs`` (a recurrent memory stays last)."""
+        self.input_names = ("obs", name, *self.input_names[1:])
+        self.batch_dims = (0,) * len(self.input_names)
+
     def _normalized(self, obs: torch.Tensor) -> torch.Tensor:
         obs = obs.flatten(1)  # [B, C, H, W] -> the flat rows the network reads
         if self.normalizes:
@@ -116,8 +121,7 @@ class StochasticPolicy(DeterministicPolicy):
     ) -> None:
         super().__init__(model, obs_normalizer, obs_dtype)
         self.noise_width = int(model.sample_noise(1).shape[-1])
-        self.input_names = ("obs", "noise", *self.input_names[1:])
-        self.batch_dims = (0,) * len(self.input_names)
+        self._takes_after_obs("noise")
 
     def forward(  # type: ignore[override]
         self, obs: torch.Tensor, noise: torch.Tensor, memory: torch.Tensor | None = None
@@ -148,8 +152,7 @@ class MaskedDeterministicPolicy(DeterministicPolicy):
     ) -> None:
         super().__init__(model, obs_normalizer, obs_dtype)
         self.mask_width = model.action_space.mask_width
-        self.input_names = ("obs", "action_mask", *self.input_names[1:])
-        self.batch_dims = (0,) * len(self.input_names)
+        self._takes_after_obs("action_mask")
 
     def forward(  # type: ignore[override]
         self, obs: torch.Tensor, action_mask: torch.Tensor, memory: torch.Tensor | None = None
