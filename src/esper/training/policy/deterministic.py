@@ -20,6 +20,8 @@ is the mask.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -76,6 +78,12 @@ class DeterministicPolicy(nn.Module):
         action, memory = self.model.act_deterministic(
             self._normalized(obs), memory, actor_obs_only=True, action_mask=action_mask
         )
+        return self._output(action, memory)
+
+    def _output(
+        self, action: torch.Tensor, memory: torch.Tensor | None
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The action as the environment takes it, and a recurrent policy's memory."""
         action = self.model.env_action(action)
         if self.recurrent:
             assert memory is not None
@@ -113,13 +121,8 @@ class StochasticPolicy(DeterministicPolicy):
     gives the deterministic policy's action for a Gaussian policy.
     """
 
-    def __init__(
-        self,
-        model: ActorCritic,
-        obs_normalizer: RunningMeanStd | None,
-        obs_dtype: torch.dtype = torch.float32,
-    ) -> None:
-        super().__init__(model, obs_normalizer, obs_dtype)
+    def __init__(self, model: ActorCritic, *normalizer_and_dtype: Any) -> None:
+        super().__init__(model, *normalizer_and_dtype)
         self.noise_width = int(model.sample_noise(1).shape[-1])
         self._takes_after_obs("noise")
 
@@ -128,11 +131,7 @@ class StochasticPolicy(DeterministicPolicy):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         obs = self._normalized(obs)
         action, memory = self.model.sample(obs, noise, memory, actor_obs_only=True)
-        action = self.model.env_action(action)
-        if self.recurrent:
-            assert memory is not None
-            return action, memory
-        return action
+        return self._output(action, memory)
 
     def example_inputs(self, batch: int = 2) -> tuple[torch.Tensor, ...]:
         obs, *memory = super().example_inputs(batch)
@@ -144,13 +143,8 @@ class MaskedDeterministicPolicy(DeterministicPolicy):
     ``forward(obs, action_mask, memory) -> (action, memory)``. ``action_mask`` is
     ``[B, mask_width]`` bool: the most likely allowed action is taken."""
 
-    def __init__(
-        self,
-        model: ActorCritic,
-        obs_normalizer: RunningMeanStd | None,
-        obs_dtype: torch.dtype = torch.float32,
-    ) -> None:
-        super().__init__(model, obs_normalizer, obs_dtype)
+    def __init__(self, model: ActorCritic, *normalizer_and_dtype: Any) -> None:
+        super().__init__(model, *normalizer_and_dtype)
         self.mask_width = model.action_space.mask_width
         self._takes_after_obs("action_mask")
 
