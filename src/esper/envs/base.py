@@ -50,6 +50,13 @@ class EnvSpec:
     # a bool row of ``action_space.mask_width`` flags per copy. Discrete and
     # MultiDiscrete only.
     has_action_mask: bool = False
+    # Several agents act in each copy: observations ``[num_envs, n_agents,
+    # obs_dim]`` (``obs_dim`` is one agent's), actions, masks and rewards per
+    # agent, termination per copy. ``global_state_dim`` is the width of the
+    # copy-wide state a centralized critic reads (``BatchedEnv.global_state``);
+    # 0 means the concatenation of every agent's observation.
+    n_agents: int = 1
+    global_state_dim: int = 0
 
     def __post_init__(self) -> None:
         shape = (self.obs_dim,) if self.obs_shape is None else tuple(self.obs_shape)
@@ -65,6 +72,20 @@ class EnvSpec:
             )
         if self.has_action_mask and not self.action_space.is_discrete:
             raise ValueError(f"{self.name}: an action mask needs Discrete or MultiDiscrete actions")
+        if self.n_agents < 1:
+            raise ValueError(f"{self.name}: n_agents must be >= 1 (got {self.n_agents})")
+        if self.global_state_dim and self.n_agents == 1:
+            raise ValueError(f"{self.name}: global_state_dim is for tasks with several agents")
+
+    @property
+    def is_multi_agent(self) -> bool:
+        return self.n_agents > 1
+
+    @property
+    def agent_shape(self) -> tuple[int, ...]:
+        """The per-agent dimension a multi-agent task's tensors carry after
+        ``num_envs``: ``(n_agents,)``, or ``()`` for one agent."""
+        return (self.n_agents,) if self.n_agents > 1 else ()
 
     @property
     def actor_obs_dim(self) -> int:
@@ -113,6 +134,11 @@ StartFact = int | float | str | list[int] | list[str]
 
 StepResult = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]
 Transition = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # next_state, reward, terminated
+
+
+def per_copy(flags: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``[n]`` per-copy flags shaped to broadcast over ``like`` (``[n, ...]``)."""
+    return flags.view(-1, *([1] * (like.dim() - 1)))
 
 
 class SpecShapes:
@@ -184,8 +210,8 @@ class BatchedEnv(SpecShapes, ABC):
         self.state = torch.zeros(num_envs, self.spec.state_dim, device=self.device, dtype=dtype)
         self.elapsed_steps = torch.zeros(num_envs, dtype=torch.int64, device=self.device)
         if self.spec.has_action_mask:
-            width = self.spec.action_space.mask_width
-            self.action_mask = torch.ones(num_envs, width, dtype=torch.bool, device=self.device)
+            shape = (num_envs, *self.spec.agent_shape, self.spec.action_space.mask_width)
+            self.action_mask = torch.ones(shape, dtype=torch.bool, device=self.device)
 
     # --- what a task defines -------------------------------------------------
     @abstractmethod
@@ -194,17 +220,29 @@ class BatchedEnv(SpecShapes, ABC):
 
     @abstractmethod
     def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
-        """One step for every copy: ``(next_state, reward [n], terminated [n] bool)``."""
+        """One step for every copy: ``(next_state, reward [n], terminated [n] bool)``.
+
+        With several agents, ``actions`` is ``[n, n_agents, ...]`` and ``reward``
+        is ``[n, n_agents]`` (or ``[n]``, one team reward every agent receives);
+        ``terminated`` stays per copy: the agents of a copy end together."""
 
     def observe(self, state: torch.Tensor) -> torch.Tensor:
-        """``[n, obs_dim]`` observation of a state; the state itself by default."""
+        """``[n, obs_dim]`` observation of a state (``[n, n_agents, obs_dim]``
+        with several agents); the state itself by default."""
         return state.to(torch.float32)
 
+    def global_state(self, state: torch.Tensor) -> torch.Tensor:
+        """``[n, global_state_dim]``: what a centralized critic reads of a copy.
+        By default every agent's observation, concatenated (a task that sets
+        ``spec.global_state_dim`` overrides this)."""
+        return self.observe(state).flatten(1)
+
     def legal_actions(self, state: torch.Tensor) -> torch.Tensor:
-        """``[n, mask_width]`` bool: the actions each state allows (tasks with
+        """``[n, mask_width]`` bool (``[n, n_agents, mask_width]`` with several
+        agents): the actions each state allows (tasks with
         ``spec.has_action_mask``). Every row must allow at least one."""
-        n, width = state.shape[0], self.spec.action_space.mask_width
-        return torch.ones(n, width, dtype=torch.bool, device=state.device)
+        shape = (state.shape[0], *self.spec.agent_shape, self.spec.action_space.mask_width)
+        return torch.ones(shape, dtype=torch.bool, device=state.device)
 
     # --- the shared contract ----------------------------------------------------
     def reset(self, seed: int | None = None) -> torch.Tensor:
@@ -242,10 +280,12 @@ class BatchedEnv(SpecShapes, ABC):
         # In place: the state keeps its storage, so a captured CUDA graph replays it.
         torch.where(done.unsqueeze(1), fresh, next_state, out=self.state)
         self.elapsed_steps.masked_fill_(done, 0)
-        obs = torch.where(done.unsqueeze(1), self.observe(fresh), final_obs)
+        obs = torch.where(per_copy(done, final_obs), self.observe(fresh), final_obs)
         info = {"final_obs": final_obs}
         if self.action_mask is not None:  # the mask of ``obs``: after the auto-reset
             info["action_mask"] = self.action_mask.copy_(self.legal_actions(self.state))
+        if self.spec.is_multi_agent and reward.dim() == 1:  # a team reward: every agent's
+            reward = reward.unsqueeze(1).expand(self.num_envs, self.spec.n_agents)
         return obs, reward.to(torch.float32), terminated, truncated, info
 
     @property
