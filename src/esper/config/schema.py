@@ -54,6 +54,8 @@ ENCODERS = ("mlp", "cnn")
 # The recurrent cores (training/recurrent.py) that may sit between the encoder and
 # the heads; "none" is the feed-forward policy.
 RECURRENT_CORES = ("none", "gru", "lstm")
+# The critics of a task with several agents (envs/agents.py): IPPO's and MAPPO's.
+CRITICS = ("local", "central")
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,15 @@ class PPOConfig:
     # episode ends, and the update replays each environment's whole batch in order.
     recurrent: str = "none"
     rnn_hidden: int = knob(64, minimum=1)
+    # --- many agents (envs/agents.py): one policy acts for every agent of a task
+    # with several, each agent a row of the batch ---
+    # "local" (IPPO): each agent's critic reads that agent's observation; "central"
+    # (MAPPO): the critic also reads the task's global state (or every agent's
+    # observation), as critic-only entries the actor never sees.
+    critic: str = "local"
+    # Append a one-hot of the agent's index to each agent's observation, so the
+    # shared policy can act differently per agent (tasks with several agents only).
+    agent_id: bool = True
     # training/capture.py: the rollout step and the minibatch step through inductor.
     compile: bool = knob(
         False,
@@ -255,6 +266,11 @@ class PPOConfig:
             "n_minibatches",
             f"a recurrent policy's minibatches are whole environments' sequences: "
             f"{self.n_minibatches} must divide n_envs = {self.n_envs}",
+        )
+        _require(
+            self.critic in CRITICS,
+            "critic",
+            f"must be {' or '.join(CRITICS)} (got {self.critic!r})",
         )
         _require(0 < self.gamma <= 1, "gamma", f"must be in (0, 1] (got {self.gamma})")
         _require(

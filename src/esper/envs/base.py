@@ -165,6 +165,17 @@ class SpecShapes:
         return {}
 
     @property
+    def copies(self) -> int:
+        """The task's copies: ``num_envs``, except where each agent of a copy is a
+        row of its own (``esper.envs.agents.AgentRows``)."""
+        return self.num_envs  # type: ignore[attr-defined]
+
+    @property
+    def n_agents(self) -> int:
+        """Agents acting in each copy."""
+        return self.spec.n_agents
+
+    @property
     def action_space(self) -> ActionSpace:
         return self.spec.action_space
 
@@ -265,7 +276,9 @@ class BatchedEnv(SpecShapes, ABC):
         ``fresh`` (``[num_envs, state_dim]``) is this step's row of
         ``draw_initial_states``; without it the step draws its own. A task
         with an action mask updates ``action_mask`` in place and returns it
-        as ``info["action_mask"]``.
+        as ``info["action_mask"]``. A task with ``spec.global_state_dim``
+        returns ``info["global_state"]`` (of ``obs``) and
+        ``info["final_global_state"]`` (of ``final_obs``).
         """
         actions = actions.to(self.device, non_blocking=True)
         # A copy in: what dynamics returns may view its input (a probe's reward is
@@ -282,6 +295,9 @@ class BatchedEnv(SpecShapes, ABC):
         self.elapsed_steps.masked_fill_(done, 0)
         obs = torch.where(per_copy(done, final_obs), self.observe(fresh), final_obs)
         info = {"final_obs": final_obs}
+        if self.spec.global_state_dim:  # a centralized critic's, before and after the reset
+            info["final_global_state"] = self.global_state(next_state)
+            info["global_state"] = self.global_state(self.state)
         if self.action_mask is not None:  # the mask of ``obs``: after the auto-reset
             info["action_mask"] = self.action_mask.copy_(self.legal_actions(self.state))
         if self.spec.is_multi_agent and reward.dim() == 1:  # a team reward: every agent's

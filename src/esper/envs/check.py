@@ -115,6 +115,8 @@ def check_contract(task: str, device: torch.device | str, num_envs: int = 4) -> 
         raise ConfigError(
             "task", f"{task} breaks the environment contract: {failure}{_FULL_CHECK.format(task)}"
         ) from None
+    except ConfigError:  # already one line naming what to fix (an agent count, ...)
+        raise
     except Exception as exc:  # the env itself raised: say where, keep it to one line
         raise ConfigError(
             "task",

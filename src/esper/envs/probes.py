@@ -1,4 +1,4 @@
-"""Probe tasks: nine tiny environments, each with one thing to learn.
+"""Probe tasks: eleven tiny environments, each with one thing to learn.
 
 Each isolates one part of PPO, so when that part breaks its probe fails by
 itself with a value or a probability that says which part, where a full
@@ -44,6 +44,19 @@ statistic (``TaskStatistic``):
   that ignores the mask earns 1/3 at best (the forbidden action is 0 a third
   of the time): the mask reaches acting and the update. Its statistic
   ``paid_fraction`` is the batch's fraction of steps that paid.
+
+Two have two agents (``EnvSpec.n_agents``; envs/agents.py), one policy acting
+for both, and one team reward:
+
+- ``probe-central``: agent ``i`` observes its own sign ``s_i`` (+1 or -1)
+  and has one action; the team is paid ``s_0 * s_1``, one step. An agent's
+  own sign says nothing of that product: a local critic's value stays 0 and
+  explains none of the return's variance, while a central critic
+  (``critic = "central"``), which reads both signs, explains all of it.
+- ``probe-roles``: every agent observes 1; the team is paid 1 when agent 0
+  takes action 0 and agent 1 action 1, else 0, one step. Both actions count,
+  and only the agent id (``agent_id = true``) tells the shared policy which
+  agent it acts for: without it the team earns 1/4 at best.
 
 ``state`` is ``[observation, step]``: the probe's observation and the step
 within the episode (the memory probes add a third column).
@@ -252,7 +265,43 @@ class MaskProbe(Probe):
         return {"paid_fraction": paid_fraction}
 
 
-PROBES: tuple[type[Probe], ...] = (
+class TeamProbe(BatchedEnv):
+    """Two agents, one-step episodes; ``state`` is each agent's one-number observation."""
+
+    default_config: ClassVar[dict[str, Any]] = PROBE_CONFIG
+    RANDOM_SIGN: ClassVar[bool] = False
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        if self.RANDOM_SIGN:
+            return self.uniform(n, 2, -1.0, 1.0).sign_()
+        return torch.ones(n, 2, device=self.device, dtype=self.dtype)
+
+    def observe(self, state: torch.Tensor) -> torch.Tensor:
+        return state.unsqueeze(-1).to(torch.float32)  # [n, 2 agents, 1]
+
+
+def _team_spec(name: str, actions: int) -> EnvSpec:
+    return EnvSpec(name, "", 1, 2, DiscreteSpace(actions), max_episode_steps=2, n_agents=2)
+
+
+class CentralProbe(TeamProbe):
+    spec = _team_spec("probe-central", 1)
+    RANDOM_SIGN = True
+
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
+        reward = state[:, 0] * state[:, 1]  # one team reward: neither agent's sign alone
+        return state, reward, torch.ones_like(reward, dtype=torch.bool)
+
+
+class RolesProbe(TeamProbe):
+    spec = _team_spec("probe-roles", 2)
+
+    def dynamics(self, state: torch.Tensor, actions: torch.Tensor) -> Transition:
+        paid = (actions[:, 0] == 0) & (actions[:, 1] == 1)  # actions: [n, 2 agents]
+        return state, paid.to(state.dtype), torch.ones_like(paid)
+
+
+PROBES: tuple[type[BatchedEnv], ...] = (
     ConstantProbe,
     ObservationProbe,
     DelayedProbe,
@@ -262,4 +311,6 @@ PROBES: tuple[type[Probe], ...] = (
     RecallProbe,
     EpisodeStartProbe,
     MaskProbe,
+    CentralProbe,
+    RolesProbe,
 )

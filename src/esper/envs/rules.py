@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from esper.envs.agents import AS_GIVEN, as_rows
 from esper.envs.close import close_env
 from esper.envs.random_actions import action_sequence, allowed_actions, random_actions
 from esper.envs.spaces import ActionSpace, MultiDiscreteSpace
@@ -190,7 +191,10 @@ class Checker:
         self.num_envs = num_envs
 
     def make(self, num_envs: int | None = None, seed: int = 0) -> Any:
-        return self.build(num_envs=num_envs or self.num_envs, device=self.device, seed=seed)
+        """A task with several agents is checked as the trainer steps it: each
+        agent a row (``AgentRows``), the rows exactly the agents' observations."""
+        env = self.build(num_envs=num_envs or self.num_envs, device=self.device, seed=seed)
+        return as_rows(env, AS_GIVEN)
 
     def spaces(self, env: Any) -> str:
         space = env.action_space
@@ -200,9 +204,8 @@ class Checker:
             "or MultiDiscreteSpace",
         )
         _expect(env.obs_dim >= 1, f"obs_dim is {env.obs_dim}: must be >= 1")
-        _expect(
-            env.num_envs == self.num_envs, f"num_envs is {env.num_envs}, asked for {self.num_envs}"
-        )
+        copies = getattr(env, "copies", env.num_envs)  # rows / agents, with several
+        _expect(copies == self.num_envs, f"num_envs is {copies}, asked for {self.num_envs}")
         return f"obs_dim {env.obs_dim}, actions {space.describe()}"
 
     def reset(self, env: Any) -> str:

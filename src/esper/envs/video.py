@@ -11,14 +11,16 @@ optional extra ``esper-rl[video]`` (imageio with its ffmpeg).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from esper.envs.base import BatchedEnv
 from esper.envs.gym_ids import gym_id_of
+from esper.envs.agents import make_rows
 from esper.envs.registry import env_class, make
 from esper.envs.render import RENDERERS
 from esper.runtime.errors import ConfigError
@@ -62,9 +64,11 @@ def record_video(
     device: torch.device | str = "cpu",
     episodes: int = 1,
     setting: str = "video",
+    settings: Mapping[str, Any] | None = None,
 ) -> int:
     """Record ``episodes`` complete episodes of ``act`` on ``task`` to ``path``
-    (MP4); return the number of frames written."""
+    (MP4); return the number of frames written. ``settings`` (the run's config)
+    lay out a task with several agents as the policy saw them (envs/agents.py)."""
     check_recordable(task, setting)
     if episodes < 1:
         raise ConfigError("episodes", f"must be >= 1 (got {episodes})")
@@ -74,7 +78,7 @@ def record_video(
     elif task in RENDERERS:
         frames, fps = _batched_frames(task, act, seed, device, episodes)
     else:
-        frames, fps = _rendered_frames(task, act, seed, device, episodes)
+        frames, fps = _rendered_frames(task, act, seed, device, episodes, settings or {})
     _write(path, frames, fps, setting)
     return len(frames)
 
@@ -101,13 +105,19 @@ def _batched_frames(
 
 
 def _rendered_frames(
-    task: str, act: Act, seed: int, device: torch.device | str, episodes: int
+    task: str,
+    act: Act,
+    seed: int,
+    device: torch.device | str,
+    episodes: int,
+    settings: Mapping[str, Any],
 ) -> tuple[list[np.ndarray], int]:
     """Frames from the task's own ``render`` (``BatchedEnv.render``), one per step
-    of one copy: the picture crosses to the host each step, as drawing needs."""
-    env = make(task, 1, device, seed=seed)
+    of one copy (every agent of it): the picture crosses to the host each step,
+    as drawing needs."""
+    env = make_rows(task, 1, device, seed, settings)
     obs = env.reset(seed=seed)
-    starts = torch.ones(1, dtype=torch.bool, device=obs.device)
+    starts = torch.ones(obs.shape[0], dtype=torch.bool, device=obs.device)
     frames: list[np.ndarray] = []
     limit = episodes * (env.spec.max_episode_steps or NO_TIME_LIMIT_STEPS)
     ended = 0
@@ -118,7 +128,7 @@ def _rendered_frames(
         ended += int(starts[0])  # host-sync: one per frame, which crossed anyway
         if ended >= episodes:
             break
-    return frames, type(env).render_fps
+    return frames, env.render_fps
 
 
 def _gym_frames(

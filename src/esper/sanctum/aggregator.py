@@ -152,6 +152,8 @@ class SanctumAggregator:
                 seed=data.seed,
                 n_envs=data.n_envs,
                 world_size=data.world_size,
+                n_agents=data.n_agents,
+                critic=data.critic,
                 horizon=data.max_epochs,
                 start_batch=data.start_batch,
                 current_batch=data.start_batch,

@@ -122,6 +122,8 @@ class SanctumSnapshot:
     seed: int | None = None
     n_envs: int | None = None
     world_size: int = 1  # ranks training together
+    n_agents: int = 1  # agents acting in each copy of the task
+    critic: str = "local"  # what the critic reads: local or central (MAPPO)
     horizon: int | None = None
 
     # --- progress ---

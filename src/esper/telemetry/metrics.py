@@ -117,13 +117,16 @@ BATCH_COMPLETED_FIELDS: tuple[Field, ...] = (
     ),
     Field(
         "TELE-103", "episodes_finished", "Episodes finished", int, "episodes",
-        "Episodes that ended (terminated or truncated) during this batch.",
+        "Episodes that ended (terminated or truncated) during this batch; with several "
+        "agents, a copy's episode counts once, not once per agent.",
         low=0, source=Source.DEVICE, reduction=Reduction.SUM, console="{:d} eps",
         sanctum="returns.episodes_finished",
     ),
     Field(
         "TELE-104", "episode_return_mean", "Episode return (mean)", float, "return",
-        "Mean undiscounted return of the episodes that ended in this batch.",
+        "Mean undiscounted return of the episodes that ended in this batch; with several "
+        "agents, the team return: each episode's mean over the agents of their returns "
+        "(the shared return, when the task pays one team reward).",
         absent=Absent.NO_EPISODE, source=Source.DEVICE, reduction=Reduction.WEIGHTED,
         tensorboard="charts/episodic_return", console="return {:.1f}", sanctum="returns.mean",
     ),
@@ -317,6 +320,18 @@ TRAINING_STARTED_FIELDS: tuple[Field, ...] = (
         "Numbers and names the task knows when the run begins (BatchedEnv.start_facts), "
         "e.g. a growth task's host_params and param_budget; {} for most tasks.",
         default={}, required=False, sanctum="task_stats.facts",
+    ),
+    Field(
+        "TELE-026", "n_agents", "Agents", int, "agents",
+        "Agents acting in each copy of the task, every one a row of the batch that one "
+        "shared policy acts for (docs/many-agents.md); 1 for a single-agent task.",
+        low=1, default=1, required=False, sanctum="n_agents",
+    ),
+    Field(
+        "TELE-027", "critic", "Critic", str, "kind",
+        "What the critic reads: local (each agent's own observation; IPPO with several "
+        "agents) or central (also the copy's global state; MAPPO).",
+        default="local", required=False, sanctum="critic",
     ),
 )  # fmt: skip
 

@@ -11,9 +11,16 @@ from __future__ import annotations
 
 import torch
 
+from esper.envs.agents import team_step
+
 
 class EpisodeTracker:
-    def __init__(self, num_envs: int, device: torch.device, horizon: int = 1) -> None:
+    def __init__(
+        self, num_envs: int, device: torch.device, horizon: int = 1, n_agents: int = 1
+    ) -> None:
+        """``num_envs`` copies; with ``n_agents`` > 1 the rollout's rows are their
+        agents, and an episode is a copy's, its return the team's (``team_step``)."""
+        self.n_agents = n_agents
         self.running_return = torch.zeros(num_envs, device=device)
         self.running_length = torch.zeros(num_envs, device=device)
         self._allocate(horizon)
@@ -45,6 +52,7 @@ class EpisodeTracker:
     ) -> None:
         """``record`` into one step's ``row`` of ``rows()``: no Python index, so a
         compiled rollout step is one graph for every step of the batch."""
+        reward, done = team_step(reward, done, self.n_agents)
         self.running_return += reward
         self.running_length += 1
         ended_return, ended_length = row

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import partial
 from dataclasses import dataclass
 
 import torch
 
 from esper.envs import BatchedEnv
+from esper.envs.agents import team_step
 
 MAX_COPIES = 256  # environments an evaluation steps together at most
 NO_TIME_LIMIT_STEPS = 100_000  # per episode, for tasks whose episodes have no time limit
@@ -111,16 +113,19 @@ def play_episodes(
 ) -> Episodes:
     """Reset ``env`` with ``seed`` and run ``act`` until ``episodes`` complete episodes
     have finished on its copies. ``check_every=None`` on a task with a time limit
-    asks the host nothing: the episodes stay on the device, for one transfer later."""
-    slots = EpisodeSlots(episodes, env.num_envs, torch.device(env.device))
+    asks the host nothing: the episodes stay on the device, for one transfer later.
+    With several agents ``act`` acts for every row (``AgentRows``) and an episode
+    is a copy's, its return the team's."""
+    slots = EpisodeSlots(episodes, env.copies, torch.device(env.device))
+    record = partial(_record_team, slots, env.n_agents)
     per_episode = env.spec.max_episode_steps
     obs = env.reset(seed=seed)
-    starts = torch.ones(env.num_envs, dtype=torch.bool, device=torch.device(env.device))
+    starts = torch.ones(env.num_envs, dtype=torch.bool, device=torch.device(env.device))  # rows
     if check_every is None and per_episode is not None:
         for _ in range(slots.per_copy * per_episode):  # sure to finish every counted episode
             obs, reward, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
             starts = terminated | truncated
-            slots.record(reward, starts)
+            record(reward, starts)
         return slots.counted_episodes()
     check_every = check_every or 32
     limit = slots.per_copy * (per_episode or NO_TIME_LIMIT_STEPS) + check_every
@@ -128,9 +133,14 @@ def play_episodes(
         for _ in range(check_every):
             obs, reward, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
             starts = terminated | truncated
-            slots.record(reward, starts)
+            record(reward, starts)
         if bool(slots.complete()):  # host-sync: every check_every steps, to know when to stop
             return slots.collect()
     raise RuntimeError(
         f"{episodes} episodes of {env.spec.name} did not finish within {limit} steps"
     )
+
+
+def _record_team(slots: EpisodeSlots, n_agents: int, reward: torch.Tensor, ended: torch.Tensor):
+    """One step of the rows' rewards and ends, recorded per copy."""
+    slots.record(*team_step(reward, ended, n_agents))

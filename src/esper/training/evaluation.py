@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from esper.config.schema import PPOConfig
-from esper.envs import BatchedEnv, make
+from esper.envs import BatchedEnv
+from esper.envs.agents import make_rows
 from esper.envs.close import close_env
 from esper.envs.video import check_recordable, record_video
 from esper.runs.directory import RunDir
@@ -126,7 +127,7 @@ class Evaluator:
         seed = evaluation_seed(config.seed, state.batch)
         if self._env is None:
             copies = min(config.eval_episodes, MAX_COPIES)
-            self._env = make(config.task, copies, state.device, seed=seed)
+            self._env = make_rows(config.task, copies, state.device, seed, config.to_dict())
         with own_rng(state.device):
             episodes = play_episodes(
                 self._env, self.act, config.eval_episodes, seed, check_every=None
@@ -169,6 +170,7 @@ class Evaluator:
                 path,
                 seed=evaluation_seed(state.config.seed, state.batch),
                 device=state.device,
+                settings=state.config.to_dict(),
             )
 
     def close(self) -> None:

@@ -96,6 +96,8 @@ class Reporter:
                 env_device_counts=dict(env_device_counts),
                 torch_threads=threads.claim(),
                 task_facts=state.env.start_facts(),
+                n_agents=state.env.n_agents,
+                critic=config.critic,
             ),
             f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
             f"on {_describe_devices(env_device_counts)}, "

@@ -16,7 +16,8 @@ from typing import Any
 import torch
 
 from esper.config.schema import FIELDS, PPOConfig
-from esper.envs import BatchedEnv, make
+from esper.envs import BatchedEnv
+from esper.envs.agents import make_rows
 from esper.envs.check import check_contract
 from esper.envs.registry import task_source
 from esper.runs.directory import RunDir
@@ -61,6 +62,8 @@ RESUME_FIXED = (
     "rnn_hidden",
     "normalize_obs",
     "normalize_reward",
+    "critic",
+    "agent_id",
 )
 # What each rank keeps for itself (the reward scaler holds per-env returns).
 RANK_KEYS = ("reward_scaler", "env", "next_obs", "memory", "episodes", "rng")
@@ -92,8 +95,9 @@ class TrainerState:
 
     @property
     def local_envs(self) -> int:
-        """The environments this rank steps (``n_envs / world_size``)."""
-        return self.env.num_envs
+        """The environments this rank steps (``n_envs / world_size``): the task's
+        copies, each of whose agents is a row of the batch (``env.num_envs``)."""
+        return self.env.copies
 
     @property
     def policy_params(self) -> int:
@@ -191,7 +195,8 @@ def build_state(
     check_contract(config.task, device)  # a broken task: one line now, not in torch later
     seed = group.rank_seed(config.seed)
     seed_everything(seed)  # after the check: its envs leave training's numbers alone
-    env = make(config.task, local_envs, device, seed=seed)
+    env = make_rows(config.task, local_envs, device, seed, config.to_dict())
+    rows = env.num_envs  # local_envs x the task's agents
     check_statistic_names(config.task, env)
     _check_image_scaling(config, env)
     policy = policy_for(config.to_dict(), env.spec)
@@ -200,7 +205,7 @@ def build_state(
     on_device = wants_device_optimizer(config)
     adam = optimizer(policy.parameters(), lr, eps, config.speedups, on_device)
     broadcast_parameters(adam.params, group)
-    normalizer, scaler = _normalizers(config, env.obs_dim, local_envs, device, group)
+    normalizer, scaler = _normalizers(config, env.obs_dim, rows, device, group)
     state = TrainerState(
         config=config,
         device=device,
@@ -209,9 +214,9 @@ def build_state(
         optimizer=adam,
         obs_normalizer=normalizer,
         reward_scaler=scaler,
-        episodes=EpisodeTracker(local_envs, device, config.horizon),
+        episodes=EpisodeTracker(local_envs, device, config.horizon, env.n_agents),
         next_obs=env.reset(seed=seed),
-        memory=policy.initial_memory(local_envs),
+        memory=policy.initial_memory(rows),
         group=group,
     )
     state.collect, state.advantages, state.update = batch_steps(config, device, env, group)
@@ -249,12 +254,12 @@ def _check_image_scaling(config: PPOConfig, env: BatchedEnv) -> None:
 
 
 def _normalizers(
-    config: PPOConfig, obs_dim: int, local_envs: int, device: torch.device, group: Collectives
+    config: PPOConfig, obs_dim: int, rows: int, device: torch.device, group: Collectives
 ) -> tuple[RunningMeanStd | None, RewardScaler | None]:
-    """The observation normaliser and reward scaler the config asks for, their
-    moments summed across ranks."""
+    """The observation normaliser and reward scaler (one return per row of the
+    batch) the config asks for, their moments summed across ranks."""
     normalizer = RunningMeanStd((obs_dim,)).to(device) if config.normalize_obs else None
-    scaler = RewardScaler(local_envs, config.gamma).to(device) if config.normalize_reward else None
+    scaler = RewardScaler(rows, config.gamma).to(device) if config.normalize_reward else None
     if normalizer is not None:
         normalizer.sum_across = sum_moments(group)
     if scaler is not None:

@@ -15,7 +15,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from esper.envs import make
+from esper.envs.agents import make_rows
 from esper.envs.close import close_env
 from esper.envs.video import check_recordable, record_video
 from esper.runs.directory import RunDir
@@ -56,7 +56,7 @@ def run_episodes(
         raise ConfigError("episodes", f"must be >= 1 (got {episodes})")
     n = min(episodes, copies or MAX_COPIES)
     seed_everything(seed)  # a stochastic policy samples from torch's global generator
-    env = make(policy.task, n, policy.device, seed=seed)
+    env = make_rows(policy.task, n, policy.device, seed, policy.config)
     try:
         return play_episodes(env, policy, episodes, seed, check_every)
     finally:
@@ -121,6 +121,7 @@ def evaluate(
                 seed=seed,
                 device=policy.device,
                 episodes=video_episodes,
+                settings=policy.config,
             )
     payload = summarize(policy, finished, seed)
     mode = "deterministic" if deterministic else "stochastic"

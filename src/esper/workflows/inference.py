@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from esper.envs import UnknownTaskError, env_class
+from esper.envs.agents import layout_for, row_spec
 from esper.envs.registry import recall_task
 from esper.envs.spaces import ActionSpace
 from esper.runs.directory import RunDir, describe_checkpoints
@@ -56,6 +57,12 @@ class TrainedPolicy:
     or ``[mask_width]`` with a single observation): the policy then picks only
     allowed actions. Without it, every action is allowed.
 
+    A policy of a task with several agents acts for one agent at a time: give
+    that agent's observation (``[B, obs_dim]``, the task's width) and its index,
+    ``agent=i``, which appends the agent-id one-hot the policy was trained with
+    (``agent_id = true``). Rows that already end with the one-hot (the
+    trainer's rows, without their critic-only entries) need no ``agent``.
+
     A recurrent policy remembers: each call acts from the memory the last call
     left, for the same number of copies. Pass ``episode_start`` (``[B]`` bool,
     True where a copy's episode begins with this observation) to forget there,
@@ -80,6 +87,9 @@ class TrainedPolicy:
     memory: torch.Tensor | None = None  # a recurrent policy's, after the last call
     masked: bool = False  # the task has an action mask: exports take it as an input
     best: bool = False  # loaded from checkpoints/best.pt (the best evaluation's)
+    # A task with several agents and ``agent_id``: the one-hot's width (its agent
+    # count), which ``agent=`` appends to one agent's observation; 0 otherwise.
+    agent_ids: int = 0
     task_source: str | None = None  # where a register()ed task is imported from
 
     @property
@@ -99,8 +109,11 @@ class TrainedPolicy:
         obs: torch.Tensor | np.ndarray,
         episode_start: torch.Tensor | None = None,
         action_mask: torch.Tensor | np.ndarray | None = None,
+        agent: int | None = None,
     ) -> torch.Tensor:
         obs = torch.as_tensor(obs, dtype=self.obs_dtype, device=self.device)
+        if agent is not None:
+            obs = self._with_agent_id(obs, agent)
         shape = self.model.obs_shape
         if len(shape) > 1 and tuple(obs.shape[-len(shape) :]) == shape:
             obs = obs.flatten(-len(shape))  # [..., C, H, W] -> [..., obs_dim]
@@ -119,6 +132,16 @@ class TrainedPolicy:
             action, self.memory = self.model.sample(obs, memory=memory, action_mask=mask)
         action = self.model.env_action(action)
         return action[0] if single else action
+
+    def _with_agent_id(self, obs: torch.Tensor, agent: int) -> torch.Tensor:
+        """One agent's observations with that agent's one-hot id appended."""
+        if not self.agent_ids:
+            raise ValueError(f"task {self.task}'s policy reads no agent id: call it without agent=")
+        if not 0 <= agent < self.agent_ids:
+            raise ValueError(f"agent must be in 0..{self.agent_ids - 1} (got {agent})")
+        one_hot = torch.zeros(*obs.shape[:-1], self.agent_ids, dtype=obs.dtype, device=obs.device)
+        one_hot[..., agent] = 1
+        return torch.cat((obs, one_hot), dim=-1)
 
     def _memory_of(self, copies: int, starts: torch.Tensor | None) -> torch.Tensor | None:
         """The memory this call continues from; a wrong ``episode_start``, or another
@@ -362,7 +385,8 @@ def _rebuild(
     config = saved["config"]
     task = config["task"]
     recall_task(task, saved.get("task_source"))
-    spec = env_class(task).spec
+    task_spec = env_class(task).spec
+    spec = row_spec(task_spec, config)  # one agent's row, as the policy saw it
     if not fits(saved, spec.obs_dim, spec.action_space):
         raise CheckpointError(
             f"batch {saved['batch']}'s checkpoint in {run.path} has other observation or "
@@ -392,6 +416,7 @@ def _rebuild(
         deterministic=deterministic,
         obs_dtype=spec.obs_dtype,
         masked=spec.has_action_mask,
+        agent_ids=layout_for(task_spec, config).id_dim,
         best=best,
         task_source=saved.get("task_source"),
     )

@@ -22,17 +22,19 @@ PPO_ROWS: tuple[tuple[tuple[str, str, str], tuple[str, str, str]], ...] = (
 SPARKLINE_WIDTH = 32
 
 
-def _returns(r: ReturnStats) -> Text:
+def _returns(r: ReturnStats, n_agents: int = 1) -> Text:
+    """The batch's returns: with several agents, the team's (per copy's episode)."""
+    label = "Team return  " if n_agents > 1 else "Return  "  # the sparkline aligns under it
     if r.mean is None:
-        return Text.assemble("Return  ", ("waiting (no episode finished yet)", "dim"))
+        return Text.assemble(label, ("waiting (no episode finished yet)", "dim"))
     return Text.assemble(
-        "Return  ",
+        label,
         (
             f"mean {fmt.number(r.mean, '.1f')}  min {fmt.number(r.min, '.1f')}  "
             f"max {fmt.number(r.max, '.1f')}",
             "bold",
         ),
-        "\n        ",
+        "\n" + " " * len(label),
         (sparkline(r.history, SPARKLINE_WIDTH), "cyan"),
         f"  length {fmt.number(r.length_mean, '.1f')}",
         (f"  (batch {r.batch}: {r.episodes_finished} episodes)", "dim"),
@@ -61,7 +63,7 @@ def render_metrics_panel(snapshot: SanctumSnapshot) -> RenderableType:
             style = HEALTH_STYLE[assess(metric, value)]
             cells += [label, Text(fmt.number(value, spec), style=style)]
         table.add_row(*cells)
-    parts: list[RenderableType] = [_returns(snapshot.returns)]
+    parts: list[RenderableType] = [_returns(snapshot.returns, snapshot.n_agents)]
     if snapshot.evaluation.batch is not None:  # only runs that evaluate while training
         parts.append(_evaluation(snapshot.evaluation))
     return Panel(Group(*parts, table), title="Metrics", title_align="left")

@@ -33,6 +33,7 @@ def render_run_header(snapshot: SanctumSnapshot, bar_width: int = 8) -> Renderab
             Text(s.group_id or fmt.MISSING, style="bold"),
             Text(f"{s.task or fmt.MISSING} on {s.device or fmt.MISSING}"),
             Text(f"{s.world_size} ranks" if s.world_size > 1 else ""),
+            Text(f"agents: {s.n_agents} ({s.critic} critic)" if s.n_agents > 1 else ""),
             Text(f"seed {fmt.number(s.seed, 'd')}"),
             Text(f"{fmt.number(s.n_envs, 'd')} envs × {fmt.number(s.horizon, 'd')} steps"),
             Text(f"resumed from batch {s.start_batch}" if s.start_batch > 0 else "", style="cyan"),
