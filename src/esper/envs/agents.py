@@ -231,9 +231,9 @@ class AgentRows(SpecShapes):
     def batch_statistics(self) -> dict[str, torch.Tensor]:
         """The task's statistics and each agent's mean return over the episodes
         that ended since the last call (NaN when none did)."""
-        means = (self._ended_sum / self._ended_count).unbind(0)
-        stats = {**self.task.batch_statistics()}
-        stats.update({s.name: m for s, m in zip(agent_statistics(self.n_agents), means)})
+        means = (self._ended_sum / self._ended_count).unbind(0)  # a new tensor's views
+        names = [statistic.name for statistic in agent_statistics(self.n_agents)]
+        stats = {**self.task.batch_statistics(), **dict(zip(names, means, strict=True))}
         self._ended_sum.zero_()
         self._ended_count.zero_()
         return stats

@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from esper.envs.agents import make_rows
 from esper.envs.base import BatchedEnv
 from esper.envs.gym_ids import gym_id_of
-from esper.envs.agents import make_rows
 from esper.envs.registry import env_class, make
 from esper.envs.render import RENDERERS
 from esper.runtime.errors import ConfigError
