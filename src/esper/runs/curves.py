@@ -31,6 +31,7 @@ class RunCurves:
     label: str
     task: str
     seed: int | None = None
+    n_agents: int = 1  # agents per copy: its returns are the team's when > 1
     config: dict[str, Any] = field(default_factory=dict)
     batches: dict[int, BatchCompletedPayload] = field(default_factory=dict)
     resumes: list[int] = field(default_factory=list)  # env steps where a resume started
@@ -78,6 +79,7 @@ def read_curves(run_dir: Path, label: str | None = None) -> RunCurves:
             curves.task = curves.task or data.task
             if curves.seed is None:
                 curves.seed, curves.config = data.seed, dict(data.config)
+                curves.n_agents = data.n_agents
             if data.start_batch > 0:
                 curves.resumes.append(data.env_steps)
         elif isinstance(data, BatchCompletedPayload) and event.batch is not None:

@@ -156,8 +156,10 @@ def plot_runs(
             ax.plot(steps, centre, color=color, linewidth=1.2)
 
     tasks = sorted({group.task for group in groups})
-    main.set_title(title or f"Episodic return: {', '.join(tasks)}", loc="left", fontweight="bold")
-    ylabel = "mean return of episodes finished in the batch"
+    team = any(run.n_agents > 1 for run in runs)  # several agents: a copy's episode, the team's
+    heading = "Team return" if team else "Episodic return"
+    main.set_title(title or f"{heading}: {', '.join(tasks)}", loc="left", fontweight="bold")
+    ylabel = f"mean {'team ' if team else ''}return of episodes finished in the batch"
     if normalize:
         ylabel = "return, normalised (0 worst, 1 best possible)"
     main.set_ylabel(ylabel)
