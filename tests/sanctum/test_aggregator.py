@@ -191,6 +191,14 @@ def test_the_header_names_the_ranks_and_their_devices(events, render):
     assert "cartpole on cuda:0, cuda:1  2 ranks" in text
 
 
+def test_the_header_shows_the_agents_and_the_critic(events, render):
+    started = events.started(max_batches=50, n_agents=3, critic="central")
+    snapshot = fed(started).snapshot()
+    assert (snapshot.n_agents, snapshot.critic) == (3, "central")
+    assert "agents: 3 (central critic)" in render(render_run_header(snapshot), width=120)
+    assert "agents" not in render(render_run_header(fed(events.started()).snapshot()), width=120)
+
+
 def test_interrupted_status_carries_the_reason_and_resume_point(events):
     s = fed(events.run(10, 3), events.interrupted(3, "SIGTERM received")).snapshot()
     assert s.status is RunStatus.INTERRUPTED

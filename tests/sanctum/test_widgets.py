@@ -344,3 +344,22 @@ def test_the_task_panel_is_absent_without_statistics_and_fits_80_columns(render)
     text = render(render_dashboard(GROWING), width=80)
     assert "Task: probe-mask" in text and "0.875" in text
     assert all(len(line) <= 80 for line in text.splitlines())
+
+
+TEAM = dataclasses.replace(EVERYTHING, n_agents=3, critic="central")
+
+
+def test_several_agents_show_in_the_header_and_the_return_is_the_teams(render) -> None:
+    assert "Team return" not in render(render_metrics_panel(EVERYTHING), width=80)
+    lines = render(render_dashboard(TEAM, footer="q to quit"), width=80).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert not any("…" in line for line in lines)
+    returns = TEAM.returns
+    whole = [
+        "agents: 3 (central critic)",
+        f"Team return  mean {fmt.number(returns.mean, '.1f')}",
+        f"max {fmt.number(returns.max, '.1f')}",
+        f"(batch {returns.batch}: {returns.episodes_finished} episodes)",
+    ]
+    for field in whole:
+        assert any(field in line for line in lines), (field, "\n".join(lines))

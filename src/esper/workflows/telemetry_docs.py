@@ -96,7 +96,30 @@ def task_statistic_fields() -> list[Field]:
                     sanctum="task_stats.statistics",
                 )
             )
+    rows.append(_agent_returns(len(rows)))
     return rows
+
+
+def _agent_returns(index: int) -> Field:
+    """The record of the per-agent returns every task with several agents reports."""
+    return Field(
+        f"TELE-{FIRST_TASK_RECORD + index}",
+        TASK_PREFIX + "agent_<i>_return",
+        "Each agent's return (tasks with several agents)",
+        float,
+        "return",
+        "Agent i's mean undiscounted return over the episodes that ended in this batch, "
+        "one statistic per agent (agent_0_return, agent_1_return, ...), reported by "
+        "`AgentRows` in `src/esper/envs/agents.py` for every task with n_agents > 1. Equal "
+        "to episode_return_mean (the team return) when the agents share one team reward.",
+        nan_allowed=False,
+        absent=Absent.NOTHING_TO_REPORT,
+        required=False,
+        source=Source.DEVICE,
+        reduction=Reduction.MEAN,
+        tensorboard=TASK_TAG_PREFIX + "agent_<i>_return",
+        sanctum="task_stats.statistics",
+    )
 
 
 def _source_of(env: type) -> str:

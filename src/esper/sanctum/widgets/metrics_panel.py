@@ -24,7 +24,7 @@ SPARKLINE_WIDTH = 32
 
 def _returns(r: ReturnStats, n_agents: int = 1) -> Text:
     """The batch's returns: with several agents, the team's (per copy's episode)."""
-    label = "Team return  " if n_agents > 1 else "Return  "  # the sparkline aligns under it
+    label = "Team return  " if n_agents > 1 else "Return  "
     if r.mean is None:
         return Text.assemble(label, ("waiting (no episode finished yet)", "dim"))
     return Text.assemble(
@@ -34,7 +34,7 @@ def _returns(r: ReturnStats, n_agents: int = 1) -> Text:
             f"max {fmt.number(r.max, '.1f')}",
             "bold",
         ),
-        "\n" + " " * len(label),
+        "\n        ",
         (sparkline(r.history, SPARKLINE_WIDTH), "cyan"),
         f"  length {fmt.number(r.length_mean, '.1f')}",
         (f"  (batch {r.batch}: {r.episodes_finished} episodes)", "dim"),
