@@ -36,9 +36,9 @@ def test_load_policy_acts_for_the_agent_it_is_told(roles_run: Path) -> None:
     policy = esper.load_policy(roles_run)
     assert policy.obs_dim == 1 + 2 + 2  # own observation, agent id, both observations
     assert policy(ONE, agent=0).item() == 0 and policy(ONE, agent=1).item() == 1
-    with_id = torch.tensor([[1.0, 1.0, 0.0]])  # agent 0: the trainer's row, without critic entries
+    with_id = torch.tensor([[1.0, 1.0, 0.0]])  # agent 0: a trainer row less its critic entries
     assert policy(with_id).item() == 0
-    with pytest.raises(ValueError, match="agent must be in 0..1"):
+    with pytest.raises(ValueError, match=r"agent must be in 0\.\.1"):
         policy(ONE, agent=2)
 
 
