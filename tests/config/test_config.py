@@ -39,6 +39,7 @@ def test_every_field_loads_from_toml_and_names_its_key_on_a_type_error(
         "encoder": '"cnn"',
         "recurrent": '"gru"',
         "rnn_hidden": "32",
+        "critic": '"central"',
     }.get(name, VALID[kind])
     needs = {"stop_at": "eval_every = 1\n"}.get(name, "")  # a setting only valid with another
     good.write_text(f"{name} = {value}\n{needs}")
