@@ -120,3 +120,35 @@ def test_each_agents_return_is_reported_per_batch() -> None:
         env.step(torch.zeros(4, dtype=torch.int64))
     stats = env.batch_statistics()
     assert stats["agent_0_return"].item() == 3 and stats["agent_1_return"].item() == 6
+
+
+class DrawnCentral(CentralProbe):
+    """probe-central with a picture: one pixel per agent, its sign's shade."""
+
+    render_fps = 5
+
+    def render(self, index: int = 0):
+        import numpy as np
+
+        image = np.zeros((2, 2, 3), dtype=np.uint8)
+        image[0, :, :] = ((self.state[index] + 1) * 100).to(torch.uint8).numpy()[:, None]
+        return image
+
+
+def test_a_video_acts_on_rows_and_draws_the_task(tmp_path) -> None:
+    pytest.importorskip("imageio_ffmpeg")
+    from esper.envs import register
+    from esper.envs.video import record_video
+
+    register("drawn-central", DrawnCentral)
+    seen = []
+
+    def act(obs, starts):
+        seen.append((tuple(obs.shape), starts.tolist()))
+        return torch.zeros(obs.shape[0], dtype=torch.int64)
+
+    frames = record_video(
+        "drawn-central", act, tmp_path / "c.mp4", seed=0, episodes=2, settings=CENTRAL
+    )
+    assert frames == 2  # one-step episodes: a frame each
+    assert seen == [((2, 5), [True, True])] * 2  # both agents' rows, with ids and both signs

@@ -21,7 +21,7 @@ import torch
 from esper.envs.agents import make_rows
 from esper.envs.base import BatchedEnv
 from esper.envs.gym_ids import gym_id_of
-from esper.envs.registry import env_class, make
+from esper.envs.registry import env_class
 from esper.envs.render import RENDERERS
 from esper.runtime.errors import ConfigError
 from esper.runtime.extras import import_extra
@@ -76,7 +76,7 @@ def record_video(
     if gym_id is not None:
         frames, fps = _gym_frames(gym_id, act, seed, device, episodes)
     elif task in RENDERERS:
-        frames, fps = _batched_frames(task, act, seed, device, episodes)
+        frames, fps = _batched_frames(task, act, seed, device, episodes, settings or {})
     else:
         frames, fps = _rendered_frames(task, act, seed, device, episodes, settings or {})
     _write(path, frames, fps, setting)
@@ -84,19 +84,25 @@ def record_video(
 
 
 def _batched_frames(
-    task: str, act: Act, seed: int, device: torch.device | str, episodes: int
+    task: str,
+    act: Act,
+    seed: int,
+    device: torch.device | str,
+    episodes: int,
+    settings: Mapping[str, Any],
 ) -> tuple[list[np.ndarray], int]:
-    env = make(task, 1, device, seed=seed)
+    env = make_rows(task, 1, device, seed, settings)
+    task_env = getattr(env, "task", env)  # with several agents, the task under the rows
     renderer = RENDERERS[task]
     limit = episodes * env.spec.max_episode_steps  # built-in tasks all have a time limit
     obs = env.reset(seed=seed)
     states, ends = [], []
-    starts = torch.ones(1, dtype=torch.bool, device=obs.device)
+    starts = torch.ones(obs.shape[0], dtype=torch.bool, device=obs.device)
     for _ in range(limit):
-        states.append(env.state[0].clone())  # the state this action is chosen in
+        states.append(task_env.state[0].clone())  # the state this action is chosen in
         obs, _, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
         starts = terminated | truncated
-        ends.append(starts)
+        ends.append(starts[:1])  # the copy's end: every one of its rows ends with it
     # host-sync: once per video, the states and episode ends together
     visited = torch.stack(states).double().cpu().numpy()  # [limit, state_dim]
     ended = torch.cat(ends).cpu().numpy()  # [limit]
