@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 
@@ -112,8 +112,6 @@ class AgentRows(SpecShapes):
     ``copies`` the task's copies. Everything else (drawn initial states,
     checkpoints, videos, statistics) is the task's.
     """
-
-    restorable: ClassVar[bool] = True
 
     def __init__(self, task: Any, settings: Mapping[str, Any]) -> None:
         self.task = task

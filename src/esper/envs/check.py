@@ -143,7 +143,16 @@ def _facts(env: Any) -> dict[str, str]:
         "time limit": str(spec.max_episode_steps),
         "state": f"[num_envs, {spec.state_dim}]" if spec.state_dim else "not exposed",
         "on device": "yes" if getattr(env, "on_device", True) else "no (gymnasium on the CPU)",
+        **_agents_fact(env),
     }
+
+
+def _agents_fact(env: Any) -> dict[str, str]:
+    """A task with several agents is checked as rows, one per agent: say so."""
+    agents = getattr(env, "n_agents", 1)
+    if agents == 1:
+        return {}
+    return {"agents": f"{agents} per copy, each a row of [num_envs x {agents}, {env.obs_dim}]"}
 
 
 def _run_rule(checker: Checker, method: str, title: str, env: Any, broken: list[str]) -> RuleResult:

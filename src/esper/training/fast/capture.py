@@ -66,6 +66,8 @@ def uses_cuda_graphs(choice: str, device: torch.device, env: object, group: Coll
         if group.active
         else "needs a CUDA device"
         if device.type != "cuda"
+        else "is not yet measured with several agents per copy"
+        if getattr(env, "n_agents", 1) > 1
         else "needs a batched task on the device (a gym: task steps on the CPU)"
         if not isinstance(env, BatchedEnv)
         else f"needs a torch whose CUDA graphs take a generator (not {torch.__version__})"
