@@ -98,14 +98,16 @@ class ReachedTheTransfer(Exception):
         {"task": "cartpole-no-velocity", "recurrent": "gru", "rnn_hidden": 16},
         {"task": "minatar-breakout", "encoder": "cnn", "hidden_sizes": [32]},
         {"task": "cartpole", "lr_schedule": "adaptive", "target_kl": None},
+        {"task": "probe-central", "critic": "central", "recurrent": "gru", "rnn_hidden": 16},
     ],
-    ids=["recurrent", "cnn", "device-adam"],
+    ids=["recurrent", "cnn", "device-adam", "several-agents"],
 )
 def test_a_whole_batch_of_each_policy_kind_runs_without_host_reads(
     settings: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The run's own batch (loop.train_batch: rollout, advantages, update) up to its
-    one transfer, for a recurrent policy, a CNN and the device-resident Adam."""
+    one transfer, for a recurrent policy, a CNN, the device-resident Adam and
+    agents as rows (with a central critic and the per-agent statistics)."""
     from esper.runs.directory import RunDir
     from esper.training import loop
     from esper.training.fast.optimizer import DeviceAdam

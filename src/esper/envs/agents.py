@@ -66,6 +66,7 @@ def layout_for(spec: EnvSpec, settings: Mapping[str, Any]) -> AgentLayout:
             "no critic-only entries; use critic = local",
         )
     many = spec.is_multi_agent
+    with_ids = settings.get("agent_id", True) is not False
     if many and len(spec.obs_shape) != 1:
         raise ConfigError("task", f"{spec.name}: several agents need flat observations")
     central = many and critic == "central"
@@ -74,7 +75,7 @@ def layout_for(spec: EnvSpec, settings: Mapping[str, Any]) -> AgentLayout:
         n_agents=spec.n_agents,
         obs_dim=spec.obs_dim,
         actor_dim=spec.actor_obs_dim,
-        id_dim=spec.n_agents if many and bool(settings.get("agent_id", True)) else 0,
+        id_dim=spec.n_agents if many and with_ids else 0,
         global_dim=global_dim,
     )
 
@@ -145,7 +146,7 @@ class AgentRows(SpecShapes):
 
     @property
     def takes_drawn_states(self) -> bool:
-        return bool(getattr(self.task, "takes_drawn_states", False))
+        return getattr(self.task, "takes_drawn_states", False) is True
 
     def draw_initial_states(self, steps: int) -> torch.Tensor:
         return self.task.draw_initial_states(steps)

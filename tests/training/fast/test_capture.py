@@ -18,6 +18,7 @@ from small_runs import one_epoch_settings
 
 from esper.config.schema import PPOConfig
 from esper.envs import make, task_names
+from esper.envs.agents import make_rows
 from esper.envs.cartpole import CartPole
 from esper.runs.directory import RunDir
 from esper.runtime.errors import UserError
@@ -58,15 +59,16 @@ class Rollout:
 
     def __init__(self, task: str, n_envs: int = 16, horizon: int = 8, seed: int = 0) -> None:
         torch.manual_seed(seed)
-        self.env = make(task, n_envs, "cpu", seed=seed)
-        self.policy = ActorCritic(self.env.obs_dim, self.env.action_space, (64, 64))
+        self.env = make_rows(task, n_envs, "cpu", seed, {})  # several agents: a row each
+        rows, spec = self.env.num_envs, self.env.spec
+        self.policy = ActorCritic(spec.obs_dim, spec.action_space, (64, 64))
         self.buffer = RolloutBuffer.allocate(
-            horizon, n_envs, self.env.obs_dim, self.env.action_space.shape, "cpu",
-            mask_width=self.env.spec.mask_width,
+            horizon, rows, spec.obs_dim, spec.action_space.shape, "cpu",
+            mask_width=spec.mask_width,
         )  # fmt: skip
-        self.episodes = EpisodeTracker(n_envs, torch.device("cpu"), horizon)
-        self.normalizer = RunningMeanStd((self.env.obs_dim,))
-        self.scaler = RewardScaler(n_envs, 0.99)
+        self.episodes = EpisodeTracker(n_envs, torch.device("cpu"), horizon, self.env.n_agents)
+        self.normalizer = RunningMeanStd((spec.obs_dim,))
+        self.scaler = RewardScaler(rows, 0.99)
         self.obs = self.env.reset(seed=seed)
 
     def step_args(self, t: int = 0) -> tuple:
