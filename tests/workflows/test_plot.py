@@ -297,3 +297,33 @@ def test_a_tune_dir_stands_for_its_trials(tmp_path: Path) -> None:
     (tmp_path / "tune" / "study.db").write_text("")
     assert expand_run_dirs([tmp_path / "tune"]) == trials
     assert expand_run_dirs([trials[0]]) == [trials[0]]  # a run stands for itself
+
+
+def test_a_run_with_several_agents_is_drawn_as_the_team_return(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from matplotlib.figure import Figure
+
+    run_dir = tmp_path / "roles"
+    args = ["ppo", "--task", "probe-roles", "--run-dir", str(run_dir), "--episodes", "2"]
+    result = runner.invoke(app, [*args, "--device", "cpu", "--no-sanctum"])
+    assert result.exit_code == 0, result.output
+    curves = read_curves(run_dir)
+    assert curves.n_agents == 2 and curves.task_statistic_names() == [
+        "agent_0_return",
+        "agent_1_return",
+    ]
+    drawn: list[list[str]] = []
+    save = Figure.savefig
+
+    def saved(fig, *a, **k):
+        drawn.append([ax.get_title(loc="left") for ax in fig.axes])
+        return save(fig, *a, **k)
+
+    monkeypatch.setattr(Figure, "savefig", saved)
+    output = tmp_path / "roles.png"
+    result = runner.invoke(app, ["plot", str(run_dir), "-o", str(output), "--dpi", "40"])
+    assert result.exit_code == 0, result.output
+    (titles,) = drawn
+    assert titles[0] == "Team return: probe-roles"
+    assert {"agent_0_return", "agent_1_return"} <= set(titles)
