@@ -141,6 +141,8 @@ def play_episodes(
     )
 
 
-def _record_team(slots: EpisodeSlots, n_agents: int, reward: torch.Tensor, ended: torch.Tensor):
+def _record_team(
+    slots: EpisodeSlots, n_agents: int, reward: torch.Tensor, ended: torch.Tensor
+) -> None:
     """One step of the rows' rewards and ends, recorded per copy."""
     slots.record(*team_step(reward, ended, n_agents))
