@@ -30,6 +30,9 @@ if str(EXAMPLE) not in sys.path:
 
 from point_mass.env import PointMass  # noqa: E402
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_custom_tasks")
+
 SMALL = {"n_envs": 8, "horizon": 16, "n_minibatches": 2, "device": "cpu"}
 
 

@@ -19,6 +19,9 @@ from esper.telemetry.jsonl import read_events
 from esper.training.checkpoint import load_checkpoint
 from esper.workflows.evaluate import run_episodes
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_evaluate")
+
 SMALL = ["--envs", "8", "--max-epochs", "16", "--device", "cpu", "--no-sanctum"]
 
 runner = CliRunner()
