@@ -41,6 +41,7 @@ from esper.envs.minatar_breakout import MinAtarBreakout
 from esper.envs.mountain_car import MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
 from esper.envs.probes import PROBES
+from esper.envs.simple_spread import SimpleSpread
 from esper.runtime.errors import UserError
 
 if TYPE_CHECKING:
@@ -55,6 +56,7 @@ TASKS: dict[str, type[BatchedEnv]] = {
     Pendulum.spec.name: Pendulum,
     MinAtarBreakout.spec.name: MinAtarBreakout,
     GrowMLP.spec.name: GrowMLP,
+    SimpleSpread.spec.name: SimpleSpread,
     **{probe.spec.name: probe for probe in PROBES},
 }
 
