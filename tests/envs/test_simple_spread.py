@@ -60,13 +60,13 @@ def run_against_mpe2(dtype: torch.dtype, episodes: int, seed: int) -> dict[str, 
         ]
         env.reset()
         env.state.copy_(torch.tensor(np.stack([world_state(ref) for ref in references])))
-        theirs = np.stack([by_agent(ref, obs) for ref, obs in zip(references, starts)])
+        theirs = np.stack([by_agent(ref, obs) for ref, obs in zip(references, starts, strict=True)])
         worst["obs"] = max(worst["obs"], np.abs(env.observe(env.state).numpy() - theirs).max())
         for t in range(MAX_CYCLES):
             actions = rng.integers(0, 5, (N_COPIES, N_AGENTS))
             _, reward, terminated, truncated, info = env.step(torch.as_tensor(actions))
             for i, ref in enumerate(references):
-                step = ref.step(dict(zip(ref.possible_agents, actions[i].tolist())))
+                step = ref.step(dict(zip(ref.possible_agents, actions[i].tolist(), strict=True)))
                 obs, rewards, terminations, truncations, _ = step
                 assert by_agent(ref, terminations).tolist() == [bool(terminated[i])] * N_AGENTS
                 assert by_agent(ref, truncations).tolist() == [bool(truncated[i])] * N_AGENTS
@@ -153,7 +153,7 @@ def test_the_dynamics_compile_to_one_graph() -> None:
     state = env.state.clone()
     eager = env.dynamics(state, actions[0])
     compiled = torch.compile(env.dynamics, fullgraph=True, dynamic=False)(state, actions[0])
-    for a, b in zip(eager, compiled):
+    for a, b in zip(eager, compiled, strict=True):
         torch.testing.assert_close(a, b)
 
 

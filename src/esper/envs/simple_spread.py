@@ -108,7 +108,8 @@ class SimpleSpread(BatchedEnv):
 
     @staticmethod
     def unpack(state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Agent positions, agent velocities ``[n, N_AGENTS, 2]``, landmarks ``[n, N_LANDMARKS, 2]``."""
+        """Agent positions and velocities ``[n, N_AGENTS, 2]``; landmarks ``[n, N_LANDMARKS, 2]``.
+        Views of ``state``."""
         n = state.shape[0]
         return (
             state[:, POS].view(n, N_AGENTS, DIM),
@@ -139,7 +140,9 @@ class SimpleSpread(BatchedEnv):
         next_pos = pos + vel * DT
         next_vel = vel * (1 - DAMPING) + (force / MASS) * DT
         n = state.shape[0]
-        next_state = torch.cat((next_pos.reshape(n, -1), next_vel.reshape(n, -1), state[:, LANDMARKS]), 1)
+        next_state = torch.cat(
+            (next_pos.reshape(n, -1), next_vel.reshape(n, -1), state[:, LANDMARKS]), 1
+        )
         to_landmarks = (next_pos.unsqueeze(1) - landmarks.unsqueeze(2)).square().sum(-1).sqrt()
         shared = -to_landmarks.amin(dim=2).sum(1, keepdim=True)  # [n, 1]
         own = -self.collisions(next_pos).to(state.dtype)  # [n, N_AGENTS]
@@ -151,7 +154,9 @@ class SimpleSpread(BatchedEnv):
         n = state.shape[0]
         to_landmarks = landmarks.unsqueeze(1) - pos.unsqueeze(2)  # [n, agent, landmark, 2]
         to_others = pos[:, self._others] - pos.unsqueeze(2)  # [n, agent, other, 2]
-        comm = torch.zeros(n, N_AGENTS, (N_AGENTS - 1) * COMM_DIM, dtype=state.dtype, device=state.device)
+        comm = torch.zeros(
+            n, N_AGENTS, (N_AGENTS - 1) * COMM_DIM, dtype=state.dtype, device=state.device
+        )
         parts = (vel, pos, to_landmarks.flatten(2), to_others.flatten(2), comm)
         return torch.cat(parts, dim=2).to(torch.float32)
 
