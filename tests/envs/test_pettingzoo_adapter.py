@@ -122,3 +122,13 @@ def test_unlike_agents_exit_2_from_the_cli() -> None:
     result = CliRunner().invoke(app, ["check-env", f"{FAKE}:unlike_agents"])
     assert result.exit_code == 2, result.output
     assert "agents b have other" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("task", [SPREAD, f"{FAKE}:masked_in_obs"])
+def test_check_env_holds_the_adapter_to_the_multi_agent_contract(task: str) -> None:
+    from esper.envs.check import FAIL, check_env
+
+    report = check_env(task, speed_sizes=())
+    assert report.ok, [(r.rule, r.detail) for r in report.results if r.status == FAIL]
+    spec = env_class(task).spec
+    assert report.facts["obs"].startswith(f"[num_envs, {spec.n_agents}, {spec.obs_dim}]")
