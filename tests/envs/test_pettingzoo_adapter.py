@@ -46,7 +46,7 @@ def test_simple_spread_through_pettingzoo_has_the_multi_agent_shapes() -> None:
     assert torch.equal(obs, again)  # copy i seeded seed + i
     assert not torch.equal(obs[0], obs[1])
     row = next(r for r in describe_tasks((SPREAD,)) if r.name == SPREAD)
-    assert row.origin == "pettingzoo" and not row.on_device
+    assert row.origin == "pettingzoo" and not row.on_device and row.obs == "18 ×3 agents"
     env.close()
 
 

@@ -293,7 +293,7 @@ class TaskRow(NamedTuple):
     max_episode_steps: int | None  # None: gymnasium sets no time limit
     origin: str = "built-in"  # or "register()", "package <dist>", "module", "gymnasium"
     critic_obs_dim: int = 0  # of obs_dim, the entries only the critic reads
-    obs: str = ""  # as shown: EnvSpec.describe_obs (``4×10×10`` for an image)
+    obs: str = ""  # as shown: EnvSpec.describe_obs (``4×10×10`` for an image), and the agents
 
 
 def describe_tasks(extra: tuple[str, ...] = ()) -> list[TaskRow]:
@@ -324,7 +324,8 @@ def describe_tasks(extra: tuple[str, ...] = ()) -> list[TaskRow]:
                 max_episode_steps=spec.max_episode_steps,
                 origin=origin,
                 critic_obs_dim=spec.critic_obs_dim,
-                obs=spec.describe_obs(),
+                obs=spec.describe_obs()
+                + (f" ×{spec.n_agents} agents" if spec.is_multi_agent else ""),
             )
         )
     return rows
