@@ -175,3 +175,19 @@ def test_render_shows_agents_landmarks_and_collisions() -> None:
     frame = env.render(1)
     assert (frame == COLLIDING_COLOR).all(-1).any()
     assert (frame != frame[0, 0]).any(-1).sum() > 100  # something is drawn
+
+
+def test_an_episode_records_as_a_video(tmp_path) -> None:
+    """``esper eval --video``'s path for a task that draws itself: one frame a step."""
+    pytest.importorskip("imageio_ffmpeg")
+    import imageio.v2 as imageio
+
+    from esper.envs.video import record_video
+
+    def still(obs, starts):
+        return torch.zeros(obs.shape[0], N_AGENTS, dtype=torch.int64)
+
+    path = tmp_path / "spread.mp4"
+    assert record_video("simple-spread", still, path, seed=0) == MAX_CYCLES
+    frame = SimpleSpread(1).render(0)
+    assert imageio.get_reader(path).get_data(0).shape == frame.shape
