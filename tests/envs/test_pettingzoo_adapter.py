@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 import torch
@@ -132,3 +134,11 @@ def test_check_env_holds_the_adapter_to_the_multi_agent_contract(task: str) -> N
     assert report.ok, [(r.rule, r.detail) for r in report.results if r.status == FAIL]
     spec = env_class(task).spec
     assert report.facts["obs"].startswith(f"[num_envs, {spec.n_agents}, {spec.obs_dim}]")
+
+
+def test_without_pettingzoo_installed_the_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from esper.envs.pettingzoo_adapter import load_factory
+
+    monkeypatch.setitem(sys.modules, "pettingzoo", None)  # its import now fails
+    with pytest.raises(UnknownTaskError, match=r"pip install 'esper-rl\[pettingzoo\]'"):
+        load_factory("mpe2.simple_spread_v3")
