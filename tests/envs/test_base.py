@@ -12,11 +12,12 @@ from esper.envs.spaces import BoxSpace, DiscreteSpace
 BUILT_IN = [name for name in task_names() if ":" not in name]
 
 
-def some_actions(space, n: int) -> torch.Tensor:
+def some_actions(space, n: int, agents: tuple[int, ...] = ()) -> torch.Tensor:
+    """Random actions for ``n`` copies (of each of ``agents``, a multi-agent task's)."""
     if isinstance(space, DiscreteSpace):
-        return torch.randint(space.n, (n,))
+        return torch.randint(space.n, (n, *agents))
     assert isinstance(space, BoxSpace)
-    return torch.rand(n, space.dim) * 2 - 1
+    return torch.rand(n, *agents, space.dim) * 2 - 1
 
 
 @pytest.mark.parametrize("task", BUILT_IN)
@@ -26,7 +27,7 @@ def test_steps_resets_and_restores_keep_the_state_s_storage(task: str) -> None:
     saved = env.state_dict()
     env.reset(seed=1)
     for _ in range(3):
-        env.step(some_actions(env.action_space, 8))
+        env.step(some_actions(env.action_space, 8, env.spec.agent_shape))
     env.load_state_dict(saved)
     assert (env.state.data_ptr(), env.elapsed_steps.data_ptr()) == storage
     if env.spec.state_dim:  # grow-mlp exposes no state: its hosts are its own tensors
@@ -45,7 +46,7 @@ def test_the_observation_a_reset_returns_is_not_overwritten_by_the_next_step() -
 def test_states_drawn_before_a_rollout_are_the_ones_its_steps_would_draw(task: str) -> None:
     """A rollout draws its reset states up front; the episodes must not change."""
     stepping, drawing = make(task, 8, "cpu", seed=3), make(task, 8, "cpu", seed=3)
-    actions = [some_actions(stepping.action_space, 8) for _ in range(40)]
+    actions = [some_actions(stepping.action_space, 8, stepping.spec.agent_shape) for _ in range(40)]
     fresh = drawing.draw_initial_states(len(actions))
     for t, action in enumerate(actions):
         expected, got = stepping.step(action), drawing.step(action, fresh[t])
