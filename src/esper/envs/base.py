@@ -159,6 +159,17 @@ class SpecShapes:
         in place. The trainer calls it once per batch, outside any graph."""
         return {}
 
+    # What ``episode_values`` reports for each finished episode, in order: an
+    # evaluation's numbers beside the return (EVALUATION_COMPLETED's
+    # ``episode_statistics``, each the mean over its counted episodes).
+    episode_statistics: ClassVar[tuple[TaskStatistic, ...]] = ()
+
+    def episode_values(self, final_obs: torch.Tensor) -> torch.Tensor:
+        """``[n, len(episode_statistics)]``: each copy's numbers at the end of the
+        episode whose last observation is ``final_obs`` (the step's
+        ``info["final_obs"]``), on the device; read only where an episode ended."""
+        return final_obs.new_zeros(final_obs.shape[0], 0)
+
     def start_facts(self) -> dict[str, StartFact]:
         """Numbers known when the run begins; they land in TRAINING_STARTED's
         ``task_facts``."""

@@ -40,6 +40,7 @@ from esper.envs.growth.lifecycle import BLENDING, EMBARGOED, HOLDING, TRAINING
 from esper.envs.growth.observation import (
     HISTORY,
     REWARD_MODE,
+    Fields,
     learning_row,
     observation_size,
     observe,
@@ -83,6 +84,17 @@ STATISTICS = tuple(
 )
 
 
+# What ``episode_values`` reports for each finished episode (``esper eval``'s table).
+EPISODE_STATISTICS = tuple(
+    TaskStatistic(name, description)
+    for name, description in (
+        ("final_score", "score at the episode's end: val accuracy - rent * params / budget"),
+        ("final_accuracy", "validation accuracy of the host at the episode's end"),
+        ("final_params", "parameters of the host and its live seeds at the episode's end"),
+    )
+)
+
+
 def growth_spec(s: GrowthSettings, name: str = "grow-mlp") -> EnvSpec:
     return EnvSpec(
         name, "", max_episode_steps=s.max_epochs, obs_dim=observation_size(s), state_dim=0,
@@ -97,6 +109,7 @@ class GrowMLP(BatchedEnv):
     default_config: ClassVar[dict[str, Any]] = {}  # configs/grow-mlp.toml holds them
     scripted: ClassVar[dict[str, Any]] = SCRIPTED
     statistics: ClassVar[tuple[TaskStatistic, ...]] = STATISTICS
+    episode_statistics: ClassVar[tuple[TaskStatistic, ...]] = EPISODE_STATISTICS
 
     def __init__(
         self,
@@ -378,6 +391,14 @@ class GrowMLP(BatchedEnv):
         }
         self.totals.zero_()
         return out
+
+    def episode_values(self, final_obs: torch.Tensor) -> torch.Tensor:
+        """``EPISODE_STATISTICS`` from the last observation: its newest validation
+        accuracy and its parameters / budget (the score is made of those two)."""
+        s, fields = self.settings, Fields(self.settings)
+        accuracy = final_obs[:, fields.val_accuracy]
+        params = (final_obs[:, fields.params] * s.param_budget).round()
+        return torch.stack((score(accuracy, params, s), accuracy, params), dim=1)
 
     def start_facts(self) -> dict[str, Any]:
         s = self.settings
