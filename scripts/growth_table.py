@@ -53,7 +53,7 @@ def evaluation(run_dir: Path) -> dict | None:
 
 
 def trained(run_dir: Path) -> bool:
-    return (run_dir / "checkpoints" / "batch_50.pt").exists()
+    return (run_dir / "checkpoints" / "batch_000050.pt").exists()
 
 
 def run_all(root: Path, seeds: tuple[int, ...], train_only: bool) -> None:

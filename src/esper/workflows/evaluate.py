@@ -56,7 +56,7 @@ def run_episodes(
         raise ConfigError("episodes", f"must be >= 1 (got {episodes})")
     n = min(episodes, copies or MAX_COPIES)
     seed_everything(seed)  # a stochastic policy samples from torch's global generator
-    env = make(policy.task, n, policy.device, seed=seed)
+    env = make(policy.task, n, policy.device, seed=seed, options=policy.task_options)
     try:
         return play_episodes(env, policy, episodes, seed, check_every)
     finally:

@@ -49,7 +49,7 @@ from esper.envs.growth.observation import (
 )
 from esper.envs.growth.problem import draw_episodes, episode_layout
 from esper.envs.growth.scripted import SCRIPTED
-from esper.envs.growth.settings import GrowthSettings
+from esper.envs.growth.settings import GrowthSettings, settings_from
 from esper.envs.spaces import DiscreteSpace
 
 DEFAULT_SETTINGS = GrowthSettings()
@@ -118,7 +118,10 @@ class GrowMLP(BatchedEnv):
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
         settings: GrowthSettings | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
+        if options:  # a config's [task_options] table
+            settings = settings_from({**_fields_of(settings), **options})
         s = self.settings = settings or DEFAULT_SETTINGS
         if s != DEFAULT_SETTINGS:
             self.spec = growth_spec(s, type(self).spec.name)  # type: ignore[misc]
@@ -392,6 +395,12 @@ class GrowMLP(BatchedEnv):
         self.totals.zero_()
         return out
 
+    @staticmethod
+    def parse_options(options: dict[str, Any]) -> GrowthSettings:
+        """The settings a config's ``[task_options]`` table asks for; a bad key or
+        value is one ``ConfigError`` naming it."""
+        return settings_from(options)
+
     def episode_values(self, final_obs: torch.Tensor) -> torch.Tensor:
         """``EPISODE_STATISTICS`` from the last observation: its newest validation
         accuracy and its parameters / budget (the score is made of those two)."""
@@ -419,6 +428,13 @@ class GrowMLP(BatchedEnv):
             getattr(self, name).copy_(saved[name])
         self._epoch = int(saved["elapsed_steps"][0])  # host-sync: once, at a restore
         self.generator.set_state(saved["generator"])
+
+
+def _fields_of(settings: GrowthSettings | None) -> dict[str, Any]:
+    """A settings object's values, as ``settings_from`` takes them ({} for None)."""
+    if settings is None:
+        return {}
+    return {name: getattr(settings, name) for name in GrowthSettings.__dataclass_fields__}
 
 
 _STATE = (
