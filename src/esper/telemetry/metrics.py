@@ -34,6 +34,8 @@ class Reduction(StrEnum):
     MIN = "min"
     MAX = "max"
     WEIGHTED = "mean weighted by episodes_finished"
+    RATIO = "the ranks' totals summed, over their weights summed (a weighted mean)"
+    BY_KIND = "each statistic by its kind: a count summed, a mean weighted (TaskStatistic.kind)"
     SAME = "identical on every rank"
 
 
@@ -240,9 +242,11 @@ BATCH_COMPLETED_FIELDS: tuple[Field, ...] = (
         "TELE-120", "task_statistics", "Task statistics", dict, "the task's own",
         "The statistics the task declares (BatchedEnv.statistics), by name: numbers its "
         "environments made on the device over this batch, carried in the batch's one host "
-        "transfer (combined across ranks by their mean); null for a statistic with nothing "
+        "transfer (across ranks a count is summed and a mean weighted by its own "
+        "denominator: TaskStatistic.kind); null for a statistic with nothing "
         "to report this batch. Each built-in task's are recorded after this table.",
-        default={}, required=False, reduction=Reduction.MEAN, sanctum="task_stats.statistics",
+        default={}, required=False, reduction=Reduction.BY_KIND,
+        sanctum="task_stats.statistics",
     ),
 )  # fmt: skip
 

@@ -92,7 +92,7 @@ def task_statistic_fields() -> list[Field]:
                     absent=Absent.NOTHING_TO_REPORT,
                     required=False,
                     source=Source.DEVICE,
-                    reduction=Reduction.MEAN,
+                    reduction=Reduction.SUM if statistic.kind == "count" else Reduction.RATIO,
                     tensorboard=TASK_TAG_PREFIX + statistic.name,
                     sanctum="task_stats.statistics",
                 )
@@ -133,8 +133,8 @@ def _emitter(event: str, spec: Field) -> str:
         return (
             "the task's `batch_statistics`, once per batch after the rollout, on the device; "
             "packed after the table's statistics into the batch's one host transfer "
-            "(`to_host` in `src/esper/training/transfer.py`), combined across ranks by "
-            "their mean"
+            "(`to_host` in `src/esper/training/transfer.py`) as a total and a weight, "
+            "summed across ranks; the host divides a mean's total by its weight"
         )
     if spec.name == "task_statistics":
         return (

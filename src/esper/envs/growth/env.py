@@ -62,9 +62,11 @@ _TOTALS = (
 )  # fmt: skip
 
 
-# What ``batch_statistics`` reports.
+# What ``batch_statistics`` reports; the moves are counts (summed over ranks), the
+# rest means, each weighted by its own denominator.
+_COUNTS = ("germinations", "fossilizations", "prunes")
 STATISTICS = tuple(
-    TaskStatistic(name, description)
+    TaskStatistic(name, description, "count" if name in _COUNTS else "mean")
     for name, description in (
         ("final_val_accuracy", "mean validation accuracy of the hosts whose episode ended"),
         ("params_vs_budget", "mean parameters used / param_budget over the batch's steps"),
@@ -379,18 +381,19 @@ class GrowMLP(BatchedEnv):
         self.totals[4:9] += per_stage[TRAINING:]
         self.totals[12:] += torch.stack(((self.contribution * shown).sum(), shown.sum()))
 
-    def batch_statistics(self) -> dict[str, torch.Tensor]:
-        """The batch's statistics (``STATISTICS``), then the accumulators zeroed."""
+    def batch_statistics(self) -> dict[str, Any]:
+        """The batch's statistics (``STATISTICS``): each mean as its total and
+        weight, so ranks combine exactly; then the accumulators zeroed."""
         t = dict(zip(_TOTALS, self.totals.clone().unbind(0), strict=True))
         episodes = t["episodes"]
         out = {
-            "final_val_accuracy": t["final_accuracy"] / episodes,
-            "params_vs_budget": t["params"] / t["steps"],
-            **{f"seeds_{stage}": t[stage] / episodes for stage in lifecycle.STAGES[1:]},
+            "final_val_accuracy": (t["final_accuracy"], episodes),
+            "params_vs_budget": (t["params"], t["steps"]),
+            **{f"seeds_{stage}": (t[stage], episodes) for stage in lifecycle.STAGES[1:]},
             "germinations": t["germinations"],
             "fossilizations": t["fossilizations"],
             "prunes": t["prunes"],
-            "seed_contribution": t["contribution"] / t["contributors"],
+            "seed_contribution": (t["contribution"], t["contributors"]),
         }
         self.totals.zero_()
         return out
