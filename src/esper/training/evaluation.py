@@ -171,6 +171,7 @@ class Evaluator:
                 path,
                 seed=evaluation_seed(state.config.seed, state.batch),
                 device=state.device,
+                options=state.config.task_options,
             )
 
     def close(self) -> None:

@@ -121,6 +121,7 @@ def evaluate(
                 seed=seed,
                 device=policy.device,
                 episodes=video_episodes,
+                options=policy.task_options,
             )
     payload = summarize(policy, finished, seed)
     mode = "deterministic" if deterministic else "stochastic"

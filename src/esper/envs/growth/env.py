@@ -21,11 +21,12 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from esper.envs.base import BatchedEnv, EnvSpec, StepResult, TaskStatistic, Transition
-from esper.envs.growth import hosts, lifecycle
+from esper.envs.growth import hosts, lifecycle, picture
 from esper.envs.growth.actions import (
     ADVANCE,
     FOSSILIZE,
@@ -397,6 +398,35 @@ class GrowMLP(BatchedEnv):
         }
         self.totals.zero_()
         return out
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """Copy ``index``'s host (``picture.py``): progress, each slot's stage,
+        alpha and blueprint, validation accuracy and parameters."""
+        s = self.settings
+        widths = self.blueprint_units[self.blueprint[index]].sum(1) / s.max_width
+        seeded = lifecycle.live(self.stage[index]).float()
+        # host-sync: one picture's numbers, once per frame (never in training)
+        numbers = torch.cat(
+            (
+                self.elapsed_steps[index : index + 1].float() / s.max_epochs,
+                self.history[index, 0, 3:4],  # the newest validation accuracy
+                self.params[index : index + 1],
+                self.stage[index].float(),
+                self.alpha[index],
+                widths * seeded,
+            )
+        ).tolist()
+        k = s.slots
+        slots = np.array(numbers[3:]).reshape(3, k)
+        return picture.draw(
+            numbers[0],
+            slots[0].astype(np.int64),
+            slots[1],
+            slots[2],
+            numbers[1],
+            round(numbers[2]),
+            s.param_budget,
+        )
 
     @staticmethod
     def parse_options(options: dict[str, Any]) -> GrowthSettings:
