@@ -97,19 +97,26 @@ def run_all(root: Path, seeds: tuple[int, ...], train_only: bool) -> None:
             esper("eval", str(run_dir), "--episodes", str(EVAL_EPISODES), "--seed", str(EVAL_SEED))
 
 
-def mean_spread(values: list[float]) -> str:
+def mean_spread(values: list[float], digits: int = 3) -> str:
+    """Mean ± sample standard deviation over the training seeds."""
     mean = sum(values) / len(values)
     if len(values) == 1:
-        return f"{mean:.3f}"
+        return f"{mean:.{digits}f}"
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    return f"{mean:.3f} ± {std:.3f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def cell(got: dict[str, float], key: str) -> str:
+    if key not in got:
+        return "-"
+    return f"{got[key]:.0f}" if key == "final_params" else f"{got[key]:.3f}"
 
 
 COLUMNS = ("final_score", "final_accuracy", "final_params")
 
 
 def numbers(data: dict) -> dict[str, float]:
-    stats = data.get("task_statistics") or {}
+    stats = data.get("episode_statistics") or {}
     out = {"return": data["return_mean"]}
     for key in COLUMNS:
         if key in stats and stats[key] is not None:
@@ -129,20 +136,21 @@ def table(root: Path, seeds: tuple[int, ...]) -> str:
             per_seed[seed] = numbers(data)
     keys = ("return", *COLUMNS)
     for seed, got in per_seed.items():
-        cells = [f"{got[k]:.3f}" if k in got else "-" for k in keys]
+        cells = [cell(got, k) for k in keys]
         rows.append(f"| PPO, training seed {seed} | {' | '.join(cells)} |")
     if per_seed:
         cells = []
         for k in keys:
             values = [got[k] for got in per_seed.values() if k in got]
-            cells.append(mean_spread(values) if values else "-")
+            digits = 0 if k == "final_params" else 3
+            cells.append(mean_spread(values, digits) if values else "-")
         rows.append(f"| PPO, mean ± std over {len(per_seed)} seeds | {' | '.join(cells)} |")
     for name in BASELINES:
         data = evaluation(root / name)
         if data is None:
             continue
         got = numbers(data)
-        cells = [f"{got[k]:.3f}" if k in got else "-" for k in keys]
+        cells = [cell(got, k) for k in keys]
         rows.append(f"| `{name}` | {' | '.join(cells)} |")
     return "\n".join(rows)
 
