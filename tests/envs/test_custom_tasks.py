@@ -229,7 +229,7 @@ def test_a_registered_task_that_renders_itself_is_recorded(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="undrawn-point-mass has no renderer"):
         check_recordable("undrawn-point-mass", "video")
 
-    def still(obs, starts):
+    def still(obs, starts, action_mask):
         return torch.zeros(obs.shape[0], 2)
 
     frames = record_video("drawn-point-mass", still, tmp_path / "pm.mp4", seed=0)

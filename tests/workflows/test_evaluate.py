@@ -115,6 +115,9 @@ def test_stochastic_eval_of_a_chosen_checkpoint(short_run: Path) -> None:
     assert isinstance(event.data, EvaluationCompletedPayload)
     assert (event.batch, event.data.episodes) == (1, 6)
     assert (event.data.deterministic, event.data.seed) == (False, 4)
+    # A learned policy's record says no scripted policy played; cartpole has no
+    # episode statistics of its own.
+    assert (event.data.scripted, event.data.episode_statistics) == (None, {})
     line = ConsoleSink().format(event)
     assert line is not None and line.startswith("evaluation of batch 1: return")
 

@@ -48,7 +48,7 @@ from esper.envs.mountain_car import MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
 from esper.envs.probes import PROBES
 from esper.envs.simple_spread import SimpleSpread
-from esper.runtime.errors import UserError
+from esper.runtime.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from esper.envs.gym_adapter import GymTask, GymVectorEnv
@@ -276,10 +276,43 @@ def factory_spec(factory: TaskFactory) -> EnvSpec:
 
 
 def make(
-    task: str, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
+    task: str,
+    num_envs: int,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
 ) -> BatchedEnv | GymVectorEnv | PettingZooVectorEnv:
-    """Build ``num_envs`` copies of ``task`` on ``device``, seeded with ``seed``."""
-    return env_class(task)(num_envs=num_envs, device=device, seed=seed)
+    """Build ``num_envs`` copies of ``task`` on ``device``, seeded with ``seed``;
+    ``options``: the task's own settings (a config's ``[task_options]``)."""
+    builder = env_class(task)
+    if not options:
+        return builder(num_envs=num_envs, device=device, seed=seed)
+    check_task_options(task, options)
+    return builder(num_envs=num_envs, device=device, seed=seed, options=dict(options))
+
+
+def check_task_options(task: str, options: Mapping[str, Any]) -> None:
+    """Refuse, in one line naming the setting, options ``task`` does not take:
+    a task takes them when its class parses them (``parse_options``)."""
+    if not options:
+        return
+    builder = env_class(task)
+    parse = getattr(builder, "parse_options", None)
+    if parse is None:
+        raise ConfigError("task_options", f"task {task} takes no options (got {sorted(options)})")
+    parse(dict(options))
+
+
+def task_spec(task: str, options: Mapping[str, Any] | None = None) -> EnvSpec:
+    """``task``'s spec; with ``options``, that of one copy built with them (its
+    shapes may depend on them: a growth task's slots)."""
+    if not options:
+        return env_class(task).spec
+    env = make(task, 1, "cpu", seed=0, options=options)
+    try:
+        return env.spec
+    finally:
+        close_env(env)
 
 
 class TaskRow(NamedTuple):

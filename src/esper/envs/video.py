@@ -11,8 +11,9 @@ optional extra ``esper-rl[video]`` (imageio with its ffmpeg).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,9 +63,10 @@ def record_video(
     device: torch.device | str = "cpu",
     episodes: int = 1,
     setting: str = "video",
+    options: Mapping[str, Any] | None = None,
 ) -> int:
-    """Record ``episodes`` complete episodes of ``act`` on ``task`` to ``path``
-    (MP4); return the number of frames written."""
+    """Record ``episodes`` complete episodes of ``act`` on ``task`` (built with
+    its ``options``) to ``path`` (MP4); return the number of frames written."""
     check_recordable(task, setting)
     if episodes < 1:
         raise ConfigError("episodes", f"must be >= 1 (got {episodes})")
@@ -74,7 +76,7 @@ def record_video(
     elif task in RENDERERS:
         frames, fps = _batched_frames(task, act, seed, device, episodes)
     else:
-        frames, fps = _rendered_frames(task, act, seed, device, episodes)
+        frames, fps = _rendered_frames(task, act, seed, device, episodes, options)
     _write(path, frames, fps, setting)
     return len(frames)
 
@@ -101,11 +103,16 @@ def _batched_frames(
 
 
 def _rendered_frames(
-    task: str, act: Act, seed: int, device: torch.device | str, episodes: int
+    task: str,
+    act: Act,
+    seed: int,
+    device: torch.device | str,
+    episodes: int,
+    options: Mapping[str, Any] | None = None,
 ) -> tuple[list[np.ndarray], int]:
     """Frames from the task's own ``render`` (``BatchedEnv.render``), one per step
     of one copy: the picture crosses to the host each step, as drawing needs."""
-    env = make(task, 1, device, seed=seed)
+    env = make(task, 1, device, seed=seed, options=options)
     obs = env.reset(seed=seed)
     starts = torch.ones(1, dtype=torch.bool, device=obs.device)
     frames: list[np.ndarray] = []
@@ -113,7 +120,7 @@ def _rendered_frames(
     ended = 0
     for _ in range(limit):
         frames.append(np.asarray(env.render(0), dtype=np.uint8))  # the state acted in
-        obs, _, terminated, truncated, _ = env.step(act(obs, starts))
+        obs, _, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
         starts = terminated | truncated
         ended += int(starts[0])  # host-sync: one per frame, which crossed anyway
         if ended >= episodes:

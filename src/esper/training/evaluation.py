@@ -126,7 +126,9 @@ class Evaluator:
         seed = evaluation_seed(config.seed, state.batch)
         if self._env is None:
             copies = min(config.eval_episodes, MAX_COPIES)
-            self._env = make(config.task, copies, state.device, seed=seed)
+            self._env = make(
+                config.task, copies, state.device, seed=seed, options=config.task_options
+            )
         with own_rng(state.device):
             episodes = play_episodes(
                 self._env, self.act, config.eval_episodes, seed, check_every=None
@@ -169,6 +171,7 @@ class Evaluator:
                 path,
                 seed=evaluation_seed(state.config.seed, state.batch),
                 device=state.device,
+                options=state.config.task_options,
             )
 
     def close(self) -> None:

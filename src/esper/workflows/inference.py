@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from esper.envs import UnknownTaskError, env_class
-from esper.envs.registry import recall_task
+from esper.envs import UnknownTaskError
+from esper.envs.registry import recall_task, task_spec
 from esper.envs.spaces import ActionSpace
 from esper.runs.directory import RunDir, describe_checkpoints
 from esper.runtime.device import resolve_device
@@ -81,6 +81,11 @@ class TrainedPolicy:
     masked: bool = False  # the task has an action mask: exports take it as an input
     best: bool = False  # loaded from checkpoints/best.pt (the best evaluation's)
     task_source: str | None = None  # where a register()ed task is imported from
+
+    @property
+    def task_options(self) -> dict[str, Any]:
+        """The task's own settings the run trained with (its config's ``task_options``)."""
+        return dict(self.config.get("task_options") or {})
 
     @property
     def checkpoint_name(self) -> str:
@@ -362,7 +367,7 @@ def _rebuild(
     config = saved["config"]
     task = config["task"]
     recall_task(task, saved.get("task_source"))
-    spec = env_class(task).spec
+    spec = task_spec(task, config.get("task_options"))
     if not fits(saved, spec.obs_dim, spec.action_space):
         raise CheckpointError(
             f"batch {saved['batch']}'s checkpoint in {run.path} has other observation or "
