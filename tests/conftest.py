@@ -31,6 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(max(1, int(usable_cpus()) // int(workers)))
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests first: under pytest-xdist a worker that draws one last
+    would leave the other idle for its whole length."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 SOLVED_RECENT_RETURN = 490.0  # stop training once the newest finished episodes average this
 SOLVED_WINDOW_EPISODES = 16  # ... over at least this many (one batch holds only 2-4)
 

@@ -217,11 +217,18 @@ def test_a_hanging_step_is_stopped_and_the_budget_holds(tmp_path: Path) -> None:
     assert "timed out after" in log_text(tmp_path / "out", "logs/torchrun-1rank.log")
 
 
+# Every step of the CPU flow but the first, which the next test runs for real.
+CPU_STEPS_BUT_THE_TESTS = (
+    "task-pendulum", "resume", "eval", "torchrun-1rank", "torchrun-forced", "graphed-refused",
+    "forced-graphed-refused", "cartpole-2", "bench", "bench-compiled",
+)  # fmt: skip
+
+
 @pytest.mark.slow
 def test_the_real_commands_run_on_the_cpu_at_toy_sizes(tmp_path: Path) -> None:
-    """Every command of the check, for real: about 2 minutes of CPU time (a dozen
-    processes that each import torch, one compiling), so several on a loaded
-    machine; marked slow. The steps' limits are the GPU's, scaled by 8 here so
+    """Every command of the check but its pytest step, for real: about 2 minutes
+    of CPU time (a dozen processes that each import torch, one compiling), so
+    several on a loaded machine; marked slow. The steps' limits are the GPU's, scaled by 8 here so
     that a loaded CI machine (a torch import can take most of a 45 s step) fails
     this test only for a real fault, never for its speed."""
     done = subprocess.run(
@@ -236,10 +243,12 @@ def test_the_real_commands_run_on_the_cpu_at_toy_sizes(tmp_path: Path) -> None:
             "WHEELS": str(tmp_path),
             "BUDGET_S": "850",
             "STEP_LIMIT_SCALE": os.environ.get("STEP_LIMIT_SCALE", "8"),
+            "STEPS": " ".join(CPU_STEPS_BUT_THE_TESTS),
         },
     )
     assert done.returncode == 0, done.stdout[-3000:]
     rows = summary_rows(tmp_path / "out")
+    assert sorted(rows) == sorted(CPU_STEPS_BUT_THE_TESTS)  # what STEPS leaves out is not listed
     assert all(status == "ok" for status, _, _ in rows.values()), rows
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir()) == ["logs.tar.gz", "results.json", "summary.md"]
@@ -254,6 +263,7 @@ def test_the_real_commands_run_on_the_cpu_at_toy_sizes(tmp_path: Path) -> None:
     assert "exit 2" in log_text(out, "logs/graphed-refused.log")
 
 
+@pytest.mark.slow
 def test_the_cuda_tests_step_collects_for_real_as_on_a_bare_machine(tmp_path: Path) -> None:
     """The check's first step, for real, in its CPU mode: ``pytest -m cuda tests``
     under tests/bare_machine.py (only torch, numpy, pytest, typer and rich), as

@@ -22,6 +22,9 @@ from pathlib import Path
 
 import pytest
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_packaging")
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGED = REPO / "configs"
 

@@ -2,9 +2,12 @@
 
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from esper.cli import app
+from esper.envs.growth import GrowMLP, GrowthSettings
+from esper.telemetry.jsonl import read_events
 
 runner = CliRunner()
 
@@ -28,6 +31,31 @@ def test_a_scripted_policy_is_evaluated_and_recorded(tmp_path: Path) -> None:
     )
     recorded = (tmp_path / "telemetry.jsonl").read_text()
     assert '"EVALUATION_COMPLETED"' in recorded and "scripted policy never" in recorded
+    (event,) = read_events(tmp_path / "telemetry.jsonl")
+    assert event.data.scripted == "never"  # the record says which baseline it is
+
+
+def test_a_growth_evaluation_reports_the_final_score_accuracy_and_parameters(
+    tmp_path: Path,
+) -> None:
+    result = run("eval", str(tmp_path), "--scripted", "all-at-start", "--task", "grow-mlp",
+                 "--episodes", "3", "--device", "cpu", "--seed", "5")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (event,) = read_events(tmp_path / "telemetry.jsonl")
+    data = event.data
+    stats = data.episode_statistics
+    assert set(stats) == {"final_score", "final_accuracy", "final_params"}
+    assert f"final_score (mean at episode end): {stats['final_score']:.4f}" in result.output
+    settings = GrowthSettings()
+    # all-at-start fills the budget: the bare host, a block-32 and what else fits.
+    assert settings.host_params < stats["final_params"] <= settings.param_budget
+    rent = settings.rent * stats["final_params"] / settings.param_budget
+    assert stats["final_score"] == pytest.approx(stats["final_accuracy"] - rent, abs=1e-6)
+    # The return telescopes: the final score minus the untrained host's first score.
+    env = GrowMLP(3, seed=5)
+    env.reset(seed=5)
+    first = float(env.score.double().mean())
+    assert data.return_mean == pytest.approx(stats["final_score"] - first, abs=1e-5)
 
 
 def test_a_scripted_policy_the_task_lacks_is_one_line() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import tomllib
 from pathlib import Path
-from typing import get_type_hints
+from typing import get_origin, get_type_hints
 
 import pytest
 
@@ -15,12 +15,16 @@ from esper.runtime.errors import ConfigError
 
 HINTS = get_type_hints(PPOConfig)
 # A TOML spelling of a valid value for each kind of field, and one of the wrong type.
-VALID = {int: "3", float: "0.125", bool: "true", str: '"cpu"', tuple[int, ...]: "[16, 16]"}
-WRONG = {int: '"three"', float: '"small"', bool: "1", str: "3", tuple[int, ...]: '["wide"]'}
+VALID = {int: "3", float: "0.125", bool: "true", str: '"cpu"', tuple[int, ...]: "[16, 16]",
+         dict: "{ slots = 2 }"}  # fmt: skip
+WRONG = {int: '"three"', float: '"small"', bool: "1", str: "3", tuple[int, ...]: '["wide"]',
+         dict: "3"}  # fmt: skip
 
 
 def _kind(name: str) -> object:
     hint = HINTS[name]
+    if get_origin(hint) is dict:  # a table (task_options), whatever its values
+        return dict
     return next((a for a in getattr(hint, "__args__", ()) if a is not type(None)), hint)
 
 

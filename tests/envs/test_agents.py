@@ -10,6 +10,7 @@ import torch
 
 from esper.envs import BatchedEnv, EnvSpec, make
 from esper.envs.agents import AgentRows, as_rows, layout_for, row_spec, team_step
+from esper.envs.base import statistic_values
 from esper.envs.probes import CentralProbe, RolesProbe
 from esper.runtime.errors import ConfigError
 
@@ -115,11 +116,12 @@ def test_each_agents_return_is_reported_per_batch() -> None:
 
     env = AgentRows(Paid(2), {})
     env.reset()
-    assert all(v.isnan() for v in env.batch_statistics().values())  # no episode yet
+    assert all(v.isnan() for v in statistic_values(env.batch_statistics()).values())  # none yet
     for _ in range(3):  # truncated at 3 steps
         env.step(torch.zeros(4, dtype=torch.int64))
-    stats = env.batch_statistics()
-    assert stats["agent_0_return"].item() == 3 and stats["agent_1_return"].item() == 6
+    stats = env.batch_statistics()  # (total, episodes): a weighted mean over ranks
+    assert [t.item() for t in stats["agent_0_return"]] == [6, 2]
+    assert statistic_values(stats)["agent_1_return"].item() == 6
 
 
 class DrawnCentral(CentralProbe):
@@ -143,7 +145,7 @@ def test_a_video_acts_on_rows_and_draws_the_task(tmp_path) -> None:
     register("drawn-central", DrawnCentral)
     seen = []
 
-    def act(obs, starts):
+    def act(obs, starts, mask=None):
         seen.append((tuple(obs.shape), starts.tolist()))
         return torch.zeros(obs.shape[0], dtype=torch.int64)
 

@@ -13,7 +13,7 @@ BUILT_IN = [name for name in task_names() if ":" not in name]
 
 
 def some_actions(space, n: int, agents: tuple[int, ...] = ()) -> torch.Tensor:
-    """Random actions of ``n`` copies (of each of their agents, ``spec.agent_shape``)."""
+    """Random actions for ``n`` copies (of each of ``agents``, a multi-agent task's)."""
     if isinstance(space, DiscreteSpace):
         return torch.randint(space.n, (n, *agents))
     assert isinstance(space, BoxSpace)
@@ -46,8 +46,7 @@ def test_the_observation_a_reset_returns_is_not_overwritten_by_the_next_step() -
 def test_states_drawn_before_a_rollout_are_the_ones_its_steps_would_draw(task: str) -> None:
     """A rollout draws its reset states up front; the episodes must not change."""
     stepping, drawing = make(task, 8, "cpu", seed=3), make(task, 8, "cpu", seed=3)
-    agents = stepping.spec.agent_shape
-    actions = [some_actions(stepping.action_space, 8, agents) for _ in range(40)]
+    actions = [some_actions(stepping.action_space, 8, stepping.spec.agent_shape) for _ in range(40)]
     fresh = drawing.draw_initial_states(len(actions))
     for t, action in enumerate(actions):
         expected, got = stepping.step(action), drawing.step(action, fresh[t])

@@ -30,6 +30,9 @@ if str(EXAMPLE) not in sys.path:
 
 from point_mass.env import PointMass  # noqa: E402
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_custom_tasks")
+
 SMALL = {"n_envs": 8, "horizon": 16, "n_minibatches": 2, "device": "cpu"}
 
 
@@ -226,7 +229,7 @@ def test_a_registered_task_that_renders_itself_is_recorded(tmp_path: Path) -> No
     with pytest.raises(ConfigError, match="undrawn-point-mass has no renderer"):
         check_recordable("undrawn-point-mass", "video")
 
-    def still(obs, starts):
+    def still(obs, starts, action_mask):
         return torch.zeros(obs.shape[0], 2)
 
     frames = record_video("drawn-point-mass", still, tmp_path / "pm.mp4", seed=0)

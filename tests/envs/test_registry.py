@@ -9,18 +9,16 @@ from esper.envs import TASKS, UnknownTaskError, describe_tasks, env_class, make
 def test_every_builtin_task_builds_and_steps() -> None:
     for name in TASKS:
         env = make(name, num_envs=3, device="cpu", seed=0)
+        rows = (3, *env.spec.agent_shape)  # (3, n_agents) for a multi-agent task
         obs = env.reset()
-        agents = env.spec.agent_shape  # (n_agents,) for a task with several, else ()
-        assert obs.shape == (3, *agents, env.obs_dim)
+        assert obs.shape == (*rows, env.obs_dim)
         assert env.state.shape == (3, env.spec.state_dim)
         space = env.action_space
-        actions = torch.zeros(
-            3, *agents, *space.shape, dtype=torch.int64 if space.is_discrete else None
-        )
+        dtype = torch.int64 if space.is_discrete else None
+        actions = torch.zeros(*rows, *space.shape, dtype=dtype)
         obs, reward, terminated, truncated, info = env.step(actions)
         assert obs.dtype == reward.dtype == info["final_obs"].dtype == torch.float32
-        assert reward.shape == (3, *agents)
-        assert terminated.shape == truncated.shape == (3,)
+        assert reward.shape == rows and terminated.shape == truncated.shape == (3,)
 
 
 def test_unknown_builtin_task_lists_the_known_ones() -> None:

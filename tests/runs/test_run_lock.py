@@ -42,6 +42,7 @@ def wait_for_checkpoint(process: subprocess.Popen, run_dir: Path) -> None:
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_a_second_writer_is_refused_while_the_first_runs(tmp_path: Path) -> None:
     """A live run refuses --overwrite, --resume and a plain start, each in one line
     naming its pid; its telemetry stays intact; once it dies (SIGKILL: the OS drops
@@ -54,6 +55,9 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path: Path) -> None
     )  # fmt: skip
     try:
         wait_for_checkpoint(first, run_dir)
+        # Stopped, it holds its lock as a running trainer does, without taking a
+        # core from the writers it refuses.
+        first.send_signal(signal.SIGSTOP)
         started = events(run_dir)[0]
         for extra in (["--overwrite"], ["--resume"], []):
             second = esper("ppo", "--episodes", "1", "--run-dir", str(run_dir), *TINY, *extra)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_end_to_end")
+
 SMALL = ["--envs", "8", "--max-epochs", "16", "--device", "cpu", "--no-sanctum"]
 
 

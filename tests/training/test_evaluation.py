@@ -26,6 +26,9 @@ from esper.training.evaluation import Evaluator
 from esper.training.state import build_state
 from esper.workflows.evaluate import run_episodes
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_evaluation")
+
 runner = CliRunner()
 SMALL = {"n_envs": 8, "horizon": 16, "device": "cpu", "progress": False}
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from esper.config.layers import build_config
 from esper.telemetry.hub import TelemetryHub
 from esper.training import run_vectorized_ppo
@@ -13,6 +15,7 @@ from esper.training.scoring import ReturnScore
 SOLVED = 475.0
 
 
+@pytest.mark.slow
 def test_default_cartpole_is_solved_within_the_readme_budget(tmp_path: Path) -> None:
     # The README promises `esper ppo --episodes 50` ends solved; stop as soon
     # as a batch's finished episodes average 475 or more.

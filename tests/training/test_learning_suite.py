@@ -51,6 +51,7 @@ def train_until(task: str, target: float, n_batches: int, run_dir: Path) -> list
     return score.scores
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("task", "target", "n_batches"),
     [
@@ -70,6 +71,7 @@ def test_task_default_config_learns(
     assert max(scores) > target, f"{task}: best {max(scores):.1f} <= {target}: {scores}"
 
 
+@pytest.mark.slow
 def test_gym_cartpole_learns_as_the_batched_cartpole_does(tmp_path: Path) -> None:
     """The same config through gymnasium's own vector env (proves the adapter)."""
     config = build_config(

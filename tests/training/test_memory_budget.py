@@ -8,9 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BUDGET_MB = 1024
 
 
+@pytest.mark.slow
 def test_4096_env_cartpole_run_stays_under_one_gigabyte(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "esper", "ppo", "--envs", "4096", "--max-epochs", "64"]
     command += ["--episodes", "2", "--device", "cpu", "--no-sanctum", "--run-dir", str(tmp_path)]

@@ -19,6 +19,9 @@ import pytest
 import esper
 from esper.runtime.errors import ConfigError
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_task_statistics")
+
 HERE = Path(__file__).resolve().parent
 
 

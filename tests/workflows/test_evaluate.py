@@ -19,6 +19,9 @@ from esper.telemetry.jsonl import read_events
 from esper.training.checkpoint import load_checkpoint
 from esper.workflows.evaluate import run_episodes
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_evaluate")
+
 SMALL = ["--envs", "8", "--max-epochs", "16", "--device", "cpu", "--no-sanctum"]
 
 runner = CliRunner()
@@ -112,6 +115,9 @@ def test_stochastic_eval_of_a_chosen_checkpoint(short_run: Path) -> None:
     assert isinstance(event.data, EvaluationCompletedPayload)
     assert (event.batch, event.data.episodes) == (1, 6)
     assert (event.data.deterministic, event.data.seed) == (False, 4)
+    # A learned policy's record says no scripted policy played; cartpole has no
+    # episode statistics of its own.
+    assert (event.data.scripted, event.data.episode_statistics) == (None, {})
     line = ConsoleSink().format(event)
     assert line is not None and line.startswith("evaluation of batch 1: return")
 

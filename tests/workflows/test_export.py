@@ -28,6 +28,9 @@ from esper.training.policy.deterministic import DeterministicPolicy
 from esper.workflows.export import export_policy, write_onnx, write_torchscript
 from esper.workflows.inference import load_policy
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_export")
+
 TOLERANCE = 1e-5  # continuous actions, absolute and relative
 runner = CliRunner()
 

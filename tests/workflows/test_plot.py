@@ -28,6 +28,9 @@ from esper.telemetry.events import (
 from esper.telemetry.jsonl import JsonlSink
 from esper.workflows.plot import _labels, clipped_bar, return_range
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_plot")
+
 SMALL = ["--envs", "8", "--max-epochs", "16", "--device", "cpu", "--no-sanctum"]
 STEPS_PER_BATCH = 8 * 16
 

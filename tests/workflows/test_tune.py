@@ -146,6 +146,7 @@ def test_best_toml_holds_the_argmax_and_trial_0_is_the_base_config(
     assert "trial 1: last-5 batch mean return 5.00" in result.best_file.read_text()
 
 
+@pytest.mark.slow
 def test_a_continued_study_never_repeats_a_trial(tmp_path: Path) -> None:
     """Two `esper tune` processes, --trials 2 then --trials 4, in one folder: four
     different trials (the sampler went on from the study, not from its seed); a third

@@ -148,6 +148,8 @@ def _eval_scripted(
         f"(min {data.return_min:.4f}, max {data.return_max:.4f}) over {data.episodes} "
         f"episodes, seed {seed}"
     )
+    for statistic, value in data.episode_statistics.items():
+        print(f"  {statistic} (mean at episode end): {value:.4f}")
 
 
 @app.command("export")

@@ -15,7 +15,7 @@ from esper.config.layers import build_config, checked_config
 from esper.config.schema import CLEAR_WORD, CLEARABLE, PPOConfig
 from esper.config.text import config_file_budget, field_names, load_config_file
 from esper.envs import env_class
-from esper.envs.registry import recall_task
+from esper.envs.registry import check_task_options, recall_task
 from esper.runs.directory import RunDir, describe_checkpoints
 from esper.runs.lock import RunLock
 from esper.runtime.errors import ConfigError
@@ -90,6 +90,7 @@ def _config_for_batches(
         fresh = dataclasses.replace(fresh, start_batch=overrides["start_batch"])
     if fresh.start_batch == 0:
         env_class(fresh.task)  # unknown task: error before anything touches the disk
+        check_task_options(fresh.task, fresh.task_options)
         return fresh
     run_dir = RunDir(fresh.resolved_run_dir())
     path = run_dir.checkpoint_path(fresh.start_batch)

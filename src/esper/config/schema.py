@@ -69,6 +69,17 @@ class PPOConfig:
         "or package.module:Factory (your BatchedEnv class).",
         flag="--task",
     )
+    task_options: dict[str, Any] = dataclasses.field(
+        default_factory=dict,
+        metadata={
+            "help": "The task's own settings, a config file's [task_options] table "
+            "(grow-mlp: slots, blueprints, param_budget, rent, max_epochs, ...; "
+            "docs/growth.md); the task checks them.",
+            "flag": None,
+            "minimum": None,
+            "default_text": "the task's defaults",
+        },
+    )
     n_batches: int = knob(50, "Batches to run in this invocation.", flag="--episodes", minimum=1)
     start_batch: int = knob(
         0,

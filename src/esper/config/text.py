@@ -29,6 +29,8 @@ def _reader(annotation: Any) -> tuple[str, Any]:
     if get_origin(annotation) is tuple and get_args(annotation)[1:] == (...,):
         _, plural, read_item = _SCALARS[get_args(annotation)[0]]
         return f"a list of {plural}", lambda v: tuple(read_item(x) for x in _expect(v, list))
+    if get_origin(annotation) is dict:  # a TOML table, checked by whoever reads it
+        return "a table", lambda v: dict(_expect(v, dict))
     if annotation in _SCALARS:
         what, _, read = _SCALARS[annotation]
         return what, read

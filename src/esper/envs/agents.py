@@ -130,6 +130,8 @@ class AgentRows(SpecShapes):
         self._ended_sum = torch.zeros(agents, device=self.device)
         self._ended_count = torch.zeros((), device=self.device)
         self.statistics = (*task.statistics, *agent_statistics(self.n_agents))
+        self.episode_statistics = tuple(getattr(task, "episode_statistics", ()))
+        self._task_final_obs: torch.Tensor | None = None  # the last step's, the task's shape
 
     @property
     def copies(self) -> int:
@@ -165,7 +167,7 @@ class AgentRows(SpecShapes):
         if reward.dim() == 1:  # one team reward: every agent's
             reward = reward.unsqueeze(1).expand(self.copies, self.n_agents)
         self._record(reward, terminated | truncated)
-        final = info["final_obs"]
+        final = self._task_final_obs = info["final_obs"]
         rows_info = {"final_obs": self.rows(final, self._global_state(final, info, "final_"))}
         if "action_mask" in info:
             rows_info["action_mask"] = info["action_mask"].view(self.num_envs, -1)
@@ -227,15 +229,22 @@ class AgentRows(SpecShapes):
         self._ended_count += ended.sum()
         self._running.masked_fill_(ends, 0.0)
 
-    def batch_statistics(self) -> dict[str, torch.Tensor]:
+    def batch_statistics(self) -> dict[str, Any]:
         """The task's statistics and each agent's mean return over the episodes
-        that ended since the last call (NaN when none did)."""
-        means = (self._ended_sum / self._ended_count).unbind(0)  # a new tensor's views
+        that ended since the last call, as ``(total, episodes)`` (a weighted mean
+        over ranks; NaN when no episode ended)."""
+        totals = self._ended_sum.clone().unbind(0)  # copies: the sums are zeroed below
+        count = self._ended_count.clone()
         names = [statistic.name for statistic in agent_statistics(self.n_agents)]
-        stats = {**self.task.batch_statistics(), **dict(zip(names, means, strict=True))}
+        agents = {name: (total, count) for name, total in zip(names, totals, strict=True)}
         self._ended_sum.zero_()
         self._ended_count.zero_()
-        return stats
+        return {**self.task.batch_statistics(), **agents}
+
+    def episode_values(self, final_obs: torch.Tensor) -> torch.Tensor:
+        """The task's ``[copies, statistics]`` episode values, from the task's own
+        final observations of the last step (not the rows' ``final_obs``)."""
+        return self.task.episode_values(self._task_final_obs)
 
     def start_facts(self) -> dict[str, Any]:
         return self.task.start_facts()
@@ -276,8 +285,14 @@ def as_rows(env: Any, settings: Mapping[str, Any]) -> Any:
 
 
 def make_rows(
-    task: str, num_envs: int, device: torch.device | str, seed: int, settings: Mapping[str, Any]
+    task: str,
+    num_envs: int,
+    device: torch.device | str,
+    seed: int,
+    settings: Mapping[str, Any],
+    options: Mapping[str, Any] | None = None,
 ) -> Any:
-    """``make`` of ``num_envs`` copies of ``task``, as the trainer steps them
-    (``as_rows``): what training, evaluation, videos and ``esper eval`` all build."""
-    return as_rows(make(task, num_envs, device, seed=seed), settings)
+    """``make`` of ``num_envs`` copies of ``task`` (with its ``options``), as the
+    trainer steps them (``as_rows``, laid out by the run's ``settings``): what
+    training, evaluation, videos and ``esper eval`` all build."""
+    return as_rows(make(task, num_envs, device, seed=seed, options=options), settings)

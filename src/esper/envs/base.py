@@ -120,17 +120,37 @@ OBS_DTYPES = (torch.float32, torch.uint8)
 class TaskStatistic:
     """One number a task reports per batch (a mean, count or fraction over its
     copies): declared once, it reaches BATCH_COMPLETED, TensorBoard, W&B, the
-    plots and Sanctum under ``name``, described by ``description``."""
+    plots and Sanctum under ``name``, described by ``description``.
+
+    ``kind`` says how several ranks combine it. ``"mean"``: ``batch_statistics``
+    gives a ``(total, weight)`` pair of 0-d tensors (the job's value is the
+    ranks' totals over their weights: a correctly weighted mean), or one 0-d
+    tensor (then each rank that has one counts once). ``"count"``: one 0-d
+    tensor, summed over the ranks."""
 
     name: str
     description: str
+    kind: str = "mean"
 
     def __post_init__(self) -> None:
         if not STATISTIC_NAME.fullmatch(self.name):
             raise ValueError(f"task statistic {self.name!r} must be snake_case")
+        if self.kind not in STATISTIC_KINDS:
+            raise ValueError(f"task statistic {self.name!r}: kind must be mean or count")
 
 
 STATISTIC_NAME = re.compile(r"[a-z][a-z0-9_]*")
+STATISTIC_KINDS = ("mean", "count")
+
+
+def statistic_values(reported: dict[str, Any]) -> dict[str, torch.Tensor]:
+    """``batch_statistics``' values as one process sees them, on the device: a
+    mean's total over its weight (NaN when the weight is 0)."""
+    return {
+        name: value[0] / value[1] if isinstance(value, tuple) else value
+        for name, value in reported.items()
+    }
+
 
 StartFact = int | float | str | list[int] | list[str]
 
@@ -155,11 +175,23 @@ class SpecShapes:
     # What ``batch_statistics`` reports, in order; see ``TaskStatistic``.
     statistics: ClassVar[tuple[TaskStatistic, ...]] = ()
 
-    def batch_statistics(self) -> dict[str, torch.Tensor]:
-        """One 0-d float tensor per declared statistic, over the steps since the
-        last call (NaN when there is nothing to report), accumulators then zeroed
-        in place. The trainer calls it once per batch, outside any graph."""
+    def batch_statistics(self) -> dict[str, torch.Tensor | tuple[torch.Tensor, torch.Tensor]]:
+        """Per declared statistic, over the steps since the last call: a mean's
+        ``(total, weight)`` (weight 0: nothing to report) or one 0-d float tensor
+        (NaN: nothing to report), accumulators then zeroed in place (see
+        ``TaskStatistic.kind``). The trainer calls it once per batch, outside any graph."""
         return {}
+
+    # What ``episode_values`` reports for each finished episode, in order: an
+    # evaluation's numbers beside the return (EVALUATION_COMPLETED's
+    # ``episode_statistics``, each the mean over its counted episodes).
+    episode_statistics: ClassVar[tuple[TaskStatistic, ...]] = ()
+
+    def episode_values(self, final_obs: torch.Tensor) -> torch.Tensor:
+        """``[n, len(episode_statistics)]``: each copy's numbers at the end of the
+        episode whose last observation is ``final_obs`` (the step's
+        ``info["final_obs"]``), on the device; read only where an episode ended."""
+        return final_obs.new_zeros(final_obs.shape[0], 0)
 
     def start_facts(self) -> dict[str, StartFact]:
         """Numbers known when the run begins; they land in TRAINING_STARTED's

@@ -133,26 +133,19 @@ _FULL_CHECK = "; `esper check-env {}` checks every rule"
 def _facts(env: Any) -> dict[str, str]:
     """The report's header: what the task is, from its spec."""
     spec = env.spec
+    agents = f"{spec.n_agents}, " if spec.is_multi_agent else ""
     return {
         "name": str(spec.name),
-        "obs": f"[num_envs, {spec.obs_dim}] {str(spec.obs_dtype).removeprefix('torch.')}"
+        "obs": f"[num_envs, {agents}{spec.obs_dim}] {str(spec.obs_dtype).removeprefix('torch.')}"
         + (f": {spec.describe_obs()} images, flattened" if spec.is_image else "")
         + (f" ({spec.critic_obs_dim} critic-only)" if spec.critic_obs_dim else ""),
         "actions": spec.action_space.describe()
         + (" (masked)" if getattr(spec, "has_action_mask", False) else ""),
         "time limit": str(spec.max_episode_steps),
+        **({"agents": f"{spec.n_agents}, one policy for all"} if spec.is_multi_agent else {}),
         "state": f"[num_envs, {spec.state_dim}]" if spec.state_dim else "not exposed",
-        "on device": "yes" if getattr(env, "on_device", True) else "no (gymnasium on the CPU)",
-        **_agents_fact(env),
+        "on device": "yes" if getattr(env, "on_device", True) else "no (stepped on the CPU)",
     }
-
-
-def _agents_fact(env: Any) -> dict[str, str]:
-    """A task with several agents is checked as rows, one per agent: say so."""
-    agents = getattr(env, "n_agents", 1)
-    if agents == 1:
-        return {}
-    return {"agents": f"{agents} per copy, each a row of [num_envs x {agents}, {env.obs_dim}]"}
 
 
 def _run_rule(checker: Checker, method: str, title: str, env: Any, broken: list[str]) -> RuleResult:

@@ -258,8 +258,8 @@ class MaskProbe(Probe):
         next_state = torch.stack((observation, step + 1, forbidden), dim=1)
         return next_state, reward, torch.ones_like(paid)
 
-    def batch_statistics(self) -> dict[str, torch.Tensor]:
-        paid_fraction = self.paid / self.steps  # NaN when no step was taken
+    def batch_statistics(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        paid_fraction = (self.paid.clone(), self.steps.clone())  # a mean's total and weight
         self.paid.zero_()
         self.steps.zero_()
         return {"paid_fraction": paid_fraction}

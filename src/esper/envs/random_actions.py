@@ -11,17 +11,18 @@ from esper.envs.spaces import DiscreteSpace, MultiDiscreteSpace
 
 
 def random_actions(env: Any, generator: torch.Generator) -> torch.Tensor:
-    """A batch of valid random actions on the env's device."""
+    """A batch of valid random actions on the env's device: ``[num_envs, ...]``,
+    ``[num_envs, n_agents, ...]`` for a multi-agent task."""
     space = env.action_space
-    n = env.num_envs
+    rows = (env.num_envs, *env.spec.agent_shape)
     if isinstance(space, DiscreteSpace):
-        drawn = torch.randint(space.n, (n,), generator=generator)
+        drawn = torch.randint(space.n, rows, generator=generator)
     elif isinstance(space, MultiDiscreteSpace):
         upper = torch.tensor(space.nvec)
-        drawn = (torch.rand(n, len(space.nvec), generator=generator) * upper).long()
+        drawn = (torch.rand(*rows, len(space.nvec), generator=generator) * upper).long()
     else:
         low, high = torch.tensor(space.low), torch.tensor(space.high)
-        drawn = low + (high - low) * torch.rand(n, space.dim, generator=generator)
+        drawn = low + (high - low) * torch.rand(*rows, space.dim, generator=generator)
     return drawn.to(env.device)
 
 
@@ -32,15 +33,17 @@ def action_sequence(env: Any, count: int, seed: int) -> list[torch.Tensor]:
 
 
 def allowed_actions(env: Any, mask: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """A batch of random actions that ``mask`` (``[num_envs, mask_width]`` bool)
-    allows, uniform over each head's allowed actions, on the env's device. A
-    row that allows nothing draws uniformly from all (the checker reports it)."""
+    """A batch of random actions that ``mask`` (``[num_envs, mask_width]`` bool,
+    ``[num_envs, n_agents, mask_width]`` with several agents) allows, uniform
+    over each head's allowed actions, on the env's device. A row that allows
+    nothing draws uniformly from all (the checker reports it)."""
     space = env.action_space
     heads = space.nvec if isinstance(space, MultiDiscreteSpace) else (space.n,)
     picks = []
-    host_mask = mask.cpu()  # host-sync: check-env's draws use a CPU generator, never training
+    # host-sync: check-env's draws use a CPU generator, never training
+    host_mask = mask.cpu().reshape(-1, mask.shape[-1])  # one row per copy (and agent)
     for block in host_mask.split(heads, dim=1):
         weights = block.float() + (~block.any(dim=1, keepdim=True)).float()
         picks.append(torch.multinomial(weights, 1, generator=generator).squeeze(1))
-    drawn = torch.stack(picks, dim=1)
-    return (drawn.squeeze(1) if isinstance(space, DiscreteSpace) else drawn).to(env.device)
+    drawn = torch.stack(picks, dim=1).reshape(*mask.shape[:-1], len(heads))
+    return (drawn.squeeze(-1) if isinstance(space, DiscreteSpace) else drawn).to(env.device)

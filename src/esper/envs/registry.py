@@ -36,15 +36,23 @@ from esper.envs.base import BatchedEnv, EnvSpec
 from esper.envs.cartpole import CartPole, CartPoleNoVelocity
 from esper.envs.close import close_env
 from esper.envs.growth import GrowMLP
-from esper.envs.gym_ids import GYM_ASYNC_PREFIX, GYM_PREFIX, gym_id_of
+from esper.envs.gym_ids import (
+    GYM_ASYNC_PREFIX,
+    GYM_PREFIX,
+    PETTINGZOO_PREFIX,
+    gym_id_of,
+    pettingzoo_target_of,
+)
 from esper.envs.minatar_breakout import MinAtarBreakout
 from esper.envs.mountain_car import MountainCar, MountainCarContinuous
 from esper.envs.pendulum import Pendulum
 from esper.envs.probes import PROBES
-from esper.runtime.errors import UserError
+from esper.envs.simple_spread import SimpleSpread
+from esper.runtime.errors import ConfigError, UserError
 
 if TYPE_CHECKING:
     from esper.envs.gym_adapter import GymTask, GymVectorEnv
+    from esper.envs.pettingzoo_adapter import PettingZooTask, PettingZooVectorEnv
 
 TASKS: dict[str, type[BatchedEnv]] = {
     CartPole.spec.name: CartPole,
@@ -55,6 +63,7 @@ TASKS: dict[str, type[BatchedEnv]] = {
     Pendulum.spec.name: Pendulum,
     MinAtarBreakout.spec.name: MinAtarBreakout,
     GrowMLP.spec.name: GrowMLP,
+    SimpleSpread.spec.name: SimpleSpread,
     **{probe.spec.name: probe for probe in PROBES},
 }
 
@@ -70,7 +79,7 @@ class UnknownTaskError(UserError, ValueError):
         if reason is None:
             reason = (
                 f"known: {', '.join(task_names())}; or {GYM_PREFIX}ENV_ID, "
-                "or package.module:Factory"
+                f"{PETTINGZOO_PREFIX}MODULE, or package.module:Factory"
             )
         super().__init__(f"unknown task '{task}' ({reason})")
         self.task = task
@@ -186,7 +195,7 @@ def task_names() -> list[str]:
     return sorted({*TASKS, *_REGISTERED, *_entry_points()})
 
 
-def env_class(task: str) -> type[BatchedEnv] | GymTask | Task:
+def env_class(task: str) -> type[BatchedEnv] | GymTask | PettingZooTask | Task:
     """What builds ``task``: called as ``(num_envs=, device=, seed=)``, with a ``spec``."""
     if task in TASKS:
         return TASKS[task]
@@ -199,6 +208,13 @@ def env_class(task: str) -> type[BatchedEnv] | GymTask | Task:
             raise UnknownTaskError(task, f"gymnasium: {problem}")
         found = GymTask(gym_id, asynchronous=task.startswith(GYM_ASYNC_PREFIX))
         found.spec  # noqa: B018 - an unsupported space is a one-line error here, not mid-run
+        return found
+    target = pettingzoo_target_of(task)
+    if target is not None:
+        from esper.envs.pettingzoo_adapter import PettingZooTask
+
+        found = PettingZooTask(target)
+        found.spec  # noqa: B018 - a missing module or unlike agents: one line here
         return found
     if task in _REGISTERED:
         return _REGISTERED[task]
@@ -238,7 +254,7 @@ def task_defaults(task: str) -> dict[str, Any]:
     """``PPOConfig`` values a task's factory declares (empty when unknown)."""
     if task in TASKS:
         return dict(TASKS[task].default_config)
-    if task.startswith((GYM_PREFIX, GYM_ASYNC_PREFIX)):
+    if task.startswith((GYM_PREFIX, GYM_ASYNC_PREFIX, PETTINGZOO_PREFIX)):
         return {}
     try:
         builder = env_class(task)
@@ -260,10 +276,43 @@ def factory_spec(factory: TaskFactory) -> EnvSpec:
 
 
 def make(
-    task: str, num_envs: int, device: torch.device | str = "cpu", seed: int = 0
-) -> BatchedEnv | GymVectorEnv:
-    """Build ``num_envs`` copies of ``task`` on ``device``, seeded with ``seed``."""
-    return env_class(task)(num_envs=num_envs, device=device, seed=seed)
+    task: str,
+    num_envs: int,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    options: Mapping[str, Any] | None = None,
+) -> BatchedEnv | GymVectorEnv | PettingZooVectorEnv:
+    """Build ``num_envs`` copies of ``task`` on ``device``, seeded with ``seed``;
+    ``options``: the task's own settings (a config's ``[task_options]``)."""
+    builder = env_class(task)
+    if not options:
+        return builder(num_envs=num_envs, device=device, seed=seed)
+    check_task_options(task, options)
+    return builder(num_envs=num_envs, device=device, seed=seed, options=dict(options))
+
+
+def check_task_options(task: str, options: Mapping[str, Any]) -> None:
+    """Refuse, in one line naming the setting, options ``task`` does not take:
+    a task takes them when its class parses them (``parse_options``)."""
+    if not options:
+        return
+    builder = env_class(task)
+    parse = getattr(builder, "parse_options", None)
+    if parse is None:
+        raise ConfigError("task_options", f"task {task} takes no options (got {sorted(options)})")
+    parse(dict(options))
+
+
+def task_spec(task: str, options: Mapping[str, Any] | None = None) -> EnvSpec:
+    """``task``'s spec; with ``options``, that of one copy built with them (its
+    shapes may depend on them: a growth task's slots)."""
+    if not options:
+        return env_class(task).spec
+    env = make(task, 1, "cpu", seed=0, options=options)
+    try:
+        return env.spec
+    finally:
+        close_env(env)
 
 
 class TaskRow(NamedTuple):
@@ -277,7 +326,7 @@ class TaskRow(NamedTuple):
     max_episode_steps: int | None  # None: gymnasium sets no time limit
     origin: str = "built-in"  # or "register()", "package <dist>", "module", "gymnasium"
     critic_obs_dim: int = 0  # of obs_dim, the entries only the critic reads
-    obs: str = ""  # as shown: EnvSpec.describe_obs (``4×10×10`` for an image)
+    obs: str = ""  # as shown: EnvSpec.describe_obs (``4×10×10`` for an image), and the agents
 
 
 def describe_tasks(extra: tuple[str, ...] = ()) -> list[TaskRow]:
@@ -308,7 +357,8 @@ def describe_tasks(extra: tuple[str, ...] = ()) -> list[TaskRow]:
                 max_episode_steps=spec.max_episode_steps,
                 origin=origin,
                 critic_obs_dim=spec.critic_obs_dim,
-                obs=spec.describe_obs(),
+                obs=spec.describe_obs()
+                + (f" ×{spec.n_agents} agents" if spec.is_multi_agent else ""),
             )
         )
     return rows

@@ -4,12 +4,14 @@ A rule returns a line saying what it saw, or raises ``RuleFailure`` saying
 what is wrong and how to fix it (``RuleSkipped`` when the env declares it
 cannot do what the rule needs). The contract is ARCHITECTURE.md's: obs
 ``[num_envs, obs_dim]`` float32, reward ``[num_envs]`` float32, flags
-``[num_envs]`` bool, every tensor on the env's device, finished copies reset
-themselves and leave their last observation in ``info["final_obs"]``, the time
-limit truncates, a seed reproduces the episodes, ``state_dict`` round-trips,
-and a step never reads a tensor on the host. A task with an action mask keeps
-``action_mask`` ``[num_envs, mask_width]`` bool, allowing an action of every
-head in every state, and never stale.
+``[num_envs]`` bool (a multi-agent task's obs ``[num_envs, n_agents,
+obs_dim]`` and reward ``[num_envs, n_agents]``, its flags per copy), every
+tensor on the env's device, finished copies reset themselves and leave their
+last observation in ``info["final_obs"]``, the time limit truncates, a seed
+reproduces the episodes, ``state_dict`` round-trips, and a step never reads a
+tensor on the host. A task with an action mask keeps ``action_mask``
+``[num_envs, mask_width]`` bool (per agent with several), allowing an action
+of every head in every state, and never stale.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from typing import Any
 
 import torch
 
-from esper.envs.agents import AS_GIVEN, as_rows
 from esper.envs.close import close_env
 from esper.envs.random_actions import action_sequence, allowed_actions, random_actions
 from esper.envs.spaces import ActionSpace, MultiDiscreteSpace
@@ -87,8 +88,9 @@ def _check_step(env: Any, out: Any) -> None:
     )
     obs, reward, terminated, truncated, info = out
     n, device = env.num_envs, env.device
-    _check_tensor("obs", obs, (n, env.obs_dim), _obs_dtype(env), device)
-    _check_tensor("reward", reward, (n,), torch.float32, device)
+    rows = _rows(env)
+    _check_tensor("obs", obs, (*rows, env.obs_dim), _obs_dtype(env), device)
+    _check_tensor("reward", reward, rows, torch.float32, device)
     _check_tensor("terminated", terminated, (n,), torch.bool, device)
     _check_tensor("truncated", truncated, (n,), torch.bool, device)
     _expect(
@@ -97,7 +99,7 @@ def _check_step(env: Any, out: Any) -> None:
         "reset (BatchedEnv.step does this for you)",
     )
     final_obs = info["final_obs"]
-    _check_tensor('info["final_obs"]', final_obs, (n, env.obs_dim), _obs_dtype(env), device)
+    _check_tensor('info["final_obs"]', final_obs, (*rows, env.obs_dim), _obs_dtype(env), device)
     _expect(bool(torch.isfinite(obs).all()), "obs holds NaN or inf")
     _expect(bool(torch.isfinite(reward).all()), "reward holds NaN or inf")
 
@@ -143,6 +145,12 @@ def _check_dynamics(env: Any, actions: torch.Tensor) -> None:
     )
 
 
+def _rows(env: Any) -> tuple[int, ...]:
+    """``(num_envs,)``, or ``(num_envs, n_agents)`` for a multi-agent task: the
+    leading shape of its observations and rewards."""
+    return (env.num_envs, *env.spec.agent_shape)
+
+
 def _obs_dtype(env: Any) -> torch.dtype:
     """What the spec declares observations are: float32, or uint8 for images."""
     spec = getattr(env, "spec", None)
@@ -165,16 +173,17 @@ def _expect_same_steps(first: Any, second: Any, actions: list[torch.Tensor], fix
 
 
 def _check_mask(env: Any, mask: Any, where: str) -> None:
-    """``mask`` is a bool ``[num_envs, mask_width]`` on the env's device that
-    allows at least one action of every head of every copy."""
+    """``mask`` is a bool ``[num_envs, mask_width]`` (``[num_envs, n_agents,
+    mask_width]`` with several agents) on the env's device that allows at least
+    one action of every head of every copy (and agent)."""
     width = env.action_space.mask_width
     _check_tensor(
-        where, mask, (env.num_envs, width), torch.bool, env.device, "build it with a comparison"
+        where, mask, (*_rows(env), width), torch.bool, env.device, "build it with a comparison"
     )
     space = env.action_space
     heads = space.nvec if isinstance(space, MultiDiscreteSpace) else (width,)
-    empty = torch.stack([~block.any(dim=1) for block in mask.split(heads, dim=1)], dim=1)
-    stuck = int(empty.any(dim=1).sum())
+    empty = torch.stack([~block.any(dim=-1) for block in mask.split(heads, dim=-1)], dim=-1)
+    stuck = int(empty.reshape(env.num_envs, -1).any(dim=1).sum())
     _expect(
         stuck == 0,
         f"{where} allows no action in {stuck} of {env.num_envs} copies: every state must "
@@ -191,10 +200,7 @@ class Checker:
         self.num_envs = num_envs
 
     def make(self, num_envs: int | None = None, seed: int = 0) -> Any:
-        """A task with several agents is checked as the trainer steps it: each
-        agent a row (``AgentRows``), the rows exactly the agents' observations."""
-        env = self.build(num_envs=num_envs or self.num_envs, device=self.device, seed=seed)
-        return as_rows(env, AS_GIVEN)
+        return self.build(num_envs=num_envs or self.num_envs, device=self.device, seed=seed)
 
     def spaces(self, env: Any) -> str:
         space = env.action_space
@@ -204,16 +210,18 @@ class Checker:
             "or MultiDiscreteSpace",
         )
         _expect(env.obs_dim >= 1, f"obs_dim is {env.obs_dim}: must be >= 1")
-        copies = getattr(env, "copies", env.num_envs)  # rows / agents, with several
-        _expect(copies == self.num_envs, f"num_envs is {copies}, asked for {self.num_envs}")
+        _expect(
+            env.num_envs == self.num_envs, f"num_envs is {env.num_envs}, asked for {self.num_envs}"
+        )
         return f"obs_dim {env.obs_dim}, actions {space.describe()}"
 
     def reset(self, env: Any) -> str:
         obs = env.reset(seed=0)
         dtype = _obs_dtype(env)
-        _check_tensor("reset() obs", obs, (env.num_envs, env.obs_dim), dtype, env.device)
+        shape = (*_rows(env), env.obs_dim)
+        _check_tensor("reset() obs", obs, shape, dtype, env.device)
         kind = str(dtype).removeprefix("torch.")
-        return f"[{env.num_envs}, {env.obs_dim}] {kind} on {env.device}"
+        return f"[{', '.join(map(str, shape))}] {kind} on {env.device}"
 
     def step(self, env: Any) -> str:
         env.reset(seed=0)
@@ -231,11 +239,11 @@ class Checker:
         for actions in action_sequence(env, limit, seed=2):
             obs, _, terminated, truncated, info = env.step(actions)
             done = terminated | truncated
-            same = (info["final_obs"] == obs).all(dim=1)
+            same = (info["final_obs"] == obs).flatten(1).all(dim=1)
             # A reset that changed what a copy shows (obs differs from the step
             # before) must leave final_obs apart from obs, unless the copy ended
             # exactly where it restarts: over every finished copy, that never holds.
-            reset_visibly += int((done & ~(obs == before).all(dim=1)).sum())
+            reset_visibly += int((done & ~(obs == before).flatten(1).all(dim=1)).sum())
             before = obs.clone()
             _expect(
                 bool(same[~done].all()),
@@ -331,15 +339,15 @@ class Checker:
                 "the mask of the observation step() returns",
             )
             if legal is not None and env.spec.state_dim:  # a task that exposes its state
-                stale = int((legal(env.state) != env.action_mask).any(dim=1).sum())
+                stale = int((legal(env.state) != env.action_mask).flatten(1).any(dim=1).sum())
                 _expect(
                     stale == 0,
                     f"at step {t} the mask of {stale} copies is not legal_actions(state): a "
                     "policy would sample actions the state forbids; update action_mask in "
                     "place after the auto-reset (BatchedEnv.step does this for you)",
                 )
-        width = env.action_space.mask_width
-        return f"[{env.num_envs}, {width}] bool; {steps} steps of allowed actions"
+        shape = ", ".join(map(str, (*_rows(env), env.action_space.mask_width)))
+        return f"[{shape}] bool; {steps} steps of allowed actions"
 
     def host_sync(self, env: Any) -> str:
         _skip_unless(env, "on_device", "steps on the CPU: crossing to the host is its design")
@@ -365,6 +373,6 @@ def _legal_actions(env: Any, generator: torch.Generator) -> torch.Tensor:
     masked = getattr(env.spec, "has_action_mask", False)
     mask = getattr(env, "action_mask", None) if masked else None
     well_formed = isinstance(mask, torch.Tensor) and mask.dtype == torch.bool
-    if well_formed and tuple(mask.shape) == (env.num_envs, env.spec.mask_width):
+    if well_formed and tuple(mask.shape) == (*_rows(env), env.spec.mask_width):
         return allowed_actions(env, mask, generator)
     return random_actions(env, generator)

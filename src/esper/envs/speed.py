@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from esper.envs.agents import AS_GIVEN, as_rows
 from esper.envs.close import close_env
 from esper.envs.random_actions import action_sequence
 
@@ -18,9 +17,8 @@ WARMUP_STEPS = 10  # untimed first steps: lazy initialisation, caches
 def measure_speed(
     build: Callable[..., Any], device: torch.device, num_envs: int, steps: int = 100
 ) -> float:
-    """Environment steps per second (copies x steps) of random actions; a task
-    with several agents is stepped as the trainer steps it (``AgentRows``)."""
-    env = as_rows(build(num_envs=num_envs, device=device, seed=0), AS_GIVEN)
+    """Environment steps per second (copies x steps) of random actions."""
+    env = build(num_envs=num_envs, device=device, seed=0)
     env.reset(seed=0)
     actions = action_sequence(env, steps + WARMUP_STEPS, seed=8)
     for a in actions[:WARMUP_STEPS]:

@@ -64,11 +64,13 @@ def record_video(
     device: torch.device | str = "cpu",
     episodes: int = 1,
     setting: str = "video",
+    options: Mapping[str, Any] | None = None,
     settings: Mapping[str, Any] | None = None,
 ) -> int:
-    """Record ``episodes`` complete episodes of ``act`` on ``task`` to ``path``
-    (MP4); return the number of frames written. ``settings`` (the run's config)
-    lay out a task with several agents as the policy saw them (envs/agents.py)."""
+    """Record ``episodes`` complete episodes of ``act`` on ``task`` (built with
+    its ``options``) to ``path`` (MP4); return the number of frames written.
+    ``settings`` (the run's config) lay out a task with several agents as the
+    policy saw them (envs/agents.py)."""
     check_recordable(task, setting)
     if episodes < 1:
         raise ConfigError("episodes", f"must be >= 1 (got {episodes})")
@@ -78,7 +80,7 @@ def record_video(
     elif task in RENDERERS:
         frames, fps = _batched_frames(task, act, seed, device, episodes, settings or {})
     else:
-        frames, fps = _rendered_frames(task, act, seed, device, episodes, settings or {})
+        frames, fps = _rendered_frames(task, act, seed, device, episodes, options, settings)
     _write(path, frames, fps, setting)
     return len(frames)
 
@@ -116,12 +118,13 @@ def _rendered_frames(
     seed: int,
     device: torch.device | str,
     episodes: int,
-    settings: Mapping[str, Any],
+    options: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> tuple[list[np.ndarray], int]:
     """Frames from the task's own ``render`` (``BatchedEnv.render``), one per step
     of one copy (every agent of it): the picture crosses to the host each step,
     as drawing needs."""
-    env = make_rows(task, 1, device, seed, settings)
+    env = make_rows(task, 1, device, seed, settings or {}, options)
     obs = env.reset(seed=seed)
     starts = torch.ones(obs.shape[0], dtype=torch.bool, device=obs.device)
     frames: list[np.ndarray] = []
@@ -129,7 +132,7 @@ def _rendered_frames(
     ended = 0
     for _ in range(limit):
         frames.append(np.asarray(env.render(0), dtype=np.uint8))  # the state acted in
-        obs, _, terminated, truncated, _ = env.step(act(obs, starts))
+        obs, _, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
         starts = terminated | truncated
         ended += int(starts[0])  # host-sync: one per frame, which crossed anyway
         if ended >= episodes:

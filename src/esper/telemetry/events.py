@@ -246,6 +246,10 @@ def _check_evaluation(payload: Any) -> None:
     _check(payload.return_min <= payload.return_max, "return_min must be <= return_max")
     best = payload.best_return_mean
     _check(best is None or best >= payload.return_mean, "best_return_mean must be >= return_mean")
+    _check(
+        all(isinstance(k, str) and _is_number(v) for k, v in payload.episode_statistics.items()),
+        "episode_statistics must map names to numbers",
+    )
 
 
 EvaluationCompletedPayload = payload_class(

@@ -34,6 +34,8 @@ class Reduction(StrEnum):
     MIN = "min"
     MAX = "max"
     WEIGHTED = "mean weighted by episodes_finished"
+    RATIO = "the ranks' totals summed, over their weights summed (a weighted mean)"
+    BY_KIND = "each statistic by its kind: a count summed, a mean weighted (TaskStatistic.kind)"
     SAME = "identical on every rank"
 
 
@@ -45,6 +47,7 @@ class Absent(StrEnum):
     UNAVAILABLE = "when not measured on this platform"
     OUTSIDE_TRAINING = "in an evaluation by esper eval, or a record older than the field"
     NOTHING_TO_REPORT = "when the task had nothing to report this batch (NaN on the device)"
+    LEARNED = "for a learned policy's evaluation, or a record older than the field"
 
 
 @dataclass(frozen=True)
@@ -242,9 +245,11 @@ BATCH_COMPLETED_FIELDS: tuple[Field, ...] = (
         "TELE-120", "task_statistics", "Task statistics", dict, "the task's own",
         "The statistics the task declares (BatchedEnv.statistics), by name: numbers its "
         "environments made on the device over this batch, carried in the batch's one host "
-        "transfer (combined across ranks by their mean); null for a statistic with nothing "
+        "transfer (across ranks a count is summed and a mean weighted by its own "
+        "denominator: TaskStatistic.kind); null for a statistic with nothing "
         "to report this batch. Each built-in task's are recorded after this table.",
-        default={}, required=False, reduction=Reduction.MEAN, sanctum="task_stats.statistics",
+        default={}, required=False, reduction=Reduction.BY_KIND,
+        sanctum="task_stats.statistics",
     ),
 )  # fmt: skip
 
@@ -384,6 +389,16 @@ EVALUATION_COMPLETED_FIELDS: tuple[Field, ...] = (
           "The highest mean return of the run's evaluations while training so far, this "
           "one included: the return of checkpoints/best.pt.",
           sanctum="evaluation.best_return_mean", **_OPTIONAL),
+    Field("TELE-214", "scripted", "Scripted policy", str, "name",
+          "The task's scripted policy that played the episodes (esper eval --scripted "
+          "NAME), so a baseline's record is told from a trained policy's.",
+          absent=Absent.LEARNED, default=None, required=False),
+    Field("TELE-215", "episode_statistics", "Episode statistics", dict, "the task's own",
+          "The episode statistics the task declares (BatchedEnv.episode_statistics), by "
+          "name: each the mean over the evaluation's episodes of the value at the "
+          "episode's end (a growth task's final score, accuracy and parameters); {} for "
+          "most tasks. Each built-in task's are recorded after this table.",
+          default={}, required=False),
 )  # fmt: skip
 
 BATCH_FIELDS: dict[str, Field] = {f.name: f for f in BATCH_COMPLETED_FIELDS}

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -40,11 +40,16 @@ class Episodes:
 
     returns: torch.Tensor  # [episodes] float64
     lengths: torch.Tensor  # [episodes] int64
+    # The task's episode statistics (``BatchedEnv.episode_statistics``), by name:
+    # [episodes] float64 each, the value at each episode's end.
+    statistics: dict[str, torch.Tensor] = field(default_factory=dict)
 
-    def summary(self) -> dict[str, float]:
-        """Return and length statistics, computed where the episodes are and read in
-        one transfer (population std, as ``esper eval`` reports it)."""
+    def summary(self) -> dict[str, Any]:
+        """Return and length statistics, and the mean of each episode statistic
+        (``episode_statistics``), computed where the episodes are and read in one
+        transfer (population std, as ``esper eval`` reports it)."""
         returns, lengths = self.returns, self.lengths.double()
+        means = [values.mean() for values in self.statistics.values()]
         packed = torch.stack(
             (
                 returns.mean(),
@@ -54,9 +59,14 @@ class Episodes:
                 lengths.mean(),
                 lengths.min(),
                 lengths.max(),
+                *means,
             )
         ).cpu()  # host-sync: once per evaluation
-        return dict(zip(SUMMARY + LENGTH_SUMMARY, packed.tolist(), strict=True))
+        values = packed.tolist()
+        kept = len(SUMMARY + LENGTH_SUMMARY)
+        summary: dict[str, Any] = dict(zip(SUMMARY + LENGTH_SUMMARY, values[:kept], strict=True))
+        summary["episode_statistics"] = dict(zip(self.statistics, values[kept:], strict=True))
+        return summary
 
 
 class EpisodeSlots:
@@ -66,7 +76,9 @@ class EpisodeSlots:
     ``episodes`` slots are the ones counted.
     """
 
-    def __init__(self, episodes: int, copies: int, device: torch.device) -> None:
+    def __init__(
+        self, episodes: int, copies: int, device: torch.device, statistics: tuple[str, ...] = ()
+    ) -> None:
         self.per_copy = math.ceil(episodes / copies)
         slots = torch.arange(self.per_copy * copies, device=device).view(self.per_copy, copies)
         self.counted = slots < episodes  # [per_copy, copies]
@@ -75,18 +87,25 @@ class EpisodeSlots:
         rows = self.per_copy + 1
         self.returns = torch.zeros(rows, copies, dtype=torch.float64, device=device)
         self.lengths = torch.zeros(rows, copies, dtype=torch.int64, device=device)
+        self.names = statistics  # the task's episode statistics, recorded as the returns are
+        self.values = torch.zeros(rows, copies, len(statistics), dtype=torch.float64, device=device)
         self.finished = torch.zeros(copies, dtype=torch.int64, device=device)  # [copies]
         self.running_return = torch.zeros(copies, dtype=torch.float64, device=device)
         self.running_length = torch.zeros(copies, dtype=torch.int64, device=device)
         self.copy_index = torch.arange(copies, device=device)
 
-    def record(self, reward: torch.Tensor, done: torch.Tensor) -> None:
-        """One step of ``[copies]`` rewards and episode ends."""
+    def record(
+        self, reward: torch.Tensor, done: torch.Tensor, values: torch.Tensor | None = None
+    ) -> None:
+        """One step of ``[copies]`` rewards and episode ends; ``values``: the task's
+        ``[copies, statistics]`` episode values, read where an episode ended."""
         self.running_return += reward
         self.running_length += 1
         at = (self.finished.clamp(max=self.per_copy), self.copy_index)
         self.returns[at] = torch.where(done, self.running_return, self.returns[at])
         self.lengths[at] = torch.where(done, self.running_length, self.lengths[at])
+        if values is not None:
+            self.values[at] = torch.where(done[:, None], values.double(), self.values[at])
         self.finished += done
         self.running_return.masked_fill_(done, 0.0)
         self.running_length.masked_fill_(done, 0)
@@ -99,12 +118,18 @@ class EpisodeSlots:
         """The counted episodes, in slot order, where they were recorded."""
         returns = self.returns[: self.per_copy][self.counted]
         lengths = self.lengths[: self.per_copy][self.counted]
-        return Episodes(returns=returns, lengths=lengths)
+        values = self.values[: self.per_copy][self.counted]  # [episodes, statistics]
+        statistics = dict(zip(self.names, values.unbind(1), strict=True))
+        return Episodes(returns=returns, lengths=lengths, statistics=statistics)
 
     def collect(self) -> Episodes:
         """The counted episodes, in slot order, on the host."""
         kept = self.counted_episodes()
-        return Episodes(returns=kept.returns.cpu(), lengths=kept.lengths.cpu())
+        return Episodes(
+            returns=kept.returns.cpu(),
+            lengths=kept.lengths.cpu(),
+            statistics={name: values.cpu() for name, values in kept.statistics.items()},
+        )
 
 
 @torch.no_grad()
@@ -116,33 +141,30 @@ def play_episodes(
     asks the host nothing: the episodes stay on the device, for one transfer later.
     With several agents ``act`` acts for every row (``AgentRows``) and an episode
     is a copy's, its return the team's."""
-    slots = EpisodeSlots(episodes, env.copies, torch.device(env.device))
-    record = partial(_record_team, slots, env.n_agents)
+    names = tuple(stat.name for stat in getattr(env, "episode_statistics", ()))
+    slots = EpisodeSlots(episodes, env.copies, torch.device(env.device), names)
     per_episode = env.spec.max_episode_steps
     obs = env.reset(seed=seed)
     starts = torch.ones(env.num_envs, dtype=torch.bool, device=torch.device(env.device))  # rows
+
+    def step(obs: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        obs, reward, terminated, truncated, info = env.step(act(obs, starts, env.action_mask))
+        starts = terminated | truncated
+        values = env.episode_values(info["final_obs"]) if names else None
+        slots.record(*team_step(reward, starts, env.n_agents), values)
+        return obs, starts
+
     if check_every is None and per_episode is not None:
         for _ in range(slots.per_copy * per_episode):  # sure to finish every counted episode
-            obs, reward, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
-            starts = terminated | truncated
-            record(reward, starts)
+            obs, starts = step(obs, starts)
         return slots.counted_episodes()
     check_every = check_every or 32
     limit = slots.per_copy * (per_episode or NO_TIME_LIMIT_STEPS) + check_every
     for _ in range(0, limit, check_every):
         for _ in range(check_every):
-            obs, reward, terminated, truncated, _ = env.step(act(obs, starts, env.action_mask))
-            starts = terminated | truncated
-            record(reward, starts)
+            obs, starts = step(obs, starts)
         if bool(slots.complete()):  # host-sync: every check_every steps, to know when to stop
             return slots.collect()
     raise RuntimeError(
         f"{episodes} episodes of {env.spec.name} did not finish within {limit} steps"
     )
-
-
-def _record_team(
-    slots: EpisodeSlots, n_agents: int, reward: torch.Tensor, ended: torch.Tensor
-) -> None:
-    """One step of the rows' rewards and ends, recorded per copy."""
-    slots.record(*team_step(reward, ended, n_agents))

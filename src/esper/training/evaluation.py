@@ -127,7 +127,9 @@ class Evaluator:
         seed = evaluation_seed(config.seed, state.batch)
         if self._env is None:
             copies = min(config.eval_episodes, MAX_COPIES)
-            self._env = make_rows(config.task, copies, state.device, seed, config.to_dict())
+            self._env = make_rows(
+                config.task, copies, state.device, seed, config.to_dict(), config.task_options
+            )
         with own_rng(state.device):
             episodes = play_episodes(
                 self._env, self.act, config.eval_episodes, seed, check_every=None
@@ -170,6 +172,7 @@ class Evaluator:
                 path,
                 seed=evaluation_seed(state.config.seed, state.batch),
                 device=state.device,
+                options=state.config.task_options,
                 settings=state.config.to_dict(),
             )
 

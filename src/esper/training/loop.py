@@ -159,7 +159,12 @@ def train_batch(
     device_stats["learning_rate"] = learning_rate  # adaptive: the device rate, as the batch ends
     # The stop request is read as late as possible: one made during this batch stops after it.
     host = to_host(
-        device_stats, memory_usage_mb(state.device), stop.requested, state.group, task_stats
+        device_stats,
+        memory_usage_mb(state.device),
+        stop.requested,
+        state.group,
+        task_stats,
+        state.env.statistics,
     )
     state.batch += 1
     _require_finite(host, state.batch)

@@ -8,6 +8,7 @@ so the batch after a resume is the batch that would have come.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ from esper.training.rollout import collect_rollout
 # n_envs x horizon, which a changed horizon would make wrong for the batches before.
 RESUME_FIXED = (
     "task",
+    "task_options",
     "n_envs",
     "horizon",
     "seed",
@@ -195,7 +197,7 @@ def build_state(
     check_contract(config.task, device)  # a broken task: one line now, not in torch later
     seed = group.rank_seed(config.seed)
     seed_everything(seed)  # after the check: its envs leave training's numbers alone
-    env = make_rows(config.task, local_envs, device, seed, config.to_dict())
+    env = make_rows(config.task, local_envs, device, seed, config.to_dict(), config.task_options)
     rows = env.num_envs  # local_envs x the task's agents
     check_statistic_names(config.task, env)
     _check_image_scaling(config, env)
@@ -337,6 +339,14 @@ def check_resume_compatible(
         raise CheckpointError(f"{path} holds batch {saved['batch']}, not {config.start_batch}")
 
 
+def _default_of(key: str) -> Any:
+    item = FIELDS[key]
+    """A field's default, made afresh where it is a factory's (task_options: {})."""
+    if item.default_factory is not dataclasses.MISSING:
+        return item.default_factory()
+    return item.default
+
+
 def check_fixed_settings(saved_config: dict[str, Any], config: PPOConfig, path: Path) -> None:
     """Refuse a resume that changes a setting its checkpoint fixes (RESUME_FIXED),
     naming the setting: checked as soon as the checkpoint is read, before anything
@@ -344,7 +354,7 @@ def check_fixed_settings(saved_config: dict[str, Any], config: PPOConfig, path: 
     current = config.to_dict()
     for key in RESUME_FIXED:
         # A setting newer than the checkpoint had its default then (activation: tanh).
-        made_with = saved_config.get(key, FIELDS[key].default)
+        made_with = saved_config.get(key, _default_of(key))
         if made_with != current[key]:
             raise ConfigError(
                 key,

@@ -4,9 +4,10 @@ Every statistic a batch makes on the device (the metrics table's ``DEVICE``
 fields) is packed into one flat tensor in table order. With several ranks the
 stop request and the host-measured memory ride along as extra columns, so one
 collective combines them all, each column as the table says. A task's own
-statistics (``BatchedEnv.batch_statistics``) ride after the table's columns,
-combined by their mean. Then one ``.tolist()`` brings the batch home and the
-columns are read back by name.
+statistics (``BatchedEnv.batch_statistics``) ride after the table's columns as
+a total and a weight each, summed over the ranks; the host then divides a
+mean's total by its weight (``TaskStatistic.kind``). Then one ``.tolist()``
+brings the batch home and the columns are read back by name.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import torch
 
+from esper.envs.base import TaskStatistic
 from esper.telemetry.metrics import (
     BATCH_COMPLETED_FIELDS,
     BATCH_FIELDS,
@@ -100,7 +102,8 @@ def combine_ranks(
     memory: Mapping[str, float | None],
     task_columns: int = 0,
 ) -> torch.Tensor:
-    """The packed statistics (the table's, then ``task_columns`` of the task's),
+    """The packed statistics (the table's, then ``task_columns`` of the task's,
+    totals and weights, summed),
     then the stop request, the arrival column, then ``memory`` in MEMORY_FIELDS
     order, combined over the ranks in one collective. NaN carries memory a rank
     cannot measure (CUDA memory off CUDA)."""
@@ -108,7 +111,7 @@ def combine_ranks(
     extra = [stop, 1.0, *(_or_nan(memory[name]) for name in MEMORY_FIELDS)]
     kinds = (
         *PACKED_REDUCTIONS,
-        *[Reduction.MEAN] * task_columns,
+        *[Reduction.SUM] * task_columns,
         STOP_REDUCTION,
         ARRIVED_REDUCTION,
         *(BATCH_FIELDS[name].reduction for name in MEMORY_FIELDS),
@@ -123,29 +126,27 @@ def to_host(
     memory: Mapping[str, float | None],
     stop_requested: bool,
     group: Collectives,
-    task_stats: Mapping[str, torch.Tensor] | None = None,
+    task_stats: Mapping[str, Any] | None = None,
+    declared: Sequence[TaskStatistic] = (),
 ) -> BatchReport:
     """The batch's one device-to-host transfer (after one collective with several
-    ranks). ``task_stats``: the task's 0-d statistics, by name, packed after the
-    table's; NaN (nothing to report) arrives as None in ``task_statistics``."""
+    ranks). ``task_stats``: the task's statistics (``batch_statistics``) of the
+    ``declared`` ones, packed after the table's as a total and a weight each;
+    nothing to report arrives as None in ``task_statistics``."""
     packed = pack_device_stats(device_stats)
-    task_names = list(task_stats or {})
-    if task_names:  # one more stack and cat: only for a task with statistics
-        task_column = torch.stack([task_stats[n] for n in task_names])  # type: ignore[index]
-        packed = torch.cat((packed, task_column.to(packed.dtype)))
+    task_width = 2 * len(declared) if task_stats else 0
+    if task_width:  # a few more ops: only for a task with statistics
+        packed = torch.cat((packed, pack_task_stats(declared, task_stats)))  # type: ignore[arg-type]
     if group.active:
-        packed = combine_ranks(group, packed, stop_requested, memory, len(task_names))
+        packed = combine_ranks(group, packed, stop_requested, memory, task_width)
     host = packed.tolist()  # host-sync: the batch's one transfer
-    end = len(PACKED_FIELDS) + len(task_names)  # the stop request, then the arrival column
+    end = len(PACKED_FIELDS) + task_width  # the stop request, then the arrival column
     if group.active and host[end + 1] != 1.0:  # NaN: a row never written
         raise LostBatchReport("a rank's batch statistics did not arrive (collective aborted)")
     stats = unpack_device_stats(host[: len(PACKED_FIELDS)])
     stats.update((k, v) for k, v in device_stats.items() if not isinstance(v, torch.Tensor))
-    if task_names:
-        task_values = host[len(PACKED_FIELDS) : end]
-        stats["task_statistics"] = {
-            name: _or_none(value) for name, value in zip(task_names, task_values, strict=True)
-        }
+    if task_width:
+        stats["task_statistics"] = unpack_task_stats(declared, host[len(PACKED_FIELDS) : end])
     if not group.active:
         return BatchReport(stats, dict(memory), stop_requested)
     stop, _arrived, *job_memory = host[end:]
@@ -154,6 +155,35 @@ def to_host(
         {name: _or_none(v) for name, v in zip(MEMORY_FIELDS, job_memory, strict=True)},
         stop > 0,
     )
+
+
+def pack_task_stats(declared: Sequence[TaskStatistic], values: Mapping[str, Any]) -> torch.Tensor:
+    """``[2 * len(declared)]`` float64 on the device: each statistic's total and
+    weight, which ranks sum. A mean given as one tensor weighs 1 (0 when NaN:
+    nothing to report); a count weighs 1."""
+    columns: list[torch.Tensor] = []
+    for statistic in declared:
+        value = values[statistic.name]
+        if isinstance(value, tuple):
+            total, weight = value
+        else:
+            weight = (~value.isnan()).to(value.dtype)
+            total = torch.where(weight > 0, value, 0.0)
+        columns += [total, weight]
+    return torch.stack(columns).to(torch.float64)
+
+
+def unpack_task_stats(declared: Sequence[TaskStatistic], host: Sequence[float]) -> dict:
+    """The job's value of each statistic: a count's total, a mean's total over its
+    weight; None where nothing was reported (weight 0)."""
+    out: dict[str, float | None] = {}
+    for i, statistic in enumerate(declared):
+        total, weight = host[2 * i], host[2 * i + 1]
+        if weight <= 0 or not math.isfinite(weight):
+            out[statistic.name] = None
+        else:
+            out[statistic.name] = _or_none(total if statistic.kind == "count" else total / weight)
+    return out
 
 
 def _or_nan(value: float | None) -> float:

@@ -56,7 +56,7 @@ def run_episodes(
         raise ConfigError("episodes", f"must be >= 1 (got {episodes})")
     n = min(episodes, copies or MAX_COPIES)
     seed_everything(seed)  # a stochastic policy samples from torch's global generator
-    env = make_rows(policy.task, n, policy.device, seed, policy.config)
+    env = make_rows(policy.task, n, policy.device, seed, policy.config, policy.task_options)
     try:
         return play_episodes(env, policy, episodes, seed, check_every)
     finally:
@@ -70,23 +70,23 @@ def summarize(policy: TrainedPolicy, episodes: Episodes, seed: int) -> Evaluatio
 
 
 def payload_of(
-    episodes: Episodes, seed: int, checkpoint_batch: int, env_steps: int, deterministic: bool
+    episodes: Episodes,
+    seed: int,
+    checkpoint_batch: int,
+    env_steps: int,
+    deterministic: bool,
+    scripted: str | None = None,
 ) -> EvaluationCompletedPayload:
-    """EVALUATION_COMPLETED's numbers for finished episodes of any policy."""
-    returns = episodes.returns
+    """EVALUATION_COMPLETED's numbers for finished episodes of any policy;
+    ``scripted``: the task's scripted policy that played them (None: a learned one)."""
     return EvaluationCompletedPayload(
         checkpoint_batch=checkpoint_batch,
         env_steps=env_steps,
-        length_min=float(episodes.lengths.min()),
-        length_max=float(episodes.lengths.max()),
-        episodes=int(returns.numel()),
+        episodes=int(episodes.returns.numel()),
         deterministic=deterministic,
-        return_mean=float(returns.mean()),
-        return_std=float(returns.std(unbiased=False)),
-        return_min=float(returns.min()),
-        return_max=float(returns.max()),
-        length_mean=float(episodes.lengths.double().mean()),
         seed=seed,
+        scripted=scripted,
+        **episodes.summary(),
     )
 
 
@@ -121,6 +121,7 @@ def evaluate(
                 seed=seed,
                 device=policy.device,
                 episodes=video_episodes,
+                options=policy.task_options,
                 settings=policy.config,
             )
     payload = summarize(policy, finished, seed)
@@ -184,6 +185,13 @@ def render(evaluation: Evaluation) -> Group:
         f"{int(lengths.min())}",
         f"{int(lengths.max())}",
     )
+    for name, values in evaluation.episodes.statistics.items():  # the task's own, at the end
+        table.add_row(
+            name,
+            f"{float(values.mean()):.3f} ± {float(values.std(unbiased=False)):.3f}",
+            f"{float(values.min()):.3f}",
+            f"{float(values.max()):.3f}",
+        )
     return Group(header, table)
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from esper.envs import UnknownTaskError, env_class
+from esper.envs import UnknownTaskError
 from esper.envs.agents import layout_for, row_spec
-from esper.envs.registry import recall_task
+from esper.envs.registry import recall_task, task_spec
 from esper.envs.spaces import ActionSpace
 from esper.runs.directory import RunDir, describe_checkpoints
 from esper.runtime.device import resolve_device
@@ -91,6 +91,11 @@ class TrainedPolicy:
     # count), which ``agent=`` appends to one agent's observation; 0 otherwise.
     agent_ids: int = 0
     task_source: str | None = None  # where a register()ed task is imported from
+
+    @property
+    def task_options(self) -> dict[str, Any]:
+        """The task's own settings the run trained with (its config's ``task_options``)."""
+        return dict(self.config.get("task_options") or {})
 
     @property
     def checkpoint_name(self) -> str:
@@ -385,8 +390,8 @@ def _rebuild(
     config = saved["config"]
     task = config["task"]
     recall_task(task, saved.get("task_source"))
-    task_spec = env_class(task).spec
-    spec = row_spec(task_spec, config)  # one agent's row, as the policy saw it
+    the_task = task_spec(task, config.get("task_options"))
+    spec = row_spec(the_task, config)  # one agent's row, as the policy saw it
     if not fits(saved, spec.obs_dim, spec.action_space):
         raise CheckpointError(
             f"batch {saved['batch']}'s checkpoint in {run.path} has other observation or "
@@ -416,7 +421,7 @@ def _rebuild(
         deterministic=deterministic,
         obs_dtype=spec.obs_dtype,
         masked=spec.has_action_mask,
-        agent_ids=layout_for(task_spec, config).id_dim,
+        agent_ids=layout_for(the_task, config).id_dim,
         best=best,
         task_source=saved.get("task_source"),
     )

@@ -59,7 +59,12 @@ def evaluation_event(
     from esper.workflows.evaluate import payload_of
 
     payload = payload_of(
-        finished, seed, checkpoint_batch=0, env_steps=0, deterministic=name != "random"
+        finished,
+        seed,
+        checkpoint_batch=0,
+        env_steps=0,
+        deterministic=name != "random",
+        scripted=name,
     )
     return TelemetryEvent(
         event_type=TelemetryEventType.EVALUATION_COMPLETED,

@@ -7,7 +7,8 @@ test regenerates them and fails when the committed files differ. It sits above
 the telemetry layer because each record also says what Sanctum's snapshot
 shows before the event arrives. Each statistic a built-in task declares
 (``BatchedEnv.statistics``) gets a record too, numbered from TELE-300 in the
-order of the task registry, so declaring one adds its record.
+order of the task registry, then each episode statistic
+(``BatchedEnv.episode_statistics``), so declaring one adds its record.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def task_statistic_fields() -> list[Field]:
                     absent=Absent.NOTHING_TO_REPORT,
                     required=False,
                     source=Source.DEVICE,
-                    reduction=Reduction.MEAN,
+                    reduction=Reduction.SUM if statistic.kind == "count" else Reduction.RATIO,
                     tensorboard=TASK_TAG_PREFIX + statistic.name,
                     sanctum="task_stats.statistics",
                 )
@@ -116,10 +117,34 @@ def _agent_returns(index: int) -> Field:
         absent=Absent.NOTHING_TO_REPORT,
         required=False,
         source=Source.DEVICE,
-        reduction=Reduction.MEAN,
+        reduction=Reduction.RATIO,
         tensorboard=TASK_TAG_PREFIX + "agent_<i>_return",
         sanctum="task_stats.statistics",
     )
+
+
+EPISODE_PREFIX = "episode_statistics."  # an episode statistic's place in EVALUATION_COMPLETED
+
+
+def episode_statistic_fields(first: int) -> list[Field]:
+    """A record's row for each episode statistic of each built-in task, in registry
+    order, numbered from TELE-``first`` (after the task statistics' records)."""
+    rows: list[Field] = []
+    for task, env in TASKS.items():
+        for statistic in env.episode_statistics:
+            rows.append(
+                Field(
+                    f"TELE-{first + len(rows)}",
+                    EPISODE_PREFIX + statistic.name,
+                    f"{task}: {statistic.name}",
+                    float,
+                    "the task's own",
+                    f"Mean over the evaluation's episodes: {statistic.description} (task "
+                    f"`{task}`, `{env.__name__}.episode_values` in `{_source_of(env)}`).",
+                    required=False,
+                )
+            )
+    return rows
 
 
 def _source_of(env: type) -> str:
@@ -131,14 +156,21 @@ def _emitter(event: str, spec: Field) -> str:
         return (
             "the task's `batch_statistics`, once per batch after the rollout, on the device; "
             "packed after the table's statistics into the batch's one host transfer "
-            "(`to_host` in `src/esper/training/transfer.py`), combined across ranks by "
-            "their mean"
+            "(`to_host` in `src/esper/training/transfer.py`) as a total and a weight, "
+            "summed across ranks; the host divides a mean's total by its weight"
         )
     if spec.name == "task_statistics":
         return (
             "the task's `batch_statistics` (`train_batch` in `src/esper/training/loop.py`), "
             "on the device; packed after the table's statistics into the batch's one host "
             "transfer (`to_host` in `src/esper/training/transfer.py`)"
+        )
+    if spec.name.startswith(EPISODE_PREFIX) or spec.name == "episode_statistics":
+        return (
+            "the task's `episode_values` of each finished episode's last observation, "
+            "recorded on the device beside the returns (`EpisodeSlots` in "
+            "`src/esper/training/episodes.py`); their means cross to the host with the "
+            "returns' statistics, once per evaluation (`Episodes.summary`)"
         )
     if event == "EVALUATION_COMPLETED":
         return (
@@ -279,7 +311,13 @@ def render_record(event: str, spec: Field) -> str:
 def render_document() -> str:
     index = ["| ID | Field | Type | Units |", "|---|---|---|---|"]
     records = []
-    tables = [*EVENTS.items(), ("BATCH_COMPLETED", tuple(task_statistic_fields()))]
+    task_fields = task_statistic_fields()
+    episode_fields = episode_statistic_fields(FIRST_TASK_RECORD + len(task_fields))
+    tables = [
+        *EVENTS.items(),
+        ("BATCH_COMPLETED", tuple(task_fields)),
+        ("EVALUATION_COMPLETED", tuple(episode_fields)),
+    ]
     for event, fields in tables:
         for spec in fields:
             anchor = f"{spec.id}-{spec.title}-{event}{spec.name}".lower()

@@ -6,6 +6,7 @@ import pytest
 import torch
 from growth_helpers import SMALL, small_env
 
+from esper.envs.base import statistic_values
 from esper.envs.growth import GrowMLP, GrowthSettings
 from esper.envs.growth.observation import Fields, score
 from esper.runtime.errors import ConfigError
@@ -31,7 +32,7 @@ def test_scripted_policies_play_whole_episodes_and_only_legal_moves(policy: str)
     # The return is the last score minus the first: nothing to earn along the way.
     torch.testing.assert_close(total, final - first, rtol=0, atol=1e-5)
     assert (env.elapsed_steps == 0).all() and (env.stage == 0).all()  # a fresh episode
-    stats = env.batch_statistics()
+    stats = statistic_values(env.batch_statistics())
     assert stats["final_val_accuracy"] == pytest.approx(float(last[:, fields.val_accuracy].mean()))
 
 
@@ -43,7 +44,7 @@ def test_the_policies_differ_where_they_should() -> None:
         obs = env._observe()
         for _ in range(SMALL.max_epochs):
             obs, *_ = env.step(act(obs, env.action_mask))
-        grown[policy] = env.batch_statistics()
+        grown[policy] = statistic_values(env.batch_statistics())
     assert grown["never"]["germinations"] == 0 and grown["never"]["params_vs_budget"] < 0.2
     assert grown["all-at-start"]["germinations"] == 4 * SMALL.slots  # every slot, every host
     assert grown["all-at-start"]["seeds_fossilized"] >= 1
@@ -52,7 +53,7 @@ def test_the_policies_differ_where_they_should() -> None:
 def test_statistics_with_nothing_to_report_are_nan() -> None:
     env = small_env(n=2)
     env.step(torch.zeros(2, dtype=torch.int64))
-    stats = env.batch_statistics()
+    stats = statistic_values(env.batch_statistics())
     assert torch.isnan(stats["final_val_accuracy"]) and torch.isnan(stats["seed_contribution"])
     assert stats["germinations"] == 0
     assert set(stats) == {statistic.name for statistic in type(env).statistics}

@@ -38,6 +38,9 @@ from esper.training.transfer import (
 )
 from esper.training.transfer import combine_ranks as _combine_ranks
 
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_distributed")
+
 HERE = Path(__file__).parent
 LAUNCH_DEADLINE_S = 300  # one torchrun start, imports included, on a busy 2-core machine
 

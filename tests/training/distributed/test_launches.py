@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from esper.config.layers import build_config
@@ -54,6 +55,7 @@ def test_the_default_batch_dispatches_the_pinned_number_of_ops(tmp_path: Path) -
     )
 
 
+@pytest.mark.slow
 def test_a_compiled_batch_dispatches_a_fraction_of_the_eager_ops(tmp_path: Path) -> None:
     import torch._dynamo
 

@@ -17,6 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from esper.training.distributed.collectives import FORCE_ENV
@@ -66,6 +67,7 @@ def train(tmp_path: Path, name: str, *launcher: str, **env: str) -> dict:
     return {**report, "policy": checkpoint["policy"], "optimizer": checkpoint["optimizer"]}
 
 
+@pytest.mark.slow
 def test_a_forced_one_rank_group_trains_like_one_process(tmp_path: Path) -> None:
     torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "1"]
     forced = train(tmp_path, "forced", *torchrun, **{FORCE_ENV: "1"})

@@ -79,9 +79,10 @@ def test_compiled_cartpole_trains_as_eager_across_episode_ends(tmp_path: Path) -
     assert all(batch["episodes_finished"] > 0 for batch in history)  # resets inside each batch
 
 
+@pytest.mark.slow
 def test_a_compiled_gru_trains_as_eager_on_cartpole_without_velocity(tmp_path: Path) -> None:
     history = assert_trains_alike(
         tmp_path, task="cartpole-no-velocity", recurrent="gru", rnn_hidden=16,
-        n_envs=8, horizon=32, n_minibatches=2, update_epochs=2,
+        n_envs=8, horizon=8, n_minibatches=2, update_epochs=2,
     )  # fmt: skip
     assert sum(batch["episodes_finished"] for batch in history) > 0

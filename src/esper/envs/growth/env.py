@@ -21,11 +21,12 @@ from __future__ import annotations
 import math
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from esper.envs.base import BatchedEnv, EnvSpec, StepResult, TaskStatistic, Transition
-from esper.envs.growth import hosts, lifecycle
+from esper.envs.growth import hosts, lifecycle, picture
 from esper.envs.growth.actions import (
     ADVANCE,
     FOSSILIZE,
@@ -40,6 +41,7 @@ from esper.envs.growth.lifecycle import BLENDING, EMBARGOED, HOLDING, TRAINING
 from esper.envs.growth.observation import (
     HISTORY,
     REWARD_MODE,
+    Fields,
     learning_row,
     observation_size,
     observe,
@@ -48,7 +50,7 @@ from esper.envs.growth.observation import (
 )
 from esper.envs.growth.problem import draw_episodes, episode_layout
 from esper.envs.growth.scripted import SCRIPTED
-from esper.envs.growth.settings import GrowthSettings
+from esper.envs.growth.settings import GrowthSettings, settings_from
 from esper.envs.spaces import DiscreteSpace
 
 DEFAULT_SETTINGS = GrowthSettings()
@@ -61,9 +63,11 @@ _TOTALS = (
 )  # fmt: skip
 
 
-# What ``batch_statistics`` reports.
+# What ``batch_statistics`` reports; the moves are counts (summed over ranks), the
+# rest means, each weighted by its own denominator.
+_COUNTS = ("germinations", "fossilizations", "prunes")
 STATISTICS = tuple(
-    TaskStatistic(name, description)
+    TaskStatistic(name, description, "count" if name in _COUNTS else "mean")
     for name, description in (
         ("final_val_accuracy", "mean validation accuracy of the hosts whose episode ended"),
         ("params_vs_budget", "mean parameters used / param_budget over the batch's steps"),
@@ -83,6 +87,17 @@ STATISTICS = tuple(
 )
 
 
+# What ``episode_values`` reports for each finished episode (``esper eval``'s table).
+EPISODE_STATISTICS = tuple(
+    TaskStatistic(name, description)
+    for name, description in (
+        ("final_score", "score at the episode's end: val accuracy - rent * params / budget"),
+        ("final_accuracy", "validation accuracy of the host at the episode's end"),
+        ("final_params", "parameters of the host and its live seeds at the episode's end"),
+    )
+)
+
+
 def growth_spec(s: GrowthSettings, name: str = "grow-mlp") -> EnvSpec:
     return EnvSpec(
         name, "", max_episode_steps=s.max_epochs, obs_dim=observation_size(s), state_dim=0,
@@ -97,6 +112,7 @@ class GrowMLP(BatchedEnv):
     default_config: ClassVar[dict[str, Any]] = {}  # configs/grow-mlp.toml holds them
     scripted: ClassVar[dict[str, Any]] = SCRIPTED
     statistics: ClassVar[tuple[TaskStatistic, ...]] = STATISTICS
+    episode_statistics: ClassVar[tuple[TaskStatistic, ...]] = EPISODE_STATISTICS
 
     def __init__(
         self,
@@ -105,7 +121,10 @@ class GrowMLP(BatchedEnv):
         seed: int = 0,
         dtype: torch.dtype = torch.float32,
         settings: GrowthSettings | None = None,
+        options: dict[str, Any] | None = None,
     ) -> None:
+        if options:  # a config's [task_options] table
+            settings = settings_from({**_fields_of(settings), **options})
         s = self.settings = settings or DEFAULT_SETTINGS
         if s != DEFAULT_SETTINGS:
             self.spec = growth_spec(s, type(self).spec.name)  # type: ignore[misc]
@@ -363,21 +382,65 @@ class GrowMLP(BatchedEnv):
         self.totals[4:9] += per_stage[TRAINING:]
         self.totals[12:] += torch.stack(((self.contribution * shown).sum(), shown.sum()))
 
-    def batch_statistics(self) -> dict[str, torch.Tensor]:
-        """The batch's statistics (``STATISTICS``), then the accumulators zeroed."""
+    def batch_statistics(self) -> dict[str, Any]:
+        """The batch's statistics (``STATISTICS``): each mean as its total and
+        weight, so ranks combine exactly; then the accumulators zeroed."""
         t = dict(zip(_TOTALS, self.totals.clone().unbind(0), strict=True))
         episodes = t["episodes"]
         out = {
-            "final_val_accuracy": t["final_accuracy"] / episodes,
-            "params_vs_budget": t["params"] / t["steps"],
-            **{f"seeds_{stage}": t[stage] / episodes for stage in lifecycle.STAGES[1:]},
+            "final_val_accuracy": (t["final_accuracy"], episodes),
+            "params_vs_budget": (t["params"], t["steps"]),
+            **{f"seeds_{stage}": (t[stage], episodes) for stage in lifecycle.STAGES[1:]},
             "germinations": t["germinations"],
             "fossilizations": t["fossilizations"],
             "prunes": t["prunes"],
-            "seed_contribution": t["contribution"] / t["contributors"],
+            "seed_contribution": (t["contribution"], t["contributors"]),
         }
         self.totals.zero_()
         return out
+
+    def render(self, index: int = 0) -> np.ndarray:
+        """Copy ``index``'s host (``picture.py``): progress, each slot's stage,
+        alpha and blueprint, validation accuracy and parameters."""
+        s = self.settings
+        widths = self.blueprint_units[self.blueprint[index]].sum(1) / s.max_width
+        seeded = lifecycle.live(self.stage[index]).float()
+        # host-sync: one picture's numbers, once per frame (never in training)
+        numbers = torch.cat(
+            (
+                self.elapsed_steps[index : index + 1].float() / s.max_epochs,
+                self.history[index, 0, 3:4],  # the newest validation accuracy
+                self.params[index : index + 1],
+                self.stage[index].float(),
+                self.alpha[index],
+                widths * seeded,
+            )
+        ).tolist()
+        k = s.slots
+        slots = np.array(numbers[3:]).reshape(3, k)
+        return picture.draw(
+            numbers[0],
+            slots[0].astype(np.int64),
+            slots[1],
+            slots[2],
+            numbers[1],
+            round(numbers[2]),
+            s.param_budget,
+        )
+
+    @staticmethod
+    def parse_options(options: dict[str, Any]) -> GrowthSettings:
+        """The settings a config's ``[task_options]`` table asks for; a bad key or
+        value is one ``ConfigError`` naming it."""
+        return settings_from(options)
+
+    def episode_values(self, final_obs: torch.Tensor) -> torch.Tensor:
+        """``EPISODE_STATISTICS`` from the last observation: its newest validation
+        accuracy and its parameters / budget (the score is made of those two)."""
+        s, fields = self.settings, Fields(self.settings)
+        accuracy = final_obs[:, fields.val_accuracy]
+        params = (final_obs[:, fields.params] * s.param_budget).round()
+        return torch.stack((score(accuracy, params, s), accuracy, params), dim=1)
 
     def start_facts(self) -> dict[str, Any]:
         s = self.settings
@@ -398,6 +461,13 @@ class GrowMLP(BatchedEnv):
             getattr(self, name).copy_(saved[name])
         self._epoch = int(saved["elapsed_steps"][0])  # host-sync: once, at a restore
         self.generator.set_state(saved["generator"])
+
+
+def _fields_of(settings: GrowthSettings | None) -> dict[str, Any]:
+    """A settings object's values, as ``settings_from`` takes them ({} for None)."""
+    if settings is None:
+        return {}
+    return {name: getattr(settings, name) for name in GrowthSettings.__dataclass_fields__}
 
 
 _STATE = (
