@@ -29,6 +29,7 @@ def test_set_critic_central_trains_mapppo_and_says_so(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     result = invoke("--task", "probe-central", "--run-dir", str(run_dir), "--set", "critic=central")
     assert result.exit_code == 0, result.output
+    assert "4 envs x 4 steps per batch, 2 agents each (central critic)" in result.output
     events = [json.loads(line) for line in (run_dir / "telemetry.jsonl").read_text().splitlines()]
     started = next(e for e in events if e["event_type"] == "TRAINING_STARTED")["data"]
     assert (started["n_agents"], started["critic"]) == (2, "central")

@@ -38,7 +38,13 @@ class ConsoleSink:
             self._max_batches = data.max_batches
             return (
                 f"esper: {data.task} on {data.device}: {data.n_envs} envs x "
-                f"{data.max_epochs} steps per batch, batches {data.start_batch + 1}"
+                f"{data.max_epochs} steps per batch, "
+                + (
+                    f"{data.n_agents} agents each ({data.critic} critic), "
+                    if data.n_agents > 1
+                    else ""
+                )
+                + f"batches {data.start_batch + 1}"
                 f"..{data.max_batches} ({data.max_batches * data.n_envs * data.max_epochs:,} "
                 f"env steps), {policy_kind(data.config)} policy of {data.policy_params:,} "
                 f"parameters, seed {data.seed}"

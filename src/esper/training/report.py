@@ -102,7 +102,8 @@ class Reporter:
             f"PPO training {'resumed' if config.start_batch else 'started'}: {config.task} "
             f"on {_describe_devices(env_device_counts)}, "
             f"{config.n_envs} envs x {config.horizon} steps, "
-            f"batches {config.start_batch + 1}..{config.max_batches} "
+            + _describe_agents(state.env.n_agents, config.critic)
+            + f"batches {config.start_batch + 1}..{config.max_batches} "
             f"({config.max_batches * config.batch_size:,} env steps)"
             + (FRESH_ENVS_NOTE if config.start_batch and not state.env.restorable else "")
             + "".join(f"; {note}" for note in notes),
@@ -200,6 +201,11 @@ class Reporter:
         )
         self.result.status, self.result.reason = "failed", reason
         return self.result
+
+
+def _describe_agents(n_agents: int, critic: str) -> str:
+    """``3 agents per env (central critic), `` for a task with several agents."""
+    return f"{n_agents} agents per env ({critic} critic), " if n_agents > 1 else ""
 
 
 def _describe_devices(counts: Counter[str]) -> str:
