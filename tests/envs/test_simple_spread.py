@@ -184,8 +184,8 @@ def test_an_episode_records_as_a_video(tmp_path) -> None:
 
     from esper.envs.video import record_video
 
-    def still(obs, starts):
-        return torch.zeros(obs.shape[0], N_AGENTS, dtype=torch.int64)
+    def still(obs, starts, action_mask=None):  # the policy's view: a row per agent
+        return torch.zeros(obs.shape[0], dtype=torch.int64)
 
     path = tmp_path / "spread.mp4"
     assert record_video("simple-spread", still, path, seed=0) == MAX_CYCLES

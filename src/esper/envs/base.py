@@ -94,13 +94,11 @@ class EnvSpec:
 
     def describe_obs(self) -> str:
         """An observation as ``esper tasks`` and ``check-env`` show it: ``4×10×10``
-        for an image (its shape), ``6`` or ``8 (2 critic-only)`` for a vector,
-        ``3 agents × 18`` for each agent's vector."""
+        for an image (its shape), ``6`` or ``8 (2 critic-only)`` for a vector."""
         if len(self.obs_shape) > 1:
             return "×".join(map(str, self.obs_shape))
         critic = f" ({self.critic_obs_dim} critic-only)" if self.critic_obs_dim else ""
-        agents = f"{self.n_agents} agents × " if self.is_multi_agent else ""
-        return f"{agents}{self.obs_dim}{critic}"
+        return f"{self.obs_dim}{critic}"
 
     @property
     def mask_width(self) -> int:
