@@ -137,8 +137,9 @@ def test_check_env_holds_the_adapter_to_the_multi_agent_contract(task: str) -> N
 
 
 def test_without_pettingzoo_installed_the_extra_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
-    from esper.envs.pettingzoo_adapter import load_factory
+    from esper.envs.pettingzoo_adapter import MissingParallelEnv, load_factory
 
     monkeypatch.setitem(sys.modules, "pettingzoo", None)  # its import now fails
-    with pytest.raises(UnknownTaskError, match=r"pip install 'esper-rl\[pettingzoo\]'"):
+    # (the registry names a MissingParallelEnv as an unknown task, in one line)
+    with pytest.raises(MissingParallelEnv, match=r"pip install 'esper-rl\[pettingzoo\]'"):
         load_factory("mpe2.simple_spread_v3")

@@ -50,6 +50,7 @@ HOT_PATHS = [
         not in {
             "__init__.py",
             "gym_adapter.py",
+            "pettingzoo_adapter.py",  # steps its copies on the host, as gym_adapter does
             "registry.py",
             "spaces.py",
             "rules.py",

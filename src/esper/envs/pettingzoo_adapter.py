@@ -50,7 +50,6 @@ from esper.envs.gym_adapter import (
     without_mask,
 )
 from esper.envs.gym_ids import PETTINGZOO_PREFIX
-from esper.envs.registry import UnknownTaskError
 from esper.runtime.errors import UserError
 from esper.runtime.extras import install_hint
 
@@ -63,25 +62,31 @@ class UnsupportedAgentsError(UserError, ValueError):
     setting = "task"
 
 
+class MissingParallelEnv(UserError, ValueError):
+    """A ``pettingzoo:`` module or factory that cannot be loaded; the registry
+    reports it as an unknown task (this module sits below the registry)."""
+
+    setting = "task"
+
+
 def load_factory(target: str) -> Callable[[], Any]:
     """The parallel-env factory ``module[:factory]`` names, imported."""
-    task = PETTINGZOO_PREFIX + target
     try:
         import pettingzoo  # noqa: F401 - a missing package is named before the module
     except ImportError:
         reason = f"needs the optional package 'pettingzoo': {install_hint('pettingzoo')}"
-        raise UnknownTaskError(task, reason) from None
+        raise MissingParallelEnv(reason) from None
     module_name, _, attribute = target.partition(":")
     if "" not in sys.path and str(Path.cwd()) not in sys.path:
         sys.path.append(str(Path.cwd()))  # as module:Factory tasks: your own module here
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise UnknownTaskError(task, f"cannot import {module_name}: {exc}") from None
+        raise MissingParallelEnv(f"cannot import {module_name}: {exc}") from None
     factory = getattr(module, attribute or DEFAULT_FACTORY, None)
     if not callable(factory):
-        raise UnknownTaskError(
-            task, f"{module_name} has no {attribute or DEFAULT_FACTORY}() parallel-env factory"
+        raise MissingParallelEnv(
+            f"{module_name} has no {attribute or DEFAULT_FACTORY}() parallel-env factory"
         )
     return factory
 

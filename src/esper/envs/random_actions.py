@@ -40,8 +40,8 @@ def allowed_actions(env: Any, mask: torch.Tensor, generator: torch.Generator) ->
     space = env.action_space
     heads = space.nvec if isinstance(space, MultiDiscreteSpace) else (space.n,)
     picks = []
-    # host-sync: check-env's draws use a CPU generator, never training
-    host_mask = mask.cpu().reshape(-1, mask.shape[-1])  # one row per copy (and agent)
+    # check-env's draws use a CPU generator, never training; one row per copy (and agent)
+    host_mask = mask.cpu().reshape(-1, mask.shape[-1])  # host-sync: check-env only
     for block in host_mask.split(heads, dim=1):
         weights = block.float() + (~block.any(dim=1, keepdim=True)).float()
         picks.append(torch.multinomial(weights, 1, generator=generator).squeeze(1))

@@ -211,10 +211,13 @@ def env_class(task: str) -> type[BatchedEnv] | GymTask | PettingZooTask | Task:
         return found
     target = pettingzoo_target_of(task)
     if target is not None:
-        from esper.envs.pettingzoo_adapter import PettingZooTask
+        from esper.envs.pettingzoo_adapter import MissingParallelEnv, PettingZooTask
 
-        found = PettingZooTask(target)
-        found.spec  # noqa: B018 - a missing module or unlike agents: one line here
+        try:
+            found = PettingZooTask(target)
+            found.spec  # noqa: B018 - a missing module or unlike agents: one line here
+        except MissingParallelEnv as missing:
+            raise UnknownTaskError(task, missing.message) from None
         return found
     if task in _REGISTERED:
         return _REGISTERED[task]

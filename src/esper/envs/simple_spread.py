@@ -166,9 +166,10 @@ class SimpleSpread(BatchedEnv):
         from esper.envs.render import HEIGHT, WIDTH, Canvas
 
         pos, _, landmarks = self.unpack(self.state[index : index + 1])
-        colliding = self.collisions(pos)[0].cpu().numpy() > 0
-        pos, landmarks = pos[0].double().cpu().numpy(), landmarks[0].double().cpu().numpy()
-        view = max(VIEW, float(np.abs(pos).max()) + AGENT_SIZE)
+        colliding = self.collisions(pos)[0].cpu().numpy() > 0  # host-sync: a video frame
+        pos = pos[0].double().cpu().numpy()  # host-sync: a video frame
+        landmarks = landmarks[0].double().cpu().numpy()  # host-sync: a video frame
+        view = max(VIEW, float(np.abs(pos).max()) + AGENT_SIZE)  # host-sync: numpy
         scale = (HEIGHT / 2) / view  # pixels per unit; y grows downwards on screen
 
         def pixels(p: np.ndarray) -> tuple[float, float]:
