@@ -128,3 +128,47 @@ def test_esper_ppo_nproc_names_the_signal_that_killed_a_rank(tmp_path: Path) -> 
     assert f"esper: rank 1 (pid {pid}) was killed by SIGKILL" in stderr, stderr[-3000:]
     assert "esper: training failed: rank 1 died without a Python error" in stderr
     assert "Traceback" not in stderr
+
+
+def test_ranks_whose_launcher_is_killed_checkpoint_and_stop(tmp_path: Path) -> None:
+    """``kill -9`` of ``esper ppo --nproc 2`` leaves its ranks without a parent:
+    they stop by themselves at one batch, as on SIGHUP, with a checkpoint to
+    resume from, instead of training on unseen."""
+    import signal
+    import time
+    import uuid
+
+    from test_distributed import events, launched, rank_env, rank_pid, wait_for
+
+    marker = uuid.uuid4().hex
+    command = [
+        sys.executable, "-m", "esper", "ppo", "--nproc", "2", "--device", "cpu",
+        "--envs", "8", "--max-epochs", "16", "--episodes", "100000",
+        "--checkpoint-every", "100000", "--run-dir", str(tmp_path), "--no-sanctum",
+    ]  # fmt: skip
+    with launched(command, env=rank_env(ESPER_TEST_MARKER=marker)) as proc:
+        wait_for(lambda: '"BATCH_COMPLETED"' in read_telemetry(tmp_path), proc)
+        ranks = [rank_pid(marker, rank) for rank in (0, 1)]
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        end = time.monotonic() + DEADLINE_S
+        while any(alive(pid) for pid in ranks):
+            assert time.monotonic() < end, "the orphaned ranks trained on"
+            time.sleep(0.2)
+    last = events(tmp_path)[-1]
+    assert last["event_type"] == "TRAINING_INTERRUPTED", last
+    assert last["data"]["reason"] == "SIGHUP received"
+    assert (tmp_path / "checkpoints" / f"batch_{last['data']['resume_batch']:06d}.pt").exists()
+
+
+def alive(pid: int) -> bool:
+    """Running: not gone, and not a zombie its new parent has yet to reap."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def read_telemetry(run_dir: Path) -> str:
+    path = run_dir / "telemetry.jsonl"
+    return path.read_text() if path.exists() else ""
