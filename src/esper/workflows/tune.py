@@ -158,11 +158,30 @@ def parse_space(mapping: dict[str, Any], source: str) -> dict[str, Param]:
     return space
 
 
+DEFAULT_SPACE_NAME = "esper's default space"
+
+
 def load_space(path: Path | None) -> dict[str, Param]:
     """``path``'s space, or the default one."""
     if path is None:
-        return parse_space(tomllib.loads(DEFAULT_SPACE), "esper's default space")
+        return parse_space(tomllib.loads(DEFAULT_SPACE), DEFAULT_SPACE_NAME)
     return parse_space(read_toml(path, "space"), str(path))
+
+
+def check_baseline(base: PPOConfig, space: dict[str, Param], source: str) -> None:
+    """Trial 0 trains the base config, so a base value that is not one of the space's
+    choices is refused now, in one line, not as optuna's traceback in trial 0."""
+    for key, param in space.items():
+        value = getattr(base, key)
+        if param.kind == "categorical" and value not in param.choices:
+            choices = ", ".join(map(repr, param.choices))
+            raise ConfigError(
+                key,
+                f"{value!r} is not one of the choices ({choices}) {source} searches, and "
+                f"trial 0 trains the base config: choose one of them, or search a {{space}} "
+                f"whose {key} choices hold {value!r}",
+                mentions=("space",),
+            )
 
 
 @dataclass
@@ -216,6 +235,7 @@ def tune(study: Study, progress: bool = True) -> TuneResult:
     if study.trials < 1:
         raise ConfigError("trials", f"must be >= 1 (got {study.trials})")
     base = make_config(study.config_file, study.base_overrides())  # bad input: now
+    check_baseline(base, space, str(study.space_file or DEFAULT_SPACE_NAME))
     name = study.name or f"esper-{base.task}"
     study.tune_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
