@@ -279,7 +279,9 @@ def _run_locked(
     if tensorboard:  # a missing package is an error before training starts
         hub.subscribe(TensorBoardSink(run_dir.tensorboard_dir))
     if track:
-        hub.subscribe(WandbSink(run_dir.path, None if track == "default" else track))
+        wandb = WandbSink(run_dir.path, None if track == "default" else track)
+        hub.subscribe(wandb)
+        notes = [*notes, *filter(None, [wandb.resume_note(config.start_batch)])]
     stop = stop or StopRequest()
     if group.is_main and display != "none":
         hub.subscribe(_notes_at_start([*run_notes(config, run_dir), *notes]))

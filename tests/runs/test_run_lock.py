@@ -42,6 +42,14 @@ def wait_for_checkpoint(process: subprocess.Popen, run_dir: Path) -> None:
         time.sleep(0.2)
 
 
+def wait_for_batch(process: subprocess.Popen, run_dir: Path) -> None:
+    deadline, record = time.monotonic() + 120, run_dir / "telemetry.jsonl"
+    while not (record.is_file() and '"BATCH_COMPLETED"' in record.read_text()):
+        assert process.poll() is None, process.communicate()[1]
+        assert time.monotonic() < deadline, "no batch within 120 s"
+        time.sleep(0.2)
+
+
 @pytest.mark.slow
 def test_a_second_writer_is_refused_while_the_first_runs(tmp_path: Path) -> None:
     """A live run refuses --overwrite, --resume and a plain start, each in one line
@@ -76,6 +84,48 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path: Path) -> None
         assert resumed.returncode == 0, resumed.stderr
     finally:
         first.kill()
+        first.communicate(timeout=30)
+
+
+@pytest.mark.parametrize(
+    "workflow, run_dir, second",
+    [
+        (["seeds", "--seeds", "1"], "seed-1", ["seeds", "--seeds", "1", "--overwrite"]),
+        (["tune", "--trials", "1"], "trials/trial-0000", ["tune", "--trials", "2"]),
+    ],
+)
+def test_a_seed_s_run_and_a_tune_trial_each_hold_their_own_directory(
+    tmp_path: Path, workflow: list[str], run_dir: str, second: list[str]
+) -> None:
+    """While ``esper seeds`` or ``esper tune`` trains a run, that run's directory
+    refuses another writer, --overwrite included, and a second sweep or study in the
+    same folder is refused (it rewrote the first's logs and tables), each in one line."""
+    if workflow[0] == "tune":
+        pytest.importorskip("optuna")
+    folder = tmp_path / "sweep"
+    small = ["--episodes", "100000", "--set", "n_envs=4", "--set", "horizon=8"]
+    small += ["--set", "checkpoint_every=1", "--set", "n_minibatches=2", "--device", "cpu"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "esper", *workflow, *small, "--dir", str(folder)],
+        cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # the seed's own process goes with it at the end
+    )  # fmt: skip
+    try:
+        wait_for_batch(first, folder / run_dir)  # a trial saves only at its end
+        holder = (folder / run_dir / LOCK_FILENAME).read_text().strip()
+        writer = esper("ppo", "--episodes", "1", "--run-dir", str(folder / run_dir), *TINY,
+                       "--overwrite")  # fmt: skip
+        assert writer.returncode == 2, writer.stderr
+        (line,) = writer.stderr.strip().splitlines()
+        assert f"esper pid {holder} is training in it" in line, line
+        again = esper(*second, *small, "--dir", str(folder))
+        assert again.returncode == 2, again.stderr
+        (line,) = again.stderr.strip().splitlines()
+        assert f"another esper {workflow[0]} is running in {folder} (pid {first.pid})" in line
+        assert line.endswith("or choose another --dir"), line
+        assert first.poll() is None, "the first sweep ended while the others were refused"
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
         first.communicate(timeout=30)
 
 

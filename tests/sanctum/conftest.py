@@ -128,17 +128,22 @@ class Events:
         )
         return self._event(TelemetryEventType.TRAINING_FAILED, data, batch, None)
 
-    def evaluated(self, checkpoint_batch: int) -> TelemetryEvent:
+    def evaluated(
+        self, checkpoint_batch: int, return_mean: float = 187.5, best: float | None = None
+    ) -> TelemetryEvent:
+        """``esper eval`` of a checkpoint; with ``best``, an evaluation while training."""
         data = EvaluationCompletedPayload(
             checkpoint_batch=checkpoint_batch,
             episodes=10,
             deterministic=True,
-            return_mean=187.5,
+            return_mean=return_mean,
             return_std=12.25,
-            return_min=160.0,
-            return_max=200.0,
-            length_mean=187.5,
+            return_min=return_mean - 27.5,
+            return_max=return_mean + 12.5,
+            length_mean=return_mean,
             seed=1,
+            during_training=best is not None,
+            best_return_mean=best,
         )
         return self._event(TelemetryEventType.EVALUATION_COMPLETED, data, checkpoint_batch, None)
 

@@ -111,6 +111,42 @@ def test_a_resume_from_an_earlier_checkpoint_supersedes_the_later_batches(events
     assert s.returns.history[-4:] == (34.0, 35.0, 126.0, 127.0)  # each batch once
 
 
+def evaluated_run(events, returns: list[float]) -> list:
+    """Batches 1..N, each evaluated while training and checkpointed."""
+    run, best = [events.started(max_batches=len(returns))], None
+    for batch, value in enumerate(returns, start=1):
+        best = value if best is None else max(best, value)
+        run += [events.batch(batch), events.evaluated(batch, value, best), events.checkpoint(batch)]
+    return run
+
+
+@pytest.mark.parametrize(
+    "returns, best_after_rewind",
+    [
+        ([50.0, 100.0, 60.0, 90.0, 120.0], None),  # best.pt was batch 5's: the rewind drops it
+        ([50.0, 100.0, 60.0, 90.0, 80.0], 100.0),  # best.pt is batch 2's: it stays
+        ([50.0, 100.0, 60.0, 100.0, 100.0], 100.0),  # a tie never replaced batch 2's
+    ],
+)
+def test_a_rewind_shows_no_evaluation_of_a_discarded_batch(events, returns, best_after_rewind):
+    """Like ``eval --checkpoint best``, the panel never shows a batch the rewind discarded."""
+    aggregator = fed(evaluated_run(events, returns), events.started(max_batches=4, start_batch=3))
+    shown = aggregator.snapshot().evaluation
+    assert (shown.batch, shown.return_mean) == (3, 60.0)
+    assert shown.best_return_mean == best_after_rewind
+    # The next evaluation's best is the trainer's (best.pt's, or its own after a drop).
+    aggregator.feed([events.batch(4), events.evaluated(4, 70.0, max(70.0, best_after_rewind or 0))])
+    shown = aggregator.snapshot().evaluation
+    assert (shown.batch, shown.best_return_mean) == (4, max(70.0, best_after_rewind or 0))
+
+
+def test_a_resume_from_the_last_batch_keeps_its_evaluation(events):
+    aggregator = fed(evaluated_run(events, [50.0, 100.0, 60.0]))
+    aggregator.handle(events.started(max_batches=5, start_batch=3))
+    shown = aggregator.snapshot().evaluation
+    assert (shown.batch, shown.return_mean, shown.best_return_mean) == (3, 60.0, 100.0)
+
+
 def test_attach_to_a_resumed_runs_file_shows_the_effective_history(tmp_path, events):
     sink = JsonlSink(tmp_path / "telemetry.jsonl")
     for event in [*events.run(max_batches=6, batches=5), events.checkpoint(3)]:

@@ -94,7 +94,7 @@ EXAMPLES = {
         seed=0,
     ),
     TelemetryEventType.VIDEO_SAVED: VideoSavedPayload(
-        path="runs/x/videos/batch_000040.mp4", batch=40, frames=200
+        path="runs/x/videos/batch_000040.mp4", batch=40, frames=200, env_steps=5120
     ),
 }
 

@@ -18,7 +18,7 @@ from esper.runs.directory import RunDir, prepare_run_dir
 from esper.sanctum.aggregator import SanctumAggregator
 from esper.telemetry.events import BatchCompletedPayload, TelemetryEvent, TelemetryEventType
 from esper.telemetry.jsonl import effective_history, read_events
-from esper.telemetry.metrics import BATCH_FIELDS, TENSORBOARD_TAGS, Absent
+from esper.telemetry.metrics import BATCH_FIELDS, TENSORBOARD_TAGS, VIDEO_TAG, Absent
 
 SMALL = ["--envs", "8", "--max-epochs", "16", "--device", "cpu", "--no-sanctum"]
 STEPS_PER_BATCH = 8 * 16
@@ -147,3 +147,22 @@ def test_evaluations_go_to_tensorboard_under_eval_names(tmp_path: Path) -> None:
     drawn = scalars(tmp_path)
     assert [step for step, _ in drawn["eval/mean_reward"]] == [32, 64]
     assert len(drawn["eval/std_reward"]) == len(drawn["eval/mean_ep_length"]) == 2
+
+
+def test_videos_go_to_tensorboard_as_their_path_at_their_batch(tmp_path: Path) -> None:
+    """TensorBoard plays no MP4: each video's path, as text, at the batch's env steps."""
+    pytest.importorskip("imageio_ffmpeg")
+    import esper
+
+    esper.train(
+        episodes=2, run_dir=str(tmp_path), tensorboard=True, video_every=1,
+        n_envs=4, horizon=8, n_minibatches=1, device="cpu", progress=False,
+    )  # fmt: skip
+    accumulator = EventAccumulator(str(tmp_path / "tensorboard"), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    texts = accumulator.Tensors(f"{VIDEO_TAG}/text_summary")  # add_text's own suffix
+    assert [text.step for text in texts] == [32, 64]
+    for batch, text in enumerate(texts, start=1):
+        written = tmp_path / "videos" / f"batch_{batch:06d}.mp4"
+        assert written.is_file()
+        assert f"`{written}`" in text.tensor_proto.string_val[0].decode()

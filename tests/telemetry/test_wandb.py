@@ -3,6 +3,7 @@ resume continues the same W&B run. Skipped without the wandb extra."""
 
 from __future__ import annotations
 
+import glob
 import json
 import struct
 from pathlib import Path
@@ -15,7 +16,7 @@ from wandb.proto import wandb_internal_pb2
 
 from esper.cli import app
 from esper.telemetry.metrics import TENSORBOARD_TAGS
-from esper.telemetry.wandb import RUN_ID_FILE
+from esper.telemetry.wandb import RUN_ID_FILE, sync_command
 
 TINY = ["--envs", "4", "--horizon", "16", "--set", "n_minibatches=1", "--device", "cpu"]
 
@@ -80,6 +81,7 @@ def test_track_offline_logs_cleanrl_names_and_a_resume_continues_the_run(
     records = wandb_records(written)
     rows = history(records)
     assert [row["global_step"] for row in rows] == [64, 128]
+    assert [row["_step"] for row in rows] == [64, 128]  # offline, W&B's step is global_step
     assert set(TENSORBOARD_TAGS) <= set(rows[-1]) | {"charts/episodic_return"}
     assert "losses/approx_kl" in rows[0] and "charts/SPS" in rows[0]
     assert run_config(records)["n_envs"] == 4
@@ -92,7 +94,13 @@ def test_track_offline_logs_cleanrl_names_and_a_resume_continues_the_run(
     files = offline_file(run_dir, run_id)
     assert len(files) == 2, files
     later = next(f for f in files if f != written)
-    assert [row["global_step"] for row in history(wandb_records(later))] == [192]
+    # W&B cannot resume offline (a second folder, the same id): its step continues
+    # from the first folder's, so a sync of both with --id is one run, in order.
+    later_rows = history(wandb_records(later))
+    assert [(row["global_step"], row["_step"]) for row in later_rows] == [(192, 192)]
+    assert f"`{sync_command(run_dir, run_id)}`" in resumed.output
+    pattern = sync_command(run_dir, run_id).split()[-1]  # the folders the command names
+    assert sorted(glob.glob(pattern)) == [str(f.parent) for f in files]
 
 
 def test_a_bad_track_mode_is_one_line(tmp_path: Path) -> None:
@@ -132,3 +140,24 @@ def test_evaluations_go_to_wandb_under_eval_names(
     evaluations = [row for row in rows if "eval/mean_reward" in row]
     assert [row["global_step"] for row in evaluations] == [64, 128]
     assert {"eval/std_reward", "eval/mean_ep_length"} <= set(evaluations[0])
+
+
+def test_videos_go_to_wandb_as_videos_at_their_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("imageio_ffmpeg")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    run_dir = tmp_path / "run"
+    args = ["ppo", *TINY, "--run-dir", str(run_dir), "--no-sanctum", "--episodes", "2"]
+    result = CliRunner().invoke(app, [*args, "--track", "offline", "--video-every", "1"])
+    assert result.exit_code == 0, result.output
+    run_id = (run_dir / RUN_ID_FILE).read_text().strip()
+    (written,) = offline_file(run_dir, run_id)
+    rows = history(wandb_records(written))  # a media value's fields: videos/episode/...
+    videos = [row for row in rows if "videos/episode/_type" in row]
+    assert [row["global_step"] for row in videos] == [64, 128]
+    assert videos[-1]["videos/episode/_type"] == "video-file"
+    assert "losses/approx_kl" in videos[-1]  # the batch's own row, at its steps
+    # The MP4 itself goes up with the run: its copy among the W&B run's files.
+    uploaded = written.parent / "files" / videos[-1]["videos/episode/path"]
+    assert uploaded.read_bytes() == (run_dir / "videos" / "batch_000002.mp4").read_bytes()

@@ -107,6 +107,27 @@ def test_a_bad_space_is_one_line(tmp_path: Path, space: str, message: str) -> No
     assert not (tmp_path / "t").exists()
 
 
+def test_a_base_value_outside_the_space_s_choices_is_one_line_before_any_trial(
+    tmp_path: Path,
+) -> None:
+    """Trial 0 trains the base config: --set n_minibatches=1 against the default
+    space's choices (2, 4, 8, 16) was optuna's traceback in trial 0, exit 1."""
+    args = ["tune", "--trials", "1", "--episodes", "1", "--dir", str(tmp_path / "t")]
+    result = CliRunner().invoke(app, [*args, "--set", "n_minibatches=1"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith("esper: error: --set n_minibatches: 1 is not one of the choices")
+    assert "(2, 4, 8, 16) esper's default space searches" in line and "--space" in line
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_bad_set_value_is_blamed_on_set_as_esper_ppo_does(tmp_path: Path) -> None:
+    args = ["tune", "--trials", "1", "--episodes", "1", "--dir", str(tmp_path / "t")]
+    result = CliRunner().invoke(app, [*args, "--set", "gamma=2"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "esper: error: --set gamma: must be in (0, 1] (got 2.0)"
+
+
 def test_without_optuna_one_line_names_the_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

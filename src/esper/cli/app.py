@@ -118,6 +118,7 @@ CLI_NAMES = {
     "trials": "--trials",
     "space": "--space",
     "tune_dir": "--dir",
+    "sweep_dir": "--dir",  # esper seeds' parent folder
     "format": "--format",  # esper export's file format
     "output": "--output",  # esper export's file
 }

@@ -77,11 +77,13 @@ def seeds(
     from esper.config.run import make_config
     from esper.config.schema import task_slug
     from esper.config.text import parse_assignments
+    from esper.runs.lock import one_process
     from esper.runtime.errors import UserError
     from esper.runtime.threads import usable_cpus
     from esper.workflows.sweep import (
         Sweep,
         all_runs,
+        check,
         markdown_table,
         parse_seeds,
         run_sweep,
@@ -108,9 +110,11 @@ def seeds(
         timeout=timeout,
         overwrite=overwrite,
     )
-    ran = run_sweep(sweep)
-    runs = all_runs(sweep, ran)  # beside the seeds an earlier sweep here ran
-    written = write_tables(sweep, runs, target)
+    check(sweep)  # bad input: one line before the folder is made
+    with one_process(sweep.parent, "sweep_dir", "esper seeds"):  # its tables: one writer
+        ran = run_sweep(sweep)
+        runs = all_runs(sweep, ran)  # beside the seeds an earlier sweep here ran
+        written = write_tables(sweep, runs, target)
     print(f"\n{markdown_table(runs, target)}\n\nesper: wrote {', '.join(map(str, written))}")
     failed = any(r.status != "completed" for r in ran)
     short = threshold is not None and any((r.last5 or -math.inf) < threshold for r in runs)
@@ -159,24 +163,30 @@ def tune(
     on each batch's mean return; the best config goes to DIR/best.toml for --config."""
     from esper.config.schema import task_slug
     from esper.config.text import parse_assignments
+    from esper.runtime.errors import UserError
     from esper.workflows.tune import Study
     from esper.workflows.tune import tune as run_study
 
     name = task_slug(task or "cartpole")
-    result = run_study(
-        Study(
-            tune_dir or Path("runs") / f"tune-{name}",
-            trials,
-            task=task,
-            episodes=episodes,
-            config_file=config_file,
-            settings=parse_assignments(list(settings or ())),
-            seed=seed,
-            device=device,
-            space_file=space,
-            name=study,
+    pairs = list(settings or ())
+    try:
+        result = run_study(
+            Study(
+                tune_dir or Path("runs") / f"tune-{name}",
+                trials,
+                task=task,
+                episodes=episodes,
+                config_file=config_file,
+                settings=parse_assignments(pairs),
+                seed=seed,
+                device=device,
+                space_file=space,
+                name=study,
+            )
         )
-    )
+    except UserError as exc:  # a setting given by --set is blamed on --set KEY
+        flags = {"task": task, "n_batches": episodes, "device": device}
+        raise exc.in_words(set_names(pairs, {k for k, v in flags.items() if v})) from None
     best = "-" if result.best_value is None else f"{result.best_value:.2f}"
     baseline = "-" if result.baseline_value is None else f"{result.baseline_value:.2f}"
     print(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -20,6 +21,7 @@ from esper.runs.directory import RunDir, require_writable
 from esper.runtime.errors import ConfigError
 
 LOCK_FILENAME = ".esper.lock"
+FOLDER_LOCK_FILENAME = ".lock"  # esper tune's study folder, esper seeds' sweep folder
 
 
 class RunLock:
@@ -81,3 +83,29 @@ class RunLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+@contextlib.contextmanager
+def one_process(folder: Path, setting: str, what: str) -> Iterator[None]:
+    """One ``what`` (``esper tune``, ``esper seeds``) at a time in ``folder``, which it
+    makes: another is refused in one line naming the live one's pid (the setting
+    ``setting`` names the folder). Its runs each hold their own ``RunLock`` too."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / FOLDER_LOCK_FILENAME).open("a+", encoding="utf-8") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "unknown"
+            raise ConfigError(
+                setting,
+                f"another {what} is running in {folder} (pid {pid}); wait for it to end, "
+                f"or choose another {{{setting}}}",
+                mentions=(setting,),
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n")
+        handle.flush()
+        yield

@@ -58,6 +58,9 @@ class SanctumAggregator:
         self._clock = clock  # "now", for the elapsed time and ETA of a running run
         self._history_size = history_size
         self._notable: deque[NotableEvent] = deque(maxlen=event_log_size)  # kept across views
+        # This run's evaluations while training, kept across resumes, and best.pt's batch
+        self._evaluations: list[EvaluationStats] = []
+        self._best_batch: int | None = None
         self._handlers: dict[TelemetryEventType, Callable[[TelemetryEvent], None]] = {
             TelemetryEventType.TRAINING_STARTED: self._on_training_started,
             TelemetryEventType.BATCH_COMPLETED: self._on_batch_completed,
@@ -163,8 +166,11 @@ class SanctumAggregator:
                 task_stats=TaskStats(facts=dict(data.task_facts)),
             )
         )
-        if resumed:  # best.pt is never rolled back, so neither is the best shown
-            self._view = dataclasses.replace(self._view, evaluation=previous.evaluation)
+        if resumed:
+            evaluation = self._surviving_evaluation(data.start_batch)
+            self._view = dataclasses.replace(self._view, evaluation=evaluation)
+        else:
+            self._evaluations, self._best_batch = [], None
         if surviving:  # a resume: the surviving batches stay on show
             self._batch_returns = surviving
             self._view = dataclasses.replace(self._view, returns=self._returns_view())
@@ -268,16 +274,18 @@ class SanctumAggregator:
         data = event.data
         assert isinstance(data, events.EvaluationCompletedPayload)
         if data.during_training:
-            self._view = dataclasses.replace(
-                self._view,
-                evaluation=EvaluationStats(
-                    return_mean=data.return_mean,
-                    return_std=data.return_std,
-                    episodes=data.episodes,
-                    batch=data.checkpoint_batch,
-                    best_return_mean=data.best_return_mean,
-                ),
+            best = self._view.evaluation.best_return_mean
+            if best is None or data.return_mean > best:  # the trainer's rule for best.pt
+                self._best_batch = data.checkpoint_batch
+            evaluation = EvaluationStats(
+                return_mean=data.return_mean,
+                return_std=data.return_std,
+                episodes=data.episodes,
+                batch=data.checkpoint_batch,
+                best_return_mean=data.best_return_mean,
             )
+            self._evaluations.append(evaluation)
+            self._view = dataclasses.replace(self._view, evaluation=evaluation)
             self._note(NotableKind.EVALUATION, event.message or "evaluation", event)
             return
         mode = "deterministic" if data.deterministic else "sampled"
@@ -386,6 +394,20 @@ class SanctumAggregator:
         self._notable.extend(kept)
         returns = [r for r in self._batch_returns if not supersedes(start_batch, r.batch)]
         return deque(returns, maxlen=self._history_size)
+
+    def _surviving_evaluation(self, start_batch: int) -> EvaluationStats:
+        """What a resume from ``start_batch`` leaves on show: the latest evaluation of
+        a surviving batch, and the best while best.pt survives (a rewind drops one
+        saved after ``start_batch``, as ``training.evaluation.forget_later_best`` does)."""
+        self._evaluations = [e for e in self._evaluations if not supersedes(start_batch, e.batch)]
+        if self._best_batch is not None and supersedes(start_batch, self._best_batch):
+            self._best_batch = None
+        if not self._evaluations:
+            return EvaluationStats()
+        latest = self._evaluations[-1]
+        if self._best_batch is None:
+            return dataclasses.replace(latest, best_return_mean=None)
+        return latest
 
     def _warn_on_health(self, ppo: PPOStats, event: TelemetryEvent) -> None:
         """Log a warning when a metric's health changes for the worse, not on every batch."""

@@ -189,16 +189,23 @@ class CheckpointSavedPayload:
 
 @dataclass(frozen=True)
 class VideoSavedPayload:
-    """A video of the policy (``video_every``), written where ``path`` says."""
+    """A video of the policy (``video_every``), written where ``path`` says, after
+    ``env_steps`` (TensorBoard's and W&B's x-axis; None in a record written before
+    videos went to them)."""
 
     path: str
     batch: int
     frames: int
+    env_steps: int | None = None
 
     def __post_init__(self) -> None:
         _check(isinstance(self.path, str) and bool(self.path), "path must be a str")
         _check(_is_int(self.batch) and self.batch >= 0, "batch must be >= 0")
         _check(_is_int(self.frames) and self.frames > 0, "frames must be > 0")
+        _check(
+            self.env_steps is None or (_is_int(self.env_steps) and self.env_steps >= 0),
+            "env_steps must be None or >= 0",
+        )
 
 
 @dataclass(frozen=True)

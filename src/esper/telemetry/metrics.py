@@ -431,6 +431,8 @@ TENSORBOARD_TAGS: dict[str, str] = {
 EVAL_TENSORBOARD_TAGS: dict[str, str] = {
     f.tensorboard: f.name for f in EVALUATION_COMPLETED_FIELDS if f.tensorboard is not None
 }
+# A ``video_every`` video: a W&B video, and in TensorBoard (which plays no MP4) its path.
+VIDEO_TAG = "videos/episode"
 HEALTH_THRESHOLDS: dict[str, Threshold] = {
     f.name: f.health for f in BATCH_COMPLETED_FIELDS if f.health is not None
 }

@@ -10,6 +10,10 @@ run again after a crash or an ``--overwrite`` resume are not drawn twice.
 
 The run's hyperparameters (every PPOConfig field) go in as a text summary,
 a markdown table under the tag ``hyperparameters``, when training starts.
+
+A ``video_every`` video goes in as its path, a text summary under ``videos/episode``
+at the batch's env steps: TensorBoard plays no MP4, and its own ``add_video`` re-encodes
+frames as a GIF through moviepy, a package esper does not need.
 """
 
 from __future__ import annotations
@@ -24,8 +28,14 @@ from esper.telemetry.events import (
     TelemetryEvent,
     TelemetryEventType,
     TrainingStartedPayload,
+    VideoSavedPayload,
 )
-from esper.telemetry.metrics import EVAL_TENSORBOARD_TAGS, TENSORBOARD_TAGS, task_scalars
+from esper.telemetry.metrics import (
+    EVAL_TENSORBOARD_TAGS,
+    TENSORBOARD_TAGS,
+    VIDEO_TAG,
+    task_scalars,
+)
 
 
 def summary_writer_class() -> type:
@@ -80,6 +90,11 @@ class TensorBoardSink:
             writer = self._writer or self._open(purge_step=None)
             for tag, name in EVAL_TENSORBOARD_TAGS.items():
                 writer.add_scalar(tag, getattr(data, name), data.env_steps)
+        elif event.event_type is TelemetryEventType.VIDEO_SAVED and data.env_steps is not None:
+            assert isinstance(data, VideoSavedPayload)
+            writer = self._writer or self._open(purge_step=None)
+            text = f"`{data.path}` (batch {data.batch}, {data.frames} frames)"
+            writer.add_text(VIDEO_TAG, text, data.env_steps)
         elif (
             event.event_type
             in (

@@ -137,8 +137,11 @@ class Reporter:
 
     def video_saved(self, path: Path, frames: int) -> None:
         """A ``video_every`` video was written (rank 0 records them)."""
+        state = self.state
         self.emit(
-            events.VideoSavedPayload(path=str(path), batch=self.state.batch, frames=frames),
+            events.VideoSavedPayload(
+                path=str(path), batch=state.batch, frames=frames, env_steps=state.env_steps
+            ),
             f"video saved: {path.name}",
         )
 

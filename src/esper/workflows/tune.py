@@ -19,13 +19,11 @@ best config so far is kept in ``TUNE_DIR/best.toml``, a file ``esper ppo
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import math
 import statistics
 import time
 import tomllib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from esper import api
 from esper.config.run import make_config
 from esper.config.schema import CONFIG_KEYS, PPOConfig
 from esper.config.text import load_config_file, read_toml, read_value, unknown_key_message
+from esper.runs.lock import one_process
 from esper.runtime.errors import ConfigError, UserError
 from esper.runtime.extras import import_extra
 from esper.telemetry.events import BatchCompletedPayload, TelemetryEvent
@@ -158,11 +157,30 @@ def parse_space(mapping: dict[str, Any], source: str) -> dict[str, Param]:
     return space
 
 
+DEFAULT_SPACE_NAME = "esper's default space"
+
+
 def load_space(path: Path | None) -> dict[str, Param]:
     """``path``'s space, or the default one."""
     if path is None:
-        return parse_space(tomllib.loads(DEFAULT_SPACE), "esper's default space")
+        return parse_space(tomllib.loads(DEFAULT_SPACE), DEFAULT_SPACE_NAME)
     return parse_space(read_toml(path, "space"), str(path))
+
+
+def check_baseline(base: PPOConfig, space: dict[str, Param], source: str) -> None:
+    """Trial 0 trains the base config, so a base value that is not one of the space's
+    choices is refused now, in one line, not as optuna's traceback in trial 0."""
+    for key, param in space.items():
+        value = getattr(base, key)
+        if param.kind == "categorical" and value not in param.choices:
+            choices = ", ".join(map(repr, param.choices))
+            raise ConfigError(
+                key,
+                f"{value!r} is not one of the choices ({choices}) {source} searches, and "
+                f"trial 0 trains the base config: choose one of them, or search a {{space}} "
+                f"whose {key} choices hold {value!r}",
+                mentions=("space",),
+            )
 
 
 @dataclass
@@ -216,10 +234,11 @@ def tune(study: Study, progress: bool = True) -> TuneResult:
     if study.trials < 1:
         raise ConfigError("trials", f"must be >= 1 (got {study.trials})")
     base = make_config(study.config_file, study.base_overrides())  # bad input: now
+    check_baseline(base, space, str(study.space_file or DEFAULT_SPACE_NAME))
     name = study.name or f"esper-{base.task}"
-    study.tune_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    with _only_worker(study.tune_dir):
+    # One esper tune per study folder: a trial left running is then surely a crash's.
+    with one_process(study.tune_dir, "tune_dir", "esper tune"):
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         ostudy = optuna.create_study(
             study_name=name,
@@ -336,17 +355,6 @@ def _require_same_trials(ostudy: Any, base: PPOConfig, tune_dir: Path) -> None:
 def _say(progress: bool, line: str) -> None:
     if progress:
         print(f"esper: {line}", flush=True)
-
-
-@contextlib.contextmanager
-def _only_worker(tune_dir: Path) -> Iterator[None]:
-    """One ``esper tune`` per tune dir: a trial left running is then surely a crash's."""
-    with (tune_dir / ".lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ConfigError("tune_dir", f"another esper tune is running in {tune_dir}") from None
-        yield
 
 
 def _finished(optuna: Any, ostudy: Any) -> list[Any]:
