@@ -51,6 +51,18 @@ def compile_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory):
     patch.undo()
 
 
+@pytest.fixture(autouse=True)
+def registry_as_found():
+    """Tasks a test registers (esper.register, module:Factory) leave with it: a
+    later test in the same worker lists the built-in tasks, not its leftovers."""
+    from esper.envs import registry
+
+    registered = dict(registry._REGISTERED)
+    yield
+    registry._REGISTERED.clear()
+    registry._REGISTERED.update(registered)
+
+
 @dataclass(frozen=True)
 class TrainedRun:
     run_dir: Path

@@ -331,7 +331,7 @@ def test_breakout_draws_its_board_and_records_videos(tmp_path) -> None:
     pytest.importorskip("imageio_ffmpeg")
     import imageio.v2 as imageio
 
-    def stay(obs, starts):
+    def stay(obs, starts, mask):  # mask: None, breakout allows every action
         return torch.zeros(obs.shape[0], dtype=torch.int64)
 
     path = tmp_path / "breakout.mp4"

@@ -19,4 +19,4 @@ from esper.training.state import build_state
 def test_every_task_s_cuda_run_builds(task: str, tmp_path: Path) -> None:
     config = PPOConfig(**cuda_settings(task, tmp_path, 4, device="cpu"))
     state = build_state(config, torch.device("cpu"), RunDir(tmp_path))
-    assert state.env.num_envs == 64
+    assert (state.env.num_envs, state.env.copies) == (64 * state.env.n_agents, 64)  # agents: rows

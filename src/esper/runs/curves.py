@@ -31,11 +31,11 @@ class RunCurves:
     label: str
     task: str
     seed: int | None = None
-    n_agents: int = 1  # agents per copy: its returns are the team's when > 1
     config: dict[str, Any] = field(default_factory=dict)
     batches: dict[int, BatchCompletedPayload] = field(default_factory=dict)
     resumes: list[int] = field(default_factory=list)  # env steps where a resume started
     evaluations: list[EvaluationCompletedPayload] = field(default_factory=list)
+    n_agents: int = 1  # agents per copy: its returns are the team's when > 1
 
     @property
     def env_steps(self) -> list[int]:
