@@ -97,6 +97,11 @@ def test_gym_twin_of_a_built_in_uses_its_config_and_others_the_generic_file() ->
     assert task_default_values("gym:Pusher-v5") == {}
 
 
+def test_a_pettingzoo_twin_of_a_built_in_trains_with_its_config() -> None:
+    assert task_config_name("pettingzoo:mpe2.simple_spread_v3") == "simple-spread.toml"
+    assert task_default_values("pettingzoo:mpe2.simple_spread_v3")["critic"] == "central"
+
+
 def test_unknown_key_is_an_error_naming_the_key(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text("learning_rate = 0.001\nlerning_rate = 0.1\n")

@@ -43,15 +43,21 @@ def config_name(task: str) -> str:
     """The ``configs/<name>.toml`` that holds ``task``'s defaults.
 
     A ``gym:`` (or ``gym-async:``) twin of a built-in task uses the built-in's
-    file: ``gym:Acrobot-v1`` trains with ``acrobot.toml``.
+    file: ``gym:Acrobot-v1`` trains with ``acrobot.toml``; so does a
+    ``pettingzoo:`` one (``pettingzoo:mpe2.simple_spread_v3``: ``simple-spread.toml``).
     """
-    from esper.envs.gym_ids import gym_id_of
+    from esper.envs.gym_ids import gym_id_of, pettingzoo_target_of
     from esper.envs.registry import TASKS
 
     gym_id = gym_id_of(task)
     if gym_id is not None:
         twins = [name for name, cls in TASKS.items() if cls.spec.gym_id == gym_id]
         return twins[0] if twins else f"gym_{gym_id}"
+    target = pettingzoo_target_of(task)
+    if target is not None:
+        twins = [name for name, cls in TASKS.items() if cls.pettingzoo_twin == target]
+        if twins:
+            return twins[0]
     return task.replace(":", "_")
 
 

@@ -232,6 +232,9 @@ class BatchedEnv(SpecShapes, ABC):
     on_device: ClassVar[bool] = True  # steps as tensors on the training device
     restorable: ClassVar[bool] = True  # state_dict() holds the running episodes
     default_config: ClassVar[dict[str, Any]] = {}
+    # The ``pettingzoo:`` module of the same task, whose runs then train with this
+    # task's config file (as ``gym:`` twins do with ``spec.gym_id``); "" for none.
+    pettingzoo_twin: ClassVar[str] = ""
 
     def __init__(
         self,

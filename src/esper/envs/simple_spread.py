@@ -81,6 +81,7 @@ class SimpleSpread(BatchedEnv):
         state_dim=STATE_DIM, action_space=DiscreteSpace(N_ACTIONS), n_agents=N_AGENTS,
     )  # fmt: skip
     render_fps: ClassVar[int] = 10  # mpe2's; one step is dt = 0.1 s
+    pettingzoo_twin: ClassVar[str] = "mpe2.simple_spread_v3"
 
     def __init__(
         self,
