@@ -46,6 +46,11 @@ def test_training_started_sets_identity_and_max_batches(events):
     assert kinds(s) == [NotableKind.STARTED]
 
 
+def test_the_start_note_counts_its_batches_in_words(events):
+    one = fed(events.started(max_batches=1)).snapshot()
+    assert [note.message for note in one.events] == ["started: 1 batch"]
+
+
 def test_batch_completed_follows_current_batch_and_latest_stats(events):
     s = fed(events.run(max_batches=100, batches=25)).snapshot()
     assert (s.current_batch, s.max_batches) == (25, 100)

@@ -188,7 +188,8 @@ class SanctumAggregator:
                 )
             self._note(NotableKind.RESUMED, message, event)
         else:
-            self._note(NotableKind.STARTED, f"started: {data.max_batches} batches", event)
+            batches = "batch" if data.max_batches == 1 else "batches"
+            self._note(NotableKind.STARTED, f"started: {data.max_batches} {batches}", event)
 
     def _on_batch_completed(self, event: TelemetryEvent) -> None:
         data = event.data
