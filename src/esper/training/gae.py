@@ -30,6 +30,20 @@ def bootstrap_values(
     return next_values.masked_fill(terminated, 0.0)
 
 
+def _step_terms(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    next_values: torch.Tensor,
+    episode_ended: torch.Tensor,
+    gamma: float,
+    gae_lambda: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each step's TD error, and the factor carrying the next step's advantage back
+    (0 across an episode's end): what both GAE recursions below run on."""
+    deltas = rewards + gamma * next_values - values
+    return deltas, gamma * gae_lambda * (~episode_ended).to(values.dtype)
+
+
 def compute_gae(
     rewards: torch.Tensor,
     values: torch.Tensor,
@@ -39,8 +53,7 @@ def compute_gae(
     gae_lambda: float,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(advantages, returns)``, both ``[T, N]``; returns = advantages + values."""
-    deltas = rewards + gamma * next_values - values
-    trace = gamma * gae_lambda * (~episode_ended).to(values.dtype)
+    deltas, trace = _step_terms(rewards, values, next_values, episode_ended, gamma, gae_lambda)
     advantages = torch.empty_like(values)
     running = torch.zeros_like(values[0])
     for t in range(values.shape[0] - 1, -1, -1):
@@ -64,8 +77,7 @@ def compute_gae_fast(
     the loop's ops away but sum in another order (other rounding), and cost
     O(T^2 N) memory. Tested against ``compute_gae`` with ``torch.equal``.
     """
-    deltas = rewards + gamma * next_values - values
-    trace = gamma * gae_lambda * (~episode_ended).to(values.dtype)
+    deltas, trace = _step_terms(rewards, values, next_values, episode_ended, gamma, gae_lambda)
     advantages = torch.empty_like(values)
     running = torch.zeros_like(values[0])
     product = torch.empty_like(running)  # trace[t] * the advantage after step t
