@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from exported_files import run_exported
 from typer.testing import CliRunner
 
 import esper
@@ -65,16 +66,6 @@ def _observations(obs_dim: int) -> torch.Tensor:
     return torch.randn(257, obs_dim, generator=generator) * 3  # past the normaliser's clip too
 
 
-def _run_exported(path: Path, format: str, obs: torch.Tensor) -> torch.Tensor:
-    if format == "onnx":
-        onnxruntime = pytest.importorskip("onnxruntime")
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return torch.from_numpy(session.run(["action"], {"obs": obs.numpy()})[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
-        return torch.jit.load(str(path))(obs)
-
-
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
 @pytest.mark.parametrize("task", ["cartpole", "pendulum"])
 def test_the_exported_file_acts_as_load_policy(
@@ -84,14 +75,14 @@ def test_the_exported_file_acts_as_load_policy(
     obs = _observations(policy.obs_dim)
     expected = policy(obs)
     path = export_policy(runs[task], format, output=tmp_path / f"policy.{format}")
-    actions = _run_exported(path, format, obs)
+    actions = run_exported(path, format, obs)
     assert actions.shape == expected.shape
     if policy.model.discrete:
         assert actions.dtype == torch.int64 and torch.equal(actions, expected)
         assert len(expected.unique()) > 1  # both actions chosen: a real comparison
     else:
         torch.testing.assert_close(actions, expected, atol=TOLERANCE, rtol=TOLERANCE)
-    single = _run_exported(path, format, obs[:1])  # the batch axis is not fixed
+    single = run_exported(path, format, obs[:1])  # the batch axis is not fixed
     assert single.shape[0] == 1
 
 
@@ -106,7 +97,7 @@ def test_the_clip_to_the_action_bounds_is_in_the_file(format: str, tmp_path: Pat
     assert (expected[:, 0].abs() == 2.0).any() and (expected[:, 1] == 0.0).any()
     path = tmp_path / "clip"
     (write_onnx if format == "onnx" else write_torchscript)(module, path)
-    torch.testing.assert_close(_run_exported(path, format, obs), expected)
+    torch.testing.assert_close(run_exported(path, format, obs), expected)
 
 
 def _run_exported_recurrent(
@@ -164,7 +155,7 @@ def test_an_export_drops_the_critic_only_observations(tmp_path: Path, format: st
     assert module.example_inputs()[0].shape == (2, 1) and module.obs_mean.shape == (1,)
     path = export_policy(tmp_path, format, output=tmp_path / f"policy.{format}")
     actor_obs = torch.ones(3, 1)
-    assert torch.equal(_run_exported(path, format, actor_obs), policy(actor_obs))
+    assert torch.equal(run_exported(path, format, actor_obs), policy(actor_obs))
     assert torch.equal(policy(torch.ones(3, 2)), policy(actor_obs))  # either width
 
 
@@ -271,7 +262,7 @@ def test_a_stochastic_export_samples_as_training_does(
     expected = policy.model.env_action(sampled)
     actions = _run_stochastic(path, format, obs, noise)
     torch.testing.assert_close(actions, expected, atol=TOLERANCE, rtol=TOLERANCE)
-    assert not torch.equal(actions, _run_exported(export_policy(runs[task], format), format, obs))
+    assert not torch.equal(actions, run_exported(export_policy(runs[task], format), format, obs))
     if task == "pendulum":  # zero noise: the Gaussian's mean, the deterministic action
         still = _run_stochastic(path, format, obs, torch.zeros_like(noise))
         torch.testing.assert_close(still, policy(obs), atol=TOLERANCE, rtol=TOLERANCE)

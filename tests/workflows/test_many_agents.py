@@ -3,11 +3,11 @@ esper eval, evaluation while training and the exported files."""
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
+from exported_files import run_exported
 from typer.testing import CliRunner
 
 import esper
@@ -55,16 +55,6 @@ def test_evaluations_count_one_team_return_per_copy(roles_run: Path) -> None:
     assert "6 deterministic episodes" in result.output and "1.00 ± 0.00" in result.output
 
 
-def _run(path: Path, format: str, obs: torch.Tensor) -> torch.Tensor:
-    if format == "onnx":
-        onnxruntime = pytest.importorskip("onnxruntime")
-        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return torch.from_numpy(session.run(["action"], {"obs": obs.numpy()})[0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated
-        return torch.jit.load(str(path))(obs)
-
-
 @pytest.mark.parametrize("format", ["onnx", "torchscript"])
 def test_the_exported_file_is_one_agents_policy(
     roles_run: Path, format: str, tmp_path: Path
@@ -75,6 +65,8 @@ def test_the_exported_file_is_one_agents_policy(
     own = torch.randn(64, 1, generator=generator) * 3
     for agent in (0, 1):
         one_hot = torch.nn.functional.one_hot(torch.full((64,), agent), 2).float()
-        exported = _run(path, format, torch.cat((own, one_hot), dim=1))  # obs, then the id
+        exported = run_exported(path, format, torch.cat((own, one_hot), dim=1))  # obs, then the id
         assert torch.equal(exported, policy(own, agent=agent))
-    assert _run(path, format, torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])).tolist() == [1, 0]
+    assert run_exported(
+        path, format, torch.tensor([[1.0, 0.0, 1.0], [1.0, 1.0, 0.0]])
+    ).tolist() == [1, 0]
