@@ -50,6 +50,7 @@ from esper.envs.growth.problem import draw_episodes, episode_layout
 from esper.envs.growth.scripted import SCRIPTED
 from esper.envs.growth.settings import GrowthSettings, settings_from
 from esper.envs.growth.spec import DEFAULT_SETTINGS, chosen_settings, growth_spec
+from esper.envs.growth.statistics import EPISODE_STATISTICS, STATISTICS
 
 
 class GrowMLP(BatchedEnv):
@@ -58,8 +59,8 @@ class GrowMLP(BatchedEnv):
     spec: ClassVar[EnvSpec] = growth_spec(DEFAULT_SETTINGS)
     default_config: ClassVar[dict[str, Any]] = {}  # configs/grow-mlp.toml holds them
     scripted: ClassVar[dict[str, Any]] = SCRIPTED
-    statistics: ClassVar[tuple[TaskStatistic, ...]] = statistics.STATISTICS
-    episode_statistics: ClassVar[tuple[TaskStatistic, ...]] = statistics.EPISODE_STATISTICS
+    statistics: ClassVar[tuple[TaskStatistic, ...]] = STATISTICS
+    episode_statistics: ClassVar[tuple[TaskStatistic, ...]] = EPISODE_STATISTICS
 
     def __init__(
         self,
