@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
+from esper.sanctum import payloads
 from esper.sanctum.clock import Clock, parse_timestamp, utc_now
 from esper.sanctum.health import THRESHOLDS, HealthWatch, assess, describe
 from esper.sanctum.schema import (
@@ -35,14 +36,11 @@ from esper.sanctum.schema import (
     RunStatus,
     SanctumSnapshot,
     TaskStats,
-    Throughput,
 )
 from esper.sanctum.tail import JsonlTail
 from esper.telemetry import events
 from esper.telemetry.events import TelemetryEvent, TelemetryEventType
 from esper.telemetry.jsonl import supersedes
-
-_PPO_FIELDS = tuple(f.name for f in dataclasses.fields(PPOStats))
 
 
 class SanctumAggregator:
@@ -147,25 +145,7 @@ class SanctumAggregator:
         resumed = previous.group_id == event.group_id
         # Only a resume of the same run supersedes: another run's log stays whole.
         surviving = self._supersede(data.start_batch) if resumed else None
-        self._new_view(
-            SanctumSnapshot(
-                group_id=event.group_id,
-                task=data.task,
-                device=", ".join(data.env_device_counts) or data.device,
-                seed=data.seed,
-                n_envs=data.n_envs,
-                world_size=data.world_size,
-                n_agents=data.n_agents,
-                critic=data.critic,
-                horizon=data.max_epochs,
-                start_batch=data.start_batch,
-                current_batch=data.start_batch,
-                max_batches=data.max_batches,
-                env_steps=data.env_steps,
-                status=RunStatus.RUNNING,
-                task_stats=TaskStats(facts=dict(data.task_facts)),
-            )
-        )
+        self._new_view(payloads.started_view(event, data))
         if resumed:
             evaluation = self._surviving_evaluation(data.start_batch)
             self._view = dataclasses.replace(self._view, evaluation=evaluation)
@@ -210,7 +190,7 @@ class SanctumAggregator:
                 "max_batches kept from TRAINING_STARTED",
                 event,
             )
-        ppo = PPOStats(**{name: getattr(data, name) for name in _PPO_FIELDS})
+        ppo = payloads.ppo_stats(data)
         self._warn_on_health(ppo, event)
         self._view = dataclasses.replace(
             view,
@@ -219,7 +199,7 @@ class SanctumAggregator:
             status=RunStatus.RUNNING,
             ppo=ppo,
             returns=self._returns(view.returns, data, batch),
-            throughput=_throughput(data),
+            throughput=payloads.throughput(data),
         )
         if data.task_statistics:
             self._task_rows.append((batch, dict(data.task_statistics)))
@@ -278,24 +258,12 @@ class SanctumAggregator:
             best = self._view.evaluation.best_return_mean
             if best is None or data.return_mean > best:  # the trainer's rule for best.pt
                 self._best_batch = data.checkpoint_batch
-            evaluation = EvaluationStats(
-                return_mean=data.return_mean,
-                return_std=data.return_std,
-                episodes=data.episodes,
-                batch=data.checkpoint_batch,
-                best_return_mean=data.best_return_mean,
-            )
+            evaluation = payloads.evaluation_stats(data)
             self._evaluations.append(evaluation)
             self._view = dataclasses.replace(self._view, evaluation=evaluation)
             self._note(NotableKind.EVALUATION, event.message or "evaluation", event)
             return
-        mode = "deterministic" if data.deterministic else "sampled"
-        self._note(
-            NotableKind.EVALUATION,
-            f"checkpoint {data.checkpoint_batch}: return {data.return_mean:.1f} "
-            f"± {data.return_std:.1f} over {data.episodes} {mode} episodes",
-            event,
-        )
+        self._note(NotableKind.EVALUATION, payloads.evaluation_message(data), event)
 
     def _on_sink_failed(self, event: TelemetryEvent) -> None:
         data = event.data
@@ -355,16 +323,7 @@ class SanctumAggregator:
         """This batch's episode returns, or the previous ones when none finished."""
         if data.episodes_finished == 0 or data.episode_return_mean is None:
             return previous
-        self._batch_returns.append(
-            ReturnStats(
-                mean=data.episode_return_mean,
-                min=data.episode_return_min,
-                max=data.episode_return_max,
-                length_mean=data.episode_length_mean,
-                episodes_finished=data.episodes_finished,
-                batch=batch,
-            )
-        )
+        self._batch_returns.append(payloads.batch_returns(data, batch))
         return self._returns_view()
 
     def _returns_view(self) -> ReturnStats:
@@ -373,16 +332,7 @@ class SanctumAggregator:
         return dataclasses.replace(self._batch_returns[-1], history=history)
 
     def _task_view(self) -> TaskStats:
-        """The latest task statistics, each with its recent finite values."""
-        facts = self._view.task_stats.facts
-        if not self._task_rows:
-            return TaskStats(facts=facts)
-        batch, latest = self._task_rows[-1]
-        history = {
-            name: tuple(row[name] for _, row in self._task_rows if row.get(name) is not None)
-            for name in latest
-        }
-        return TaskStats(facts=facts, statistics=latest, history=history, batch=batch)  # type: ignore[arg-type]
+        return payloads.task_view(self._view.task_stats.facts, self._task_rows)
 
     def _supersede(self, start_batch: int) -> deque[ReturnStats]:
         """Drop what a resume from ``start_batch`` supersedes; return the surviving returns.
@@ -422,19 +372,3 @@ class SanctumAggregator:
             self._notable.append(NotableEvent(kind, message, None, self._clock().isoformat()))
         else:
             self._notable.append(NotableEvent(kind, message, event.batch, event.timestamp))
-
-
-def _throughput(data: events.BatchCompletedPayload) -> Throughput:
-    rollout = update = other = None
-    if data.batch_seconds > 0:
-        rollout = min(max(data.rollout_seconds / data.batch_seconds, 0.0), 1.0)
-        update = min(max(data.update_seconds / data.batch_seconds, 0.0), 1.0 - rollout)
-        other = 1.0 - rollout - update
-    return Throughput(
-        sps=data.sps,
-        rollout_share=rollout,
-        update_share=update,
-        other_share=other,
-        process_memory_mb=data.process_memory_mb,
-        cuda_memory_mb=data.cuda_memory_mb,
-    )

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from esper.envs.base import BatchedEnv, EnvSpec, StepResult, TaskStatistic, Transition
-from esper.envs.growth import hosts, lifecycle, picture
+from esper.envs.growth import hosts, lifecycle, picture, statistics
 from esper.envs.growth.actions import (
     ADVANCE,
     FOSSILIZE,
@@ -37,13 +37,11 @@ from esper.envs.growth.actions import (
     action_table,
     legal_actions,
 )
-from esper.envs.growth.lifecycle import BLENDING, EMBARGOED, HOLDING, TRAINING
+from esper.envs.growth.lifecycle import BLENDING, EMBARGOED, TRAINING
 from esper.envs.growth.observation import (
     HISTORY,
     REWARD_MODE,
-    Fields,
     learning_row,
-    observation_size,
     observe,
     params_used,
     score,
@@ -51,58 +49,8 @@ from esper.envs.growth.observation import (
 from esper.envs.growth.problem import draw_episodes, episode_layout
 from esper.envs.growth.scripted import SCRIPTED
 from esper.envs.growth.settings import GrowthSettings, settings_from
-from esper.envs.spaces import DiscreteSpace
-
-DEFAULT_SETTINGS = GrowthSettings()
-
-# The per-batch statistics' accumulators, in order (see ``statistics``).
-_TOTALS = (
-    "final_accuracy", "episodes", "params", "steps",
-    "training", "blending", "holding", "fossilized", "embargoed",
-    "germinations", "fossilizations", "prunes", "contribution", "contributors",
-)  # fmt: skip
-
-
-# What ``batch_statistics`` reports; the moves are counts (summed over ranks), the
-# rest means, each weighted by its own denominator.
-_COUNTS = ("germinations", "fossilizations", "prunes")
-STATISTICS = tuple(
-    TaskStatistic(name, description, "count" if name in _COUNTS else "mean")
-    for name, description in (
-        ("final_val_accuracy", "mean validation accuracy of the hosts whose episode ended"),
-        ("params_vs_budget", "mean parameters used / param_budget over the batch's steps"),
-        ("seeds_training", "seeds in isolation per host, at episode end"),
-        ("seeds_blending", "seeds blending in per host, at episode end"),
-        ("seeds_holding", "seeds at full strength, not yet fossilized, per host at episode end"),
-        ("seeds_fossilized", "fossilized seeds per host, at episode end"),
-        ("seeds_embargoed", "slots resting after a prune per host, at episode end"),
-        ("germinations", "seeds germinated in the batch, all hosts together"),
-        ("fossilizations", "seeds fossilized in the batch, all hosts together"),
-        ("prunes", "seeds pruned in the batch, all hosts together"),
-        (
-            "seed_contribution",
-            "mean counterfactual accuracy contribution of blending and holding seeds",
-        ),
-    )
-)
-
-
-# What ``episode_values`` reports for each finished episode (``esper eval``'s table).
-EPISODE_STATISTICS = tuple(
-    TaskStatistic(name, description)
-    for name, description in (
-        ("final_score", "score at the episode's end: val accuracy - rent * params / budget"),
-        ("final_accuracy", "validation accuracy of the host at the episode's end"),
-        ("final_params", "parameters of the host and its live seeds at the episode's end"),
-    )
-)
-
-
-def growth_spec(s: GrowthSettings, name: str = "grow-mlp") -> EnvSpec:
-    return EnvSpec(
-        name, "", max_episode_steps=s.max_epochs, obs_dim=observation_size(s), state_dim=0,
-        action_space=DiscreteSpace(action_count(s)), has_action_mask=True,
-    )  # fmt: skip
+from esper.envs.growth.spec import DEFAULT_SETTINGS, chosen_settings, growth_spec
+from esper.envs.growth.statistics import EPISODE_STATISTICS, STATISTICS
 
 
 class GrowMLP(BatchedEnv):
@@ -123,9 +71,7 @@ class GrowMLP(BatchedEnv):
         settings: GrowthSettings | None = None,
         options: dict[str, Any] | None = None,
     ) -> None:
-        if options:  # a config's [task_options] table
-            settings = settings_from({**_fields_of(settings), **options})
-        s = self.settings = settings or DEFAULT_SETTINGS
+        s = self.settings = chosen_settings(settings, options)
         if s != DEFAULT_SETTINGS:
             self.spec = growth_spec(s, type(self).spec.name)  # type: ignore[misc]
         super().__init__(num_envs, device, seed, torch.float32)
@@ -157,7 +103,7 @@ class GrowMLP(BatchedEnv):
         self.params = zeros(n)
         self.spare = zeros(n, dtype=torch.int64)  # episodes started since the last draw
         self.action_mask = torch.ones(n, action_count(s), dtype=torch.bool, device=dev)
-        self.totals = zeros(len(_TOTALS))
+        self.totals = zeros(len(statistics.TOTALS))
         # The epoch every copy is at (they move in lockstep), known on the host; None
         # once a step was handed rows (the rollout's), which keeps no such count.
         self._epoch: int | None = 0
@@ -267,7 +213,7 @@ class GrowMLP(BatchedEnv):
             source = fresh if buffer is self.weights else torch.zeros_like(fresh)
             seeds.copy_(torch.where(renewed, source, seeds))
         events = torch.stack((germinate.sum(), fossilize.sum(), prune.sum())).to(self.totals.dtype)
-        self.totals[9:12] += events
+        self.totals[statistics.MOVES] += events
 
     def _gates(self) -> hosts.SlotGates:
         alpha, learn = lifecycle.gates(self.stage, self.alpha)
@@ -366,36 +312,15 @@ class GrowMLP(BatchedEnv):
 
     # --- statistics, facts, checkpoints ----------------------------------------------------
     def _count(self, ended: torch.Tensor, val_accuracy: torch.Tensor) -> None:
-        """Adds this step's numbers to the batch's accumulators (no host read)."""
-        ended_f = ended.to(torch.float32)
-        stages = F.one_hot(self.stage, len(lifecycle.STAGES)).to(torch.float32)  # [n, K, 6]
-        per_stage = (stages.sum(1) * ended_f[:, None]).sum(0)  # over the hosts that ended
-        shown = ((self.stage == BLENDING) | (self.stage == HOLDING)).float()
-        self.totals[:4] += torch.stack(
-            (
-                (val_accuracy * ended_f).sum(),
-                ended_f.sum(),
-                (self.params / self.settings.param_budget).sum(),
-                torch.ones_like(ended_f).sum(),
-            )
-        )
-        self.totals[4:9] += per_stage[TRAINING:]
-        self.totals[12:] += torch.stack(((self.contribution * shown).sum(), shown.sum()))
+        statistics.count_step(
+            self.totals, self.stage, self.params, self.contribution, ended, val_accuracy,
+            self.settings.param_budget,
+        )  # fmt: skip
 
     def batch_statistics(self) -> dict[str, Any]:
-        """The batch's statistics (``STATISTICS``): each mean as its total and
-        weight, so ranks combine exactly; then the accumulators zeroed."""
-        t = dict(zip(_TOTALS, self.totals.clone().unbind(0), strict=True))
-        episodes = t["episodes"]
-        out = {
-            "final_val_accuracy": (t["final_accuracy"], episodes),
-            "params_vs_budget": (t["params"], t["steps"]),
-            **{f"seeds_{stage}": (t[stage], episodes) for stage in lifecycle.STAGES[1:]},
-            "germinations": t["germinations"],
-            "fossilizations": t["fossilizations"],
-            "prunes": t["prunes"],
-            "seed_contribution": (t["contribution"], t["contributors"]),
-        }
+        """The batch's statistics (``statistics.batch_statistics``); then the
+        accumulators zeroed."""
+        out = statistics.batch_statistics(self.totals)
         self.totals.zero_()
         return out
 
@@ -435,12 +360,7 @@ class GrowMLP(BatchedEnv):
         return settings_from(options)
 
     def episode_values(self, final_obs: torch.Tensor) -> torch.Tensor:
-        """``EPISODE_STATISTICS`` from the last observation: its newest validation
-        accuracy and its parameters / budget (the score is made of those two)."""
-        s, fields = self.settings, Fields(self.settings)
-        accuracy = final_obs[:, fields.val_accuracy]
-        params = (final_obs[:, fields.params] * s.param_budget).round()
-        return torch.stack((score(accuracy, params, s), accuracy, params), dim=1)
+        return statistics.episode_values(final_obs, self.settings)
 
     def start_facts(self) -> dict[str, Any]:
         s = self.settings
@@ -461,13 +381,6 @@ class GrowMLP(BatchedEnv):
             getattr(self, name).copy_(saved[name])
         self._epoch = int(saved["elapsed_steps"][0])  # host-sync: once, at a restore
         self.generator.set_state(saved["generator"])
-
-
-def _fields_of(settings: GrowthSettings | None) -> dict[str, Any]:
-    """A settings object's values, as ``settings_from`` takes them ({} for None)."""
-    if settings is None:
-        return {}
-    return {name: getattr(settings, name) for name in GrowthSettings.__dataclass_fields__}
 
 
 _STATE = (
