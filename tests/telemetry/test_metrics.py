@@ -14,12 +14,8 @@ from esper.telemetry.events import (
     BatchCompletedPayload,
     TrainingStartedPayload,
 )
-from esper.telemetry.metrics import (
-    BATCH_COMPLETED_FIELDS,
-    TRAINING_STARTED_FIELDS,
-    Absent,
-    Field,
-)
+from esper.telemetry.field import Absent, Field
+from esper.telemetry.metrics import BATCH_COMPLETED_FIELDS, TRAINING_STARTED_FIELDS
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.transfer import PACKED_FIELDS, pack_device_stats, unpack_device_stats
 

@@ -17,8 +17,9 @@ from esper.config.schema import PPOConfig
 from esper.runs.directory import RunDir, prepare_run_dir
 from esper.sanctum.aggregator import SanctumAggregator
 from esper.telemetry.events import BatchCompletedPayload, TelemetryEvent, TelemetryEventType
+from esper.telemetry.field import Absent
 from esper.telemetry.jsonl import effective_history, read_events
-from esper.telemetry.metrics import BATCH_FIELDS, TENSORBOARD_TAGS, VIDEO_TAG, Absent
+from esper.telemetry.metrics import BATCH_FIELDS, TENSORBOARD_TAGS, VIDEO_TAG
 
 SMALL = ["--envs", "8", "--max-epochs", "16", "--device", "cpu", "--no-sanctum"]
 STEPS_PER_BATCH = 8 * 16

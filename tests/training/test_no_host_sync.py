@@ -35,6 +35,7 @@ HOT_PATHS = [
     "training/gae.py",
     "training/episode_stats.py",
     "training/policy/actor_critic.py",
+    "training/policy/layers.py",
     "training/policy/normalizer.py",
     "training/policy/recurrent.py",
     "training/policy/encoders.py",

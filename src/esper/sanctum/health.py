@@ -13,7 +13,8 @@ import math
 from collections import deque
 from enum import IntEnum
 
-from esper.telemetry.metrics import HEALTH_THRESHOLDS, Threshold
+from esper.telemetry.field import Threshold
+from esper.telemetry.metrics import HEALTH_THRESHOLDS
 
 
 class Health(IntEnum):

@@ -19,12 +19,11 @@ from enum import StrEnum
 from functools import partial
 from typing import Any
 
+from esper.telemetry.field import Absent, Field
 from esper.telemetry.metrics import (
     BATCH_COMPLETED_FIELDS,
     EVALUATION_COMPLETED_FIELDS,
     TRAINING_STARTED_FIELDS,
-    Absent,
-    Field,
 )
 
 

@@ -20,14 +20,8 @@ from typing import Any
 import torch
 
 from esper.envs.base import TaskStatistic
-from esper.telemetry.metrics import (
-    BATCH_COMPLETED_FIELDS,
-    BATCH_FIELDS,
-    Absent,
-    Field,
-    Reduction,
-    Source,
-)
+from esper.telemetry.field import Absent, Field, Reduction, Source
+from esper.telemetry.metrics import BATCH_COMPLETED_FIELDS, BATCH_FIELDS
 from esper.training.distributed.collectives import Collectives
 
 # The batch's device statistics, in the order of the packed tensor.

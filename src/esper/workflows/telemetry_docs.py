@@ -19,15 +19,12 @@ from pathlib import Path
 
 from esper.envs.registry import TASKS
 from esper.sanctum.schema import SanctumSnapshot
+from esper.telemetry.field import Absent, Field, Reduction, Source
 from esper.telemetry.metrics import (
     BATCH_COMPLETED_FIELDS,
     EVALUATION_COMPLETED_FIELDS,
     TASK_TAG_PREFIX,
     TRAINING_STARTED_FIELDS,
-    Absent,
-    Field,
-    Reduction,
-    Source,
 )
 
 DOC_PATH = Path("docs/telemetry.md")

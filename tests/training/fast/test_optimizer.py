@@ -9,7 +9,7 @@ from torch import nn
 
 from esper.training.fast import optimizer as optimizer_module
 from esper.training.fast.optimizer import ALIGN, DeviceAdam, FlatAdam, PlainAdam
-from esper.training.policy.actor_critic import mlp
+from esper.training.policy.layers import mlp
 
 
 def _twin_nets(seed: int) -> tuple[nn.Sequential, nn.Sequential]:

@@ -49,7 +49,7 @@ import torch
 
 from esper.runtime.errors import ConfigError, UserError
 from esper.runtime.torchrun_env import launched_by_torchrun, local_world_size
-from esper.telemetry.metrics import Reduction
+from esper.telemetry.field import Reduction
 from esper.training.distributed.rank_failures import (
     FAILURE_KEY,
     PEER_GRACE_S,

@@ -17,64 +17,20 @@ tensor ops with no argument validation (and no host synchronisation).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from esper.config.schema import ACTIVATIONS
 from esper.envs.base import EnvSpec
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
-from esper.training.fast.layers import linear, tanh
 from esper.training.policy import distributions as multi_categorical
 from esper.training.policy.encoders import ObservationTrunk, build_encoder, pixels_as_float
+from esper.training.policy.layers import activation_layer, mlp, orthogonal_linear
 from esper.training.policy.recurrent import RecurrentCore, forget_ended, recurrent_core
 
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
-
-# The hidden-layer activations ``PPOConfig.activation`` names, beside tanh (whose
-# fast twin is training/speedups.py's): torch's own modules, no parameters.
-_OTHER_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU,
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "leaky_relu": nn.LeakyReLU,
-}
-assert set(ACTIVATIONS) == {"tanh", *_OTHER_ACTIVATIONS}, "config.ACTIVATIONS and policy differ"
-
-
-def activation_layer(name: str, fast: bool) -> nn.Module:
-    """The hidden layers' nonlinearity; ``fast`` picks the sigmoid tanh for tanh."""
-    return tanh(fast) if name == "tanh" else _OTHER_ACTIVATIONS[name]()
-
-
-def _layer(n_in: int, n_out: int, gain: float, fast: bool) -> nn.Linear:
-    """Orthogonal weights with ``gain``, zero bias."""
-    layer = linear(n_in, n_out, fast)
-    nn.init.orthogonal_(layer.weight, gain)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
-def mlp(
-    n_in: int,
-    hidden: tuple[int, ...],
-    n_out: int,
-    out_gain: float,
-    fast: bool = True,
-    activation: str = "tanh",
-) -> nn.Sequential:
-    """Linear layers with ``activation`` between them; ``fast`` picks training/speedups.py's
-    twins of ``nn.Linear`` and ``nn.Tanh`` (same values, same parameter names)."""
-    layers: list[nn.Module] = []
-    width = n_in
-    for h in hidden:
-        layers += [_layer(width, h, math.sqrt(2), fast), activation_layer(activation, fast)]
-        width = h
-    layers.append(_layer(width, n_out, out_gain, fast))
-    return nn.Sequential(*layers)
 
 
 class ActorCritic(nn.Module):
@@ -153,8 +109,8 @@ class ActorCritic(nn.Module):
             if self.recurrent != "none":
                 self.core = recurrent_core(self.recurrent, width, self.rnn_hidden)
                 width = self.rnn_hidden
-            self.actor = _layer(width, n_out, 0.01, speedups)
-            self.critic = _layer(width + critic_dims, 1, 1.0, speedups)
+            self.actor = orthogonal_linear(width, n_out, 0.01, speedups)
+            self.critic = orthogonal_linear(width + critic_dims, 1, 1.0, speedups)
 
     def plain_twin(self) -> ActorCritic:
         """A copy with plain torch layers (``speedups`` off) and these weights: the
@@ -375,7 +331,8 @@ def _trunk(
     dense: list[nn.Module] = []
     width = body.out_features
     for h in hidden:
-        dense += [_layer(width, h, math.sqrt(2), fast), activation_layer(activation, fast)]
+        dense.append(orthogonal_linear(width, h, math.sqrt(2), fast))
+        dense.append(activation_layer(activation, fast))
         width = h
     return ObservationTrunk(body, obs_shape, nn.Sequential(*dense))
 
