@@ -56,6 +56,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "esper.workflows.plot",
             "esper.workflows.evaluate",
             "esper.workflows.scripted",
+            "esper.workflows.checkpoint_choice",
             "esper.workflows.inference",
             "esper.workflows.export",
             "esper.workflows.telemetry_docs",
@@ -63,7 +64,15 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
     ("api", ("esper.config.run", "esper.runs.sinks", "esper.api")),
     # Workflows over many runs: seed sweeps (processes of esper ppo) and tuning.
-    ("many runs", ("esper.workflows.sweep", "esper.workflows.tune")),
+    (
+        "many runs",
+        (
+            "esper.workflows.sweep",
+            "esper.workflows.sweep_tables",
+            "esper.workflows.tune",
+            "esper.workflows.tune_space",
+        ),
+    ),
     ("cli", ("esper.cli", "esper.cli.*", "esper.__main__", "esper")),
 )
 

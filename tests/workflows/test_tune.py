@@ -15,7 +15,8 @@ from typer.testing import CliRunner  # noqa: E402
 from esper.cli import app  # noqa: E402
 from esper.config.layers import build_config  # noqa: E402
 from esper.runs.curves import read_curves  # noqa: E402
-from esper.workflows.tune import Study, _run_trial, load_space, tune  # noqa: E402
+from esper.workflows.tune import Study, _run_trial, tune  # noqa: E402
+from esper.workflows.tune_space import load_space  # noqa: E402
 
 TINY = {"n_envs": 4, "horizon": 8, "n_minibatches": 1}
 

@@ -80,15 +80,8 @@ def seeds(
     from esper.runs.lock import one_process
     from esper.runtime.errors import UserError
     from esper.runtime.threads import usable_cpus
-    from esper.workflows.sweep import (
-        Sweep,
-        all_runs,
-        check,
-        markdown_table,
-        parse_seeds,
-        run_sweep,
-        write_tables,
-    )
+    from esper.workflows.sweep import Sweep, all_runs, check, parse_seeds, run_sweep
+    from esper.workflows.sweep_tables import markdown_table, write_tables
 
     pairs = list(settings or ())
     flags = {"task": task, "n_batches": episodes, "device": device}

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import os
 import signal
 import statistics
@@ -30,7 +29,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -178,7 +177,7 @@ def earlier_runs(sweep: Sweep) -> list[SeedRun]:
         raise ConfigError(
             "overwrite", f"{js} is missing or unreadable: {refuse}", mentions=("overwrite",)
         ) from None
-    now = _experiment(_settings(sweep))
+    now = _experiment(sweep_settings(sweep))
     differ = [key for key in now if now[key] != earlier.get(key)]
     if differ:
         key = differ[0]
@@ -321,66 +320,9 @@ def _finish(result: SeedRun, child: _Child, sweep: Sweep) -> None:
     result.env_steps = max(curves.env_steps)
 
 
-def describe(run: SeedRun) -> str:
-    last5 = "-" if run.last5 is None else f"{run.last5:.1f}"
-    return (
-        f"seed {run.seed} {run.status}: last-5 {last5}, {run.env_steps:,} env steps "
-        f"in {run.wall_seconds:.1f} s"
-    )
-
-
-def _mean_std(values: list[float], spec: str = ".1f") -> str:
-    """``mean ± std`` written as the column's rows are (``12,288 ± 0`` for env steps)."""
-    if not values:
-        return "-"
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.fmean(values):{spec}} ± {std:{spec}}"
-
-
-def _number(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None or not math.isfinite(value) else f"{value:,.{digits}f}"
-
-
-def markdown_table(runs: list[SeedRun], target: float | None = None) -> str:
-    """Per seed, then the mean ± std over the seeds that have the value."""
-    head = ["seed", "last-5 mean", "best batch mean (batch)", "final batch", "env steps"]
-    head += ["wall s", "CPU s", "status"]
-    if target is not None:
-        head.insert(1, f"first batch >= {target:g}")
-    lines = ["| " + " | ".join(head) + " |", "|" + " ---: |" * (len(head) - 1) + " --- |"]
-    for run in runs:
-        best = run.best
-        row = [
-            str(run.seed),
-            _number(run.last5),
-            "-" if best is None else f"{best[0]:.1f} ({best[1]})",
-            _number(run.final),
-            f"{run.env_steps:,}",
-            _number(run.wall_seconds),
-            _number(run.cpu_seconds),
-            run.status,
-        ]
-        if target is not None:
-            row.insert(1, str(run.first_reaching(target) or "-"))
-        lines.append("| " + " | ".join(row) + " |")
-    summary = [
-        "mean ± std",
-        _mean_std([r.last5 for r in runs if r.last5 is not None]),
-        _mean_std([r.best[0] for r in runs if r.best is not None]),
-        _mean_std([r.final for r in runs if r.final is not None]),
-        _mean_std([float(r.env_steps) for r in runs], ",.0f"),
-        _mean_std([r.wall_seconds for r in runs], ",.1f"),
-        _mean_std([r.cpu_seconds for r in runs], ",.1f"),
-        f"{sum(r.status == 'completed' for r in runs)}/{len(runs)} completed",
-    ]
-    if target is not None:
-        reached = sum(r.first_reaching(target) is not None for r in runs)
-        summary.insert(1, f"{reached}/{len(runs)} reached")
-    lines.append("| " + " | ".join(summary) + " |")
-    return "\n".join(lines)
-
-
-def _settings(sweep: Sweep) -> dict[str, Any]:
+def sweep_settings(sweep: Sweep) -> dict[str, Any]:
+    """The command's settings, recorded with the tables: a later sweep in the same
+    PARENT must match them."""
     return {
         "task": sweep.task,
         "episodes": sweep.episodes,
@@ -391,17 +333,9 @@ def _settings(sweep: Sweep) -> dict[str, Any]:
     }
 
 
-def write_tables(sweep: Sweep, runs: list[SeedRun], target: float | None = None) -> list[Path]:
-    """``PARENT/seeds.md`` (the table, with the command's settings) and ``seeds.json``,
-    of ``runs``: this sweep's seeds and any earlier ones (``all_runs``)."""
-    settings = _settings(sweep)
-    md = sweep.parent / TABLE_FILES[0]
-    md.write_text(
-        f"Seeds {', '.join(str(r.seed) for r in runs)}; settings {json.dumps(settings)}\n\n"
-        f"{markdown_table(runs, target)}\n",
-        encoding="utf-8",
+def describe(run: SeedRun) -> str:
+    last5 = "-" if run.last5 is None else f"{run.last5:.1f}"
+    return (
+        f"seed {run.seed} {run.status}: last-5 {last5}, {run.env_steps:,} env steps "
+        f"in {run.wall_seconds:.1f} s"
     )
-    js = sweep.parent / TABLE_FILES[1]
-    per_seed = [{**asdict(r), "last5": r.last5, "best": r.best, "final": r.final} for r in runs]
-    js.write_text(json.dumps({"settings": settings, "seeds": per_seed}, indent=1) + "\n")
-    return [md, js]
