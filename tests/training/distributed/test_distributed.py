@@ -38,8 +38,13 @@ from esper.training.transfer import (
 )
 from esper.training.transfer import combine_ranks as _combine_ranks
 
-# Its tests share a module fixture: one worker runs them all, building it once.
-pytestmark = pytest.mark.xdist_group("test_distributed")
+# The tests of one policy share its launches (two_rank_runs): one worker runs
+# them, launching once; the two policies' groups run side by side, and the
+# module's other tests go wherever a worker is free.
+RUNS_OF = {
+    policy: pytest.param(policy, marks=pytest.mark.xdist_group(f"two_rank_runs_{policy}"))
+    for policy in ("mlp", "gru")
+}
 
 HERE = Path(__file__).parent
 LAUNCH_DEADLINE_S = 300  # one torchrun start, imports included, on a busy 2-core machine
@@ -85,7 +90,7 @@ def batches(run_dir: Path) -> dict[int, dict]:
     return found
 
 
-@pytest.fixture(scope="module", params=["mlp", "gru"])
+@pytest.fixture(scope="module", params=list(RUNS_OF.values()))
 def two_rank_runs(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> dict[str, Path]:
