@@ -21,6 +21,7 @@ from esper.training.scoring import ReturnScore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # budget.py, under importlib mode
 from budget import pytest_runtest_call, pytest_runtest_setup  # noqa: F401 (its hooks)
+from xdist_groups import name_the_groups
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,10 +39,11 @@ def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The slow tests first: under pytest-xdist a worker that draws one last
     would leave the other idle for its whole length."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    name_the_groups(config, items)
 
 
 SOLVED_RECENT_RETURN = 490.0  # stop training once the newest finished episodes average this
