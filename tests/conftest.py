@@ -41,7 +41,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The slow tests first: under pytest-xdist a worker that draws one last
-    would leave the other idle for its whole length."""
+    would leave the other idle for its whole length. (xdist sends the groups
+    first, the largest first, then the other tests in this order.)"""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
     name_the_groups(config, items)
 
