@@ -21,20 +21,30 @@ from esper.training.scoring import ReturnScore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # budget.py, under importlib mode
 from budget import pytest_runtest_call, pytest_runtest_setup  # noqa: F401 (its hooks)
+from xdist_groups import name_the_groups
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist each worker takes its share of the CPUs, not all of them:
-    two workers of two threads each on two cores would slow every test down."""
+    two workers of two threads each on two cores would slow every test down. The
+    processes a test starts inherit the share (OMP_NUM_THREADS, unless a test or
+    the caller chose), and inductor compiles in the process that asked: its
+    default is a pool of compile workers, each importing torch (~13 CPU-seconds
+    more per compiling process on 2 cores)."""
     workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if workers:
-        torch.set_num_threads(max(1, int(usable_cpus()) // int(workers)))
+        share = max(1, int(usable_cpus()) // int(workers))
+        torch.set_num_threads(share)
+        os.environ.setdefault("OMP_NUM_THREADS", str(share))
+    os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The slow tests first: under pytest-xdist a worker that draws one last
-    would leave the other idle for its whole length."""
+    would leave the other idle for its whole length. (xdist sends the groups
+    first, the largest first, then the other tests in this order.)"""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    name_the_groups(config, items)
 
 
 SOLVED_RECENT_RETURN = 490.0  # stop training once the newest finished episodes average this
@@ -44,9 +54,17 @@ SOLVED_WINDOW_EPISODES = 16  # ... over at least this many (one batch holds only
 @pytest.fixture(autouse=True, scope="session")
 def compile_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory):
     """Compiled runs keep their kernels in a folder of the session's, never the
-    user's cache (training/fast/compile_cache.py)."""
+    user's cache (training/fast/compile_cache.py). Under pytest-xdist the workers
+    share it (the session's temporary root, above each worker's own): a graph one
+    worker compiled is a cache hit for the other (esper's blobs and inductor's
+    cache are written whole, for concurrent runs)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/popen-gwK: pytest-N is the session's
+    folder = root / "esper_cache"
+    folder.mkdir(exist_ok=True)
     patch = pytest.MonkeyPatch()
-    patch.setenv("ESPER_CACHE_DIR", str(tmp_path_factory.mktemp("esper_cache")))
+    patch.setenv("ESPER_CACHE_DIR", str(folder))
     yield
     patch.undo()
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import broken_envs
@@ -69,18 +66,18 @@ def test_nondeterminism_is_named() -> None:
     assert "determinism under a seed" in failed
 
 
-def test_the_command_exits_non_zero_on_a_broken_env(tmp_path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "esper", "check-env", "broken_envs:NoFinalObs", "--speed", "4"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(HERE), "COLUMNS": "200"},
-    )
-    assert done.returncode == 1, done.stderr
-    assert 'info has no "final_obs"' in done.stdout
-    assert "broken rules: step() tensors" in done.stdout
+def test_the_command_exits_non_zero_on_a_broken_env(tmp_path, monkeypatch) -> None:
+    """The command through the CLI in this process (its exit code is the CLI's)."""
+    from typer.testing import CliRunner
+
+    from esper.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "200")
+    done = CliRunner().invoke(app, ["check-env", "broken_envs:NoFinalObs", "--speed", "4"])
+    assert done.exit_code == 1, done.output
+    assert 'info has no "final_obs"' in done.output
+    assert "broken rules: step() tensors" in done.output
 
 
 def test_a_float_terminated_is_a_named_rule_failure_not_a_torch_error() -> None:

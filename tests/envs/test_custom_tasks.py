@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import esper
+from esper.cli import app
 from esper.config.layers import build_config
 from esper.envs import BatchedEnv, make, register
 from esper.envs.registry import UnknownTaskError, describe_tasks, env_class
@@ -193,12 +195,13 @@ def test_register_takes_defaults_and_a_plain_function() -> None:
         register("cartpole", PointMass)
 
 
-def test_bad_module_factory_is_one_line(tmp_path) -> None:
+def test_bad_module_factory_is_one_line(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UnknownTaskError, match="cannot import no_such_module"):
         env_class("no_such_module:Env")
-    done = esper_cli("ppo", "--task", "point_mass.env:Missing", pythonpath=EXAMPLE, cwd=tmp_path)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [
+    monkeypatch.chdir(tmp_path)  # the CLI in this process: a refusal needs no process
+    done = CliRunner().invoke(app, ["ppo", "--task", "point_mass.env:Missing"])
+    assert done.exit_code == 2
+    assert done.output.strip().splitlines() == [
         "esper: error: --task: unknown task 'point_mass.env:Missing' "
         "(point_mass.env has no attribute Missing)"
     ]

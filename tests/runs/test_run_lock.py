@@ -12,7 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from esper.cli import app
 from esper.runs.lock import LOCK_FILENAME, RunLock
 from esper.runtime.errors import ConfigError
 
@@ -22,11 +24,20 @@ TINY += ["--checkpoint-every", "1", "--set", "n_minibatches=1"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def esper(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+def esper(*args: str, timeout: float = 180) -> tuple[int, str]:
+    """``esper ARGS`` in a process of its own: its exit code and stderr."""
+    done = subprocess.run(
         [sys.executable, "-m", "esper", *args],
         cwd=REPO, env=ENV, capture_output=True, text=True, timeout=timeout,
     )  # fmt: skip
+    return done.returncode, done.stderr
+
+
+def esper_here(*args: str) -> tuple[int, str]:
+    """The same command through the CLI in this process (no torch import to pay
+    for): the lock is an flock the first run's process holds, whoever asks."""
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
 
 
 def events(run_dir: Path) -> list[dict]:
@@ -54,7 +65,8 @@ def wait_for_batch(process: subprocess.Popen, run_dir: Path) -> None:
 def test_a_second_writer_is_refused_while_the_first_runs(tmp_path: Path) -> None:
     """A live run refuses --overwrite, --resume and a plain start, each in one line
     naming its pid; its telemetry stays intact; once it dies (SIGKILL: the OS drops
-    the lock) a resume goes on."""
+    the lock) a resume goes on. The plain start is a process of its own; the
+    others ask through the CLI in this process."""
     run_dir = tmp_path / "run"
     first = subprocess.Popen(
         [sys.executable, "-m", "esper", "ppo", "--episodes", "100000", "--run-dir", str(run_dir),
@@ -67,11 +79,11 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path: Path) -> None
         # core from the writers it refuses.
         first.send_signal(signal.SIGSTOP)
         started = events(run_dir)[0]
-        for extra in (["--overwrite"], ["--resume"], []):
-            second = esper("ppo", "--episodes", "1", "--run-dir", str(run_dir), *TINY, *extra)
-            assert second.returncode == 2, (extra, second.stdout, second.stderr)
-            lines = second.stderr.strip().splitlines()
-            assert len(lines) == 1, second.stderr
+        for ask, extra in ((esper_here, ["--overwrite"]), (esper_here, ["--resume"]), (esper, [])):
+            code, said = ask("ppo", "--episodes", "1", "--run-dir", str(run_dir), *TINY, *extra)
+            assert code == 2, (extra, said)
+            lines = said.strip().splitlines()
+            assert len(lines) == 1, said
             assert f"pid {first.pid}" in lines[0] and "--run-dir" in lines[0]
             assert "--resume" not in lines[0]  # resuming a live run is the harm itself
             assert first.poll() is None
@@ -80,8 +92,10 @@ def test_a_second_writer_is_refused_while_the_first_runs(tmp_path: Path) -> None
         assert [e["event_type"] for e in record].count("TRAINING_STARTED") == 1
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
-        resumed = esper("ppo", "--resume", "--episodes", "1", "--run-dir", str(run_dir), *TINY)
-        assert resumed.returncode == 0, resumed.stderr
+        code, said = esper_here(
+            "ppo", "--resume", "--episodes", "1", "--run-dir", str(run_dir), *TINY
+        )
+        assert code == 0, said
     finally:
         first.kill()
         first.communicate(timeout=30)
@@ -99,7 +113,9 @@ def test_a_seed_s_run_and_a_tune_trial_each_hold_their_own_directory(
 ) -> None:
     """While ``esper seeds`` or ``esper tune`` trains a run, that run's directory
     refuses another writer, --overwrite included, and a second sweep or study in the
-    same folder is refused (it rewrote the first's logs and tables), each in one line."""
+    same folder is refused (it rewrote the first's logs and tables), each in one line.
+    The refused commands ask through the CLI in this process (the lock's process
+    semantics are the plain start's of the test above)."""
     if workflow[0] == "tune":
         pytest.importorskip("optuna")
     folder = tmp_path / "sweep"
@@ -113,14 +129,14 @@ def test_a_seed_s_run_and_a_tune_trial_each_hold_their_own_directory(
     try:
         wait_for_batch(first, folder / run_dir)  # a trial saves only at its end
         holder = (folder / run_dir / LOCK_FILENAME).read_text().strip()
-        writer = esper("ppo", "--episodes", "1", "--run-dir", str(folder / run_dir), *TINY,
-                       "--overwrite")  # fmt: skip
-        assert writer.returncode == 2, writer.stderr
-        (line,) = writer.stderr.strip().splitlines()
+        code, said = esper_here("ppo", "--episodes", "1", "--run-dir", str(folder / run_dir),
+                                *TINY, "--overwrite")  # fmt: skip
+        assert code == 2, said
+        (line,) = said.strip().splitlines()
         assert f"esper pid {holder} is training in it" in line, line
-        again = esper(*second, *small, "--dir", str(folder))
-        assert again.returncode == 2, again.stderr
-        (line,) = again.stderr.strip().splitlines()
+        code, said = esper_here(*second, *small, "--dir", str(folder))
+        assert code == 2, said
+        (line,) = said.strip().splitlines()
         assert f"another esper {workflow[0]} is running in {folder} (pid {first.pid})" in line
         assert line.endswith("or choose another --dir"), line
         assert first.poll() is None, "the first sweep ended while the others were refused"

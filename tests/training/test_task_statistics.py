@@ -9,8 +9,6 @@ so the statistic also shows the mask at work.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -90,13 +88,19 @@ def test_a_statistic_named_like_a_trainer_metric_is_refused() -> None:
         sys.path.remove(str(HERE))
 
 
-def test_the_cli_refuses_it_in_one_line_with_exit_2(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "esper", "ppo", "--task", "custom_tasks:ShadowsATrainerMetric",
-         "--episodes", "1", "--device", "cpu", "--no-sanctum", "--run-dir", str(tmp_path / "r")],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(HERE), "COLUMNS": "200"},
+def test_the_cli_refuses_it_in_one_line_with_exit_2(tmp_path: Path, monkeypatch) -> None:
+    """The command through the CLI in this process (a refusal needs no process)."""
+    from typer.testing import CliRunner
+
+    from esper.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(HERE))
+    done = CliRunner().invoke(
+        app,
+        ["ppo", "--task", "custom_tasks:ShadowsATrainerMetric", "--episodes", "1",
+         "--device", "cpu", "--no-sanctum", "--run-dir", str(tmp_path / "r")],
     )  # fmt: skip
-    assert done.returncode == 2, done.stderr
-    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.exit_code == 2, done.output
+    lines = [line for line in done.output.splitlines() if line.strip()]
     assert len(lines) == 1 and "'sps'" in lines[0] and "trainer metric" in lines[0], lines

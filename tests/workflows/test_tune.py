@@ -170,31 +170,31 @@ def test_best_toml_holds_the_argmax_and_trial_0_is_the_base_config(
 
 @pytest.mark.slow
 def test_a_continued_study_never_repeats_a_trial(tmp_path: Path) -> None:
-    """Two `esper tune` processes, --trials 2 then --trials 4, in one folder: four
-    different trials (the sampler went on from the study, not from its seed); a third
-    with other --episodes is refused in one line, the study untouched."""
+    """`esper tune --trials 2` then, in a process of its own, `--trials 4`, in one
+    folder: four different trials (the second process's sampler went on from the
+    study, not from its seed); a third with other --episodes is refused in one line,
+    the study untouched. The first and the refused one run through the CLI in this
+    process: only the continuing one needs a fresh process."""
     import subprocess
 
     space = tmp_path / "space.toml"
     space.write_text('[learning_rate]\ntype = "float"\nlow = 1e-4\nhigh = 1e-2\nlog = true\n')
     tune_dir = tmp_path / "tune"
     settings = [f"--set={key}={value}" for key, value in TINY.items()]
-    command = [sys.executable, "-m", "esper", "tune", "--dir", str(tune_dir), "--space",
-               str(space), "--device", "cpu", *settings]  # fmt: skip
+    args = ["tune", "--dir", str(tune_dir), "--space", str(space), "--device", "cpu", *settings]
 
-    def esper_tune(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*command, *args], capture_output=True, text=True, timeout=300)
-
-    for trials in ("2", "4"):
-        done = esper_tune("--trials", trials, "--episodes", "2")
-        assert done.returncode == 0, done.stderr
+    first = CliRunner().invoke(app, [*args, "--trials", "2", "--episodes", "2"])
+    assert first.exit_code == 0, first.output
+    command = [sys.executable, "-m", "esper", *args, "--trials", "4", "--episodes", "2"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
     storage = f"sqlite:///{tune_dir / 'study.db'}"
     trials = optuna.load_study(study_name="esper-cartpole", storage=storage).trials
     rates = [t.params["learning_rate"] for t in trials]
     assert len(rates) == 4 and len(set(rates)) == 4, rates
-    refused = esper_tune("--trials", "5", "--episodes", "3")
-    assert refused.returncode == 2
-    assert refused.stderr.strip() == (
+    refused = CliRunner().invoke(app, [*args, "--trials", "5", "--episodes", "3"])
+    assert refused.exit_code == 2
+    assert refused.output.strip() == (
         f"esper: error: --episodes: the study in {tune_dir} ran its trials with 2, not 3; "
         "continue it with the same value, or tune in another --dir"
     )

@@ -38,8 +38,13 @@ from esper.training.transfer import (
 )
 from esper.training.transfer import combine_ranks as _combine_ranks
 
-# Its tests share a module fixture: one worker runs them all, building it once.
-pytestmark = pytest.mark.xdist_group("test_distributed")
+# The tests of one policy share its launches (two_rank_runs): one worker runs
+# them, launching once; the two policies' groups run side by side, and the
+# module's other tests go wherever a worker is free.
+RUNS_OF = {
+    policy: pytest.param(policy, marks=pytest.mark.xdist_group(f"two_rank_runs_{policy}"))
+    for policy in ("mlp", "gru")
+}
 
 HERE = Path(__file__).parent
 LAUNCH_DEADLINE_S = 300  # one torchrun start, imports included, on a busy 2-core machine
@@ -85,7 +90,7 @@ def batches(run_dir: Path) -> dict[int, dict]:
     return found
 
 
-@pytest.fixture(scope="module", params=["mlp", "gru"])
+@pytest.fixture(scope="module", params=list(RUNS_OF.values()))
 def two_rank_runs(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> dict[str, Path]:
@@ -343,29 +348,6 @@ def rank_pid(marker: str, rank: int) -> int:
         if wanted <= environ:
             return int(entry.name)
     raise AssertionError(f"no rank {rank} process found")
-
-
-def test_sigterm_to_the_launcher_stops_every_rank_at_one_batch(tmp_path: Path) -> None:
-    """``esper ppo --nproc 2`` (torch's launcher) is told to stop: both ranks agree
-    on a batch, rank 0 writes one checkpoint, and the exit code says SIGTERM."""
-    command = [
-        sys.executable, "-m", "esper", "ppo", "--nproc", "2", "--device", "cpu",
-        "--envs", "8", "--max-epochs", "16", "--episodes", "100000",
-        "--checkpoint-every", "100000", "--run-dir", str(tmp_path), "--no-sanctum",
-    ]  # fmt: skip
-    with launched(command, env=rank_env()) as proc:
-        wait_for(lambda: len(batches_so_far(tmp_path)) >= 2, proc)
-        proc.send_signal(signal.SIGTERM)
-        _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 143, stderr[-2000:]
-    record = events(tmp_path)
-    assert record[-1]["event_type"] == "TRAINING_INTERRUPTED"
-    stopped_at = record[-1]["batch"]
-    assert [p.name for p in (tmp_path / "checkpoints").glob("batch_*.pt")] == [
-        f"batch_{stopped_at:06d}.pt"
-    ]
-    assert "Traceback" not in stderr
-    assert stderr.count("resume with: torchrun --nproc-per-node=2 -m esper ppo") == 1
 
 
 def batches_so_far(run_dir: Path) -> list[str]:
