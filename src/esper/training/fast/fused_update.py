@@ -141,8 +141,10 @@ def _epoch(
     size = settings.minibatch_size
     shuffled = packed.index_select(0, order)  # one gather per epoch for every field
     if settings.normalize_advantages:
+        # a contiguous copy: the moments' rounding then is the plain path's, in
+        # one process as in a group (whose all-gather copies it anyway)
         advantages = shuffled[:, -2]
-        advantages.copy_(normalize_minibatches(advantages, size, group))
+        advantages.copy_(normalize_minibatches(advantages.contiguous(), size, group))
     width = packed.shape[1]
     rows = shuffled.view(-1, size, width).unbind(0)
     chosen = actions.index_select(0, order).view(-1, size, 1).unbind(0)
