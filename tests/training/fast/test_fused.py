@@ -187,3 +187,16 @@ def test_checkpoints_cross_the_paired_layout_both_ways() -> None:
         torch.equal(a, b) for a, b in zip(again.parameters(), policy.parameters(), strict=True)
     )
     assert again_adam.steps == adam.steps
+
+
+def test_target_kl_stops_the_fused_update_at_the_plain_update_s_epoch() -> None:
+    policy, adam = _policy()
+    twin, twin_adam = _plain(policy)
+    batch = _batch(policy, n=512, spread=0.5)
+    settings = replace(SETTINGS, update_epochs=4, target_kl=1e-6)  # any KL stops it
+    torch.manual_seed(5)
+    fused = fused_update(policy, adam, batch, settings)
+    torch.manual_seed(5)
+    plain = ppo_update(twin, twin_adam, batch, settings)
+    assert adam.steps == twin_adam.steps == 8  # one epoch of 8 minibatches
+    torch.testing.assert_close(fused["approx_kl"], plain["approx_kl"], **GRADIENT_TOLERANCE)
