@@ -160,6 +160,15 @@ def test_what_the_fused_update_does_not_cover_runs_the_plain_update() -> None:
     _falls_back(policy, adam, masked)
 
 
+def test_large_minibatches_run_the_plain_update(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above ``FUSED_MAX_ROWS`` rows arithmetic, not dispatch, is the cost."""
+    import esper.training.fast.fused_update as module
+
+    monkeypatch.setattr(module, "FUSED_MAX_ROWS", SETTINGS.minibatch_size - 1)
+    policy, adam = _policy()
+    _falls_back(policy, adam, _batch(policy))
+
+
 def test_the_device_optimizer_and_a_recurrent_policy_keep_the_plain_update() -> None:
     policy, _ = _policy()
     device_adam = DeviceAdam(policy.parameters(), 1e-3, placement=placement(policy))
