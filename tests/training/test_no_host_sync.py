@@ -43,6 +43,8 @@ HOT_PATHS = [
     "training/fast/optimizer.py",
     "training/fast/capture.py",
     "training/fast/layers.py",
+    "training/fast/fused_policy.py",
+    "training/fast/fused_update.py",
     *sorted(
         str(p.relative_to(PACKAGE))
         for p in (PACKAGE / "envs").glob("*.py")

@@ -80,6 +80,8 @@ class Acrobot(BatchedEnv):
         obs_dim=6, state_dim=4, action_space=DiscreteSpace(3),
     )  # fmt: skip
 
+    draws_at_once = True  # one uniform draw (BatchedEnv.draw_initial_states)
+
     def initial_state(self, n: int) -> torch.Tensor:
         return self.uniform(n, 4, -0.1, 0.1)
 

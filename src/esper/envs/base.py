@@ -260,6 +260,11 @@ class BatchedEnv(SpecShapes, ABC):
             self.action_mask = torch.ones(shape, dtype=torch.bool, device=self.device)
 
     # --- what a task defines -------------------------------------------------
+    # True where ``initial_state(n)`` is one draw of ``n`` rows from the
+    # generator (``uniform``), so ``initial_state(a * n)`` is ``a`` such draws
+    # in a row (``draw_initial_states``); tests/envs/test_drawn_states.py checks it.
+    draws_at_once: ClassVar[bool] = False
+
     @abstractmethod
     def initial_state(self, n: int) -> torch.Tensor:
         """``[n, state_dim]`` fresh states drawn with ``self.generator``."""
@@ -326,9 +331,11 @@ class BatchedEnv(SpecShapes, ABC):
         if fresh is None:
             fresh = self.initial_state(self.num_envs)
         # In place: the state keeps its storage, so a captured CUDA graph replays it.
-        torch.where(done.unsqueeze(1), fresh, next_state, out=self.state)
+        ended = done.unsqueeze(1)  # [n, 1]: per copy over the state's columns
+        torch.where(ended, fresh, next_state, out=self.state)
         self.elapsed_steps.masked_fill_(done, 0)
-        obs = torch.where(per_copy(done, final_obs), self.observe(fresh), final_obs)
+        ended = ended if final_obs.dim() == 2 else per_copy(done, final_obs)  # the same view
+        obs = torch.where(ended, self.observe(fresh), final_obs)
         info = {"final_obs": final_obs}
         if self.spec.global_state_dim:  # a centralized critic's, before and after the reset
             info["final_global_state"] = self.global_state(next_state)
@@ -349,7 +356,12 @@ class BatchedEnv(SpecShapes, ABC):
         """``[steps, num_envs, state_dim]``: the fresh states ``steps`` calls of
         ``step`` would draw, in the same order from the same generator. A
         rollout draws them before its loop, so its steps hold no random draw
-        from a ``torch.Generator`` (which ``torch.compile`` cannot trace)."""
+        from a ``torch.Generator`` (which ``torch.compile`` cannot trace).
+        A task whose ``initial_state`` is one uniform draw (``draws_at_once``)
+        draws all of them in one call on the CPU, whose generator fills a
+        tensor in order: the same numbers, a handful of ops instead of ~4 a step."""
+        if self.draws_at_once and self.device.type == "cpu":
+            return self.initial_state(steps * self.num_envs).view(steps, self.num_envs, -1)
         return torch.stack([self.initial_state(self.num_envs) for _ in range(steps)])
 
     # --- videos -----------------------------------------------------------------

@@ -43,6 +43,12 @@ class CartPole(BatchedEnv):
         self._limits = torch.tensor(
             [X_THRESHOLD, THETA_THRESHOLD], dtype=self.state.dtype, device=self.device
         )
+        # action 0 pushes left, 1 right: a table on the device, read by ``take``
+        self._forces = torch.tensor(
+            [-FORCE_MAG, FORCE_MAG], dtype=self.state.dtype, device=self.device
+        )
+
+    draws_at_once = True  # one uniform draw (BatchedEnv.draw_initial_states)
 
     def initial_state(self, n: int) -> torch.Tensor:
         return self.uniform(n, 4, -0.05, 0.05)
@@ -51,7 +57,10 @@ class CartPole(BatchedEnv):
         # gymnasium's equations, arranged into few whole-batch ops (fused
         # multiply-adds) because per-op overhead dominates small batches.
         _, x_dot, theta, theta_dot = state.unbind(1)
-        force = actions.to(state.dtype).mul(2 * FORCE_MAG).sub_(FORCE_MAG)
+        if actions.dtype == torch.int64:  # the force of each action: one lookup
+            force = torch.take(self._forces, actions)
+        else:
+            force = actions.to(state.dtype).mul(2 * FORCE_MAG).sub_(FORCE_MAG)
         cos_t = torch.cos(theta)
         sin_t = torch.sin(theta)
         temp = torch.addcmul(force, theta_dot.square(), sin_t, value=POLE_MASS_LENGTH)

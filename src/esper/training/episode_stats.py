@@ -21,11 +21,13 @@ class EpisodeTracker:
         """``num_envs`` copies; with ``n_agents`` > 1 the rollout's rows are their
         agents, and an episode is a copy's, its return the team's (``team_step``)."""
         self.n_agents = n_agents
-        self.running_return = torch.zeros(num_envs, device=device)
-        self.running_length = torch.zeros(num_envs, device=device)
+        # [2, num_envs]: each copy's running return (row 0) and length (row 1),
+        # side by side so that one op records or resets both
+        self._running = torch.zeros(2, num_envs, device=device)
+        self.running_return, self.running_length = self._running.unbind(0)
+        # what a step records where no episode ended: no return (NaN), length 0
+        self._nothing = torch.tensor([[float("nan")], [0.0]], device=device)
         self._allocate(horizon)
-        self._nan = torch.tensor(float("nan"), device=device)
-        self._zero = torch.tensor(0.0, device=device)
 
     def resize(self, horizon: int) -> None:
         """Match the rollout horizon (allocated once per run)."""
@@ -33,33 +35,30 @@ class EpisodeTracker:
             self._allocate(horizon)
 
     def _allocate(self, horizon: int) -> None:
-        n, device = self.running_return.shape[0], self.running_return.device
-        self.ended_return = torch.full((horizon, n), float("nan"), device=device)  # [T, N]
-        self.ended_length = torch.zeros(horizon, n, device=device)  # [T, N]
-        rows = zip(self.ended_return.unbind(0), self.ended_length.unbind(0), strict=True)
-        self._rows = list(rows)  # per-step views, made once
+        n = self._running.shape[1]
+        # [T, 2, N]: each step's ended returns (NaN where none ended) and lengths;
+        # each step's row contiguous, as a compiled step's ``out=`` must be
+        ended = self._nothing.expand(horizon, 2, n).clone()
+        self.ended_return, self.ended_length = ended.unbind(1)  # [T, N] views
+        self._rows = list(ended.unbind(0))  # per-step views [2, N], made once
 
     def record(self, t: int, reward: torch.Tensor, done: torch.Tensor) -> None:
         """Step ``t`` of the batch: ``[N]`` raw rewards and episode ends."""
         self.record_row(self._rows[t], reward, done)
 
-    def rows(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Each step's views ``(ended_return, ended_length)`` of the batch's slab."""
+    def rows(self) -> list[torch.Tensor]:
+        """Each step's view ``[2, N]`` (ended returns, ended lengths) of the batch's slab."""
         return self._rows
 
-    def record_row(
-        self, row: tuple[torch.Tensor, torch.Tensor], reward: torch.Tensor, done: torch.Tensor
-    ) -> None:
+    def record_row(self, row: torch.Tensor, reward: torch.Tensor, done: torch.Tensor) -> None:
         """``record`` into one step's ``row`` of ``rows()``: no Python index, so a
-        compiled rollout step is one graph for every step of the batch."""
+        compiled rollout step is one graph for every step of the batch. Four ops:
+        returns and lengths are recorded and reset together."""
         reward, done = team_step(reward, done, self.n_agents)
         self.running_return += reward
         self.running_length += 1
-        ended_return, ended_length = row
-        torch.where(done, self.running_return, self._nan, out=ended_return)
-        torch.where(done, self.running_length, self._zero, out=ended_length)
-        self.running_return.masked_fill_(done, 0.0)
-        self.running_length.masked_fill_(done, 0.0)
+        torch.where(done, self._running, self._nothing, out=row)
+        self._running.masked_fill_(done, 0.0)
 
     def totals(self) -> dict[str, torch.Tensor]:
         """The batch's episode statistics as named device scalars (BATCH_COMPLETED fields).
@@ -67,14 +66,16 @@ class EpisodeTracker:
         With no finished episode the mean is NaN and min/max are +inf/-inf;
         ``transfer.unpack_device_stats`` turns those into ``None`` on the host.
         """
-        finished = ~torch.isnan(self.ended_return)
-        count = finished.sum().to(self.ended_return.dtype)
+        # contiguous copies: the sums' rounding is that of a [T, N] tensor's
+        returns, lengths = self.ended_return.contiguous(), self.ended_length.contiguous()
+        finished = ~torch.isnan(returns)
+        count = finished.sum().to(returns.dtype)
         return {
             "episodes_finished": count,
-            "episode_return_mean": torch.nansum(self.ended_return) / count,
-            "episode_return_min": self.ended_return.masked_fill(~finished, float("inf")).min(),
-            "episode_return_max": self.ended_return.masked_fill(~finished, float("-inf")).max(),
-            "episode_length_mean": self.ended_length.sum() / count,
+            "episode_return_mean": torch.nansum(returns) / count,
+            "episode_return_min": returns.masked_fill(~finished, float("inf")).min(),
+            "episode_return_max": returns.masked_fill(~finished, float("-inf")).max(),
+            "episode_length_mean": lengths.sum() / count,
         }
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -142,7 +142,7 @@ def rollout_step(
     obs: torch.Tensor,
     noise: torch.Tensor,
     fresh: torch.Tensor | None,
-    episode_row: tuple[torch.Tensor, torch.Tensor],
+    episode_row: torch.Tensor,
     obs_normalizer: RunningMeanStd | None,
     episodes: EpisodeTracker,
     reward_scaler: RewardScaler | None = None,

@@ -39,6 +39,7 @@ from esper.training.distributed.collectives import (
 )
 from esper.training.episode_stats import EpisodeTracker
 from esper.training.fast.capture import batch_steps
+from esper.training.fast.fused_policy import placement
 from esper.training.fast.optimizer import Optimizer, optimizer, wants_device_optimizer
 from esper.training.gae import batch_advantages
 from esper.training.policy.actor_critic import ActorCritic, count_parameters, policy_for
@@ -205,7 +206,8 @@ def build_state(
     policy.to(device)
     lr, eps = config.learning_rate, config.adam_eps
     on_device = wants_device_optimizer(config)
-    adam = optimizer(policy.parameters(), lr, eps, config.speedups, on_device)
+    layout = placement(policy)  # twin layers side by side: training/fast/fused_policy.py
+    adam = optimizer(policy.parameters(), lr, eps, config.speedups, on_device, layout)
     broadcast_parameters(adam.params, group)
     normalizer, scaler = _normalizers(config, env.obs_dim, rows, device, group)
     state = TrainerState(

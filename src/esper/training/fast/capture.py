@@ -33,6 +33,7 @@ from esper.envs.base import BatchedEnv
 from esper.runtime.errors import UserError
 from esper.training.distributed.collectives import Collectives
 from esper.training.episode_stats import EpisodeTracker
+from esper.training.fast.fused_update import fused_update
 from esper.training.fast.optimizer import DeviceAdam
 from esper.training.gae import batch_advantages
 from esper.training.policy.actor_critic import ActorCritic
@@ -352,8 +353,10 @@ def batch_steps(config: Any, device: torch.device, env: object, group: Collectiv
     step_fn = compiled_minibatch_step() if config.compile else minibatch_step
     if graphs:
         return BatchSteps(GraphedRollout(rollout_fn), GraphedAdvantages(), GraphedUpdate(step_fn))
-    if not config.compile:
-        return BatchSteps(collect_rollout, batch_advantages, ppo_update)
+    if not config.compile:  # eager: the fused update where it covers the batch
+        return BatchSteps(
+            collect_rollout, batch_advantages, fused_update if config.speedups else ppo_update
+        )
     return BatchSteps(
         functools.partial(collect_rollout, step=rollout_fn),
         batch_advantages,

@@ -16,7 +16,9 @@ its twin. Both sides give the same parameter names, so a checkpoint written
 with the switch on resumes with it off and the other way round.
 
 The same switch picks the optimiser, ``FlatAdam`` or ``torch.optim.Adam``
-(``esper.training.fast.optimizer``). Glibc's allocator thresholds are process-wide
+(``esper.training.fast.optimizer``), and the fused actor-critic forward and
+hand-written update of the default policy family (``fused_policy``,
+``fused_update``: tests/training/fast/test_fused.py). Glibc's allocator thresholds are process-wide
 rather than per run, so the ``esper`` command applies them for itself and a
 notebook calling ``esper.train()`` keeps its allocator as it was: see
 ``esper.runtime.process``.

@@ -10,7 +10,7 @@ switch either way.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -41,19 +41,21 @@ class Optimizer(Protocol):
 ALIGN = 16
 
 
-def _offsets(like: list[torch.Tensor]) -> tuple[list[int], int]:
-    """Where each tensor of ``like`` starts in the flat buffer, and its length."""
-    offsets, end = [], 0
-    for tensor in like:
+def _offsets(
+    like: list[torch.Tensor], placement: Sequence[int] | None = None
+) -> tuple[list[int], int]:
+    """Where each tensor of ``like`` starts in the flat buffer, and its length.
+    ``placement`` (indices into ``like``) is the order they lie in; default, theirs."""
+    offsets, end = [0] * len(like), 0
+    for index in placement if placement is not None else range(len(like)):
         start = -(-end // ALIGN) * ALIGN
-        offsets.append(start)
-        end = start + tensor.numel()
+        offsets[index] = start
+        end = start + like[index].numel()
     return offsets, -(-end // ALIGN) * ALIGN
 
 
-def _views(flat: torch.Tensor, like: list[torch.Tensor]) -> list[torch.Tensor]:
-    """Views of ``flat`` shaped like each tensor of ``like``, each aligned."""
-    offsets, _ = _offsets(like)
+def _views(flat: torch.Tensor, like: list[torch.Tensor], offsets: list[int]) -> list[torch.Tensor]:
+    """Views of ``flat`` shaped like each tensor of ``like``, starting at ``offsets``."""
     return [
         flat[start : start + tensor.numel()].view_as(tensor)
         for start, tensor in zip(offsets, like, strict=True)
@@ -83,6 +85,11 @@ class FlatAdam:
 
     A parameter that received no gradient in a step has a zero gradient
     (``torch.optim`` would skip it); in PPO every parameter is used.
+
+    ``placement`` orders the parameters in the buffer (default: as given), so
+    that a fused path (training/fast/fused_policy.py) finds the actor's and
+    critic's twin layers side by side, one view for both. The order changes no
+    value: the checkpoint and every reduction follow ``params``' order.
     """
 
     def __init__(
@@ -91,13 +98,15 @@ class FlatAdam:
         lr: float,
         eps: float = 1e-8,
         betas: tuple[float, float] = (0.9, 0.999),
+        placement: Sequence[int] | None = None,
     ) -> None:
         self.params = [p for p in params if p.requires_grad]
         self.eps = eps
         self.betas = betas
         self.param_groups = [{"lr": lr}]  # the learning-rate schedule writes here
         self.steps = 0
-        offsets, length = _offsets(self.params)
+        offsets, length = _offsets(self.params, placement)
+        self._offsets = offsets
         first = self.params[0]
         self.flat = torch.zeros(length, dtype=first.dtype, device=first.device)
         self.flat_grad = torch.zeros_like(self.flat)
@@ -112,8 +121,8 @@ class FlatAdam:
         )
         for param, value, grad in zip(
             self.params,  # the padding between the views stays zero
-            _views(self.flat, self.params),
-            _views(self.flat_grad, self.params),
+            _views(self.flat, self.params, offsets),
+            _views(self.flat_grad, self.params, offsets),
             strict=True,
         ):
             value.copy_(param.detach())
@@ -121,6 +130,7 @@ class FlatAdam:
             param.grad = grad
         self._exp_avg = torch.zeros_like(self.flat)
         self._exp_avg_sq = torch.zeros_like(self.flat)
+        self._fused_steps = torch.zeros((), dtype=first.dtype, device=first.device)
 
     def set_learning_rate(self, learning_rate: float) -> None:
         self.param_groups[0]["lr"] = learning_rate
@@ -154,12 +164,29 @@ class FlatAdam:
         step_size = self.param_groups[0]["lr"] / bias1
         self.flat.addcdiv_(self._exp_avg, denom, value=-step_size)
 
+    @torch.no_grad()
+    def fused_step(self, grad_scale: torch.Tensor) -> None:
+        """``step`` in one ``torch._fused_adam_`` call over the whole buffer (two
+        ops where ``step`` takes seven), the gradient divided by ``grad_scale``
+        first: global-norm clipping folded in. Same Adam, other rounding; the
+        fused update (training/fast/fused_update.py) steps with it. The padding
+        stays zero: zero gradients move a zero parameter by zero."""
+        self.steps += 1
+        self._fused_steps.fill_(self.steps)
+        beta1, beta2 = self.betas
+        torch._fused_adam_(
+            [self.flat], [self.flat_grad], [self._exp_avg], [self._exp_avg_sq], [],
+            [self._fused_steps], lr=self.param_groups[0]["lr"], beta1=beta1, beta2=beta2,
+            weight_decay=0.0, eps=self.eps, amsgrad=False, maximize=False,
+            grad_scale=grad_scale, found_inf=None,
+        )  # fmt: skip
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "steps": self.steps,
             "lr": self.param_groups[0]["lr"],
-            "exp_avg": [t.clone() for t in _views(self._exp_avg, self.params)],
-            "exp_avg_sq": [t.clone() for t in _views(self._exp_avg_sq, self.params)],
+            "exp_avg": [t.clone() for t in _views(self._exp_avg, self.params, self._offsets)],
+            "exp_avg_sq": [t.clone() for t in _views(self._exp_avg_sq, self.params, self._offsets)],
         }
 
     def load_state_dict(self, saved: dict[str, Any]) -> None:
@@ -167,7 +194,7 @@ class FlatAdam:
         self.param_groups[0]["lr"] = saved["lr"]
         # Per parameter, as saved: a checkpoint does not depend on the layout.
         for key, flat in (("exp_avg", self._exp_avg), ("exp_avg_sq", self._exp_avg_sq)):
-            views = _views(flat, self.params)
+            views = _views(flat, self.params, self._offsets)
             for view, tensor in zip(views, saved[key], strict=True):
                 view.copy_(tensor.reshape(view.shape))
 
@@ -284,10 +311,18 @@ def wants_device_optimizer(config: Any) -> bool:
 
 
 def optimizer(
-    params: Iterable[nn.Parameter], lr: float, eps: float, fast: bool, on_device: bool = False
+    params: Iterable[nn.Parameter],
+    lr: float,
+    eps: float,
+    fast: bool,
+    on_device: bool = False,
+    placement: Sequence[int] | None = None,
 ) -> Optimizer:
     """The run's Adam: ``DeviceAdam`` when its steps read their count and rate on
-    the device (``wants_device_optimizer``), else the flat one or its plain twin."""
+    the device (``wants_device_optimizer``), else the flat one or its plain twin.
+    ``placement``: the flat buffer's order of the parameters (``FlatAdam``)."""
     if on_device:
-        return DeviceAdam(params, lr=lr, eps=eps)
-    return FlatAdam(params, lr=lr, eps=eps) if fast else PlainAdam(params, lr=lr, eps=eps)
+        return DeviceAdam(params, lr=lr, eps=eps, placement=placement)
+    if fast:
+        return FlatAdam(params, lr=lr, eps=eps, placement=placement)
+    return PlainAdam(params, lr=lr, eps=eps)

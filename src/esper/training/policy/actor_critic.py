@@ -25,6 +25,7 @@ from torch import nn
 
 from esper.envs.base import EnvSpec
 from esper.envs.spaces import ActionSpace, BoxSpace, DiscreteSpace, MultiDiscreteSpace
+from esper.training.fast.fused_policy import FusedMLP, fusable, fused_act
 from esper.training.policy import distributions as multi_categorical
 from esper.training.policy.encoders import ObservationTrunk, build_encoder, pixels_as_float
 from esper.training.policy.layers import activation_layer, mlp, orthogonal_linear
@@ -82,6 +83,8 @@ class ActorCritic(nn.Module):
         # MultiDiscrete: one block of logits per component (training/multi_categorical.py)
         self.nvec = action_space.nvec if isinstance(action_space, MultiDiscreteSpace) else None
         self._build_networks(_output_width(action_space), speedups)
+        # The actor and critic run as one (training/fast/fused_policy.py) where it covers them.
+        self._fused = FusedMLP() if speedups and fusable(self) else None
         if isinstance(action_space, BoxSpace):
             self.log_std = nn.Parameter(torch.zeros(action_space.dim))
             # Clipping bounds on the policy's device, moved by .to() like the
@@ -193,10 +196,23 @@ class ActorCritic(nn.Module):
         """Sample actions: ``(action, log_prob [B], value [B], memory after)``; the
         memory is None for a feed-forward policy. ``action_mask`` (``[B,
         mask_width]`` bool) limits a discrete policy to the allowed actions."""
+        views = self._fused_views(obs, action_mask)
+        if views is not None:  # the speed trick: same values at float rounding
+            noise = self.sample_noise(obs.shape[0]) if noise is None else noise
+            return (*fused_act(views, obs, noise), None)
         features, memory = self._actor_features(obs, memory)
         action, log_prob = self._sample(features, noise, action_mask)
         value = self.critic(self._critic_features(obs, features)).squeeze(-1)
         return action, log_prob, value, memory
+
+    def _fused_views(self, obs: torch.Tensor, action_mask: torch.Tensor | None) -> Any:
+        """The fused forward's views when it covers this call (eager, no gradients,
+        float observations, no mask, parameters side by side); else None."""
+        if self._fused is None or action_mask is not None or torch.is_grad_enabled():
+            return None
+        if torch.compiler.is_compiling() or obs.dtype != torch.float32 or obs.dim() != 2:
+            return None
+        return self._fused.views(self.actor, self.critic)
 
     def sample(
         self,
