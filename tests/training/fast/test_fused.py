@@ -6,7 +6,7 @@ wherever the fused one does not reach."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 import torch
@@ -108,19 +108,10 @@ def test_hand_written_gradients_equal_autograd_s(clip_value_loss, obs_dim, hidde
 
 
 def test_a_whole_fused_update_takes_the_plain_update_s_steps() -> None:
-    policy, adam = _policy()
-    twin, twin_adam = _plain(policy)
-    batch = _batch(policy, n=512)
-    torch.manual_seed(5)  # the same minibatch orders
-    fused = fused_update(policy, adam, batch, SETTINGS)
-    torch.manual_seed(5)
-    plain = ppo_update(twin, twin_adam, batch, SETTINGS)
+    policy, adam, twin, twin_adam = _whole_update_on("cpu")
     assert adam.steps == twin_adam.steps == 16
-    for name, value in plain.items():
-        torch.testing.assert_close(fused[name], value, **GRADIENT_TOLERANCE)
     for fused_param, plain_param in zip(policy.parameters(), twin.parameters(), strict=True):
         assert not torch.equal(fused_param, plain_param.detach() * 0)  # trained, not zeroed
-        torch.testing.assert_close(fused_param, plain_param, **WEIGHT_TOLERANCE)
     padding = torch.ones_like(adam.flat_grad, dtype=torch.bool)
     padding[adam._unpadded] = False
     assert not adam.flat[padding].any() and not adam.flat_grad[padding].any()
@@ -209,3 +200,31 @@ def test_target_kl_stops_the_fused_update_at_the_plain_update_s_epoch() -> None:
     plain = ppo_update(twin, twin_adam, batch, settings)
     assert adam.steps == twin_adam.steps == 8  # one epoch of 8 minibatches
     torch.testing.assert_close(fused["approx_kl"], plain["approx_kl"], **GRADIENT_TOLERANCE)
+
+
+def _whole_update_on(device: str):
+    """One whole fused update on ``device``, held to the plain update there:
+    ``(policy, its optimiser, the plain twin, its optimiser)`` after it."""
+    cpu_policy, _ = _policy()
+    batch = _batch(cpu_policy, n=512)
+    moved = {f.name: getattr(batch, f.name) for f in fields(FlatBatch)}
+    batch = FlatBatch(**{k: v if v is None else v.to(device) for k, v in moved.items()})
+    policy = cpu_policy.to(device)
+    adam = optimizer(policy.parameters(), 2.5e-4, 1e-5, True, placement=placement(policy))
+    twin, twin_adam = _plain(policy)
+    torch.manual_seed(5)
+    fused = fused_update(policy, adam, batch, SETTINGS)
+    torch.manual_seed(5)
+    plain = ppo_update(twin, twin_adam, batch, SETTINGS)
+    for name, value in plain.items():
+        torch.testing.assert_close(fused[name], value, **GRADIENT_TOLERANCE)
+    for fused_param, plain_param in zip(policy.parameters(), twin.parameters(), strict=True):
+        torch.testing.assert_close(fused_param, plain_param, **WEIGHT_TOLERANCE)
+    return policy, adam, twin, twin_adam
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_the_fused_update_takes_the_plain_update_s_steps_on_cuda() -> None:
+    """The eager CUDA default runs the fused update too (baddbmm, _fused_adam_)."""
+    _whole_update_on("cuda")
