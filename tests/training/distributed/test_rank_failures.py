@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from broken_job import RANK_ONE_BREAKS, BrokenJob
 
 from esper.training.distributed import collectives as distributed
 from esper.training.distributed.collectives import process_group, rank_device
@@ -68,15 +68,6 @@ def test_cpu_ranks_never_set_a_cuda_device(monkeypatch: pytest.MonkeyPatch) -> N
     assert chosen == [1]
 
 
-def launch(run_dir: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable, "-m", "esper", "ppo", "--nproc", "2", "--device", "cpu",
-        "--envs", "8", "--max-epochs", "16", "--run-dir", str(run_dir), "--no-sanctum", *flags,
-    ]  # fmt: skip
-    environ = {**os.environ, "OMP_NUM_THREADS": "1", "ESPER_DIST_TIMEOUT": "30", **env}
-    return subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S, env=environ)
-
-
 def failed_event(run_dir: Path) -> dict:
     lines = (run_dir / "telemetry.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines if line.strip()]
@@ -84,16 +75,12 @@ def failed_event(run_dir: Path) -> dict:
     return events[-1]["data"]
 
 
+@RANK_ONE_BREAKS
 def test_a_python_error_on_rank_1_is_named_in_training_failed_and_on_the_console(
-    tmp_path: Path,
+    rank_one_breaks: BrokenJob,
 ) -> None:
-    run_dir = tmp_path / "run"
-    done = launch(
-        run_dir,
-        "--task", "rank_failure_task:BreaksOnRankOne", "--episodes", "20",
-        PYTHONPATH=str(HERE),
-    )  # fmt: skip
-    assert done.returncode == 1, done.stderr[-3000:]
+    run_dir = rank_one_breaks.run_dir
+    assert rank_one_breaks.returncode == 1, rank_one_breaks.stderr[-3000:]
     failed = failed_event(run_dir)
     log = run_dir / "error.rank1.log"
     assert failed["reason"].startswith(
@@ -102,16 +89,25 @@ def test_a_python_error_on_rank_1_is_named_in_training_failed_and_on_the_console
     assert failed["error_type"] == "ValueError"
     assert "rank one broke on purpose" in log.read_text()
     rank0 = [
-        line for line in done.stderr.splitlines() if line.startswith("esper: training failed:")
+        line
+        for line in rank_one_breaks.stderr.splitlines()
+        if line.startswith("esper: training failed:")
     ]
     assert rank0 and rank0[0].startswith("esper: training failed: rank 1 failed with ValueError")
 
 
-def test_esper_ppo_nproc_names_the_signal_that_killed_a_rank(tmp_path: Path) -> None:
+def test_a_killed_rank_ends_the_job_and_both_the_launcher_and_rank_0_name_it(
+    tmp_path: Path,
+) -> None:
+    """SIGKILL to rank 1 of ``esper ppo --nproc 2``: the launcher names the signal,
+    rank 0 records the failure naming rank 1 (not its own symptom, "Connection
+    reset by peer"), and the newest checkpoint is a whole two-rank one."""
     import signal
     import uuid
 
     from test_distributed import launched, rank_env, rank_pid, wait_for
+
+    from esper.training.checkpoint import load_checkpoint
 
     marker = uuid.uuid4().hex
     command = [
@@ -128,6 +124,13 @@ def test_esper_ppo_nproc_names_the_signal_that_killed_a_rank(tmp_path: Path) -> 
     assert f"esper: rank 1 (pid {pid}) was killed by SIGKILL" in stderr, stderr[-3000:]
     assert "esper: training failed: rank 1 died without a Python error" in stderr
     assert "Traceback" not in stderr
+    reason = failed_event(tmp_path)["reason"]
+    assert reason.startswith("rank 1 died without a Python error: killed by a signal"), reason
+    assert str(tmp_path / "error.rank1.log") in reason
+    checkpoints = sorted((tmp_path / "checkpoints").glob("batch_*.pt"))
+    newest = load_checkpoint(checkpoints[-1])
+    assert newest["world_size"] == 2 and len(newest["rank_states"]) == 1
+    assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
 
 
 def test_ranks_whose_launcher_is_killed_checkpoint_and_stop(tmp_path: Path) -> None:
