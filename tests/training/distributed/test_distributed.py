@@ -116,22 +116,28 @@ def two_rank_runs(
     return {"split": split, "whole": whole}
 
 
-def test_two_ranks_train_and_resume_as_one_job(two_rank_runs: dict[str, Path]) -> None:
-    starts = []
-    for run_dir, numbers in (
-        (two_rank_runs["whole"], [1, 2, 3, 4, 5]),
-        (two_rank_runs["split"], [4, 5]),
-    ):
-        record = events(run_dir)
-        starts += [e["data"] for e in record if e["event_type"] == "TRAINING_STARTED"]
-        done = batches(run_dir)
-        assert sorted(done) == numbers
-        # --envs is the job's total: each batch adds 8 envs x 16 steps over both ranks.
-        assert [done[b]["env_steps"] for b in numbers] == [128 * b for b in numbers]
-        assert record[-1]["event_type"] == "TRAINING_COMPLETED"
-    assert [s["max_batches"] for s in starts] == [5, 5]  # the resume ends where the whole did
-    assert [s["world_size"] for s in starts] == [2, 2]
-    assert [s["env_device_counts"] for s in starts] == [{"cpu": 8}, {"cpu": 8}]
+def started_and_done(run_dir: Path) -> tuple[dict, dict[int, dict]]:
+    """The run's one TRAINING_STARTED and its batches, checked to have completed."""
+    record = events(run_dir)
+    (started,) = [e["data"] for e in record if e["event_type"] == "TRAINING_STARTED"]
+    assert record[-1]["event_type"] == "TRAINING_COMPLETED"
+    assert (started["world_size"], started["env_device_counts"]) == (2, {"cpu": 8})
+    return started, batches(run_dir)
+
+
+def test_two_ranks_train_as_one_job(two_rank_runs: dict[str, Path]) -> None:
+    started, done = started_and_done(two_rank_runs["whole"])
+    assert (started["start_batch"], started["max_batches"]) == (0, 5)
+    assert sorted(done) == [1, 2, 3, 4, 5]
+    # --envs is the job's total: each batch adds 8 envs x 16 steps over both ranks.
+    assert [done[b]["env_steps"] for b in sorted(done)] == [128 * b for b in range(1, 6)]
+
+
+def test_a_two_rank_resume_extends_the_newest_checkpoint(two_rank_runs: dict[str, Path]) -> None:
+    started, done = started_and_done(two_rank_runs["split"])
+    assert (started["start_batch"], started["max_batches"]) == (3, 5)
+    assert sorted(done) == [4, 5]
+    assert [done[b]["env_steps"] for b in (4, 5)] == [128 * 4, 128 * 5]  # the count goes on
 
 
 def test_two_rank_resume_continues_bit_for_bit(two_rank_runs: dict[str, Path]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,9 @@ from esper.training.distributed.rank_failures import describe_failure
 
 HERE = Path(__file__).parent
 DEADLINE_S = 300
+
+# The killed-rank job's tests: one worker runs them, launching it once.
+KILLED_RANK = pytest.mark.xdist_group("killed_rank")
 
 
 def test_a_rank_s_own_error_is_named_over_rank_0_s_symptom() -> None:
@@ -96,41 +100,62 @@ def test_a_python_error_on_rank_1_is_named_in_training_failed_and_on_the_console
     assert rank0 and rank0[0].startswith("esper: training failed: rank 1 failed with ValueError")
 
 
-def test_a_killed_rank_ends_the_job_and_both_the_launcher_and_rank_0_name_it(
-    tmp_path: Path,
-) -> None:
-    """SIGKILL to rank 1 of ``esper ppo --nproc 2``: the launcher names the signal,
-    rank 0 records the failure naming rank 1 (not its own symptom, "Connection
-    reset by peer"), and the newest checkpoint is a whole two-rank one."""
+@dataclass(frozen=True)
+class KilledRank:
+    run_dir: Path
+    pid: int  # rank 1's
+    returncode: int
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def killed_rank(tmp_path_factory: pytest.TempPathFactory) -> KilledRank:
+    """SIGKILL to rank 1 of ``esper ppo --nproc 2`` after its first checkpoint."""
     import signal
     import uuid
 
     from test_distributed import launched, rank_env, rank_pid, wait_for
 
-    from esper.training.checkpoint import load_checkpoint
-
+    run_dir = tmp_path_factory.mktemp("killed_rank")
     marker = uuid.uuid4().hex
     command = [
         sys.executable, "-m", "esper", "ppo", "--nproc", "2", "--device", "cpu",
         "--envs", "8", "--max-epochs", "16", "--episodes", "100000", "--checkpoint-every", "1",
-        "--run-dir", str(tmp_path), "--no-sanctum",
+        "--run-dir", str(run_dir), "--no-sanctum",
     ]  # fmt: skip
     with launched(command, env=rank_env(ESPER_TEST_MARKER=marker)) as proc:
-        wait_for(lambda: (tmp_path / "checkpoints" / "batch_000001.pt").exists(), proc)
+        wait_for(lambda: (run_dir / "checkpoints" / "batch_000001.pt").exists(), proc)
         pid = rank_pid(marker, rank=1)
         os.kill(pid, signal.SIGKILL)
         _, stderr = proc.communicate(timeout=120)  # the deadline: the job must end by then
-    assert proc.returncode != 0
-    assert f"esper: rank 1 (pid {pid}) was killed by SIGKILL" in stderr, stderr[-3000:]
+    return KilledRank(run_dir, pid, proc.returncode, stderr)
+
+
+@KILLED_RANK
+def test_the_launcher_names_the_signal_that_killed_a_rank(killed_rank: KilledRank) -> None:
+    stderr = killed_rank.stderr
+    assert killed_rank.returncode != 0
+    assert f"esper: rank 1 (pid {killed_rank.pid}) was killed by SIGKILL" in stderr, stderr[-3000:]
     assert "esper: training failed: rank 1 died without a Python error" in stderr
     assert "Traceback" not in stderr
-    reason = failed_event(tmp_path)["reason"]
+
+
+@KILLED_RANK
+def test_a_killed_rank_ends_the_job_and_rank_0_records_the_failure(
+    killed_rank: KilledRank,
+) -> None:
+    """Rank 0 names the rank that died, not its own symptom ("Connection reset by
+    peer"), and the newest checkpoint is a whole two-rank one."""
+    from esper.training.checkpoint import load_checkpoint
+
+    run_dir = killed_rank.run_dir
+    reason = failed_event(run_dir)["reason"]
     assert reason.startswith("rank 1 died without a Python error: killed by a signal"), reason
-    assert str(tmp_path / "error.rank1.log") in reason
-    checkpoints = sorted((tmp_path / "checkpoints").glob("batch_*.pt"))
+    assert str(run_dir / "error.rank1.log") in reason
+    checkpoints = sorted((run_dir / "checkpoints").glob("batch_*.pt"))
     newest = load_checkpoint(checkpoints[-1])
     assert newest["world_size"] == 2 and len(newest["rank_states"]) == 1
-    assert not list((tmp_path / "checkpoints").glob(".*tmp*"))
+    assert not list((run_dir / "checkpoints").glob(".*tmp*"))
 
 
 def test_ranks_whose_launcher_is_killed_checkpoint_and_stop(tmp_path: Path) -> None:
