@@ -77,7 +77,7 @@ if [[ $DEVICE == cpu ]]; then  # toy sizes: the flow, not the figures
   RANK_ENVS=16
   CARTPOLE_BATCHES=2
   BENCH_ARGS=(--batches 2 --max-epochs 8)
-  BENCH_ENVS=(64 128)
+  BENCH_ENVS=(64)  # a row is a process of its own: one proves the flow
   COMPILED_ENVS=(64)  # a compiled row costs ~30 s of compilation on 2 cores
   FAST_MODES=(eager)  # graphed: refused on the CPU (step graphed-refused)
   SLOW_MODES=(compiled)
@@ -168,16 +168,26 @@ skip_step() {  # skip_step NAME WHY: recorded as not run, with the reason
   echo "$2" >"$WORK/logs/$1.log"
 }
 
+# One probe (each python that imports torch costs seconds): the machine's line,
+# then whether this torch's dynamo traces backward() (0 when esper cannot say).
+PROBE=$($PY -c "import sys, torch
+print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda',
+      torch.version.cuda, 'gpus', torch.cuda.device_count(), flush=True)
+try:
+    from esper.training.fast.capture import traces_backward
+    print(int(traces_backward()))
+except Exception:
+    print(0)" 2>&1)
 {
   if [[ $DEVICE != cpu ]]; then
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   fi
-  $PY -c "import sys, torch; print('python', sys.version.split()[0], 'torch', \
-torch.__version__, 'cuda', torch.version.cuda, 'gpus', torch.cuda.device_count())"
+  if [[ $PROBE == python\ * ]]; then head -n 1 <<<"$PROBE"; else echo "$PROBE"; fi
 } 2>&1 | tee -a "$LOG" "$WORK/machine.txt"
-GPUS=$($PY -c "import torch; print(torch.cuda.device_count())" 2>/dev/null || echo 0)
-TRACES=$($PY -c "from esper.training.fast.capture import traces_backward as t; print(int(t()))" \
-  2>/dev/null || echo 0)
+GPUS=$(head -n 1 <<<"$PROBE" | sed -nE 's/^python .* gpus ([0-9]+)$/\1/p')
+GPUS=${GPUS:-0}
+TRACES=$(sed -n 2p <<<"$PROBE")
+[[ $TRACES == 1 ]] || TRACES=0
 RUNS=$(mktemp -d)
 
 # The tests' own budget: each test at most TEST_TIMEOUT_S, none started within

@@ -323,7 +323,8 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_printed_resume_command_runs_as_printed(
     launch: list[str], printed: list[str] | None, tmp_path: Path
 ) -> None:
-    """Interrupted by SIGINT, esper prints a command that resumes it when run as printed."""
+    """Interrupted by SIGINT, esper checkpoints, exits 130 and prints a command that
+    resumes it when run as printed (tests/training/test_failures.py: SIGTERM)."""
     if launch[0] == "uv" and shutil.which("uv") is None:
         pytest.skip("needs uv")
     env = {k: v for k, v in os.environ.items() if k not in ("UV", "VIRTUAL_ENV")}
@@ -350,6 +351,12 @@ def test_the_printed_resume_command_runs_as_printed(
         process.kill()
         process.wait(timeout=30)
     assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    lines = (run_dir / "telemetry.jsonl").read_text().splitlines()
+    interrupted = json.loads(lines[-1])
+    assert interrupted["event_type"] == "TRAINING_INTERRUPTED"
+    resume = interrupted["data"]["resume_batch"]
+    assert resume >= 1 and (run_dir / "checkpoints" / f"batch_{resume:06d}.pt").exists()
     command = shlex.split(re.search(r"resume with: (.*)", stderr).group(1))
     if printed is None:
         assert command[1:3] == ["-m", "esper"]

@@ -127,9 +127,11 @@ def test_a_registered_task_plots(registered_run, tmp_path) -> None:
     assert plot_runs([registered_run], tmp_path / "curves.png").is_file()
 
 
-def test_an_installed_entry_point_names_a_task(tmp_path) -> None:
+def test_an_installed_entry_point_names_a_task(tmp_path, monkeypatch) -> None:
     """A package installed with the example's own entry-point declaration
-    (its dist-info written by hand, as an installer would) is found by name."""
+    (its dist-info written by hand, as an installer would) is found by name:
+    listed by ``esper tasks`` (in this process, the site on its path) and
+    trained by ``esper ppo`` in a fresh process."""
     site = tmp_path / "site"
     (site / "point_mass").mkdir(parents=True)
     for source in (EXAMPLE / "point_mass").glob("*.py"):
@@ -144,9 +146,17 @@ def test_an_installed_entry_point_names_a_task(tmp_path) -> None:
     lines = "".join(f"{name} = {value}\n" for name, value in points.items())
     (dist_info / "entry_points.txt").write_text(f"[esper.envs]\n{lines}")
 
-    listed = esper_cli("tasks", pythonpath=site, cwd=tmp_path)
-    assert listed.returncode == 0, listed.stderr
-    row = next(line for line in listed.stdout.splitlines() if "point-mass" in line)
+    from esper.envs import registry
+
+    monkeypatch.syspath_prepend(str(site))  # importlib's caches invalidated with it
+    registry._entry_points.cache_clear()
+    try:
+        listed = CliRunner().invoke(app, ["tasks"])
+    finally:
+        monkeypatch.undo()
+        registry._entry_points.cache_clear()  # the next test finds none again
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.output.splitlines() if "point-mass" in line)
     assert "Box(2" in row and "esper-point-mass" in row
 
     run_dir = tmp_path / "run"

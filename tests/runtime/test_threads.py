@@ -175,22 +175,30 @@ def test_share_sets_torch_threads_unless_explicit(tmp_path: Path) -> None:
         torch.set_num_threads(before)
 
 
-def test_esper_train_reports_the_count_and_leaves_it_alone(tmp_path: Path) -> None:
-    """A library call: torch_threads is in TRAINING_STARTED, torch's setting unchanged."""
-    code = (
-        "import json, sys, torch\n"
-        "torch.set_num_threads(3)\n"  # not what esper would choose on a 1-CPU runner
-        "import esper\n"
-        f"run = {str(tmp_path / 'run')!r}\n"
-        "esper.train('cartpole', 1, n_envs=8, max_epochs=16, device='cpu', run_dir=run)\n"
-        "first = json.loads(open(run + '/telemetry.jsonl').readline())\n"
-        "print(first['event_type'], first['data']['torch_threads'], torch.get_num_threads())\n"
+def test_esper_train_reports_the_count_and_leaves_it_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A library call (in this process: only the ``esper`` command's entry point
+    lets runs choose): torch_threads is in TRAINING_STARTED, torch's setting unchanged."""
+    import torch
+
+    import esper
+
+    for name in threads.EXPLICIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # not what esper would choose on a 1-CPU runner
+    try:
+        esper.train("cartpole", 1, n_envs=8, max_epochs=16, device="cpu", run_dir=str(tmp_path))
+        after = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(before)
+    first = json.loads((tmp_path / "telemetry.jsonl").read_text().splitlines()[0])
+    assert (first["event_type"], first["data"]["torch_threads"], after) == (
+        "TRAINING_STARTED",
+        3,
+        3,
     )
-    env = {k: v for k, v in os.environ.items() if k not in threads.EXPLICIT_VARIABLES}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                          timeout=300)  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[-1].split() == ["TRAINING_STARTED", "3", "3"]
 
 
 def test_the_esper_command_registers_and_chooses(tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""`esper ppo` in a subprocess writes the telemetry record and resumes from it."""
+"""`esper ppo` writes the telemetry record, and a fresh process resumes from it.
+
+The first run goes through the CLI in the test's process (no torch import to pay
+for; the record is the same); the resume is ``python -m esper`` of its own, the
+fresh process that must find everything in the run dir."""
 
 from __future__ import annotations
 
@@ -28,8 +32,12 @@ def events(run_dir: Path) -> list[dict]:
 @pytest.fixture(scope="module")
 def resumed_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, int]:
     run_dir = tmp_path_factory.mktemp("run")
-    first = esper("ppo", "--episodes", "3", "--run-dir", str(run_dir), *SMALL)
-    assert first.returncode == 0, first.stderr
+    from typer.testing import CliRunner
+
+    from esper.cli import app
+
+    first = CliRunner().invoke(app, ["ppo", "--episodes", "3", "--run-dir", str(run_dir), *SMALL])
+    assert first.exit_code == 0, first.output
     first_count = len(events(run_dir))
     second = esper(
         "ppo", "--episodes", "2", "--start-episode", "3", "--run-dir", str(run_dir), *SMALL

@@ -19,8 +19,9 @@ from esper.telemetry.jsonl import read_events
 from esper.training.checkpoint import load_checkpoint
 from esper.workflows.evaluate import run_episodes
 
-# Its tests share a module fixture: one worker runs them all, building it once.
-pytestmark = pytest.mark.xdist_group("test_evaluate")
+# Its tests share a module fixture and the session's solved CartPole (with
+# tests/training/test_learning.py): one worker runs them all, building each once.
+pytestmark = pytest.mark.xdist_group("solved_cartpole")
 
 SMALL = ["--envs", "8", "--max-epochs", "16", "--device", "cpu", "--no-sanctum"]
 

@@ -4,6 +4,7 @@ dir that esper plot reads as one experiment; every child has a deadline."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,9 @@ from esper.cli import app
 from esper.runs.curves import expand_run_dirs, read_curves
 from esper.runs.seed_groups import group_runs
 from esper.workflows.sweep import cpu_slices, parse_seeds
+
+# Its tests share a module fixture: one worker runs them all, building it once.
+pytestmark = pytest.mark.xdist_group("test_sweep")
 
 TINY = ["--set", "n_envs=4", "--set", "horizon=8", "--set", "n_minibatches=1", "--device", "cpu"]
 
@@ -27,10 +31,17 @@ def test_seeds_and_cpu_slices() -> None:
     assert cpu_slices([0, 1], 3) == [frozenset({0}), frozenset({1}), frozenset({0})]
 
 
-def test_a_sweep_writes_its_table_and_plots_as_one_experiment(tmp_path: Path) -> None:
-    parent = tmp_path / "sweep"
+@pytest.fixture(scope="module")
+def two_seeds(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Seeds 1 and 2, two batches each, two at a time (each seed a process of its own)."""
+    parent = tmp_path_factory.mktemp("two_seeds") / "sweep"
     result = invoke("--seeds", "1-2", "--jobs", "2", "--episodes", "2", "--dir", str(parent))
     assert result.exit_code == 0, result.output
+    return parent
+
+
+def test_a_sweep_writes_its_table_and_plots_as_one_experiment(two_seeds: Path) -> None:
+    parent = two_seeds
     table = (parent / "seeds.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| seed | last-5 mean | best batch mean (batch) |")
@@ -56,18 +67,19 @@ def test_a_sweep_writes_its_table_and_plots_as_one_experiment(tmp_path: Path) ->
     assert other.exit_code == 2 and "holds a sweep with episodes 2, not 3" in other.output
 
 
-def test_new_seeds_join_an_earlier_sweep_s_table(tmp_path: Path) -> None:
-    """Seeds 2 beside 1, without --overwrite: the table covers both."""
+def test_new_seeds_join_an_earlier_sweep_s_table(two_seeds: Path, tmp_path: Path) -> None:
+    """Seed 3 beside 1 and 2 (a copy of the fixture's sweep), without --overwrite:
+    the table covers all three."""
     parent = tmp_path / "sweep"
-    assert invoke("--seeds", "1", "--episodes", "1", "--dir", str(parent)).exit_code == 0
-    more = invoke("--seeds", "2", "--episodes", "1", "--dir", str(parent))
+    shutil.copytree(two_seeds, parent)
+    more = invoke("--seeds", "3", "--episodes", "2", "--dir", str(parent))
     assert more.exit_code == 0, more.output
     record = json.loads((parent / "seeds.json").read_text())
-    assert [s["seed"] for s in record["seeds"]] == [1, 2]
+    assert [s["seed"] for s in record["seeds"]] == [1, 2, 3]
     table = (parent / "seeds.md").read_text()
     rows = [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| ")]
-    assert rows[2:] == ["| 1", "| 2", "| mean ± std"] and "2/2 completed" in table
-    assert table.startswith("Seeds 1, 2;")
+    assert rows[2:] == ["| 1", "| 2", "| 3", "| mean ± std"] and "3/3 completed" in table
+    assert table.startswith("Seeds 1, 2, 3;")
 
 
 def test_a_seed_past_its_deadline_is_stopped_and_reported(tmp_path: Path) -> None:

@@ -1,13 +1,14 @@
-"""A CartPole whose rank 1 raises in its third batch: a rank's own Python error."""
+"""A CartPole whose rank 1 raises in its third batch: a rank's own Python error,
+after two batches of statistics that differ by rank (rank_statistics_task.py)."""
 
 from __future__ import annotations
 
 import os
 
-from esper.envs.cartpole import CartPole
+from rank_statistics_task import RankStatistics
 
 
-class BreaksOnRankOne(CartPole):
+class BreaksOnRankOne(RankStatistics):
     steps = 0
 
     def dynamics(self, state, actions):

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import torch
+from broken_job import RANK_ONE_BREAKS, BrokenJob
 
 from esper.training.distributed import collectives as distributed
 from esper.training.distributed.collectives import process_group, rank_device
@@ -21,6 +22,9 @@ from esper.training.distributed.rank_failures import describe_failure
 
 HERE = Path(__file__).parent
 DEADLINE_S = 300
+
+# The killed-rank job's tests: one worker runs them, launching it once.
+KILLED_RANK = pytest.mark.xdist_group("killed_rank")
 
 
 def test_a_rank_s_own_error_is_named_over_rank_0_s_symptom() -> None:
@@ -68,15 +72,6 @@ def test_cpu_ranks_never_set_a_cuda_device(monkeypatch: pytest.MonkeyPatch) -> N
     assert chosen == [1]
 
 
-def launch(run_dir: Path, *flags: str, **env: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable, "-m", "esper", "ppo", "--nproc", "2", "--device", "cpu",
-        "--envs", "8", "--max-epochs", "16", "--run-dir", str(run_dir), "--no-sanctum", *flags,
-    ]  # fmt: skip
-    environ = {**os.environ, "OMP_NUM_THREADS": "1", "ESPER_DIST_TIMEOUT": "30", **env}
-    return subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S, env=environ)
-
-
 def failed_event(run_dir: Path) -> dict:
     lines = (run_dir / "telemetry.jsonl").read_text().splitlines()
     events = [json.loads(line) for line in lines if line.strip()]
@@ -84,16 +79,12 @@ def failed_event(run_dir: Path) -> dict:
     return events[-1]["data"]
 
 
+@RANK_ONE_BREAKS
 def test_a_python_error_on_rank_1_is_named_in_training_failed_and_on_the_console(
-    tmp_path: Path,
+    rank_one_breaks: BrokenJob,
 ) -> None:
-    run_dir = tmp_path / "run"
-    done = launch(
-        run_dir,
-        "--task", "rank_failure_task:BreaksOnRankOne", "--episodes", "20",
-        PYTHONPATH=str(HERE),
-    )  # fmt: skip
-    assert done.returncode == 1, done.stderr[-3000:]
+    run_dir = rank_one_breaks.run_dir
+    assert rank_one_breaks.returncode == 1, rank_one_breaks.stderr[-3000:]
     failed = failed_event(run_dir)
     log = run_dir / "error.rank1.log"
     assert failed["reason"].startswith(
@@ -102,32 +93,69 @@ def test_a_python_error_on_rank_1_is_named_in_training_failed_and_on_the_console
     assert failed["error_type"] == "ValueError"
     assert "rank one broke on purpose" in log.read_text()
     rank0 = [
-        line for line in done.stderr.splitlines() if line.startswith("esper: training failed:")
+        line
+        for line in rank_one_breaks.stderr.splitlines()
+        if line.startswith("esper: training failed:")
     ]
     assert rank0 and rank0[0].startswith("esper: training failed: rank 1 failed with ValueError")
 
 
-def test_esper_ppo_nproc_names_the_signal_that_killed_a_rank(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class KilledRank:
+    run_dir: Path
+    pid: int  # rank 1's
+    returncode: int
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def killed_rank(tmp_path_factory: pytest.TempPathFactory) -> KilledRank:
+    """SIGKILL to rank 1 of ``esper ppo --nproc 2`` after its first checkpoint."""
     import signal
     import uuid
 
     from test_distributed import launched, rank_env, rank_pid, wait_for
 
+    run_dir = tmp_path_factory.mktemp("killed_rank")
     marker = uuid.uuid4().hex
     command = [
         sys.executable, "-m", "esper", "ppo", "--nproc", "2", "--device", "cpu",
         "--envs", "8", "--max-epochs", "16", "--episodes", "100000", "--checkpoint-every", "1",
-        "--run-dir", str(tmp_path), "--no-sanctum",
+        "--run-dir", str(run_dir), "--no-sanctum",
     ]  # fmt: skip
     with launched(command, env=rank_env(ESPER_TEST_MARKER=marker)) as proc:
-        wait_for(lambda: (tmp_path / "checkpoints" / "batch_000001.pt").exists(), proc)
+        wait_for(lambda: (run_dir / "checkpoints" / "batch_000001.pt").exists(), proc)
         pid = rank_pid(marker, rank=1)
         os.kill(pid, signal.SIGKILL)
         _, stderr = proc.communicate(timeout=120)  # the deadline: the job must end by then
-    assert proc.returncode != 0
-    assert f"esper: rank 1 (pid {pid}) was killed by SIGKILL" in stderr, stderr[-3000:]
+    return KilledRank(run_dir, pid, proc.returncode, stderr)
+
+
+@KILLED_RANK
+def test_the_launcher_names_the_signal_that_killed_a_rank(killed_rank: KilledRank) -> None:
+    stderr = killed_rank.stderr
+    assert killed_rank.returncode != 0
+    assert f"esper: rank 1 (pid {killed_rank.pid}) was killed by SIGKILL" in stderr, stderr[-3000:]
     assert "esper: training failed: rank 1 died without a Python error" in stderr
     assert "Traceback" not in stderr
+
+
+@KILLED_RANK
+def test_a_killed_rank_ends_the_job_and_rank_0_records_the_failure(
+    killed_rank: KilledRank,
+) -> None:
+    """Rank 0 names the rank that died, not its own symptom ("Connection reset by
+    peer"), and the newest checkpoint is a whole two-rank one."""
+    from esper.training.checkpoint import load_checkpoint
+
+    run_dir = killed_rank.run_dir
+    reason = failed_event(run_dir)["reason"]
+    assert reason.startswith("rank 1 died without a Python error: killed by a signal"), reason
+    assert str(run_dir / "error.rank1.log") in reason
+    checkpoints = sorted((run_dir / "checkpoints").glob("batch_*.pt"))
+    newest = load_checkpoint(checkpoints[-1])
+    assert newest["world_size"] == 2 and len(newest["rank_states"]) == 1
+    assert not list((run_dir / "checkpoints").glob(".*tmp*"))
 
 
 def test_ranks_whose_launcher_is_killed_checkpoint_and_stop(tmp_path: Path) -> None:
@@ -157,7 +185,10 @@ def test_ranks_whose_launcher_is_killed_checkpoint_and_stop(tmp_path: Path) -> N
             time.sleep(0.2)
     last = events(tmp_path)[-1]
     assert last["event_type"] == "TRAINING_INTERRUPTED", last
-    assert last["data"]["reason"] == "SIGHUP received"
+    # Each rank polls for its launcher: rank 0 records its own stop, or rank 1's
+    # when rank 1 noticed first (seen on a loaded machine).
+    reason = last["data"]["reason"]
+    assert reason in ("SIGHUP received", "a stop on another rank received"), reason
     assert (tmp_path / "checkpoints" / f"batch_{last['data']['resume_batch']:06d}.pt").exists()
 
 

@@ -6,36 +6,22 @@ not rank 0's alone."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
-
-HERE = Path(__file__).parent
-DEADLINE_S = 300  # one two-rank launch, imports included, on a busy 2-core machine
+from broken_job import RANK_ONE_BREAKS, BrokenJob
 
 
-def test_task_statistics_are_combined_over_both_ranks(tmp_path: Path) -> None:
-    run_dir = tmp_path / "run"
-    command = [
-        sys.executable, "-m", "esper", "ppo", "--nproc", "2", "--device", "cpu",
-        "--task", "rank_statistics_task:RankStatistics", "--envs", "8", "--max-epochs", "16",
-        "--episodes", "2", "--run-dir", str(run_dir), "--no-sanctum",
-    ]  # fmt: skip
-    environ = {**os.environ, "OMP_NUM_THREADS": "1", "ESPER_DIST_TIMEOUT": "30",
-               "PYTHONPATH": str(HERE)}  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=DEADLINE_S, env=environ)
-    assert done.returncode == 0, done.stderr[-3000:]
-    lines = (run_dir / "telemetry.jsonl").read_text().splitlines()
+@RANK_ONE_BREAKS
+def test_task_statistics_are_combined_over_both_ranks(rank_one_breaks: BrokenJob) -> None:
+    """The job of conftest.py's fixture: its two batches before rank 1 breaks."""
+    lines = (rank_one_breaks.run_dir / "telemetry.jsonl").read_text().splitlines()
     reported = [
-        event["data"]["task_statistics"]
+        (event["batch"], event["data"]["task_statistics"])
         for event in map(json.loads, lines)
         if event["event_type"] == "BATCH_COMPLETED"
     ]
-    assert len(reported) == 2
-    for stats in reported:
+    assert [batch for batch, _ in reported] == [1, 2], rank_one_breaks.stderr[-3000:]
+    for _, stats in reported:
         assert stats["steps_taken"] == 8 * 16  # both ranks' 4 copies x 16 steps, summed
         # Rank 0: 10 with weight s, rank 1: 20 with weight 2s -> 50 / 3 (not 15, not 10).
         assert stats["weighted"] == pytest.approx(50 / 3)
