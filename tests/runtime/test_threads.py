@@ -154,7 +154,9 @@ def test_cpu_clock_counts_only_its_cpus_and_not_this_process(tmp_path: Path) -> 
     stat.write_text(f"cpu0 {tick} 0 {tick} {5 * tick} {tick} 0 0 {tick}\ncpu1 {9 * tick} 0 0 0\n")
     later = threads.CpuClock(busy=3.0, own=earlier.own + 1.0, wall=earlier.wall + 2.0)
     assert threads.CpuClock.read(frozenset({0}), stat).busy == 3.0  # type: ignore[union-attr]
-    assert later.others_since(earlier) == 1.0  # (3 s busy - 1 s its own) / 2 s
+    # (3 s busy - 1 s its own) / 2 s; approx: earlier's clocks are this process's
+    # real ones, and (own + 1) - own is 1 only to rounding
+    assert later.others_since(earlier) == pytest.approx(1.0)
     assert threads.CpuClock.read(frozenset({0}), tmp_path / "missing") is None
 
 
