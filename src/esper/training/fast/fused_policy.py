@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from esper.training.fast.layers import SIGMOID_TANH_MIN_ELEMENTS, _tanh_via_sigmoid
+from esper.training.fast.layers import sigmoid_form, tanh_from_sigmoid_
 
 
 def fusable(policy: Any) -> bool:
@@ -157,11 +157,14 @@ def _forward_views(actor: nn.Sequential, critic: nn.Sequential) -> ForwardViews 
     )
 
 
-def tanh_(x: torch.Tensor) -> torch.Tensor:
-    """``x.tanh_()``, as ``SigmoidTanh`` computes it (sigmoid form on large CPU tensors)."""
-    if x.device.type == "cpu" and x.numel() >= SIGMOID_TANH_MIN_ELEMENTS:
-        return _tanh_via_sigmoid(x)
-    return x.tanh_()
+def tanh_layer(bias: torch.Tensor, x: torch.Tensor, weight_t: torch.Tensor) -> torch.Tensor:
+    """``tanh(bias + x @ weight_t)`` for both networks at once, ``[2, B, out]``:
+    ``SigmoidTanh``'s form on large CPU tensors (the same size per network),
+    with its ``2 x`` folded into the ``baddbmm`` (``alpha = beta = 2``: a power
+    of two, so the values are those of multiplying after, bit for bit)."""
+    if sigmoid_form(x.device, x.shape[1] * weight_t.shape[2]):
+        return tanh_from_sigmoid_(torch.baddbmm(bias, x, weight_t, beta=2.0, alpha=2.0).sigmoid_())
+    return torch.baddbmm(bias, x, weight_t).tanh_()
 
 
 def hidden_layers(views: ForwardViews, x: torch.Tensor) -> list[torch.Tensor]:
@@ -169,7 +172,7 @@ def hidden_layers(views: ForwardViews, x: torch.Tensor) -> list[torch.Tensor]:
     every hidden layer's output, actor's and critic's side by side ``[2, B, out]``."""
     out = [x.expand(2, *x.shape)]
     for weight_t, bias in zip(views.weights_t, views.biases, strict=True):
-        out.append(tanh_(torch.baddbmm(bias, out[-1], weight_t)))
+        out.append(tanh_layer(bias, out[-1], weight_t))
     return out
 
 
