@@ -12,13 +12,15 @@ import pytest
 import torch
 
 from esper.envs.spaces import BoxSpace, DiscreteSpace
-from esper.training.fast.fused_policy import placement
+from esper.training.fast.dispatch_count import DispatchCounter
+from esper.training.fast.fused_policy import placement, tanh_layer
 from esper.training.fast.fused_update import (
     as_columns,
     fused_update,
     minibatch_gradients,
     update_views,
 )
+from esper.training.fast.layers import SIGMOID_TANH_MIN_ELEMENTS, SigmoidTanh
 from esper.training.fast.optimizer import DeviceAdam, FlatAdam, optimizer
 from esper.training.policy.actor_critic import ActorCritic
 from esper.training.ppo import FlatBatch, UpdateSettings, minibatch_loss, ppo_update
@@ -83,6 +85,44 @@ def test_without_the_paired_layout_the_policy_acts_plainly() -> None:
     FlatAdam(policy.parameters(), 1e-3)  # its own order: the critic after the actor
     with torch.no_grad():
         assert policy._fused_views(torch.zeros(3, 4), None) is None
+
+
+@pytest.mark.parametrize("rows", [SIGMOID_TANH_MIN_ELEMENTS // 64 - 1, 1024])
+def test_the_fused_tanh_layer_is_sigmoid_tanh_of_the_same_matmul_bit_for_bit(rows) -> None:
+    """The 2x folded into ``baddbmm`` and ``2 s - 1`` as one ``add`` change no
+    bit of ``SigmoidTanh``'s values, on either side of its threshold."""
+    torch.manual_seed(0)
+    x, weight_t, bias = torch.randn(2, rows, 64), torch.randn(2, 64, 64) / 8, torch.randn(2, 1, 64)
+    plain = torch.stack([SigmoidTanh()(torch.baddbmm(bias, x, weight_t)[i]) for i in range(2)])
+    assert torch.equal(tanh_layer(bias, x, weight_t), plain)
+
+
+def test_the_fused_forward_switches_to_the_sigmoid_form_where_the_plain_layer_does() -> None:
+    """Per network, at ``SIGMOID_TANH_MIN_ELEMENTS``: the default rollout's 128 x 64
+    takes it, as ``SigmoidTanh`` does on each network's [128, 64]."""
+    policy, _ = _policy()
+    threshold_rows = SIGMOID_TANH_MIN_ELEMENTS // 64
+    for rows, sigmoid_form in ((threshold_rows - 1, False), (threshold_rows, True), (128, True)):
+        counter = DispatchCounter()
+        with torch.no_grad(), counter:
+            policy.act(torch.randn(rows, 4), policy.sample_noise(rows))
+        assert (counter.ops["aten.sigmoid_.default"] == 2) is sigmoid_form, rows
+        assert (counter.ops["aten.tanh_.default"] == 2) is not sigmoid_form, rows
+
+
+def test_the_fused_views_follow_parameters_that_move() -> None:
+    """The views are cached by storage: new storage (a new optimiser's flat
+    buffer) gives new views, and the forward reads the new parameters."""
+    policy, _ = _policy()
+    obs = torch.randn(8, 4)
+    with torch.no_grad():
+        first = policy._fused_views(obs, None)
+        assert policy._fused_views(obs, None) is first
+        optimizer(policy.parameters(), 1e-3, 1e-5, True, placement=placement(policy))
+        moved = policy._fused_views(obs, None)
+        assert moved is not None and moved is not first
+        actor_w = policy.actor[0].weight
+        assert moved.params.weights[0][0].data_ptr() == actor_w.data_ptr()
 
 
 @pytest.mark.parametrize("clip_value_loss", [True, False])
