@@ -33,19 +33,23 @@ from torch import nn
 
 # --- tanh ------------------------------------------------------------------
 
-# Below this many elements (one network's activations) torch.tanh's fixed cost
-# wins; above it its per-element cost does. 1 thread, [rows, 64]: tanh 9.5 vs
-# 31 us at 8 rows, 35 vs 30 at 64, 78 vs 54 at 128 (the default rollout's).
-SIGMOID_TANH_MIN_ELEMENTS = 4_096
+# Below this many elements torch.tanh's fixed cost wins; above it its per-element
+# cost does. The plain layer keeps the size it was measured at (2 CPU threads: 45
+# vs 57 us at 256 x 64 with the 4-op form, 5.0 vs 2.5 ms at 32,768 x 64), so that
+# every policy outside the fused path keeps its numbers; the fused forward
+# (``fused_policy``), whose form is 2 ops, switches from ``FUSED_MIN_ELEMENTS``.
+SIGMOID_TANH_MIN_ELEMENTS = 65_536
 
 # ``2 s - 1`` as one ``add(-1, s, alpha=2)``: ``2 s`` is exact, so it rounds as
 # ``s.mul(2).sub(1)`` does, in one pass instead of two (a 0-d CPU operand).
 _MINUS_ONE = torch.tensor(-1.0)
 
 
-def sigmoid_form(device: torch.device, elements: int) -> bool:
-    """Whether the tanh of one network's activations takes the sigmoid form."""
-    return device.type == "cpu" and elements >= SIGMOID_TANH_MIN_ELEMENTS
+def sigmoid_form(
+    device: torch.device, elements: int, minimum: int = SIGMOID_TANH_MIN_ELEMENTS
+) -> bool:
+    """Whether a tanh over ``elements`` takes the sigmoid form."""
+    return device.type == "cpu" and elements >= minimum
 
 
 def tanh_from_sigmoid_(s: torch.Tensor) -> torch.Tensor:
@@ -74,7 +78,7 @@ class _SigmoidTanhFunction(torch.autograd.Function):
 
 
 class SigmoidTanh(nn.Module):
-    """``nn.Tanh`` computed as ``2 sigmoid(2x) - 1`` on CPU tensors of 4,096+ elements.
+    """``nn.Tanh`` computed as ``2 sigmoid(2x) - 1`` on CPU tensors of 65,536+ elements.
 
     torch's CPU ``tanh`` kernel costs ~3x its ``sigmoid`` per element (4.3 vs
     1.3 ns on the 2-core EPYC), and the hidden-layer tanh was the largest
