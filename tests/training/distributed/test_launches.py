@@ -31,11 +31,11 @@ from esper.training.state import build_state
 # forward 11, the loss and its hand-written gradient ~45, the MLPs' backward
 # 16, clipping and fused Adam 6; training/fast/fused_update.py). Before the
 # fused paths (speedups off, or issue 25's parent commit): 16,095. 7,888 before
-# the hidden tanh took the sigmoid form from 4,096 elements per network
-# (training/fast/layers.py): the rollout's fused layer is 2 ops where tanh_ was
-# 1 (+128), the update's 2 where the sigmoid form was 4 (-192), the critic's
-# passes over the last and final observations +4 and -2.
-EAGER_OPS_PER_BATCH = 7_826
+# the fused layer's tanh took the sigmoid form from 4,096 elements per network
+# (training/fast/fused_policy.py): in the rollout 2 ops where tanh_ was 1 (+128),
+# in the update 2 where the sigmoid form was 4 (-192), and the plain form one op
+# shorter in the critic's pass over the final observations (-2).
+EAGER_OPS_PER_BATCH = 7_822
 
 
 def default_cartpole(tmp_path: Path, **changes):
