@@ -30,8 +30,12 @@ from esper.training.state import build_state
 # in GAE (2 per step), ~4,000 in the update (~83 per minibatch step: the fused
 # forward 11, the loss and its hand-written gradient ~45, the MLPs' backward
 # 16, clipping and fused Adam 6; training/fast/fused_update.py). Before the
-# fused paths (speedups off, or issue 25's parent commit): 16,095.
-EAGER_OPS_PER_BATCH = 7_888
+# fused paths (speedups off, or issue 25's parent commit): 16,095. 7,888 before
+# the fused layer's tanh took the sigmoid form from 4,096 elements per network
+# (training/fast/fused_policy.py): in the rollout 2 ops where tanh_ was 1 (+128),
+# in the update 2 where the sigmoid form was 4 (-192), and the plain form one op
+# shorter in the critic's pass over the final observations (-2).
+EAGER_OPS_PER_BATCH = 7_822
 
 
 def default_cartpole(tmp_path: Path, **changes):

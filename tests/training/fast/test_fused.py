@@ -12,13 +12,15 @@ import pytest
 import torch
 
 from esper.envs.spaces import BoxSpace, DiscreteSpace
-from esper.training.fast.fused_policy import placement
+from esper.training.fast.dispatch_count import DispatchCounter
+from esper.training.fast.fused_policy import FUSED_MIN_ELEMENTS, placement, tanh_layer
 from esper.training.fast.fused_update import (
     as_columns,
     fused_update,
     minibatch_gradients,
     update_views,
 )
+from esper.training.fast.layers import SIGMOID_TANH_MIN_ELEMENTS, SigmoidTanh
 from esper.training.fast.optimizer import DeviceAdam, FlatAdam, optimizer
 from esper.training.policy.actor_critic import ActorCritic
 from esper.training.ppo import FlatBatch, UpdateSettings, minibatch_loss, ppo_update
@@ -83,6 +85,56 @@ def test_without_the_paired_layout_the_policy_acts_plainly() -> None:
     FlatAdam(policy.parameters(), 1e-3)  # its own order: the critic after the actor
     with torch.no_grad():
         assert policy._fused_views(torch.zeros(3, 4), None) is None
+
+
+@pytest.mark.parametrize("rows", [FUSED_MIN_ELEMENTS // 64 - 1, FUSED_MIN_ELEMENTS // 64, 1024])
+def test_the_fused_tanh_layer_is_the_sigmoid_form_of_the_same_matmul_bit_for_bit(rows) -> None:
+    """The 2x folded into ``baddbmm`` and ``2 s - 1`` as one ``add`` change no
+    bit of ``SigmoidTanh``'s form (``2 sigmoid(2x) - 1`` as ``mul``, ``sigmoid_``,
+    ``mul_``, ``sub_``); below the threshold it is ``tanh`` itself."""
+    torch.manual_seed(0)
+    x, weight_t, bias = torch.randn(2, rows, 64), torch.randn(2, 64, 64) / 8, torch.randn(2, 1, 64)
+    z = torch.baddbmm(bias, x, weight_t)
+    sigmoid_form = rows * 64 >= FUSED_MIN_ELEMENTS
+    expected = z.mul(2).sigmoid_().mul_(2).sub_(1) if sigmoid_form else z.tanh()
+    assert torch.equal(tanh_layer(bias, x, weight_t), expected)
+    if rows * 64 >= SIGMOID_TANH_MIN_ELEMENTS:  # the plain layer's form, the same bits
+        assert torch.equal(torch.stack([SigmoidTanh()(half) for half in z]), expected)
+
+
+def test_the_default_rollout_s_fused_forward_takes_the_sigmoid_form() -> None:
+    """From ``FUSED_MIN_ELEMENTS`` per network (the default rollout's 128 x 64),
+    2 ops a layer; the plain policy keeps ``tanh`` there (its threshold is the
+    plain layer's), and the two act alike (rounding: 3e-7)."""
+    policy, _ = _policy()
+    twin, _ = _plain(policy)
+    threshold_rows = FUSED_MIN_ELEMENTS // 64
+    for rows, sigmoid_form in ((threshold_rows - 1, False), (threshold_rows, True), (128, True)):
+        counter = DispatchCounter()
+        obs, noise = torch.randn(rows, 4), policy.sample_noise(rows)
+        with torch.no_grad(), counter:
+            fused = policy.act(obs, noise)
+        assert (counter.ops["aten.sigmoid_.default"] == 2) is sigmoid_form, rows
+        assert (counter.ops["aten.tanh_.default"] == 2) is not sigmoid_form, rows
+        with torch.no_grad():
+            plain = twin.act(obs, noise)
+        assert torch.equal(fused[0], plain[0])
+        torch.testing.assert_close(fused[2], plain[2], **FORWARD_TOLERANCE)
+
+
+def test_the_fused_views_follow_parameters_that_move() -> None:
+    """The views are cached by storage: new storage (a new optimiser's flat
+    buffer) gives new views, and the forward reads the new parameters."""
+    policy, _ = _policy()
+    obs = torch.randn(8, 4)
+    with torch.no_grad():
+        first = policy._fused_views(obs, None)
+        assert policy._fused_views(obs, None) is first
+        optimizer(policy.parameters(), 1e-3, 1e-5, True, placement=placement(policy))
+        moved = policy._fused_views(obs, None)
+        assert moved is not None and moved is not first
+        actor_w = policy.actor[0].weight
+        assert moved.params.weights[0][0].data_ptr() == actor_w.data_ptr()
 
 
 @pytest.mark.parametrize("clip_value_loss", [True, False])
