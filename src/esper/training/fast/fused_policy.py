@@ -119,8 +119,9 @@ class FusedMLP:
     def __init__(self) -> None:
         self._key: tuple[int, ...] | None = None
         self._views: ForwardViews | None = None
-        # the networks' linear layers, found once: (id(actor), id(critic)) and the layers
-        self._layers: tuple[tuple[int, int], list[nn.Linear]] | None = None
+        # the networks' linear layers, found once: the networks themselves (held, so
+        # a new network is never mistaken for a freed one) and their layers
+        self._layers: tuple[nn.Sequential, nn.Sequential, list[nn.Linear]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:  # a copy rebuilds its own views
         return {"_key": None, "_views": None, "_layers": None}
@@ -133,12 +134,11 @@ class FusedMLP:
         not lie side by side. Called every rollout step: the parameters are
         read from each layer's ``_parameters`` (``layer.weight`` goes through
         ``nn.Module.__getattr__``, 54 against 9 us for the check)."""
-        nets = (id(actor), id(critic))
-        if self._layers is None or self._layers[0] != nets:
-            self._layers = (nets, [*_linears(actor), *_linears(critic)])
+        if self._layers is None or self._layers[0] is not actor or self._layers[1] is not critic:
+            self._layers = (actor, critic, [*_linears(actor), *_linears(critic)])
         key = tuple(
             t.data_ptr()
-            for layer in self._layers[1]
+            for layer in self._layers[2]
             for t in (layer._parameters["weight"], layer._parameters["bias"])
         )
         if key != self._key:
