@@ -52,19 +52,31 @@ SOLVED_WINDOW_EPISODES = 16  # ... over at least this many (one batch holds only
 
 
 @pytest.fixture(autouse=True, scope="session")
-def compile_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory):
-    """Compiled runs keep their kernels in a folder of the session's, never the
-    user's cache (training/fast/compile_cache.py). Under pytest-xdist the workers
-    share it (the session's temporary root, above each worker's own): a graph one
-    worker compiled is a cache hit for the other (esper's blobs and inductor's
-    cache are written whole, for concurrent runs)."""
-    root = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # pytest-N/popen-gwK: pytest-N is the session's
-    folder = root / "esper_cache"
-    folder.mkdir(exist_ok=True)
+def compile_cache_of_the_suite(
+    pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
+):
+    """Compiled runs keep their kernels in the suite's own cache, never the user's
+    (training/fast/compile_cache.py): pytest's cache folder (``.pytest_cache``,
+    emptied by ``--cache-clear``), so a second ``uv run pytest`` finds the graphs
+    the first compiled, as a second ``esper ppo --compile`` does. Inductor's
+    cache goes there too, for the tests that compile in their own process.
+    Without pytest's cache (``-p no:cacheprovider``) it is the session's
+    temporary root. The workers of pytest-xdist share it (esper's blobs and
+    inductor's cache are written whole and locked, for concurrent runs); hits
+    are keyed by the traced graph and torch's version, so a changed graph
+    compiles afresh."""
+    cache = getattr(pytestconfig, "cache", None)
+    if cache is not None:
+        folder = Path(cache.mkdir("esper_cache"))
+    else:
+        root = tmp_path_factory.getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):
+            root = root.parent  # pytest-N/popen-gwK: pytest-N is the session's
+        folder = root / "esper_cache"
+        folder.mkdir(exist_ok=True)
     patch = pytest.MonkeyPatch()
     patch.setenv("ESPER_CACHE_DIR", str(folder))
+    patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder / "inductor" / f"torch-{torch.__version__}"))
     yield
     patch.undo()
 
