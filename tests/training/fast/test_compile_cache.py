@@ -81,3 +81,21 @@ def test_a_compiled_run_keeps_inductor_s_cache_unless_one_was_chosen(
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", "/somewhere/chosen")
     CompileCache.for_run(PPOConfig(compile=True))
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == "/somewhere/chosen"
+
+
+def test_a_compiled_run_sweeps_the_compiler_s_leftovers_once_after_its_first_batch(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The collector's first full pass over what compiling left behind belongs to
+    the warm-up batch, not to the second, steady one; an eager run is untouched."""
+    import gc
+
+    sweeps: list[int] = []
+    monkeypatch.setattr(gc, "collect", lambda *args: sweeps.append(1) or 0)
+    eager = CompileCache.for_run(PPOConfig(compile=False))
+    eager.after_batch()
+    assert sweeps == []
+    compiled = CompileCache.for_run(PPOConfig(compile=True))
+    for _ in range(3):
+        compiled.after_batch()
+    assert sweeps == [1]
