@@ -16,6 +16,7 @@ from esper.runtime.threads import usable_cpus
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
 from esper.training import run_vectorized_ppo
+from esper.training.fast.compile_cache import inductor_cache_dir
 from esper.training.interrupt import StopRequest
 from esper.training.scoring import ReturnScore
 
@@ -76,7 +77,7 @@ def compile_cache_of_the_suite(
         folder.mkdir(exist_ok=True)
     patch = pytest.MonkeyPatch()
     patch.setenv("ESPER_CACHE_DIR", str(folder))
-    patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(folder / "inductor" / f"torch-{torch.__version__}"))
+    patch.setenv("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))  # the suite's, not a user's
     yield
     patch.undo()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from pathlib import Path
@@ -88,8 +89,6 @@ def test_a_compiled_run_sweeps_the_compiler_s_leftovers_once_after_its_first_bat
 ) -> None:
     """The collector's first full pass over what compiling left behind belongs to
     the warm-up batch, not to the second, steady one; an eager run is untouched."""
-    import gc
-
     sweeps: list[int] = []
     monkeypatch.setattr(gc, "collect", lambda *args: sweeps.append(1) or 0)
     eager = CompileCache.for_run(PPOConfig(compile=False))

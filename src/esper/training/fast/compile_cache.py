@@ -52,13 +52,17 @@ def cache_root() -> Path:
     return (Path(xdg) if xdg else Path.home() / ".cache") / "esper"
 
 
+def inductor_cache_dir() -> Path:
+    """Inductor's own cache inside esper's, per torch version."""
+    return cache_root() / "inductor" / f"torch-{torch.__version__}"
+
+
 def keep_inductor_cache() -> None:
-    """Inductor's own cache in esper's, per torch version, unless the user (or
-    torch, once it has compiled in this process) chose one: on the CPU the
+    """Inductor's own cache in esper's (``inductor_cache_dir``), unless the user
+    (or torch, once it has compiled in this process) chose one: on the CPU the
     blob does not carry the C++ kernels built from its graphs, this folder
     does. Inductor's writes there are atomic and locked (concurrent runs)."""
-    folder = cache_root() / "inductor" / f"torch-{torch.__version__}"
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(folder))
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
 
 
 def blob_path(settings: dict[str, Any], world_size: int = 1) -> Path:
@@ -128,7 +132,7 @@ class CompileCache:
         a steady batch must not carry."""
         if self.path is None or self.swept:
             return
-        if self.save_blob and not self.saved:
+        if self.save_blob:
             self.saved = save(self.path)
         gc.collect()
         self.swept = True
