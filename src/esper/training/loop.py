@@ -56,11 +56,12 @@ def run_vectorized_ppo(
     """
     stop = stop or StopRequest()
     group = group or Collectives()
+    # --compile: before the state is built, whose set-up fixes inductor's cache folder
+    compile_cache = CompileCache.for_run(config, group.world_size, group.is_main)
     state, run_dir = _set_up(config, group)
     report = Reporter(hub, state, run_dir)
     evaluator = Evaluator.for_run(state, run_dir)  # None: no evaluations or videos
     buffer = _buffer_for(config, state)
-    compile_cache = CompileCache.for_run(config, group.world_size, group.is_main)  # --compile
     stop_agreed = False
     try:  # from the first event to the last: a user's callback that raises fails the run
         report.started(_env_device_counts(state), notes)

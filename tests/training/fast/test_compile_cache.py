@@ -98,3 +98,32 @@ def test_a_compiled_run_sweeps_the_compiler_s_leftovers_once_after_its_first_bat
     for _ in range(3):
         compiled.after_batch()
     assert sweeps == [1]
+
+
+def test_a_compiled_run_names_inductor_s_folder_before_its_state_is_built(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Building the state fixes inductor's cache folder (torch writes its default
+    into the environment on first use), so esper's must be named before it: else
+    every compiled run's kernels went to /tmp and a second run started cold."""
+    from esper.config.layers import build_config
+    from esper.telemetry.hub import TelemetryHub
+    from esper.training import loop
+
+    class Built(Exception):
+        pass
+
+    seen: list[str | None] = []
+
+    def build_state(*args, **kwargs):
+        seen.append(os.environ.get("TORCHINDUCTOR_CACHE_DIR"))
+        raise Built
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setattr(loop, "build_state", build_state)
+    config = build_config(
+        overrides={"compile": True, "device": "cpu", "n_envs": 8, "run_dir": str(tmp_path / "run")}
+    )
+    with pytest.raises(Built):
+        loop.run_vectorized_ppo(config, TelemetryHub())
+    assert seen == [str(compile_cache.inductor_cache_dir())]
