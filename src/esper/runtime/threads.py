@@ -13,7 +13,9 @@ look (``/proc/stat`` minus its own): it takes no more threads than the CPUs left
 free, rounded, at least 1. A torch thread that is descheduled stalls every
 parallel op of its process, so on a busy machine 2 threads ran a batch 4-20x
 slower than 1, and four 2-thread runs on 2 cores took 3.7x as long as in
-sequence (docs/performance.md, "Several runs on one machine").
+sequence (docs/performance.md, "Several runs on one machine"). A compiled run
+(``--compile``) takes its share once, at its start: its graphs are guarded on
+torch's thread count, and a new count would compile every one of them again.
 
 An explicit choice wins: with ``OMP_NUM_THREADS`` (or ``MKL_NUM_THREADS``)
 set, torch's count is left as torch set it from that variable; the trainer

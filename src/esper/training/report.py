@@ -112,7 +112,12 @@ class Reporter:
     def batch_completed(self, stats: dict[str, Any]) -> None:
         self.result.last_batch = stats
         self.result.history.append(stats)
-        threads.rebalance()  # the CPUs' share, re-read at most once a second
+        if not self.state.config.compile:
+            # the CPUs' share, re-read at most once a second; a compiled run keeps
+            # the count it compiled with: each graph is guarded on torch's thread
+            # count, so a change recompiles every graph (seconds to minutes on the
+            # CPU, and a cold compile's own C++ compilers read as other work)
+            threads.rebalance()
         self.emit(events.BatchCompletedPayload(**stats))
 
     def checkpoint_due(self) -> bool:

@@ -86,3 +86,55 @@ def test_a_compiled_gru_trains_as_eager_on_cartpole_without_velocity(tmp_path: P
         n_envs=8, horizon=8, n_minibatches=2, update_epochs=2,
     )  # fmt: skip
     assert sum(batch["episodes_finished"] for batch in history) > 0
+
+
+def test_a_compiled_run_keeps_its_thread_count_when_the_machine_gets_busy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ``esper`` command rebalances torch's threads between batches by the
+    CPUs' load, and a cold compile's C++ compilers are load: the count fell from
+    2 to 1 after batch 1 and every graph compiled again (dynamo guards on it),
+    a cold run's batch 2 taking as long as its first. Here the share changes at
+    every look, and a recompilation fails the run."""
+    import torch._dynamo
+
+    from esper.runtime import threads
+    from esper.telemetry.hub import TelemetryHub
+    from esper.training import run_vectorized_ppo
+
+    looks: list[int] = []
+
+    def flipping_share(self, others_busy: float = 0.0) -> int:
+        looks.append(1)
+        return 1 + len(looks) % 2  # 2, 1, 2, ...: another count at every look
+
+    before = torch.get_num_threads()
+    for name in threads.EXPLICIT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # the registry, this test's own
+    monkeypatch.setattr(threads, "RECHECK_SECONDS", 0.0)
+    monkeypatch.setattr(threads.CpuShare, "threads", flipping_share)
+    monkeypatch.setattr(threads, "_enabled", True)
+    monkeypatch.setattr(threads, "_share", None)
+    settings = {
+        "task": "cartpole",
+        "n_envs": 8,
+        "horizon": 32,
+        "n_minibatches": 2,
+        "update_epochs": 2,
+        "n_batches": BATCHES,
+        "seed": 5,
+    }  # the test above's shapes
+    config = build_config(None, {"device": "cpu", "run_dir": str(tmp_path / "run"),
+                                 "compile": True, **settings})  # fmt: skip
+    try:
+        with torch._dynamo.config.patch(error_on_recompile=True):
+            result = run_vectorized_ppo(config, TelemetryHub())
+        claimed = torch.get_num_threads()
+    finally:
+        share = threads._share
+        if share is not None:
+            share.registry.leave()
+        torch.set_num_threads(before)
+    assert len(result.history) == BATCHES
+    assert (looks, claimed) == ([1], 2)  # the share was taken once, at the start
