@@ -16,12 +16,19 @@ C library has no ``mallopt`` (macOS, musl, Windows).
 Sharing the CPUs: training runs of this process take torch's thread count from
 the CPUs they may use and the other esper trainers running on them
 (``esper.runtime.threads``).
+
+Ending promptly: once the command's work is done, the collector's objects are
+frozen (``gc.freeze``), so the interpreter's shutdown does not sweep the
+millions that torch's import made. Without it the shutdown of an ``esper ppo``
+took 1.4-1.7 s, with it 0.4-0.5 s (docs/performance.md); it is otherwise unchanged:
+threads are joined, exit handlers run and files close as before.
 """
 
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 
 from esper.runtime import threads
 
@@ -41,6 +48,12 @@ def apply_process_settings() -> None:
     """Everything the ``esper`` command sets for its own process, in one call."""
     keep_freed_memory()
     threads.enable()
+
+
+def end_promptly() -> None:
+    """At the command's end: leave what exists to the process's exit, not to the
+    shutdown's collections."""
+    gc.freeze()
 
 
 def keep_freed_memory() -> bool:
