@@ -43,6 +43,7 @@ RECHECK_SECONDS = 1.0  # the least time between two reads of the registry
 
 _enabled = False
 _share: CpuShare | None = None
+_held = False  # the current run keeps the count it claimed (a compiled run)
 
 
 def enable() -> None:
@@ -51,11 +52,14 @@ def enable() -> None:
     _enabled = True
 
 
-def claim() -> int:
+def claim(hold: bool = False) -> int:
     """At the start of a run: join the registry and set torch's thread count when
-    enabled (unless chosen explicitly); return the count torch now uses."""
-    global _share
+    enabled (unless chosen explicitly); return the count torch now uses. With
+    ``hold`` (a compiled run) ``rebalance`` leaves that count as it is."""
+    global _share, _held
     import torch
+
+    _held = hold
 
     if _enabled and _share is None:
         _share = CpuShare(cpus=affinity(), limit=usable_cpus(), registry=Registry(registry_dir()))
@@ -68,8 +72,9 @@ def claim() -> int:
 
 def rebalance() -> None:
     """Between batches: take this process's current share again, if it changed.
-    Reads the registry at most once per ``RECHECK_SECONDS``; a no-op unless claimed."""
-    if _share is not None:
+    Reads the registry at most once per ``RECHECK_SECONDS``; a no-op unless claimed,
+    and for a run that claimed with ``hold``."""
+    if _share is not None and not _held:
         _share.apply()
 
 

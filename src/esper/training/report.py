@@ -94,7 +94,10 @@ class Reporter:
                 env_steps=state.env_steps,
                 world_size=state.group.world_size,
                 env_device_counts=dict(env_device_counts),
-                torch_threads=threads.claim(),
+                # a compiled run holds its count: each graph is guarded on it, so
+                # a new count (a cold compile's own C++ compilers read as other
+                # work) would compile every graph again
+                torch_threads=threads.claim(hold=config.compile),
                 task_facts=state.env.start_facts(),
                 n_agents=state.env.n_agents,
                 critic=config.critic,
@@ -112,12 +115,7 @@ class Reporter:
     def batch_completed(self, stats: dict[str, Any]) -> None:
         self.result.last_batch = stats
         self.result.history.append(stats)
-        if not self.state.config.compile:
-            # the CPUs' share, re-read at most once a second; a compiled run keeps
-            # the count it compiled with: each graph is guarded on torch's thread
-            # count, so a change recompiles every graph (seconds to minutes on the
-            # CPU, and a cold compile's own C++ compilers read as other work)
-            threads.rebalance()
+        threads.rebalance()  # the CPUs' share, re-read at most once a second
         self.emit(events.BatchCompletedPayload(**stats))
 
     def checkpoint_due(self) -> bool:

@@ -116,6 +116,7 @@ def test_a_compiled_run_keeps_its_thread_count_when_the_machine_gets_busy(
     monkeypatch.setattr(threads.CpuShare, "threads", flipping_share)
     monkeypatch.setattr(threads, "_enabled", True)
     monkeypatch.setattr(threads, "_share", None)
+    monkeypatch.setattr(threads, "_held", False)
     settings = {
         "task": "cartpole",
         "n_envs": 8,
