@@ -495,9 +495,4 @@ def _format(row: dict, ratio: str) -> str:
 
 
 if __name__ == "__main__":
-    from esper.runtime.process import end_promptly
-
-    try:
-        main()
-    finally:
-        end_promptly()  # every row is a process: each exits without the shutdown's sweep
+    main()

@@ -12,7 +12,6 @@ import torch
 
 from esper.config.layers import build_config
 from esper.runs.directory import RunDir
-from esper.runtime.process import end_promptly
 from esper.runtime.threads import usable_cpus
 from esper.telemetry.hub import TelemetryHub
 from esper.telemetry.jsonl import JsonlSink
@@ -39,12 +38,6 @@ def pytest_configure(config: pytest.Config) -> None:
         torch.set_num_threads(share)
         os.environ.setdefault("OMP_NUM_THREADS", str(share))
     os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    """The session's (and each worker's) exit skips the sweep over torch's
-    objects, as the ``esper`` command's does (``runtime.process.end_promptly``)."""
-    end_promptly()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -12,7 +12,7 @@ from esper.cli import ppo, runs, sweeps, tasks  # noqa: F401  (each registers it
 from esper.cli.app import CLI_NAMES, EXIT_BAD_INPUT, INVOCATION_OPTIONS, app
 from esper.cli.ppo import PPO_OPTIONS
 from esper.runtime.console import guard_console
-from esper.runtime.process import apply_process_settings, end_promptly
+from esper.runtime.process import apply_process_settings
 
 __all__ = ["CLI_NAMES", "EXIT_BAD_INPUT", "INVOCATION_OPTIONS", "PPO_OPTIONS", "app", "main"]
 
@@ -21,7 +21,4 @@ def main() -> None:
     """Console-script entry point."""
     apply_process_settings()  # process-wide, so the command's own, never esper.train()'s
     guard_console()  # `esper ... | head` must not kill a run (runtime.console)
-    try:
-        app(prog_name="esper")
-    finally:
-        end_promptly()
+    app(prog_name="esper")

@@ -17,11 +17,12 @@ Sharing the CPUs: training runs of this process take torch's thread count from
 the CPUs they may use and the other esper trainers running on them
 (``esper.runtime.threads``).
 
-Ending promptly: once the command's work is done, the collector's objects are
-frozen (``gc.freeze``), so the interpreter's shutdown does not sweep the
-millions that torch's import made. Without it the shutdown of an ``esper ppo``
-took 1.4-1.7 s, with it 0.4-0.5 s (docs/performance.md); it is otherwise unchanged:
-threads are joined, exit handlers run and files close as before.
+Freezing what is loaded: at the first training run's start the collector's
+objects are frozen (``gc.freeze``): the millions that torch's import made are
+then never swept again, by the run's collections or by the interpreter's
+shutdown (an ``esper ppo`` process took 1.4-1.7 s to exit, docs/performance.md).
+What the run builds (its state, compiled code) stays collectable, as it must:
+triton's bindings warn of every object of theirs left alive at exit.
 """
 
 from __future__ import annotations
@@ -42,18 +43,24 @@ TOP_PAD_BYTES = 64 * 2**20
 
 # None until keep_freed_memory() runs; then whether glibc accepted the thresholds.
 freed_memory_kept: bool | None = None
+_freeze_at_first_run = False  # the esper command's process, until its first run starts
 
 
 def apply_process_settings() -> None:
     """Everything the ``esper`` command sets for its own process, in one call."""
+    global _freeze_at_first_run
     keep_freed_memory()
     threads.enable()
+    _freeze_at_first_run = True
 
 
-def end_promptly() -> None:
-    """At the command's end: leave what exists to the process's exit, not to the
-    shutdown's collections."""
-    gc.freeze()
+def freeze_long_lived() -> None:
+    """Before the first training run of the ``esper`` command's process builds
+    anything: freeze what is loaded (a no-op elsewhere, and after the first)."""
+    global _freeze_at_first_run
+    if _freeze_at_first_run:
+        _freeze_at_first_run = False
+        gc.freeze()
 
 
 def keep_freed_memory() -> bool:

@@ -17,6 +17,7 @@ from typing import Any
 from esper.config.schema import PPOConfig
 from esper.runs.directory import RunDir, check_run_dir, claim_run_dir
 from esper.runtime.device import resolve_device
+from esper.runtime.process import freeze_long_lived
 from esper.telemetry.hub import TelemetryHub
 from esper.training.distributed.collectives import Collectives, rank_device
 from esper.training.evaluation import Evaluator, check_watchable, forget_later_best
@@ -56,6 +57,7 @@ def run_vectorized_ppo(
     """
     stop = stop or StopRequest()
     group = group or Collectives()
+    freeze_long_lived()  # the esper command's process: what is loaded leaves the GC's sweeps
     # --compile: before the state is built, whose set-up fixes inductor's cache folder
     compile_cache = CompileCache.for_run(config, group.world_size, group.is_main)
     state, run_dir = _set_up(config, group)
