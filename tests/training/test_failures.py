@@ -65,12 +65,13 @@ def test_non_finite_loss_fails_the_run_and_keeps_the_last_good_checkpoint(
     tmp_path: Path, monkeypatch
 ) -> None:
     original = CartPole.dynamics
-    calls: dict[int, int] = {}  # per env: the start's contract check steps its own
+    # counted on each env itself: the start's contract check steps its own, and a
+    # count keyed by id() carried over when the training env reused a freed one's id
 
     def poisoned(self, state, actions):
         next_state, reward, terminated = original(self, state, actions)
-        calls[id(self)] = calls.get(id(self), 0) + 1
-        if calls[id(self)] > 16 and self.num_envs == 8:  # the second batch sees a NaN reward
+        self.poison_count = getattr(self, "poison_count", 0) + 1
+        if self.poison_count > 16 and self.num_envs == 8:  # the second batch sees a NaN reward
             reward = reward * float("nan")
         return next_state, reward, terminated
 
