@@ -147,7 +147,7 @@ def test_async_stepping_trains(tmp_path) -> None:
         "gym-async:CartPole-v1", episodes=2, run_dir=str(tmp_path), n_envs=2, horizon=32
     )
     assert outcome.status == "completed"
-    assert outcome.config.learning_rate == 0.002  # the cartpole twin's config
+    assert outcome.config.learning_rate == 0.003  # the cartpole twin's config
 
 
 def test_state_dict_names_the_env_only() -> None:

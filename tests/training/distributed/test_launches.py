@@ -23,19 +23,17 @@ from esper.training.loop import train_batch
 from esper.training.rollout import RolloutBuffer
 from esper.training.state import build_state
 
-# Ops of one default CartPole batch (128 envs x 64 steps, 6 epochs of 8
-# minibatches) on the CPU with torch 2.15, views included: ~3,670 in the
-# rollout (~57 per environment step: the fused actor-critic forward and
-# sampling ~15, CartPole's step ~30, buffer writes 8, episode records 4), ~180
-# in GAE (2 per step), ~4,000 in the update (~83 per minibatch step: the fused
-# forward 11, the loss and its hand-written gradient ~45, the MLPs' backward
-# 16, clipping and fused Adam 6; training/fast/fused_update.py). Before the
-# fused paths (speedups off, or issue 25's parent commit): 16,095. 7,888 before
-# the fused layer's tanh took the sigmoid form from 4,096 elements per network
-# (training/fast/fused_policy.py): in the rollout 2 ops where tanh_ was 1 (+128),
-# in the update 2 where the sigmoid form was 4 (-192), and the plain form one op
-# shorter in the critic's pass over the final observations (-2).
-EAGER_OPS_PER_BATCH = 7_822
+# Ops of one default CartPole batch (128 envs x 64 steps, 4 epochs of 8
+# minibatches) on the CPU with torch 2.15, views included: ~3,800 in the
+# rollout (~59 per environment step: the fused actor-critic forward and
+# sampling ~15, CartPole's step ~28, buffer writes 8, episode records 4), ~180
+# in GAE (2 per step), ~2,550 in the update (~79 per minibatch step: the fused
+# forward 10, the loss and its hand-written gradient ~38, the MLPs' backward
+# 19, clipping and fused Adam 6; training/fast/fused_update.py). Before the
+# fused paths (speedups off, or issue 25's parent commit, 6 epochs): 16,095.
+# 7,822 with the 6 epochs the default had until 2026-12-07 (4 epochs at a
+# learning rate of 3e-3 solve as reliably: configs/cartpole.toml).
+EAGER_OPS_PER_BATCH = 6_558
 
 
 def default_cartpole(tmp_path: Path, **changes):
@@ -85,6 +83,6 @@ def test_a_compiled_batch_dispatches_a_fraction_of_the_eager_ops(tmp_path: Path)
 def test_the_pinned_count_is_of_the_default_batch_s_shape(tmp_path: Path) -> None:
     """A change to CartPole's defaults changes the count: this says which."""
     config, state, _ = default_cartpole(tmp_path)
-    assert (config.n_envs, config.horizon, config.update_epochs) == (128, 64, 6)
+    assert (config.n_envs, config.horizon, config.update_epochs) == (128, 64, 4)
     assert config.batch_size // config.minibatch_size == 8
     assert state.batch == 2
