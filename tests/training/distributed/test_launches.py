@@ -74,8 +74,8 @@ def test_a_compiled_batch_dispatches_a_fraction_of_the_eager_ops(tmp_path: Path)
         if e.name.startswith("aten::")
         and (e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::"))
     ]
-    # ~2,900 at torch 2.15 (mostly the extern matmuls and their views): a third of
-    # the eager batch's before the fused eager paths, now a bit over a third
+    # 2,181 at torch 2.15 (mostly the extern matmuls and their views; ~2,900 with
+    # 6 epochs): a third of the eager batch's
     assert len(dispatched) < EAGER_OPS_PER_BATCH / 2, len(dispatched)
     torch._dynamo.reset()
 
